@@ -1,0 +1,96 @@
+/**
+ * What a policy sees of the request it runs for. The engine keeps these views up to date
+ * as a chain runs: each policy sees the changes of the policies before it.
+ *
+ * @module
+ */
+import type { ReadonlyHeaders } from "./headers.ts";
+
+const utf8 = new TextDecoder();
+
+/** A whole (buffered) HTTP body. */
+export class Body {
+  /**
+   * @param content the body bytes
+   * @param endOfStream false when trailers follow the body
+   */
+  constructor(readonly content: Uint8Array, readonly endOfStream = true) {}
+
+  /** The body decoded as UTF-8. */
+  text(): string {
+    return utf8.decode(this.content);
+  }
+
+  /** The body parsed as JSON; throws a `SyntaxError` if it is not JSON. */
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+
+  /** Size in bytes. */
+  get length(): number {
+    return this.content.byteLength;
+  }
+}
+
+/** Optional API identity of a route, from the route's `api` block in the engine config. */
+export interface ApiInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly version: string;
+  readonly context: string;
+}
+
+/** The Envoy route a request matched (its `name`, which selects the chain). */
+export interface RouteInfo {
+  readonly name: string;
+  readonly api?: ApiInfo;
+}
+
+/** State shared by every policy of one request, from the request phase to the response phase. */
+export interface SharedContext {
+  /** Envoy's `x-request-id`, or an id the engine made up if the header is absent. */
+  readonly requestId: string;
+  readonly route: RouteInfo;
+  /**
+   * A map policies use to pass values to later policies of the same request (including the
+   * response phase). Values must be JSON values to be visible to Python policies.
+   */
+  readonly metadata: Record<string, unknown>;
+}
+
+/** The request as a policy sees it in `onRequest`. */
+export interface RequestContext {
+  readonly shared: SharedContext;
+  readonly headers: ReadonlyHeaders;
+  /** The whole body: present only for policies whose mode buffers the request body. */
+  readonly body: Body | undefined;
+  /** The `:path` pseudo-header: path and query. */
+  readonly path: string;
+  readonly method: string;
+  readonly authority: string;
+  readonly scheme: string;
+}
+
+/** The response (and the request it answers) as a policy sees it in `onResponse`. */
+export interface ResponseContext {
+  readonly shared: SharedContext;
+  readonly requestHeaders: ReadonlyHeaders;
+  readonly requestBody: Body | undefined;
+  readonly requestPath: string;
+  readonly requestMethod: string;
+  readonly responseHeaders: ReadonlyHeaders;
+  /** The whole body: present only for policies whose mode buffers the response body. */
+  readonly responseBody: Body | undefined;
+  readonly responseStatus: number;
+}
+
+/** Where a policy instance is attached; given to its factory once, when the chain is built. */
+export interface PolicyMetadata {
+  readonly routeName: string;
+  readonly policyName: string;
+  /** Full version of the policy definition, e.g. `v1.0.0`. */
+  readonly policyVersion: string;
+  readonly api?: ApiInfo;
+  /** Always `"route"` for now: chains are configured per route. */
+  readonly attachedTo: "route";
+}

@@ -1,0 +1,38 @@
+/**
+ * What a policy needs from Envoy. The engine combines the modes of a route's policies
+ * into the smallest ext_proc processing mode, once per chain: a body is buffered only if
+ * some policy reads it, and the response phase is skipped if no policy takes part in it.
+ *
+ * @module
+ */
+
+/** Whether a policy takes part in a header phase. */
+export type HeaderProcessingMode = "SKIP" | "PROCESS";
+
+/** Whether a policy needs a whole (buffered) body. */
+export type BodyProcessingMode = "SKIP" | "BUFFER";
+
+/** The phases a policy takes part in. */
+export interface ProcessingMode {
+  /** Run `onRequest` (default `PROCESS`). */
+  readonly requestHeaderMode: HeaderProcessingMode;
+  /** Run `onRequest` with the whole request body (default `SKIP`). */
+  readonly requestBodyMode: BodyProcessingMode;
+  /** Run `onResponse` (default `SKIP`). */
+  readonly responseHeaderMode: HeaderProcessingMode;
+  /** Run `onResponse` with the whole response body (default `SKIP`). */
+  readonly responseBodyMode: BodyProcessingMode;
+}
+
+/** Headers-only request processing: the default when a policy declares nothing. */
+export const DEFAULT_PROCESSING_MODE: ProcessingMode = Object.freeze({
+  requestHeaderMode: "PROCESS",
+  requestBodyMode: "SKIP",
+  responseHeaderMode: "SKIP",
+  responseBodyMode: "SKIP",
+});
+
+/** Fills the unset fields of a partial mode with {@link DEFAULT_PROCESSING_MODE}. */
+export function processingMode(partial: Partial<ProcessingMode> = {}): ProcessingMode {
+  return Object.freeze({ ...DEFAULT_PROCESSING_MODE, ...partial });
+}

@@ -1,0 +1,39 @@
+/**
+ * The policy contract. A policy module exports a {@link PolicyFactory} named `getPolicy`;
+ * the engine calls it once per route when it builds the route's chain, with the policy's
+ * parameters already merged, validated against its schema and given their defaults.
+ *
+ * @module
+ */
+import type { RequestAction, ResponseAction } from "./actions.ts";
+import type { PolicyMetadata, RequestContext, ResponseContext } from "./context.ts";
+import type { ProcessingMode } from "./mode.ts";
+
+/** Validated policy parameters (user parameters merged over system parameters). */
+export type Params = Readonly<Record<string, unknown>>;
+
+/** A result that may be computed synchronously or asynchronously. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** A policy instance, bound to one route. */
+export interface Policy<P extends Params = Params> {
+  /**
+   * The phases this instance takes part in. Called once, when the chain is built. When
+   * absent, the `processingMode` of the policy's definition applies. Declaring only what
+   * is needed is the main performance lever: it decides what Envoy sends at all.
+   */
+  mode?(): Partial<ProcessingMode>;
+  /** Runs in the request phase, in chain order. */
+  onRequest?(ctx: RequestContext, params: P): MaybePromise<RequestAction>;
+  /** Runs in the response phase, in reverse chain order. */
+  onResponse?(ctx: ResponseContext, params: P): MaybePromise<ResponseAction>;
+}
+
+/**
+ * Creates a policy instance for a route. Throwing (or rejecting) fails the chain build with
+ * a message naming the route and policy, and the engine keeps its previous configuration.
+ */
+export type PolicyFactory<P extends Params = Params> = (
+  metadata: PolicyMetadata,
+  params: P,
+) => MaybePromise<Policy<P>>;
