@@ -1,0 +1,166 @@
+/**
+ * Loads the engine config: YAML → schema validation (every problem, with line numbers) →
+ * environment overrides → a normalized {@link EngineConfig}.
+ */
+import type { ValidateFunction } from "ajv";
+import { createAjv } from "./ajv.ts";
+import { parseDuration } from "./duration.ts";
+import { type Problem, ProblemsError } from "./problem.ts";
+import { configSchema } from "./schema.ts";
+import { schemaViolations } from "./schema_errors.ts";
+import type { EngineConfig, FailureRule, LogLevel, RouteConfig } from "./types.ts";
+import { parseYamlSource } from "./yaml_source.ts";
+
+/** Environment variables that override the file (see docs/configuration.md). */
+export const CONFIG_ENV_VARS = [
+  "TOLLGATE_SOCKET",
+  "TOLLGATE_PYTHON_SOCKET",
+  "TOLLGATE_LOG_LEVEL",
+  "TOLLGATE_PYTHON",
+  "TOLLGATE_PYTHON_DIR",
+] as const;
+
+export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_VARS)[number], string>>;
+
+/** Defaults that depend on where the engine runs, supplied by the entry point. */
+export interface ConfigDefaults {
+  readonly pythonInterpreter: string;
+  readonly pythonExecutorDir: string;
+}
+
+const DEFAULT_SOCKET = "/tmp/tollgate/extproc.sock";
+const DEFAULT_PYTHON_SOCKET = "/tmp/tollgate/python.sock";
+const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error"];
+
+let validator: ValidateFunction | undefined;
+function validate(value: unknown): ValidateFunction {
+  validator ??= createAjv().compile(configSchema);
+  validator(value);
+  return validator;
+}
+
+// deno-lint-ignore no-explicit-any
+type Raw = Record<string, any>;
+
+/** Reads the process environment for the override variables (needs only those env permissions). */
+export function readConfigEnv(): ConfigEnv {
+  const env: ConfigEnv = {};
+  for (const name of CONFIG_ENV_VARS) {
+    const value = Deno.env.get(name);
+    if (value) env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * Parses and validates config text. Throws {@link ProblemsError} listing every problem,
+ * each with file, YAML path, line and reason.
+ */
+export function parseConfig(
+  text: string,
+  source: string,
+  env: ConfigEnv,
+  defaults: ConfigDefaults,
+): EngineConfig {
+  const yaml = parseYamlSource(text, source);
+  if (Array.isArray(yaml)) throw new ProblemsError(`invalid YAML in ${source}`, yaml);
+  const raw: Raw = yaml.value ?? {};
+  const problems: Problem[] = [];
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ProblemsError(`invalid config ${source}`, [yaml.problemAt([], "must be a YAML mapping")]);
+  }
+  const check = validate(raw);
+  for (const violation of schemaViolations(check.errors)) {
+    problems.push(yaml.problemAt(violation.segments, violation.message));
+  }
+  if (Array.isArray(raw.routes)) {
+    const seen = new Map<string, number>();
+    (raw.routes as Raw[]).forEach((route, index) => {
+      if (typeof route?.name !== "string") return;
+      const first = seen.get(route.name);
+      if (first !== undefined) {
+        problems.push(
+          yaml.problemAt(["routes", index, "name"], `duplicate route name (also routes[${first}])`),
+        );
+      } else seen.set(route.name, index);
+    });
+  }
+  if (env.TOLLGATE_LOG_LEVEL && !LOG_LEVELS.includes(env.TOLLGATE_LOG_LEVEL as LogLevel)) {
+    problems.push({
+      file: "environment",
+      path: "TOLLGATE_LOG_LEVEL",
+      message: `must be one of ${LOG_LEVELS.join(", ")}`,
+    });
+  }
+  if (problems.length > 0) {
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    throw new ProblemsError(`invalid config ${source}`, problems);
+  }
+  return normalize(raw, source, env, defaults, yaml.problemAt);
+}
+
+function normalize(
+  raw: Raw,
+  source: string,
+  env: ConfigEnv,
+  defaults: ConfigDefaults,
+  locate: EngineConfig["locate"],
+): EngineConfig {
+  const listen = raw.listen as Raw;
+  const envSocket = env.TOLLGATE_SOCKET;
+  return {
+    source,
+    locate,
+    listen: listen.address !== undefined && envSocket === undefined
+      ? { kind: "tcp", address: listen.address }
+      : {
+        kind: "unix",
+        socket: envSocket ?? listen.socket ?? DEFAULT_SOCKET,
+        socketMode: parseInt(listen.socketMode, 8),
+      },
+    admin: { address: raw.admin.address },
+    python: {
+      socket: env.TOLLGATE_PYTHON_SOCKET ?? raw.python.socket ?? DEFAULT_PYTHON_SOCKET,
+      workers: raw.python.workers,
+      timeoutMs: parseDuration(raw.python.timeout),
+      interpreter: env.TOLLGATE_PYTHON ?? raw.python.interpreter ?? defaults.pythonInterpreter,
+      executorDir: env.TOLLGATE_PYTHON_DIR ?? raw.python.executorDir ?? defaults.pythonExecutorDir,
+    },
+    limits: { maxBodyBytes: raw.limits.maxBodyBytes },
+    shutdown: { gracePeriodMs: parseDuration(raw.shutdown.gracePeriod) },
+    log: { level: (env.TOLLGATE_LOG_LEVEL as LogLevel | undefined) ?? raw.log.level, format: raw.log.format },
+    policyConfig: raw.policyConfig,
+    routes: (raw.routes as Raw[]).map((route): RouteConfig => ({
+      name: route.name,
+      api: route.api,
+      policies: (route.policies as Raw[]).map((ref) => ({
+        name: ref.name,
+        version: ref.version,
+        parameters: ref.parameters,
+        onFailure: ref.onFailure as FailureRule,
+        timeoutMs: ref.timeout === undefined ? undefined : parseDuration(ref.timeout),
+        executionCondition: ref.executionCondition,
+        enabled: ref.enabled,
+      })),
+    })),
+  };
+}
+
+/** Reads and parses a config file; an unreadable file is a problem like any other. */
+export async function loadConfigFile(
+  path: string,
+  env: ConfigEnv,
+  defaults: ConfigDefaults,
+): Promise<EngineConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new ProblemsError(`cannot read config ${path}`, [{
+      file: path,
+      path: "",
+      message: error instanceof Error ? error.message : String(error),
+    }]);
+  }
+  return parseConfig(text, path, env, defaults);
+}

@@ -1,0 +1,103 @@
+/**
+ * JSON Schema (draft-7) of the engine's YAML config: the contract documented in
+ * docs/configuration.md. Defaults here are the engine's defaults.
+ */
+import { DURATION_PATTERN } from "./duration.ts";
+
+const duration = { type: "string", pattern: DURATION_PATTERN };
+const hostPort = { type: "string", pattern: "^[^\\s:]+:\\d{1,5}$" };
+
+const policyRef = {
+  type: "object",
+  additionalProperties: false,
+  required: ["name", "version"],
+  properties: {
+    name: { type: "string", pattern: "^[a-z0-9]+(-[a-z0-9]+)*$" },
+    version: { type: "string", pattern: "^v\\d+(\\.\\d+\\.\\d+)?$" },
+    parameters: { type: "object", default: {} },
+    onFailure: { enum: ["deny", "continue", "skipRemaining"], default: "deny" },
+    timeout: duration,
+    executionCondition: { type: "string", minLength: 1 },
+    enabled: { type: "boolean", default: true },
+  },
+};
+
+const route = {
+  type: "object",
+  additionalProperties: false,
+  required: ["name"],
+  properties: {
+    name: { type: "string", minLength: 1 },
+    api: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        id: { type: "string", default: "" },
+        name: { type: "string", default: "" },
+        version: { type: "string", default: "" },
+        context: { type: "string", default: "" },
+      },
+    },
+    policies: { type: "array", items: policyRef, default: [] },
+  },
+};
+
+/** The schema the raw YAML is validated against. */
+export const configSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    listen: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        socket: { type: "string", minLength: 1 },
+        address: hostPort,
+        socketMode: { type: "string", pattern: "^0?[0-7]{3}$", default: "0660" },
+      },
+      not: { required: ["socket", "address"] },
+    },
+    admin: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: { address: hostPort },
+    },
+    python: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        socket: { type: "string", minLength: 1 },
+        workers: { type: "integer", minimum: 1, maximum: 256, default: 4 },
+        timeout: { ...duration, default: "30s" },
+        interpreter: { type: "string", minLength: 1 },
+        executorDir: { type: "string", minLength: 1 },
+      },
+    },
+    limits: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: { maxBodyBytes: { type: "integer", minimum: 0, default: 1048576 } },
+    },
+    shutdown: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: { gracePeriod: { ...duration, default: "15s" } },
+    },
+    log: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { enum: ["debug", "info", "warning", "error"], default: "info" },
+        format: { enum: ["json", "text"], default: "json" },
+      },
+    },
+    policyConfig: { type: "object", default: {} },
+    routes: { type: "array", items: route, default: [] },
+  },
+} as const;

@@ -1,0 +1,101 @@
+/**
+ * policy-definition.yaml: parsing and validation. A definition names a policy, its version,
+ * runtime, processing mode and the JSON Schemas (draft-7) of its parameters.
+ */
+import { createAjv } from "../config/ajv.ts";
+import type { Problem } from "../config/problem.ts";
+import { schemaViolations } from "../config/schema_errors.ts";
+import type { YamlSource } from "../config/yaml_source.ts";
+import { DEFAULT_PROCESSING_MODE, type ProcessingMode } from "../sdk/mode.ts";
+import { stripConfigReferences } from "./config_refs.ts";
+
+export type PolicyRuntime = "typescript" | "python";
+
+/** A JSON Schema object, as written in the definition. */
+export type JsonSchema = Readonly<Record<string, unknown>>;
+
+export interface PolicyDefinition {
+  /** kebab-case, e.g. `set-headers`. */
+  readonly name: string;
+  /** Full semantic version with a `v`, e.g. `v1.0.0`. */
+  readonly version: string;
+  readonly description: string;
+  readonly runtime: PolicyRuntime;
+  readonly processingMode: ProcessingMode;
+  readonly parameters: JsonSchema;
+  readonly systemParameters: JsonSchema;
+}
+
+export const POLICY_NAME_PATTERN = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+export const POLICY_VERSION_PATTERN = /^v(\d+)\.(\d+)\.(\d+)$/;
+
+/** `name:vMAJOR`, the registry key (any v1.x.y is `name:v1`). */
+export function registryKey(name: string, version: string): string {
+  const major = /^v(\d+)/.exec(version)?.[1] ?? version;
+  return `${name}:v${major}`;
+}
+
+const EMPTY_SCHEMA: JsonSchema = Object.freeze({ type: "object", properties: {} });
+
+const definitionSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["name", "version"],
+  properties: {
+    name: { type: "string", pattern: POLICY_NAME_PATTERN.source },
+    version: { type: "string", pattern: POLICY_VERSION_PATTERN.source },
+    description: { type: "string", default: "" },
+    runtime: { enum: ["typescript", "python"], default: "typescript" },
+    processingMode: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        requestHeaderMode: { enum: ["SKIP", "PROCESS"] },
+        requestBodyMode: { enum: ["SKIP", "BUFFER"] },
+        responseHeaderMode: { enum: ["SKIP", "PROCESS"] },
+        responseBodyMode: { enum: ["SKIP", "BUFFER"] },
+      },
+    },
+    parameters: { type: "object" },
+    systemParameters: { type: "object" },
+  },
+};
+
+const schemaChecker = createAjv();
+const validateShape = schemaChecker.compile(definitionSchema);
+
+/**
+ * Validates a parsed policy-definition.yaml. Returns the definition, or every problem found:
+ * shape, name and version format, processing modes, and whether both parameter schemas
+ * are valid draft-7 schemas.
+ */
+export function parseDefinition(source: YamlSource): PolicyDefinition | Problem[] {
+  const raw = structuredClone(source.value ?? {}) as Record<string, unknown>;
+  if (typeof raw !== "object" || Array.isArray(raw)) return [source.problemAt([], "must be a YAML mapping")];
+  const problems: Problem[] = [];
+  if (!validateShape(raw)) {
+    for (const v of schemaViolations(validateShape.errors)) {
+      problems.push(source.problemAt(v.segments, v.message));
+    }
+    return problems;
+  }
+  for (const key of ["parameters", "systemParameters"] as const) {
+    const schema = raw[key] as JsonSchema | undefined;
+    if (schema === undefined) continue;
+    try {
+      schemaChecker.compile(stripConfigReferences(schema).schema);
+    } catch (error) {
+      problems.push(source.problemAt([key], `is not a valid JSON Schema: ${(error as Error).message}`));
+    }
+  }
+  if (problems.length > 0) return problems;
+  return {
+    name: raw.name as string,
+    version: raw.version as string,
+    description: raw.description as string,
+    runtime: raw.runtime as PolicyRuntime,
+    processingMode: { ...DEFAULT_PROCESSING_MODE, ...(raw.processingMode as Partial<ProcessingMode>) },
+    parameters: (raw.parameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
+    systemParameters: (raw.systemParameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The policy registry: every policy compiled into this build, keyed `name:vMAJOR`. It is
+ * filled only from the generated module src/gen/registry.ts (see scripts/build.ts), so a
+ * compiled binary embeds exactly the policies of its build manifest.
+ */
+import { type Problem, ProblemsError } from "../config/problem.ts";
+import type { PolicyFactory } from "../sdk/policy.ts";
+import { type PolicyDefinition, registryKey } from "./definition.ts";
+import { compileParameters, type ParameterResolver } from "./params.ts";
+
+/** One entry of the generated registry module. */
+export interface GeneratedPolicy {
+  readonly definition: PolicyDefinition;
+  /** Where the policy came from, for messages (e.g. `policies/set-headers`). */
+  readonly source: string;
+  /** The TypeScript module (absent for Python policies). */
+  readonly module?: Readonly<Record<string, unknown>>;
+}
+
+export interface RegisteredPolicy {
+  readonly key: string;
+  readonly definition: PolicyDefinition;
+  readonly source: string;
+  readonly parameters: ParameterResolver;
+  /** The module's `getPolicy` (TypeScript policies only). */
+  readonly factory: PolicyFactory | undefined;
+}
+
+export type Lookup = { ok: true; policy: RegisteredPolicy } | { ok: false; message: string };
+
+export class PolicyRegistry {
+  readonly #byKey = new Map<string, RegisteredPolicy>();
+
+  /** Builds the registry; duplicate keys and TypeScript modules without `getPolicy` are errors. */
+  constructor(generated: readonly GeneratedPolicy[]) {
+    const problems: Problem[] = [];
+    for (const entry of generated) {
+      const { definition } = entry;
+      const key = registryKey(definition.name, definition.version);
+      const existing = this.#byKey.get(key);
+      if (existing) {
+        problems.push({
+          file: entry.source,
+          path: "",
+          message: `duplicate policy ${key} (also ${existing.source})`,
+        });
+        continue;
+      }
+      const factory = entry.module?.getPolicy;
+      if (definition.runtime === "typescript" && typeof factory !== "function") {
+        problems.push({
+          file: entry.source,
+          path: "",
+          message: "TypeScript policy module does not export getPolicy()",
+        });
+        continue;
+      }
+      this.#byKey.set(key, {
+        key,
+        definition,
+        source: entry.source,
+        parameters: compileParameters(definition),
+        factory: factory as PolicyFactory | undefined,
+      });
+    }
+    if (problems.length > 0) throw new ProblemsError("invalid policy registry", problems);
+  }
+
+  /** Finds a policy by name and `vN` or `vN.N.N` version. */
+  find(name: string, version: string): Lookup {
+    const policy = this.#byKey.get(registryKey(name, version));
+    if (!policy) {
+      const versions = this.list().filter((p) => p.definition.name === name).map((p) => p.definition.version);
+      return {
+        ok: false,
+        message: versions.length > 0
+          ? `policy ${name} has no version ${version} in this build (available: ${versions.join(", ")})`
+          : `unknown policy ${name} (not in this build's registry)`,
+      };
+    }
+    if (version.includes(".") && policy.definition.version !== version) {
+      return {
+        ok: false,
+        message: `policy ${name} ${version} is not in this build (it has ${policy.definition.version})`,
+      };
+    }
+    return { ok: true, policy };
+  }
+
+  list(): RegisteredPolicy[] {
+    return [...this.#byKey.values()];
+  }
+
+  /** Whether any registered policy runs in the Python executor. */
+  hasPythonPolicies(): boolean {
+    return this.list().some((p) => p.definition.runtime === "python");
+  }
+}
