@@ -1,0 +1,8 @@
+/**
+ * Tollgate's entry point: the command line over the policies of build.yaml (compiled in
+ * through the generated registry). See `tollgate --help` and README.md.
+ */
+import { runCli } from "./src/cli.ts";
+import { generatedPolicies } from "./src/gen/registry.ts";
+
+if (import.meta.main) Deno.exit(await runCli(Deno.args, { policies: generatedPolicies }));

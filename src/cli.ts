@@ -1,0 +1,151 @@
+/**
+ * The `tollgate` command line: `serve` (default), `validate`, `version`. Exit codes:
+ *   0  success
+ *   1  runtime failure (e.g. the socket is owned by another live process, bind failed)
+ *   2  invalid usage, config, policy definitions or manifest
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import denoConfig from "../deno.json" with { type: "json" };
+import { formatProblem, ProblemsError } from "./config/problem.ts";
+import { type ConfigDefaults, readConfigEnv } from "./config/load.ts";
+import { Engine } from "./engine.ts";
+import type { GeneratedPolicy } from "./registry/registry.ts";
+import { SocketInUseError } from "./transport/unix_socket.ts";
+
+export const EXIT = { ok: 0, failure: 1, invalid: 2 } as const;
+
+/** What a build of the engine carries: its compiled-in policies. */
+export interface CliBuild {
+  readonly policies: readonly GeneratedPolicy[];
+}
+
+const USAGE: Record<string, string> = {
+  main: `tollgate ${denoConfig.version}: a policy engine for Envoy (ext_proc)
+
+Usage: tollgate [command] [options]
+
+Commands:
+  serve      run the engine (default)
+  validate   check a config against the compiled-in policies without serving
+  version    print the version, the Deno version and the compiled-in policies
+
+Run "tollgate <command> --help" for a command's options.
+Exit codes: 0 ok, 1 runtime failure, 2 invalid usage, config or policies.`,
+  serve: `Usage: tollgate serve [--config PATH]
+
+Runs the ext_proc server. Without --config it serves the embedded default config.
+The config file is watched; valid changes apply without a restart.
+
+Options:
+  -c, --config PATH   engine config (YAML, see docs/configuration.md)
+  -h, --help          show this help
+
+Environment: TOLLGATE_SOCKET, TOLLGATE_PYTHON_SOCKET, TOLLGATE_LOG_LEVEL,
+TOLLGATE_PYTHON, TOLLGATE_PYTHON_DIR override the config file.
+Signals: SIGTERM or SIGINT stop accepting streams, drain in-flight ones within
+shutdown.gracePeriod, and remove the socket.`,
+  validate: `Usage: tollgate validate [--config PATH]
+
+Checks a config (default: the embedded one) against the compiled-in policies:
+unknown policies or versions, parameters against their schemas, \${config}
+references. Prints every problem with file, line and path; exits 2 if any.
+
+Options:
+  -c, --config PATH   engine config to check
+  -h, --help          show this help`,
+  version: `Usage: tollgate version
+
+Prints the Tollgate version, the Deno version and the compiled-in policies.`,
+};
+
+/** Where the Python executor's sources are when none is configured. */
+function defaultExecutorDir(): string {
+  const exe = Deno.execPath();
+  // Under `deno run` the sources are in the repository; a compiled binary looks beside itself.
+  return /(^|\/)deno$/.test(exe)
+    ? join(dirname(fileURLToPath(import.meta.url)), "..", "python")
+    : join(dirname(exe), "python");
+}
+
+export function configDefaults(): ConfigDefaults {
+  return { pythonInterpreter: "python3", pythonExecutorDir: defaultExecutorDir() };
+}
+
+function printProblems(error: ProblemsError): void {
+  console.error(error.summary);
+  for (const problem of error.problems) console.error(`  ${formatProblem(problem)}`);
+}
+
+async function serve(configPath: string | undefined, build: CliBuild): Promise<number> {
+  const engine = await Engine.start({
+    policies: build.policies,
+    configPath,
+    env: readConfigEnv(),
+    defaults: configDefaults(),
+  });
+  const stopped = Promise.withResolvers<void>();
+  const onSignal = () => stopped.resolve();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  await stopped.promise;
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  Deno.removeSignalListener("SIGINT", onSignal);
+  await engine.stop();
+  return EXIT.ok;
+}
+
+/** Runs the command line; returns the process exit code. */
+export async function runCli(args: string[], build: CliBuild): Promise<number> {
+  const command = args[0] && !args[0].startsWith("-") ? args[0] : "serve";
+  const rest = args[0] === command ? args.slice(1) : args;
+  if (!(command in USAGE) || command === "main") {
+    console.error(`unknown command "${command}"\n\n${USAGE.main}`);
+    return EXIT.invalid;
+  }
+  let values: { config?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE[command]}`);
+    return EXIT.invalid;
+  }
+  if (values.help) {
+    console.log(args.length === 1 && args[0].startsWith("-") ? USAGE.main : USAGE[command]);
+    return EXIT.ok;
+  }
+  try {
+    switch (command) {
+      case "version":
+        console.log(`tollgate ${denoConfig.version}`);
+        console.log(
+          `deno ${Deno.version.deno} (v8 ${Deno.version.v8}, typescript ${Deno.version.typescript})`,
+        );
+        console.log("policies:");
+        for (const p of build.policies) {
+          console.log(`  ${p.definition.name} ${p.definition.version} (${p.definition.runtime})`);
+        }
+        return EXIT.ok;
+      case "validate":
+        return await (await import("./validate.ts")).validateConfig(values.config, build);
+      default:
+        return await serve(values.config, build);
+    }
+  } catch (error) {
+    if (error instanceof ProblemsError) {
+      printProblems(error);
+      return EXIT.invalid;
+    }
+    if (error instanceof SocketInUseError) {
+      console.error(`tollgate: ${error.message}`);
+      return EXIT.failure;
+    }
+    console.error(`tollgate: ${error instanceof Error ? error.stack ?? error.message : error}`);
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The engine: wires config, registry, kernel, ext_proc server and admin endpoint together
+ * and owns their lifecycle (start, reload, graceful stop).
+ */
+import { getLogger } from "@logtape/logtape";
+import { DEFAULT_CONFIG_SOURCE, DEFAULT_CONFIG_YAML } from "./config/default_config.ts";
+import { type ConfigDefaults, type ConfigEnv, loadConfigFile, parseConfig } from "./config/load.ts";
+import type { EngineConfig } from "./config/types.ts";
+import { compileCondition } from "./executor/condition.ts";
+import { ExtProcServer } from "./extproc/server.ts";
+import { buildRouteTable, type ChainBuildContext } from "./kernel/build.ts";
+import { Kernel, type RouteTable } from "./kernel/routes.ts";
+import { type AdminServer, startAdmin } from "./observe/admin.ts";
+import { configureLogging } from "./observe/log.ts";
+import { Metrics } from "./observe/metrics.ts";
+import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
+
+const log = getLogger(["tollgate", "engine"]);
+
+export interface EngineOptions {
+  readonly policies: readonly GeneratedPolicy[];
+  /** The config file; undefined runs the embedded default config. */
+  readonly configPath: string | undefined;
+  readonly env: ConfigEnv;
+  readonly defaults: ConfigDefaults;
+}
+
+/** Slack over the body limit for the headers and framing of one ext_proc message. */
+const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
+
+/** Loads the config the options name (file or embedded default). */
+export function loadEngineConfig(
+  options: Pick<EngineOptions, "configPath" | "env" | "defaults">,
+): Promise<EngineConfig> {
+  return options.configPath === undefined
+    ? Promise.resolve(parseConfig(DEFAULT_CONFIG_YAML, DEFAULT_CONFIG_SOURCE, options.env, options.defaults))
+    : loadConfigFile(options.configPath, options.env, options.defaults);
+}
+
+export class Engine {
+  private constructor(
+    private readonly options: EngineOptions,
+    readonly kernel: Kernel,
+    readonly metrics: Metrics,
+    private readonly build: ChainBuildContext,
+    private readonly server: ExtProcServer,
+    private readonly admin: AdminServer | undefined,
+  ) {}
+
+  /** Loads and checks everything, then starts serving. Throws ProblemsError on bad config. */
+  static async start(options: EngineOptions): Promise<Engine> {
+    const config = await loadEngineConfig(options);
+    await configureLogging(config.log.level, config.log.format);
+    const registry = new PolicyRegistry(options.policies);
+    const build: ChainBuildContext = { registry, factoryFor: (p) => p.factory, compileCondition };
+    const kernel = new Kernel(await buildRouteTable(config, build));
+    const metrics = new Metrics();
+    const server = await ExtProcServer.start({
+      kernel,
+      listen: config.listen,
+      maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
+      observer: metrics,
+    });
+    let engine: Engine | undefined;
+    const admin = config.admin.address === undefined ? undefined : await startAdmin(config.admin.address, {
+      metrics,
+      readiness: () => engine?.readiness() ?? { ready: false, reasons: ["starting"] },
+      policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
+      routes: () => describeRoutes(kernel.table),
+    });
+    engine = new Engine(options, kernel, metrics, build, server, admin);
+    log.info("serving {routes} routes from {source}", {
+      routes: config.routes.length,
+      source: config.source,
+    });
+    return engine;
+  }
+
+  readiness(): { ready: boolean; reasons: string[] } {
+    return { ready: true, reasons: [] };
+  }
+
+  /**
+   * Re-reads the config and swaps in the new route table if everything builds. On any
+   * problem the running table stays and the error is rethrown for the caller to log.
+   */
+  async reload(): Promise<RouteTable> {
+    try {
+      const config = await loadEngineConfig(this.options);
+      const table = await buildRouteTable(config, this.build);
+      this.kernel.swap(table);
+      this.metrics.configReloaded("applied");
+      log.info("config reloaded from {source}: {routes} routes", {
+        source: config.source,
+        routes: config.routes.length,
+      });
+      return table;
+    } catch (error) {
+      this.metrics.configReloaded("rejected");
+      throw error;
+    }
+  }
+
+  /** Graceful stop: stop accepting, drain in-flight streams within the grace period, clean up. */
+  async stop(): Promise<void> {
+    const grace = this.kernel.table.config.shutdown.gracePeriodMs;
+    log.info("shutting down (grace period {grace}ms, {streams} streams open)", {
+      grace,
+      streams: this.server.activeStreams,
+    });
+    await this.server.shutdown(grace);
+    await this.admin?.shutdown();
+    log.info("stopped");
+  }
+}
+
+function describeRoutes(table: RouteTable) {
+  return {
+    source: table.config.source,
+    routes: [...table.chains.values()].map((chain) => ({
+      name: chain.route.name,
+      policies: chain.entries.map((e) => ({ policy: e.label, mode: e.mode, onFailure: e.onFailure })),
+      phases: {
+        requestHeaders: chain.request.slice(0, chain.requestHeadersCount).map((e) => e.label),
+        requestBody: chain.request.slice(chain.requestHeadersCount).map((e) => e.label),
+        responseHeaders: chain.response.slice(0, chain.responseHeadersCount).map((e) => e.label),
+        responseBody: chain.response.slice(chain.responseHeadersCount).map((e) => e.label),
+      },
+    })),
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Applies a policy's action to the exchange state, validating what Envoy would otherwise
+ * reject with a 500 (bad header names or values, out-of-range status codes).
+ */
+import type {
+  BodyInput,
+  HeaderChanges,
+  HeaderRecord,
+  UpstreamRequestModificationsInit,
+  UpstreamResponseModificationsInit,
+} from "../sdk/actions.ts";
+import { Body } from "../sdk/context.ts";
+import type { HeaderMap } from "../sdk/headers.ts";
+import type { ExchangeState } from "./state.ts";
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+const utf8 = new TextEncoder();
+
+/** A policy returned something Envoy cannot apply; handled like a policy error. */
+export class InvalidActionError extends Error {
+  override name = "InvalidActionError";
+}
+
+/** Bytes of a body given as bytes or text. */
+export function bodyBytes(body: BodyInput): Uint8Array {
+  return typeof body === "string" ? utf8.encode(body) : body;
+}
+
+function valuesOf(name: string, values: string | readonly string[]): readonly string[] {
+  const list = typeof values === "string" ? [values] : values;
+  for (const value of list) {
+    if (typeof value !== "string") throw new InvalidActionError(`header ${name}: value must be a string`);
+    if (BAD_VALUE.test(value)) throw new InvalidActionError(`header ${name}: value contains CR, LF or NUL`);
+  }
+  return list;
+}
+
+/** Lower-cases and checks a header name; pseudo-headers are handled by dedicated fields. */
+export function checkHeaderName(name: string): string {
+  const lower = name.toLowerCase();
+  if (!TOKEN.test(lower)) {
+    throw new InvalidActionError(
+      lower.startsWith(":")
+        ? `header ${name}: pseudo-headers are changed with path, method or statusCode, not as headers`
+        : `header ${JSON.stringify(name)}: not a valid header name`,
+    );
+  }
+  return lower;
+}
+
+/** Header changes with names lower-cased and every name and value checked. */
+interface CheckedHeaderChanges {
+  readonly remove: readonly string[];
+  readonly set: readonly [string, readonly string[]][];
+  readonly append: readonly [string, readonly string[]][];
+}
+
+function checkRecord(record: HeaderRecord | undefined): [string, readonly string[]][] {
+  return Object.entries(record ?? {}).map(([raw, values]) => {
+    const name = checkHeaderName(raw);
+    return [name, valuesOf(name, values)];
+  });
+}
+
+function checkHeaderChanges(changes: HeaderChanges): CheckedHeaderChanges {
+  return {
+    remove: (changes.removeHeaders ?? []).map(checkHeaderName),
+    set: checkRecord(changes.setHeaders),
+    append: checkRecord(changes.appendHeaders),
+  };
+}
+
+function applyHeaderChanges(headers: HeaderMap, changes: CheckedHeaderChanges, touched: Set<string>): void {
+  for (const name of changes.remove) {
+    headers.delete(name);
+    touched.add(name);
+  }
+  for (const [name, values] of changes.set) {
+    headers.set(name, values);
+    touched.add(name);
+  }
+  for (const [name, values] of changes.append) {
+    for (const value of values) headers.append(name, value);
+    touched.add(name);
+  }
+}
+
+function mergeAnalytics(
+  state: ExchangeState,
+  analytics: Readonly<Record<string, unknown>> | undefined,
+): void {
+  if (analytics) state.changes.analytics = { ...state.changes.analytics, ...analytics };
+}
+
+/**
+ * Applies request modifications: headers, then body, path and method. Everything is checked
+ * before anything changes, so a rejected action leaves the state as it was.
+ */
+export function applyRequestModifications(
+  state: ExchangeState,
+  action: UpstreamRequestModificationsInit,
+): void {
+  const headers = checkHeaderChanges(action);
+  if (action.path !== undefined && (!action.path.startsWith("/") || BAD_VALUE.test(action.path))) {
+    throw new InvalidActionError(
+      `path ${JSON.stringify(action.path)}: must start with "/" and have no CR/LF/NUL`,
+    );
+  }
+  if (action.method !== undefined && !TOKEN.test(action.method.toLowerCase())) {
+    throw new InvalidActionError(`method ${JSON.stringify(action.method)}: not a valid method`);
+  }
+  applyHeaderChanges(state.requestHeaders, headers, state.changes.headers);
+  if (action.body !== undefined) {
+    state.requestBody = new Body(bodyBytes(action.body), state.requestBody?.endOfStream ?? true);
+    state.changes.body = true;
+  }
+  if (action.path !== undefined) {
+    state.path = action.path;
+    state.changes.path = true;
+  }
+  if (action.method !== undefined) {
+    state.method = action.method;
+    state.changes.method = true;
+  }
+  mergeAnalytics(state, action.analyticsMetadata);
+}
+
+/** Checks a status code is one Envoy will send (200–599 for ext_proc). */
+export function checkStatus(status: unknown, what: string): number {
+  if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599) {
+    throw new InvalidActionError(`${what} ${status}: must be an integer from 200 to 599`);
+  }
+  return status as number;
+}
+
+/** Applies response modifications: headers, then body and status (checked first, as above). */
+export function applyResponseModifications(
+  state: ExchangeState,
+  action: UpstreamResponseModificationsInit,
+): void {
+  const headers = checkHeaderChanges(action);
+  if (action.statusCode !== undefined) checkStatus(action.statusCode, "statusCode");
+  applyHeaderChanges(state.responseHeaders, headers, state.changes.headers);
+  if (action.body !== undefined) {
+    state.responseBody = new Body(bodyBytes(action.body), state.responseBody?.endOfStream ?? true);
+    state.changes.body = true;
+  }
+  if (action.statusCode !== undefined) {
+    state.status = action.statusCode;
+    state.changes.status = true;
+  }
+  mergeAnalytics(state, action.analyticsMetadata);
+}
+
+/** Validated headers of an immediate response, as [name, value] field lines. */
+export function immediateHeaderLines(headers: HeaderRecord | undefined): [string, string][] {
+  const lines: [string, string][] = [];
+  for (const [raw, values] of Object.entries(headers ?? {})) {
+    const name = checkHeaderName(raw);
+    for (const value of valuesOf(name, values)) lines.push([name, value]);
+  }
+  return lines;
+}

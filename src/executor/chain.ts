@@ -1,0 +1,69 @@
+/**
+ * A route's chain, ready to run: its policy instances and, computed once when the chain is
+ * built, which of them take part in each phase and which need a buffered body.
+ */
+import type { FailureRule } from "../config/types.ts";
+import type { RouteInfo } from "../sdk/context.ts";
+import type { ProcessingMode } from "../sdk/mode.ts";
+import type { Params, Policy } from "../sdk/policy.ts";
+import type { ExchangeState } from "./state.ts";
+
+/** A compiled execution condition: whether the policy runs for this exchange. */
+export type Condition = (state: ExchangeState, phase: "request" | "response") => boolean;
+
+/** One policy instance in a chain. */
+export interface ChainEntry {
+  /** `name:vMAJOR`, used in logs, metrics and error bodies. */
+  readonly label: string;
+  readonly policy: Policy;
+  readonly params: Params;
+  readonly mode: ProcessingMode;
+  readonly onFailure: FailureRule;
+  readonly timeoutMs: number | undefined;
+  readonly condition: Condition | undefined;
+}
+
+const takesRequest = (m: ProcessingMode) =>
+  m.requestHeaderMode === "PROCESS" || m.requestBodyMode === "BUFFER";
+const takesResponse = (m: ProcessingMode) =>
+  m.responseHeaderMode === "PROCESS" || m.responseBodyMode === "BUFFER";
+
+/** How many leading entries can run before the body is needed (all of them if none needs it). */
+function headerPrefix(entries: readonly ChainEntry[], needsBody: (m: ProcessingMode) => boolean): number {
+  const first = entries.findIndex((e) => needsBody(e.mode));
+  return first === -1 ? entries.length : first;
+}
+
+export class Chain {
+  /** Entries taking part in the request phase, in chain order. */
+  readonly request: readonly ChainEntry[];
+  /** Entries taking part in the response phase, in reverse chain order. */
+  readonly response: readonly ChainEntry[];
+  /**
+   * Leading request entries that run when the request headers arrive. The rest run when
+   * the buffered body arrives, so a body policy sees the changes of the ones before it,
+   * and a path rewrite before any body policy still re-routes (Envoy only re-routes on a
+   * headers response).
+   */
+  readonly requestHeadersCount: number;
+  /** Leading response entries (in response order) that run on the response headers. */
+  readonly responseHeadersCount: number;
+  readonly needsRequestBody: boolean;
+  readonly needsResponse: boolean;
+  readonly needsResponseBody: boolean;
+
+  constructor(readonly route: RouteInfo, readonly entries: readonly ChainEntry[]) {
+    this.request = entries.filter((e) => takesRequest(e.mode));
+    this.response = entries.filter((e) => takesResponse(e.mode)).reverse();
+    this.requestHeadersCount = headerPrefix(this.request, (m) => m.requestBodyMode === "BUFFER");
+    this.responseHeadersCount = headerPrefix(this.response, (m) => m.responseBodyMode === "BUFFER");
+    this.needsRequestBody = this.requestHeadersCount < this.request.length;
+    this.needsResponse = this.response.length > 0;
+    this.needsResponseBody = this.responseHeadersCount < this.response.length;
+  }
+
+  /** True when no policy takes part in any phase: the route passes through. */
+  get isEmpty(): boolean {
+    return this.request.length === 0 && this.response.length === 0;
+  }
+}

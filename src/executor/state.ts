@@ -1,0 +1,113 @@
+/**
+ * The state of one HTTP exchange as its chain runs: request and response data, the shared
+ * context, and what changed in the current phase (so the ext_proc layer can send Envoy
+ * only the net difference).
+ */
+import type { Body, RequestContext, ResponseContext, RouteInfo } from "../sdk/context.ts";
+import { HeaderMap } from "../sdk/headers.ts";
+
+/** What policies changed during one phase; reset when a phase starts. */
+export class PhaseChanges {
+  /** Lower-case names of regular headers whose values changed. */
+  readonly headers = new Set<string>();
+  body = false;
+  path = false;
+  method = false;
+  status = false;
+  /** Key/values for Envoy's dynamic metadata (namespace `tollgate`). */
+  analytics: Record<string, unknown> | undefined;
+
+  get any(): boolean {
+    return this.headers.size > 0 || this.body || this.path || this.method || this.status ||
+      this.analytics !== undefined;
+  }
+}
+
+export class ExchangeState {
+  requestHeaders = new HeaderMap();
+  requestBody: Body | undefined;
+  path = "";
+  method = "";
+  authority = "";
+  scheme = "";
+
+  responseHeaders = new HeaderMap();
+  responseBody: Body | undefined;
+  status = 0;
+
+  changes = new PhaseChanges();
+  readonly shared: {
+    requestId: string;
+    readonly route: RouteInfo;
+    readonly metadata: Record<string, unknown>;
+  };
+
+  constructor(route: RouteInfo) {
+    this.shared = { requestId: "", route, metadata: {} };
+  }
+
+  /** Starts tracking the changes of a new phase. */
+  beginPhase(): void {
+    this.changes = new PhaseChanges();
+  }
+
+  /** The view `onRequest` receives (live: reflects earlier policies' changes). */
+  readonly requestView: RequestContext = createRequestView(this);
+  /** The view `onResponse` receives (live). */
+  readonly responseView: ResponseContext = createResponseView(this);
+}
+
+function createRequestView(state: ExchangeState): RequestContext {
+  return {
+    get shared() {
+      return state.shared;
+    },
+    get headers() {
+      return state.requestHeaders;
+    },
+    get body() {
+      return state.requestBody;
+    },
+    get path() {
+      return state.path;
+    },
+    get method() {
+      return state.method;
+    },
+    get authority() {
+      return state.authority;
+    },
+    get scheme() {
+      return state.scheme;
+    },
+  };
+}
+
+function createResponseView(state: ExchangeState): ResponseContext {
+  return {
+    get shared() {
+      return state.shared;
+    },
+    get requestHeaders() {
+      return state.requestHeaders;
+    },
+    get requestBody() {
+      return state.requestBody;
+    },
+    get requestPath() {
+      return state.path;
+    },
+    get requestMethod() {
+      return state.method;
+    },
+    get responseHeaders() {
+      return state.responseHeaders;
+    },
+    get responseBody() {
+      return state.responseBody;
+    },
+    get responseStatus() {
+      return state.status;
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * One ext_proc stream = one HTTP exchange. Envoy sends a message per phase and waits for
+ * exactly one answer of the matching type; this state machine runs the route's chain in
+ * the right slices and builds those answers.
+ *
+ * Phases: request headers → (request body) → response headers → (response body). Trailers
+ * are passed through. A stream may also start at the response headers (an Envoy local
+ * reply), and after an immediate response Envoy sends nothing more.
+ */
+import { create } from "@bufbuild/protobuf";
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { ProcessingMode } from "../gen/proto/envoy/extensions/filters/http/ext_proc/v3/processing_mode_pb.ts";
+import {
+  type CommonResponse,
+  type ProcessingRequest,
+  type ProcessingResponse,
+  ProcessingResponseSchema,
+} from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
+import type { Chain } from "../executor/chain.ts";
+import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../executor/run.ts";
+import { ExchangeState } from "../executor/state.ts";
+import type { Kernel } from "../kernel/routes.ts";
+import { Body } from "../sdk/context.ts";
+import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
+import {
+  analyticsMetadata,
+  commonResponse,
+  immediateResponse,
+  loadRequestHeaders,
+  loadResponseHeaders,
+} from "./translate.ts";
+
+/** The attribute namespace Envoy uses for `request_attributes`, whatever the filter's name. */
+const ATTRIBUTES_KEY = "envoy.filters.http.ext_proc";
+const ROUTE_ATTRIBUTE = "xds.route_name";
+
+type PhaseReply = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody";
+
+function routeNameOf(request: ProcessingRequest): string | undefined {
+  const value = request.attributes[ATTRIBUTES_KEY]?.[ROUTE_ATTRIBUTE];
+  return typeof value === "string" && value ? value : undefined;
+}
+
+function reply(
+  kind: PhaseReply,
+  common: CommonResponse | undefined,
+  modeOverride?: ProcessingMode,
+  dynamicMetadata?: JsonObject,
+): ProcessingResponse {
+  return create(ProcessingResponseSchema, {
+    response: { case: kind, value: { response: common } },
+    modeOverride,
+    dynamicMetadata,
+  });
+}
+
+function immediateReply(outcome: ImmediateOutcome, dynamicMetadata?: JsonObject): ProcessingResponse {
+  return create(ProcessingResponseSchema, {
+    response: { case: "immediateResponse", value: immediateResponse(outcome) },
+    dynamicMetadata,
+  });
+}
+
+function tooLarge(limit: number): ImmediateOutcome {
+  return {
+    statusCode: 413,
+    headers: [["content-type", "application/json"]],
+    body: new TextEncoder().encode(JSON.stringify({ error: "body_too_large", limitBytes: limit })),
+    policy: "limits",
+  };
+}
+
+/** Counts what the stream does, for metrics. */
+export interface StreamObserver extends RunObserver {
+  immediateResponse(policy: string, status: number): void;
+}
+
+export class ExchangeStream {
+  #chain: Chain | undefined;
+  #state: ExchangeState | undefined;
+  #maxBodyBytes = 0;
+  /** Request entries already run; the rest run when the body arrives. */
+  #requestRan = 0;
+  #responseRan = 0;
+
+  constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
+
+  /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
+  handle(
+    request: ProcessingRequest,
+  ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
+    if (request.observabilityMode) return undefined;
+    const message = request.request;
+    switch (message.case) {
+      case "requestHeaders":
+        return this.#onRequestHeaders(request, message.value.headers, message.value.endOfStream);
+      case "requestBody":
+        return this.#onBody("request", message.value.body, message.value.endOfStream);
+      case "responseHeaders":
+        return this.#onResponseHeaders(request, message.value.headers, message.value.endOfStream);
+      case "responseBody":
+        return this.#onBody("response", message.value.body, message.value.endOfStream);
+      case "requestTrailers":
+        return create(ProcessingResponseSchema, { response: { case: "requestTrailers", value: {} } });
+      case "responseTrailers":
+        return create(ProcessingResponseSchema, { response: { case: "responseTrailers", value: {} } });
+      default:
+        return undefined;
+    }
+  }
+
+  /** Binds the stream to the current route table's chain for `route`; false means pass through. */
+  #bind(route: string | undefined): boolean {
+    const table = this.kernel.table;
+    const chain = route === undefined ? undefined : table.chains.get(route);
+    if (!chain || chain.isEmpty) return false;
+    this.#chain = chain;
+    this.#maxBodyBytes = table.config.limits.maxBodyBytes;
+    this.#state = new ExchangeState(chain.route);
+    return true;
+  }
+
+  async #run(phase: Phase, from: number, to: number): Promise<ImmediateOutcome | undefined> {
+    const chain = this.#chain!;
+    const outcome = await runPolicies(
+      phase === "request" ? chain.request : chain.response,
+      from,
+      to,
+      phase,
+      this.#state!,
+      this.observer,
+    );
+    if (outcome) this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
+    return outcome;
+  }
+
+  async #onRequestHeaders(
+    request: ProcessingRequest,
+    headers: Parameters<typeof loadRequestHeaders>[1],
+    endOfStream: boolean,
+  ): Promise<ProcessingResponse> {
+    if (!this.#bind(routeNameOf(request))) return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
+    const chain = this.#chain!;
+    const state = this.#state!;
+    loadRequestHeaders(state, headers);
+    state.shared.requestId = state.requestHeaders.get("x-request-id") ?? crypto.randomUUID();
+    const to = endOfStream || !chain.needsRequestBody ? chain.request.length : chain.requestHeadersCount;
+    this.#requestRan = to;
+    const immediate = await this.#run("request", 0, to);
+    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    return reply(
+      "requestHeaders",
+      commonResponse(state, { side: "request", bodyPhase: false }),
+      modeOverrideFor(chain),
+      analyticsMetadata(state),
+    );
+  }
+
+  async #onResponseHeaders(
+    request: ProcessingRequest,
+    headers: Parameters<typeof loadResponseHeaders>[1],
+    endOfStream: boolean,
+  ): Promise<ProcessingResponse> {
+    // A stream that starts here is an Envoy local reply: no mode override was sent yet.
+    const startsHere = this.#state === undefined;
+    if (startsHere && !this.#bind(routeNameOf(request))) return reply("responseHeaders", undefined);
+    const chain = this.#chain;
+    const state = this.#state;
+    if (!chain || !state || !chain.needsResponse) return reply("responseHeaders", undefined);
+    state.beginPhase();
+    loadResponseHeaders(state, headers);
+    if (startsHere) state.shared.requestId = state.responseHeaders.get("x-request-id") ?? crypto.randomUUID();
+    const to = endOfStream || !chain.needsResponseBody ? chain.response.length : chain.responseHeadersCount;
+    this.#responseRan = to;
+    const immediate = await this.#run("response", 0, to);
+    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    return reply(
+      "responseHeaders",
+      commonResponse(state, { side: "response", bodyPhase: false }),
+      startsHere && to < chain.response.length ? modeOverrideFor(chain) : undefined,
+      analyticsMetadata(state),
+    );
+  }
+
+  async #onBody(side: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
+    const kind: PhaseReply = side === "request" ? "requestBody" : "responseBody";
+    const chain = this.#chain;
+    const state = this.#state;
+    const entries = side === "request" ? chain?.request : chain?.response;
+    const ran = side === "request" ? this.#requestRan : this.#responseRan;
+    if (!chain || !state || !entries || ran >= entries.length) return reply(kind, undefined);
+    if (bytes.byteLength > this.#maxBodyBytes) return immediateReply(tooLarge(this.#maxBodyBytes));
+    state.beginPhase();
+    if (side === "request") {
+      state.requestBody = new Body(bytes, endOfStream);
+      this.#requestRan = entries.length;
+    } else {
+      state.responseBody = new Body(bytes, endOfStream);
+      this.#responseRan = entries.length;
+    }
+    const immediate = await this.#run(side, ran, entries.length);
+    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, analyticsMetadata(state));
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Builds a route table from a config: for every route, every enabled policy is looked up in
+ * the registry, given its validated parameters and instantiated by its factory. Every
+ * problem of every route is reported at once; nothing is swapped in unless all succeed.
+ */
+import { type Problem, ProblemsError } from "../config/problem.ts";
+import type { EngineConfig, PolicyRef, RouteConfig } from "../config/types.ts";
+import { Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
+import type { RegisteredPolicy } from "../registry/registry.ts";
+import type { PolicyRegistry } from "../registry/registry.ts";
+import type { PolicyMetadata } from "../sdk/context.ts";
+import type { ProcessingMode } from "../sdk/mode.ts";
+import type { PolicyFactory } from "../sdk/policy.ts";
+import { RouteTable } from "./routes.ts";
+
+/** Supplies the factory of a registered policy (the bridge's for Python policies). */
+export type FactoryResolver = (policy: RegisteredPolicy) => PolicyFactory | undefined;
+
+/** Compiles an execution condition; throws with a readable message if it is invalid. */
+export type ConditionCompiler = (expression: string) => Condition;
+
+export interface ChainBuildContext {
+  readonly registry: PolicyRegistry;
+  readonly factoryFor: FactoryResolver;
+  readonly compileCondition: ConditionCompiler;
+}
+
+const HEADER_MODES = ["SKIP", "PROCESS"];
+const BODY_MODES = ["SKIP", "BUFFER"];
+
+function checkMode(mode: ProcessingMode): string | undefined {
+  for (const key of ["requestHeaderMode", "responseHeaderMode"] as const) {
+    if (!HEADER_MODES.includes(mode[key])) return `mode().${key} must be SKIP or PROCESS, got ${mode[key]}`;
+  }
+  for (const key of ["requestBodyMode", "responseBodyMode"] as const) {
+    if (!BODY_MODES.includes(mode[key])) return `mode().${key} must be SKIP or BUFFER, got ${mode[key]}`;
+  }
+  return undefined;
+}
+
+async function buildEntry(
+  config: EngineConfig,
+  route: RouteConfig,
+  ref: PolicyRef,
+  at: (string | number)[],
+  ctx: ChainBuildContext,
+  problems: Problem[],
+): Promise<ChainEntry | undefined> {
+  const fail = (segments: (string | number)[], reason: string, label = `${ref.name}:${ref.version}`) => {
+    problems.push(config.locate([...at, ...segments], `${reason} (route "${route.name}", policy ${label})`));
+    return undefined;
+  };
+  const found = ctx.registry.find(ref.name, ref.version);
+  if (!found.ok) return fail(["name"], found.message);
+  const { policy } = found;
+  const resolved = policy.parameters.resolve(ref.parameters, config.policyConfig);
+  if (!resolved.ok) {
+    for (const p of resolved.problems) fail(p.segments as (string | number)[], p.message, policy.key);
+    return undefined;
+  }
+  let condition: Condition | undefined;
+  if (ref.executionCondition !== undefined) {
+    try {
+      condition = ctx.compileCondition(ref.executionCondition);
+    } catch (error) {
+      return fail(["executionCondition"], (error as Error).message, policy.key);
+    }
+  }
+  const factory = ctx.factoryFor(policy);
+  if (!factory) {
+    return fail([], `no runtime is available for ${policy.definition.runtime} policies`, policy.key);
+  }
+  const metadata: PolicyMetadata = {
+    routeName: route.name,
+    policyName: policy.definition.name,
+    policyVersion: policy.definition.version,
+    api: route.api,
+    attachedTo: "route",
+  };
+  try {
+    const instance = await factory(metadata, resolved.params);
+    const mode: ProcessingMode = { ...policy.definition.processingMode, ...instance.mode?.() };
+    const modeProblem = checkMode(mode);
+    if (modeProblem) return fail([], modeProblem, policy.key);
+    return {
+      label: policy.key,
+      policy: instance,
+      params: resolved.params,
+      mode,
+      onFailure: ref.onFailure,
+      timeoutMs: ref.timeoutMs,
+      condition,
+    };
+  } catch (error) {
+    return fail([], `getPolicy failed: ${(error as Error)?.message ?? error}`, policy.key);
+  }
+}
+
+/** Builds every route's chain; throws {@link ProblemsError} listing every problem. */
+export async function buildRouteTable(config: EngineConfig, ctx: ChainBuildContext): Promise<RouteTable> {
+  const problems: Problem[] = [];
+  const chains = new Map<string, Chain>();
+  for (const [routeIndex, route] of config.routes.entries()) {
+    const entries: ChainEntry[] = [];
+    for (const [policyIndex, ref] of route.policies.entries()) {
+      if (!ref.enabled) continue;
+      const entry = await buildEntry(
+        config,
+        route,
+        ref,
+        ["routes", routeIndex, "policies", policyIndex],
+        ctx,
+        problems,
+      );
+      if (entry) entries.push(entry);
+    }
+    chains.set(route.name, new Chain({ name: route.name, api: route.api }, entries));
+  }
+  if (problems.length > 0) throw new ProblemsError(`cannot build the routes of ${config.source}`, problems);
+  return new RouteTable(config, chains);
+}

@@ -1,0 +1,53 @@
+/**
+ * gRPC plumbing shared by the ext_proc server and the Python executor client: protobuf-es
+ * codecs in the shape grpc-js expects.
+ */
+import { Buffer } from "node:buffer";
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+
+/** Serialize and deserialize functions for one message type. */
+export interface Codec<T> {
+  serialize(message: T): Buffer;
+  deserialize(bytes: Uint8Array): T;
+}
+
+/** A grpc-js codec for a protobuf-es message schema (no copies: views over the same bytes). */
+export function codec<Desc extends DescMessage>(schema: Desc): Codec<MessageShape<Desc>> {
+  return {
+    serialize(message) {
+      const bytes = toBinary(schema, message);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+    deserialize(bytes) {
+      return fromBinary(schema, bytes);
+    },
+  };
+}
+
+/** A grpc-js method definition for a bidirectional streaming RPC. */
+export function bidiMethod<Req extends DescMessage, Res extends DescMessage>(
+  path: string,
+  req: Req,
+  res: Res,
+) {
+  const request = codec(req);
+  const response = codec(res);
+  return {
+    path,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: request.serialize,
+    requestDeserialize: request.deserialize,
+    responseSerialize: response.serialize,
+    responseDeserialize: response.deserialize,
+  } as const;
+}
+
+/** A grpc-js method definition for a unary RPC. */
+export function unaryMethod<Req extends DescMessage, Res extends DescMessage>(
+  path: string,
+  req: Req,
+  res: Res,
+) {
+  return { ...bidiMethod(path, req, res), requestStream: false, responseStream: false } as const;
+}
