@@ -1,0 +1,19 @@
+/** Helpers shared by the built-in header policies. */
+import type { HeaderRecord } from "@tollgate/sdk";
+
+/** A `{name, value}` entry as the WSO2-shaped parameters list headers. */
+export interface NamedValue {
+  readonly name: string;
+  readonly value: string;
+}
+
+/**
+ * Groups a `{name, value}` list by lower-cased name, keeping every value in order (a name
+ * listed twice gives two field lines). Undefined for an absent or empty list.
+ */
+export function groupHeaders(list: readonly NamedValue[] | undefined): HeaderRecord | undefined {
+  if (!list || list.length === 0) return undefined;
+  const grouped: Record<string, string[]> = {};
+  for (const { name, value } of list) (grouped[name.toLowerCase()] ??= []).push(value);
+  return grouped;
+}

@@ -1,0 +1,159 @@
+/**
+ * The builder: reads a build manifest (build.yaml), discovers its policies and generates
+ * the registries under src/gen/ (see docs/policies.md):
+ *
+ *   <out>/registry.ts                 static imports of TypeScript policies + definitions
+ *   <out>/python/policy_registry.py   Python policies: registry key -> directory
+ *   <out>/python/requirements.txt     merged requirements of the Python policies
+ *
+ * Files are rewritten only when their content changes. With no arguments it builds the
+ * default manifest and the test manifest; `--manifest FILE --out DIR` builds one.
+ */
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { formatProblem, type Problem } from "../src/config/problem.ts";
+import { registryKey } from "../src/registry/definition.ts";
+import { discoverPolicy } from "../src/registry/discover.ts";
+import { type ManifestEntry, parseManifest } from "../src/registry/manifest.ts";
+import {
+  type BuiltPolicy,
+  relativeImport,
+  renderPythonRegistry,
+  renderRegistryModule,
+  renderRequirements,
+} from "./lib/codegen.ts";
+import { fetchNpmPackage, fetchPythonModule } from "./lib/fetch_policy.ts";
+import { repoRoot } from "./lib/venv.ts";
+
+/** The manifests `deno task build` builds by default, and where their output goes. */
+export const DEFAULT_TARGETS = [
+  { manifest: "build.yaml", out: "src/gen" },
+  { manifest: "tests/fixtures/build.yaml", out: "src/gen/test" },
+];
+
+async function locate(
+  entry: ManifestEntry,
+  manifestDir: string,
+): Promise<{ dir: string; origin: string; npm?: string }> {
+  const { source } = entry;
+  switch (source.kind) {
+    case "filePath": {
+      const dir = isAbsolute(source.path) ? source.path : resolve(manifestDir, source.path);
+      return { dir, origin: relative(repoRoot, dir) || "." };
+    }
+    case "pythonmodule": {
+      const where = `github.com/${source.owner}/${source.repo}${
+        source.path ? `/${source.path}` : ""
+      }@${source.tag}`;
+      return { dir: await fetchPythonModule(source), origin: where };
+    }
+    case "npm":
+      return { dir: await fetchNpmPackage(source), origin: source.specifier, npm: source.specifier };
+  }
+}
+
+/** Discovers every entry; returns the built policies or every problem found. */
+export async function discoverManifest(
+  manifestFile: string,
+): Promise<{ built: BuiltPolicy[]; problems: Problem[] }> {
+  const problems: Problem[] = [];
+  const built: BuiltPolicy[] = [];
+  const text = await Deno.readTextFile(manifestFile).catch((error) => {
+    problems.push({ file: manifestFile, path: "", message: `cannot read: ${error.message}` });
+    return undefined;
+  });
+  if (text === undefined) return { built, problems };
+  const entries = parseManifest(text, relative(repoRoot, manifestFile));
+  if (entries.length > 0 && "file" in entries[0]) return { built, problems: entries as Problem[] };
+  const seen = new Map<string, string>();
+  for (const entry of entries as ManifestEntry[]) {
+    let where;
+    try {
+      where = await locate(entry, dirname(manifestFile));
+    } catch (error) {
+      problems.push(entry.problemAt(entry.source.kind, `cannot fetch: ${(error as Error).message}`));
+      continue;
+    }
+    const found = await discoverPolicy(where.dir);
+    if (Array.isArray(found)) {
+      problems.push(...found.map((p) => ({ ...p, message: `${entry.label}: ${p.message}` })));
+      continue;
+    }
+    const { definition } = found;
+    if (definition.name !== entry.name) {
+      problems.push(entry.problemAt("name", `the policy in ${where.origin} is named ${definition.name}`));
+      continue;
+    }
+    if (where.npm && definition.runtime !== "typescript") {
+      problems.push(entry.problemAt("npm", "npm entries must be TypeScript policies"));
+      continue;
+    }
+    const key = registryKey(definition.name, definition.version);
+    const previous = seen.get(key);
+    if (previous) {
+      problems.push(entry.problemAt("name", `duplicate registry key ${key} (also ${previous})`));
+      continue;
+    }
+    seen.set(key, entry.label);
+    built.push({
+      policy: found,
+      origin: where.origin,
+      importSpecifier: definition.runtime === "typescript" ? where.npm ?? found.moduleFile : undefined,
+      pythonPath: definition.runtime === "python" ? relative(repoRoot, where.dir) : undefined,
+    });
+  }
+  return { built, problems };
+}
+
+async function writeIfChanged(file: string, content: string): Promise<boolean> {
+  const current = await Deno.readTextFile(file).catch(() => undefined);
+  if (current === content) return false;
+  await Deno.mkdir(dirname(file), { recursive: true });
+  await Deno.writeTextFile(file, content);
+  return true;
+}
+
+/** Builds one manifest into `outDir`; returns the problems (empty on success). */
+export async function buildManifest(manifest: string, outDir: string): Promise<Problem[]> {
+  const manifestFile = resolve(repoRoot, manifest);
+  const out = resolve(repoRoot, outDir);
+  const { built, problems } = await discoverManifest(manifestFile);
+  if (problems.length > 0) return problems;
+  const name = relative(repoRoot, manifestFile);
+  const registryImport = relativeImport(out, join(repoRoot, "src/registry/registry.ts"));
+  const withImports = built.map((b) => ({
+    ...b,
+    importSpecifier: b.importSpecifier?.startsWith("npm:")
+      ? b.importSpecifier
+      : b.importSpecifier && relativeImport(out, b.importSpecifier),
+  }));
+  const changed = [
+    await writeIfChanged(join(out, "registry.ts"), renderRegistryModule(withImports, name, registryImport)),
+    await writeIfChanged(join(out, "python", "policy_registry.py"), renderPythonRegistry(built, name)),
+    await writeIfChanged(join(out, "python", "requirements.txt"), renderRequirements(built, name)),
+  ];
+  if (changed.some(Boolean)) {
+    console.error(`build: ${name} -> ${relative(repoRoot, out)} (${built.length} policies)`);
+  }
+  return [];
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { manifest: { type: "string" }, out: { type: "string" } },
+  });
+  const targets = values.manifest
+    ? [{ manifest: values.manifest, out: values.out ?? "src/gen" }]
+    : DEFAULT_TARGETS;
+  let failed = false;
+  for (const target of targets) {
+    const problems = await buildManifest(target.manifest, target.out);
+    for (const problem of problems) console.error(formatProblem(problem));
+    failed ||= problems.length > 0;
+  }
+  if (failed) {
+    console.error("build: failed; nothing was generated for the manifests with problems");
+    Deno.exit(1);
+  }
+}
