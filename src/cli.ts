@@ -60,17 +60,15 @@ Options:
 Prints the Tollgate version, the Deno version and the compiled-in policies.`,
 };
 
-/** Where the Python executor's sources are when none is configured. */
-function defaultExecutorDir(): string {
-  const exe = Deno.execPath();
-  // Under `deno run` the sources are in the repository; a compiled binary looks beside itself.
-  return /(^|\/)deno$/.test(exe)
-    ? join(dirname(fileURLToPath(import.meta.url)), "..", "python")
-    : join(dirname(exe), "python");
-}
-
+/**
+ * Defaults that depend on where the engine runs. The executor sources default to the
+ * repository's python/ (right for `deno run`); the image sets TOLLGATE_PYTHON_DIR.
+ */
 export function configDefaults(): ConfigDefaults {
-  return { pythonInterpreter: "python3", pythonExecutorDir: defaultExecutorDir() };
+  return {
+    pythonInterpreter: "python3",
+    pythonExecutorDir: join(dirname(fileURLToPath(import.meta.url)), "..", "python"),
+  };
 }
 
 function printProblems(error: ProblemsError): void {
@@ -85,13 +83,13 @@ async function serve(configPath: string | undefined, build: CliBuild): Promise<n
     env: readConfigEnv(),
     defaults: configDefaults(),
   });
+  // Repeated signals (a terminal's Ctrl-C reaches both `deno task` and the engine) are
+  // ignored while the graceful stop runs; SIGKILL remains the way to force an exit.
   const stopped = Promise.withResolvers<void>();
   const onSignal = () => stopped.resolve();
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
   await stopped.promise;
-  Deno.removeSignalListener("SIGTERM", onSignal);
-  Deno.removeSignalListener("SIGINT", onSignal);
   await engine.stop();
   return EXIT.ok;
 }

@@ -73,6 +73,9 @@ export function parseConfig(
   for (const violation of schemaViolations(check.errors)) {
     problems.push(yaml.problemAt(violation.segments, violation.message));
   }
+  if (raw.listen?.socket !== undefined && raw.listen?.address !== undefined) {
+    problems.push(yaml.problemAt(["listen", "address"], "set either listen.socket or listen.address, not both"));
+  }
   if (Array.isArray(raw.routes)) {
     const seen = new Map<string, number>();
     (raw.routes as Raw[]).forEach((route, index) => {

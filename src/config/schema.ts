@@ -56,7 +56,6 @@ export const configSchema = {
         address: hostPort,
         socketMode: { type: "string", pattern: "^0?[0-7]{3}$", default: "0660" },
       },
-      not: { required: ["socket", "address"] },
     },
     admin: {
       type: "object",

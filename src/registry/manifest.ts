@@ -77,7 +77,8 @@ export function parseManifest(text: string, file: string): ManifestEntry[] | Pro
   }
   const problems: Problem[] = [];
   const entries: ManifestEntry[] = [];
-  raw!.policies!.forEach((item, index) => {
+  const items = (yaml.value as { policies: Record<string, string>[] }).policies;
+  items.forEach((item, index) => {
     const label = `policies[${index}] (${item.name})`;
     const problemAt = (field: string, message: string) => {
       const p = yaml.problemAt(field ? ["policies", index, field] : ["policies", index], message);

@@ -3,6 +3,11 @@ import type { GeneratedPolicy } from "../../registry/registry.ts";
 import * as policy0 from "../../../policies/set-headers/mod.ts";
 import * as policy1 from "../../../policies/remove-headers/mod.ts";
 import * as policy2 from "../../../policies/respond/mod.ts";
+import * as policy3 from "../../../tests/fixtures/policies/trace/mod.ts";
+import * as policy4 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
+import * as policy5 from "../../../tests/fixtures/policies/replace-body/mod.ts";
+import * as policy6 from "../../../tests/fixtures/policies/fail/mod.ts";
+import * as policy7 from "../../../tests/fixtures/policies/slow/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -216,5 +221,170 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy2,
+  },
+  {
+    source: "tests/fixtures/policies/trace",
+    definition: {
+      "description": "Test policy. Appends its label to x-trace on the request and the response, and to the shared metadata.",
+      "name": "trace",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "label": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "label",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy3,
+  },
+  {
+    source: "tests/fixtures/policies/rewrite-path",
+    definition: {
+      "description": "Test policy. Replaces a path prefix (keeping the rest and the query).",
+      "name": "rewrite-path",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "from": {
+            "type": "string",
+          },
+          "to": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "from",
+          "to",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy4,
+  },
+  {
+    source: "tests/fixtures/policies/replace-body",
+    definition: {
+      "description": "Test policy. Reads the buffered JSON request body and adds fields to it.",
+      "name": "replace-body",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "add": {
+            "default": {},
+            "type": "object",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "BUFFER",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy5,
+  },
+  {
+    source: "tests/fixtures/policies/fail",
+    definition: {
+      "description": "Test policy. Throws in the phases it is configured for.",
+      "name": "fail",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "request": {
+            "default": true,
+            "type": "boolean",
+          },
+          "response": {
+            "default": false,
+            "type": "boolean",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy6,
+  },
+  {
+    source: "tests/fixtures/policies/slow",
+    definition: {
+      "description": "Test policy. Waits before answering (asynchronously) and marks the request.",
+      "name": "slow",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "delayMs": {
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "required": [
+          "delayMs",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy7,
   },
 ];

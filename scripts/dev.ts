@@ -1,0 +1,50 @@
+/**
+ * `deno task dev [--config PATH]`: prepares .venv and the generated registry if needed, then
+ * runs the engine with the production permission flags for this checkout's layout (see
+ * scripts/lib/permissions.ts). Signals are passed on, so Ctrl-C is a graceful shutdown.
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { formatProblem, ProblemsError } from "../src/config/problem.ts";
+import { buildManifest } from "./build.ts";
+import { layoutForConfig } from "./lib/engine_layout.ts";
+import { permissionFlags } from "./lib/permissions.ts";
+import { repoRoot, venvPython } from "./lib/venv.ts";
+import { setup } from "./setup.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { config: { type: "string", short: "c" } } });
+
+await setup();
+const problems = await buildManifest("build.yaml", "src/gen");
+if (problems.length > 0) {
+  problems.forEach((p) => console.error(formatProblem(p)));
+  Deno.exit(2);
+}
+let layout;
+try {
+  layout = await layoutForConfig(values.config);
+} catch (error) {
+  if (!(error instanceof ProblemsError)) throw error;
+  console.error(error.message);
+  Deno.exit(2);
+}
+const child = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    ...permissionFlags(layout),
+    join(repoRoot, "main.ts"),
+    "serve",
+    ...(values.config ? ["--config", values.config] : []),
+  ],
+  env: { TOLLGATE_PYTHON: venvPython },
+}).spawn();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => {
+    try {
+      child.kill(signal);
+    } catch {
+      // already exiting
+    }
+  });
+}
+Deno.exit((await child.status).code);

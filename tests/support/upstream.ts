@@ -1,0 +1,47 @@
+/**
+ * The upstream the integration tests put behind Envoy: records every request it receives
+ * and answers with a JSON echo of it. `/cookies...` answers with two set-cookie headers.
+ */
+import { freePort } from "./ports.ts";
+
+export interface ReceivedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+}
+
+export class Upstream {
+  readonly received: ReceivedRequest[] = [];
+  private constructor(readonly port: number, private readonly server: Deno.HttpServer) {}
+
+  static start(): Upstream {
+    const port = freePort();
+    let self: Upstream | undefined;
+    const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (request) => {
+      const url = new URL(request.url);
+      const body = new Uint8Array(await request.arrayBuffer());
+      self!.received.push({ method: request.method, path: url.pathname + url.search, headers: request.headers, body });
+      const headers = new Headers({ "content-type": "application/json", "x-powered-by": "upstream" });
+      if (url.pathname.startsWith("/cookies")) {
+        headers.append("set-cookie", "a=1; Path=/");
+        headers.append("set-cookie", "b=2; Path=/");
+      }
+      return new Response(
+        JSON.stringify({ method: request.method, path: url.pathname + url.search, bodyLength: body.length }),
+        { headers },
+      );
+    });
+    self = new Upstream(port, server);
+    return self;
+  }
+
+  /** Requests received whose path starts with `prefix`. */
+  requestsTo(prefix: string): ReceivedRequest[] {
+    return this.received.filter((r) => r.path.startsWith(prefix));
+  }
+
+  async stop(): Promise<void> {
+    await this.server.shutdown();
+  }
+}

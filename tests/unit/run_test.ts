@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import { runPolicies } from "../../src/executor/run.ts";
+import { ExchangeState } from "../../src/executor/state.ts";
+import { ImmediateResponse, type Policy, UpstreamRequestModifications, UpstreamResponseModifications } from "../../src/sdk/mod.ts";
+import { chain, entry } from "../support/chains.ts";
+
+const appendTrace = (label: string): Policy => ({
+  onRequest: (ctx) => {
+    const seen = ctx.headers.getAll("x-trace").join(",");
+    return new UpstreamRequestModifications({ appendHeaders: { "x-trace": label }, setHeaders: { [`x-seen-${label}`]: seen } });
+  },
+  onResponse: () => new UpstreamResponseModifications({ appendHeaders: { "x-trace": label } }),
+});
+const both = { mode: { requestHeaderMode: "PROCESS", responseHeaderMode: "PROCESS" } } as const;
+
+function state() {
+  const s = new ExchangeState({ name: "test-route" });
+  s.shared.requestId = "req-1";
+  return s;
+}
+
+Deno.test("request policies run in order and see earlier changes; response policies run in reverse", async () => {
+  const c = chain(entry("a:v1", appendTrace("a"), both), entry("b:v1", appendTrace("b"), both), entry("c:v1", appendTrace("c"), both));
+  const s = state();
+  assert.equal(await runPolicies(c.request, 0, c.request.length, "request", s), undefined);
+  assert.deepEqual(s.requestHeaders.getAll("x-trace"), ["a", "b", "c"]);
+  assert.equal(s.requestHeaders.get("x-seen-c"), "a,b");
+  await runPolicies(c.response, 0, c.response.length, "response", s);
+  assert.deepEqual(s.responseHeaders.getAll("x-trace"), ["c", "b", "a"]);
+});
+
+Deno.test("an immediate response stops the chain", async () => {
+  let ran = false;
+  const c = chain(
+    entry("deny:v1", { onRequest: () => new ImmediateResponse({ statusCode: 401, headers: { "www-authenticate": "Bearer" }, body: "no" }) }),
+    entry("after:v1", { onRequest: () => void (ran = true) }),
+  );
+  const outcome = await runPolicies(c.request, 0, 2, "request", state());
+  assert.equal(outcome?.statusCode, 401);
+  assert.equal(outcome?.policy, "deny:v1");
+  assert.deepEqual(outcome?.headers, [["www-authenticate", "Bearer"]]);
+  assert.equal(new TextDecoder().decode(outcome?.body), "no");
+  assert.equal(ran, false);
+});
+
+Deno.test("an immediate response is allowed in the response phase", async () => {
+  const c = chain(entry("r:v1", { onResponse: () => new ImmediateResponse({ statusCode: 502 }) }, both));
+  assert.equal((await runPolicies(c.response, 0, 1, "response", state()))?.statusCode, 502);
+});
+
+const failing: Policy = {
+  onRequest: () => {
+    throw new Error("boom");
+  },
+};
+const marker = (name: string): Policy => ({ onRequest: () => new UpstreamRequestModifications({ setHeaders: { [name]: "1" } }) });
+
+Deno.test("onFailure deny answers 500 with a JSON body naming the policy and request", async () => {
+  const s = state();
+  const c = chain(entry("bad:v1", failing), entry("next:v1", marker("x-next")));
+  const outcome = await runPolicies(c.request, 0, 2, "request", s);
+  assert.equal(outcome?.statusCode, 500);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(outcome?.body)), {
+    error: "policy_error",
+    policy: "bad:v1",
+    requestId: "req-1",
+  });
+  assert.equal(s.requestHeaders.has("x-next"), false);
+});
+
+Deno.test("onFailure continue skips the failed policy only", async () => {
+  const s = state();
+  const c = chain(entry("bad:v1", failing, { onFailure: "continue" }), entry("next:v1", marker("x-next")));
+  assert.equal(await runPolicies(c.request, 0, 2, "request", s), undefined);
+  assert.equal(s.requestHeaders.get("x-next"), "1");
+});
+
+Deno.test("onFailure skipRemaining keeps earlier changes and runs nothing after", async () => {
+  const s = state();
+  const c = chain(entry("first:v1", marker("x-first")), entry("bad:v1", failing, { onFailure: "skipRemaining" }), entry("next:v1", marker("x-next")));
+  assert.equal(await runPolicies(c.request, 0, 3, "request", s), undefined);
+  assert.equal(s.requestHeaders.get("x-first"), "1");
+  assert.equal(s.requestHeaders.has("x-next"), false);
+});
+
+Deno.test("an async policy over its timeout fails with 504", async () => {
+  const slow: Policy = { onRequest: () => new Promise((resolve) => setTimeout(resolve, 1000)) };
+  const c = chain(entry("slow:v1", slow, { timeoutMs: 20 }));
+  const outcome = await runPolicies(c.request, 0, 1, "request", state());
+  assert.equal(outcome?.statusCode, 504);
+  assert.match(new TextDecoder().decode(outcome?.body), /policy_timeout/);
+});
+
+Deno.test("a wrong action for the phase is a policy failure", async () => {
+  const c = chain(entry("wrong:v1", { onRequest: () => new UpstreamResponseModifications({}) as never }));
+  assert.equal((await runPolicies(c.request, 0, 1, "request", state()))?.statusCode, 500);
+});
+
+Deno.test("a false condition skips the policy", async () => {
+  const s = state();
+  s.method = "GET";
+  const c = chain(
+    entry("post-only:v1", marker("x-post"), { condition: (st) => st.method === "POST" }),
+    entry("always:v1", marker("x-always")),
+  );
+  await runPolicies(c.request, 0, 2, "request", s);
+  assert.equal(s.requestHeaders.has("x-post"), false);
+  assert.equal(s.requestHeaders.get("x-always"), "1");
+});
+
+Deno.test("the observer sees every policy run with its outcome", async () => {
+  const seen: string[] = [];
+  const c = chain(entry("ok:v1", marker("x")), entry("bad:v1", failing, { onFailure: "continue" }));
+  await runPolicies(c.request, 0, 2, "request", state(), {
+    policyRan: (label, phase, outcome) => seen.push(`${label}/${phase}/${outcome}`),
+  });
+  assert.deepEqual(seen, ["ok:v1/request/ok", "bad:v1/request/failed"]);
+});

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { HeaderMapSchema } from "../../src/gen/proto/envoy/config/core/v3/base_pb.ts";
+import { CommonResponse_ResponseStatus } from "../../src/gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
+import {
+  applyRequestModifications,
+  applyResponseModifications,
+  InvalidActionError,
+} from "../../src/executor/apply.ts";
+import { ExchangeState } from "../../src/executor/state.ts";
+import {
+  commonResponse,
+  immediateResponse,
+  loadRequestHeaders,
+  loadResponseHeaders,
+} from "../../src/extproc/translate.ts";
+import {
+  Body,
+  UpstreamRequestModifications,
+  type UpstreamRequestModificationsInit,
+  UpstreamResponseModifications,
+} from "../../src/sdk/mod.ts";
+
+const utf8 = new TextEncoder();
+const text = new TextDecoder();
+
+function headerMap(pairs: [string, string][]) {
+  return create(HeaderMapSchema, { headers: pairs.map(([key, value]) => ({ key, rawValue: utf8.encode(value) })) });
+}
+
+function requestState(pairs: [string, string][] = []): ExchangeState {
+  const state = new ExchangeState({ name: "r" });
+  loadRequestHeaders(state, headerMap([[":method", "GET"], [":path", "/a?b=1"], [":authority", "h"], [":scheme", "http"], ...pairs]));
+  return state;
+}
+
+/** The set_headers of a response as [key, value, append] triples. */
+function sets(response: ReturnType<typeof commonResponse>) {
+  return (response?.headerMutation?.setHeaders ?? []).map((o) => {
+    assert.equal(o.header?.value, "", "only raw_value is sent");
+    return [o.header!.key, text.decode(o.header!.rawValue), o.append ?? false];
+  });
+}
+
+Deno.test("request headers: pseudo-headers go to fields, repeated headers are kept in order", () => {
+  const state = requestState([["accept", "a"], ["accept", "b"], ["x-one", "1"]]);
+  assert.equal(state.method, "GET");
+  assert.equal(state.path, "/a?b=1");
+  assert.equal(state.authority, "h");
+  assert.equal(state.scheme, "http");
+  assert.deepEqual(state.requestHeaders.getAll("accept"), ["a", "b"]);
+  assert.equal(state.requestHeaders.get("accept"), "a, b");
+  assert.equal(state.requestHeaders.has(":path"), false);
+});
+
+Deno.test("response headers: :status becomes the status, set-cookie values stay separate", () => {
+  const state = new ExchangeState({ name: "r" });
+  loadResponseHeaders(state, headerMap([[":status", "201"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]]));
+  assert.equal(state.status, 201);
+  assert.deepEqual(state.responseHeaders.getAll("set-cookie"), ["a=1", "b=2"]);
+});
+
+Deno.test("no change gives no CommonResponse", () => {
+  assert.equal(commonResponse(requestState(), { side: "request", bodyPhase: false }), undefined);
+});
+
+Deno.test("a multi-valued set overwrites with the first value and appends the rest; removals are listed", () => {
+  const state = requestState([["x-old", "1"], ["x-keep", "k"]]);
+  applyRequestModifications(state, new UpstreamRequestModifications({
+    setHeaders: { "Set-Cookie": ["a=1", "b=2"] },
+    removeHeaders: ["x-old"],
+    appendHeaders: { "x-keep": "k2" },
+  }));
+  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  assert.deepEqual(sets(response), [
+    ["set-cookie", "a=1", false],
+    ["set-cookie", "b=2", true],
+    ["x-keep", "k", false],
+    ["x-keep", "k2", true],
+  ]);
+  assert.deepEqual(response?.headerMutation?.removeHeaders, ["x-old"]);
+  assert.equal(response?.clearRouteCache, false);
+  assert.equal(response?.status, CommonResponse_ResponseStatus.CONTINUE);
+});
+
+Deno.test("a header set then removed in the same phase is only removed", () => {
+  const state = requestState();
+  applyRequestModifications(state, new UpstreamRequestModifications({ setHeaders: { "x-a": "1" } }));
+  applyRequestModifications(state, new UpstreamRequestModifications({ removeHeaders: ["x-a"] }));
+  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  assert.deepEqual(sets(response), []);
+  assert.deepEqual(response?.headerMutation?.removeHeaders, ["x-a"]);
+});
+
+Deno.test("a path change sets :path and asks Envoy to re-route; a method change sets :method", () => {
+  const state = requestState();
+  applyRequestModifications(state, new UpstreamRequestModifications({ path: "/new?x=2", method: "POST" }));
+  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  assert.deepEqual(sets(response), [[":path", "/new?x=2", false], [":method", "POST", false]]);
+  assert.equal(response?.clearRouteCache, true);
+});
+
+Deno.test("a body change in the body phase rewrites content-length", () => {
+  const state = requestState([["content-length", "2"]]);
+  state.requestBody = new Body(utf8.encode("{}"));
+  applyRequestModifications(state, new UpstreamRequestModifications({ body: '{"longer":true}' }));
+  const response = commonResponse(state, { side: "request", bodyPhase: true });
+  assert.equal(response?.bodyMutation?.mutation.case, "body");
+  assert.equal(text.decode(response?.bodyMutation?.mutation.value as Uint8Array), '{"longer":true}');
+  assert.deepEqual(sets(response), [["content-length", "15", false]]);
+  assert.equal(response?.status, CommonResponse_ResponseStatus.CONTINUE);
+});
+
+Deno.test("a body change in a headers phase replaces the body with CONTINUE_AND_REPLACE", () => {
+  const state = requestState();
+  applyRequestModifications(state, new UpstreamRequestModifications({ body: "new" }));
+  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  assert.equal(response?.status, CommonResponse_ResponseStatus.CONTINUE_AND_REPLACE);
+  assert.equal(text.decode(response?.bodyMutation?.mutation.value as Uint8Array), "new");
+  assert.deepEqual(sets(response), [], "Envoy drops content-length itself in this mode");
+});
+
+Deno.test("a response status change sets :status", () => {
+  const state = new ExchangeState({ name: "r" });
+  loadResponseHeaders(state, headerMap([[":status", "200"]]));
+  applyResponseModifications(state, new UpstreamResponseModifications({ statusCode: 299, setHeaders: { "x-r": "1" } }));
+  const response = commonResponse(state, { side: "response", bodyPhase: false });
+  assert.deepEqual(sets(response), [[":status", "299", false], ["x-r", "1", false]]);
+  assert.equal(response?.clearRouteCache, false);
+});
+
+Deno.test("invalid actions are rejected before anything changes", () => {
+  const state = requestState([["x-a", "1"]]);
+  const bad: UpstreamRequestModificationsInit[] = [
+    { removeHeaders: ["x-a"], setHeaders: { "bad name": "v" } },
+    { removeHeaders: ["x-a"], setHeaders: { "x-b": "line\r\nbreak" } },
+    { removeHeaders: ["x-a"], setHeaders: { ":path": "/x" } },
+    { removeHeaders: ["x-a"], path: "no-slash" },
+    { removeHeaders: ["x-a"], method: "GE T" },
+  ];
+  for (const init of bad) {
+    assert.throws(() => applyRequestModifications(state, new UpstreamRequestModifications(init)), InvalidActionError);
+  }
+  assert.throws(
+    () => applyResponseModifications(state, new UpstreamResponseModifications({ statusCode: 99 })),
+    InvalidActionError,
+  );
+  assert.equal(state.requestHeaders.get("x-a"), "1");
+  assert.equal(state.changes.any, false);
+});
+
+Deno.test("an immediate response carries status, every header line, body and details", () => {
+  const response = immediateResponse({
+    statusCode: 429,
+    headers: [["retry-after", "1"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]],
+    body: utf8.encode("slow down"),
+    policy: "rate-limit:v1",
+  });
+  assert.equal(response.status?.code, 429);
+  assert.equal(text.decode(response.body), "slow down");
+  assert.equal(response.details, "tollgate_rate-limit_v1");
+  assert.deepEqual(
+    response.headers?.setHeaders.map((o) => [o.header?.key, text.decode(o.header!.rawValue), o.append ?? false]),
+    [["retry-after", "1", false], ["set-cookie", "a=1", false], ["set-cookie", "b=2", true]],
+  );
+});
