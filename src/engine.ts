@@ -38,13 +38,14 @@ export function loadEngineConfig(
 }
 
 export class Engine {
+  #admin: AdminServer | undefined;
+
   private constructor(
     private readonly options: EngineOptions,
     readonly kernel: Kernel,
     readonly metrics: Metrics,
     private readonly build: ChainBuildContext,
     private readonly server: ExtProcServer,
-    private readonly admin: AdminServer | undefined,
   ) {}
 
   /** Loads and checks everything, then starts serving. Throws ProblemsError on bad config. */
@@ -61,14 +62,15 @@ export class Engine {
       maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
       observer: metrics,
     });
-    let engine: Engine | undefined;
-    const admin = config.admin.address === undefined ? undefined : await startAdmin(config.admin.address, {
-      metrics,
-      readiness: () => engine?.readiness() ?? { ready: false, reasons: ["starting"] },
-      policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
-      routes: () => describeRoutes(kernel.table),
-    });
-    engine = new Engine(options, kernel, metrics, build, server, admin);
+    const engine = new Engine(options, kernel, metrics, build, server);
+    if (config.admin.address !== undefined) {
+      engine.#admin = await startAdmin(config.admin.address, {
+        metrics,
+        readiness: () => engine.readiness(),
+        policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
+        routes: () => describeRoutes(kernel.table),
+      });
+    }
     log.info("serving {routes} routes from {source}", {
       routes: config.routes.length,
       source: config.source,
@@ -109,7 +111,7 @@ export class Engine {
       streams: this.server.activeStreams,
     });
     await this.server.shutdown(grace);
-    await this.admin?.shutdown();
+    await this.#admin?.shutdown();
     log.info("stopped");
   }
 }

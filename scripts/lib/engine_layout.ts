@@ -21,7 +21,9 @@ export async function layoutForConfig(configPath: string | undefined): Promise<P
   });
   const sockets = [config.listen.kind === "unix" ? config.listen.socket : undefined, config.python.socket];
   return {
-    runtimeDirs: [...new Set(sockets.filter((s): s is string => s !== undefined).map((s) => dirname(resolve(s))))],
+    runtimeDirs: [
+      ...new Set(sockets.filter((s): s is string => s !== undefined).map((s) => dirname(resolve(s)))),
+    ],
     extprocSocket: config.listen.kind === "unix" ? resolve(config.listen.socket) : undefined,
     extprocAddress: config.listen.kind === "tcp" ? config.listen.address : undefined,
     pythonSocket: resolve(config.python.socket),

@@ -74,7 +74,9 @@ export function parseConfig(
     problems.push(yaml.problemAt(violation.segments, violation.message));
   }
   if (raw.listen?.socket !== undefined && raw.listen?.address !== undefined) {
-    problems.push(yaml.problemAt(["listen", "address"], "set either listen.socket or listen.address, not both"));
+    problems.push(
+      yaml.problemAt(["listen", "address"], "set either listen.socket or listen.address, not both"),
+    );
   }
   if (Array.isArray(raw.routes)) {
     const seen = new Map<string, number>();

@@ -8,28 +8,52 @@ import { EngineProcess } from "../support/engine_process.ts";
 import { Envoy } from "../support/envoy.ts";
 import { Upstream } from "../support/upstream.ts";
 
-const policy = (name: string, parameters: Record<string, unknown> = {}) => ({ name, version: "v1", parameters });
+const policy = (name: string, parameters: Record<string, unknown> = {}) => ({
+  name,
+  version: "v1",
+  parameters,
+});
 
 const config = {
   routes: [
     {
       name: "hdr",
       policies: [
-        policy("set-headers", { requestHeaders: [{ name: "X-Added", value: "from-tollgate" }], responseHeaders: [{ name: "x-resp", value: "1" }] }),
+        policy("set-headers", {
+          requestHeaders: [{ name: "X-Added", value: "from-tollgate" }],
+          responseHeaders: [{ name: "x-resp", value: "1" }],
+        }),
         policy("remove-headers", { responseHeaders: [{ name: "x-powered-by" }] }),
       ],
     },
-    { name: "order", policies: [policy("trace", { label: "A" }), policy("trace", { label: "B" }), policy("trace", { label: "C" })] },
+    {
+      name: "order",
+      policies: [
+        policy("trace", { label: "A" }),
+        policy("trace", { label: "B" }),
+        policy("trace", { label: "C" }),
+      ],
+    },
     {
       name: "respond",
       policies: [
-        policy("respond", { statusCode: 403, headers: [{ name: "content-type", value: "application/json" }], body: '{"denied":true}' }),
+        policy("respond", {
+          statusCode: 403,
+          headers: [{ name: "content-type", value: "application/json" }],
+          body: '{"denied":true}',
+        }),
         policy("trace", { label: "never" }),
       ],
     },
     { name: "old", policies: [policy("rewrite-path", { from: "/old", to: "/new" })] },
-    { name: "body", policies: [policy("trace", { label: "before-body" }), policy("replace-body", { add: { added: true } })] },
-    { name: "cookies", policies: [policy("set-headers", { responseHeaders: [{ name: "x-cookie-test", value: "1" }] })] },
+    {
+      name: "body",
+      policies: [policy("trace", { label: "before-body" }), policy("replace-body", { add: { added: true } })],
+    },
+    {
+      name: "cookies",
+      policies: [policy("set-headers", { responseHeaders: [{ name: "x-cookie-test", value: "1" }] })],
+    },
   ],
 };
 
@@ -47,24 +71,42 @@ const envoyRoutes = [
 Deno.test("TypeScript chains through a real Envoy", async (t) => {
   const upstream = Upstream.start();
   const engine = await EngineProcess.start({ config });
-  const envoy = await Envoy.start({ routes: envoyRoutes, upstreamPort: upstream.port, extproc: engine.extproc });
+  const envoy = await Envoy.start({
+    routes: envoyRoutes,
+    upstreamPort: upstream.port,
+    extproc: engine.extproc,
+  });
   try {
-    await t.step("a request header set by a policy arrives upstream; response headers set and removed", async () => {
-      const response = await fetch(`${envoy.url}/hdr/users`);
-      await response.body?.cancel();
-      assert.equal(response.status, 200);
-      assert.equal(upstream.requestsTo("/hdr/users")[0].headers.get("x-added"), "from-tollgate");
-      assert.equal(response.headers.get("x-resp"), "1");
-      assert.equal(response.headers.get("x-powered-by"), null, "remove-headers removed the upstream's header");
-    });
+    await t.step(
+      "a request header set by a policy arrives upstream; response headers set and removed",
+      async () => {
+        const response = await fetch(`${envoy.url}/hdr/users`);
+        await response.body?.cancel();
+        assert.equal(response.status, 200);
+        assert.equal(upstream.requestsTo("/hdr/users")[0].headers.get("x-added"), "from-tollgate");
+        assert.equal(response.headers.get("x-resp"), "1");
+        assert.equal(
+          response.headers.get("x-powered-by"),
+          null,
+          "remove-headers removed the upstream's header",
+        );
+      },
+    );
 
-    await t.step("request policies run in chain order, response policies in reverse, sharing metadata", async () => {
-      const response = await fetch(`${envoy.url}/order`);
-      await response.body?.cancel();
-      assert.equal(upstream.requestsTo("/order")[0].headers.get("x-trace"), "A, B, C");
-      assert.equal(response.headers.get("x-trace"), "C, B, A");
-      assert.equal(response.headers.get("x-trace-metadata"), "A,B,C", "metadata written in the request phase");
-    });
+    await t.step(
+      "request policies run in chain order, response policies in reverse, sharing metadata",
+      async () => {
+        const response = await fetch(`${envoy.url}/order`);
+        await response.body?.cancel();
+        assert.equal(upstream.requestsTo("/order")[0].headers.get("x-trace"), "A, B, C");
+        assert.equal(response.headers.get("x-trace"), "C, B, A");
+        assert.equal(
+          response.headers.get("x-trace-metadata"),
+          "A,B,C",
+          "metadata written in the request phase",
+        );
+      },
+    );
 
     await t.step("respond short-circuits without touching the upstream", async () => {
       const response = await fetch(`${envoy.url}/respond/anything`);
@@ -97,7 +139,11 @@ Deno.test("TypeScript chains through a real Envoy", async (t) => {
       const text = new TextDecoder().decode(received.body);
       assert.deepEqual(JSON.parse(text), { a: 1, added: true, originalLength: sent.length });
       assert.equal(received.headers.get("content-length"), String(received.body.length));
-      assert.equal(received.headers.get("x-trace"), "before-body", "the header policy before the body policy ran");
+      assert.equal(
+        received.headers.get("x-trace"),
+        "before-body",
+        "the header policy before the body policy ran",
+      );
     });
 
     await t.step("two set-cookie headers from upstream reach the client as two", async () => {
@@ -117,7 +163,14 @@ Deno.test("TypeScript chains through a real Envoy", async (t) => {
     });
 
     await t.step("Envoy saw no spurious messages, errors or ignored route-cache clears", async () => {
-      for (const stat of ["spurious_msgs_received", "streams_failed", "failure_mode_allowed", "clear_route_cache_ignored"]) {
+      for (
+        const stat of [
+          "spurious_msgs_received",
+          "streams_failed",
+          "failure_mode_allowed",
+          "clear_route_cache_ignored",
+        ]
+      ) {
         assert.equal(await envoy.stat(`http.ingress_http.ext_proc.${stat}`), 0, stat);
       }
       const started = await envoy.stat("http.ingress_http.ext_proc.streams_started");

@@ -1,7 +1,7 @@
 /** Building chains from plain policy objects, for unit tests of the executor and ext_proc layer. */
 import type { FailureRule } from "../../src/config/types.ts";
 import { Chain, type ChainEntry, type Condition } from "../../src/executor/chain.ts";
-import { type Policy, processingMode, type ProcessingMode } from "../../src/sdk/mod.ts";
+import { type Policy, type ProcessingMode, processingMode } from "../../src/sdk/mod.ts";
 
 export interface EntryOptions {
   readonly mode?: Partial<ProcessingMode>;

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { type PermissionLayout, permissionFlags } from "../../scripts/lib/permissions.ts";
+import { permissionFlags, type PermissionLayout } from "../../scripts/lib/permissions.ts";
 import { repoRoot, venvPython } from "../../scripts/lib/venv.ts";
 import { freePort, waitFor } from "./ports.ts";
 
@@ -20,6 +20,8 @@ export interface EngineProcessOptions {
   readonly entry?: string;
   /** Don't wait for readiness (for tests of startup failures). */
   readonly noWait?: boolean;
+  /** Use these directories and sockets, e.g. another engine's (for tests of socket ownership). */
+  readonly layout?: { readonly dir: string; readonly layout: PermissionLayout };
 }
 
 export class EngineProcess {
@@ -70,15 +72,19 @@ export class EngineProcess {
       ...config,
       listen: layout.extprocSocket ? { socket: layout.extprocSocket } : { address: layout.extprocAddress },
       admin: { address: layout.adminAddress },
-      python: { ...(config.python as object | undefined), socket: layout.pythonSocket, interpreter: layout.python },
+      python: {
+        ...(config.python as object | undefined),
+        socket: layout.pythonSocket,
+        interpreter: layout.python,
+      },
       log: { level: "debug", format: "json", ...(config.log as object | undefined) },
     };
   }
 
   static async start(options: EngineProcessOptions): Promise<EngineProcess> {
-    const { dir, layout } = await EngineProcess.layout(options.tcp);
+    const { dir, layout } = options.layout ?? await EngineProcess.layout(options.tcp);
     await Deno.mkdir(layout.configDir!, { recursive: true });
-    const configFile = join(layout.configDir!, "tollgate.yaml");
+    const configFile = join(layout.configDir!, options.layout ? "second.yaml" : "tollgate.yaml");
     await Deno.writeTextFile(configFile, stringify(EngineProcess.fullConfig(layout, options.config)));
     const child = new Deno.Command(Deno.execPath(), {
       args: [
@@ -98,7 +104,11 @@ export class EngineProcess {
     const engine = new EngineProcess(dir, layout, configFile, child);
     if (!options.noWait) {
       try {
-        await waitFor("Tollgate to be ready", async () => (await fetch(`${engine.adminUrl}/readyz`)).ok, 30_000);
+        await waitFor(
+          "Tollgate to be ready",
+          async () => (await fetch(`${engine.adminUrl}/readyz`)).ok,
+          30_000,
+        );
       } catch (error) {
         await engine.stop();
         throw new Error(`${(error as Error).message}\n${engine.lines.join("\n")}`);
@@ -113,7 +123,9 @@ export class EngineProcess {
 
   /** Where Envoy should connect. */
   get extproc(): { socket: string } | { address: string } {
-    return this.layout.extprocSocket ? { socket: this.layout.extprocSocket } : { address: this.layout.extprocAddress! };
+    return this.layout.extprocSocket
+      ? { socket: this.layout.extprocSocket }
+      : { address: this.layout.extprocAddress! };
   }
 
   /** Replaces the config file (the engine watches it). */

@@ -32,7 +32,11 @@ export interface EnvoyOptions {
 type Yaml = any;
 
 function routeConfig(route: EnvoyRoute): Yaml {
-  const out: Yaml = { name: route.name, match: { prefix: route.prefix }, route: { cluster: "upstream", timeout: "15s" } };
+  const out: Yaml = {
+    name: route.name,
+    match: { prefix: route.prefix },
+    route: { cluster: "upstream", timeout: "15s" },
+  };
   if (route.addRequestHeaders) {
     out.request_headers_to_add = Object.entries(route.addRequestHeaders).map(([key, value]) => ({
       header: { key, value },
@@ -51,7 +55,11 @@ function routeConfig(route: EnvoyRoute): Yaml {
 }
 
 /** The example bootstrap with a test's ports, socket and routes. */
-export async function testBootstrap(options: EnvoyOptions, listenPort: number, adminPort: number): Promise<Yaml> {
+export async function testBootstrap(
+  options: EnvoyOptions,
+  listenPort: number,
+  adminPort: number,
+): Promise<Yaml> {
   const config: Yaml = parse(await Deno.readTextFile(join(repoRoot, "docs/examples/envoy.yaml")));
   config.admin.address.socket_address.port_value = adminPort;
   const listener = config.static_resources.listeners[0];

@@ -12,16 +12,24 @@ export interface ReceivedRequest {
 }
 
 export class Upstream {
-  readonly received: ReceivedRequest[] = [];
-  private constructor(readonly port: number, private readonly server: Deno.HttpServer) {}
+  private constructor(
+    readonly port: number,
+    private readonly server: Deno.HttpServer,
+    readonly received: ReceivedRequest[],
+  ) {}
 
   static start(): Upstream {
     const port = freePort();
-    let self: Upstream | undefined;
+    const received: ReceivedRequest[] = [];
     const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (request) => {
       const url = new URL(request.url);
       const body = new Uint8Array(await request.arrayBuffer());
-      self!.received.push({ method: request.method, path: url.pathname + url.search, headers: request.headers, body });
+      received.push({
+        method: request.method,
+        path: url.pathname + url.search,
+        headers: request.headers,
+        body,
+      });
       const headers = new Headers({ "content-type": "application/json", "x-powered-by": "upstream" });
       if (url.pathname.startsWith("/cookies")) {
         headers.append("set-cookie", "a=1; Path=/");
@@ -32,8 +40,7 @@ export class Upstream {
         { headers },
       );
     });
-    self = new Upstream(port, server);
-    return self;
+    return new Upstream(port, server, received);
   }
 
   /** Requests received whose path starts with `prefix`. */

@@ -87,7 +87,10 @@ Deno.test("environment variables override sockets, log level and the interpreter
   assert.equal(config.python.socket, "/run/t/p.sock");
   assert.equal(config.log.level, "debug");
   assert.equal(config.python.interpreter, "/usr/bin/python3");
-  assert.throws(() => parseConfig("", "cfg.yaml", { TOLLGATE_LOG_LEVEL: "loud" }, defaults), /TOLLGATE_LOG_LEVEL/);
+  assert.throws(
+    () => parseConfig("", "cfg.yaml", { TOLLGATE_LOG_LEVEL: "loud" }, defaults),
+    /TOLLGATE_LOG_LEVEL/,
+  );
 });
 
 Deno.test("TCP listening and a custom socket mode", () => {
@@ -95,5 +98,9 @@ Deno.test("TCP listening and a custom socket mode", () => {
     kind: "tcp",
     address: "0.0.0.0:9001",
   });
-  assert.equal((parseConfig("listen: { socketMode: '0600' }", "c", {}, defaults).listen as { socketMode: number }).socketMode, 0o600);
+  assert.equal(
+    (parseConfig("listen: { socketMode: '0600' }", "c", {}, defaults).listen as { socketMode: number })
+      .socketMode,
+    0o600,
+  );
 });

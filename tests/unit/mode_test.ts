@@ -30,8 +30,17 @@ Deno.test("a request-headers-only chain skips bodies and the whole response phas
 
 Deno.test("a response-header policy turns the response headers on, nothing else", () => {
   assert.deepEqual(
-    fields(modeOf({ mode: { requestHeaderMode: "PROCESS" } }, { mode: { requestHeaderMode: "SKIP", responseHeaderMode: "PROCESS" } })),
-    { response: Header.SEND, requestBody: Body.NONE, responseBody: Body.NONE, trailers: [Header.SKIP, Header.SKIP] },
+    fields(
+      modeOf({ mode: { requestHeaderMode: "PROCESS" } }, {
+        mode: { requestHeaderMode: "SKIP", responseHeaderMode: "PROCESS" },
+      }),
+    ),
+    {
+      response: Header.SEND,
+      requestBody: Body.NONE,
+      responseBody: Body.NONE,
+      trailers: [Header.SKIP, Header.SKIP],
+    },
   );
 });
 

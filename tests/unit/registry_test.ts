@@ -42,7 +42,7 @@ Deno.test("definition problems: name, version, runtime, modes and invalid schema
   assert.deepEqual(
     definitionProblems([
       "name: MyPolicy",
-      "version: \"1.0\"",
+      'version: "1.0"',
       "runtime: ruby",
       "processingMode:",
       "  requestBodyMode: STREAM",
@@ -93,7 +93,10 @@ Deno.test("\${config} references keep the referenced type, interpolate inside st
     burst: 5,
   });
   assert.ok(Object.isFrozen(result.params));
-  assert.deepEqual(resolveTemplate("${config.a}", { a: { nested: [1, true] } }), { ok: true, value: { nested: [1, true] } });
+  assert.deepEqual(resolveTemplate("${config.a}", { a: { nested: [1, true] } }), {
+    ok: true,
+    value: { nested: [1, true] },
+  });
 });
 
 Deno.test("missing references and invalid parameters are problems with JSON paths", () => {
@@ -171,7 +174,10 @@ Deno.test("chain build errors name the route, the policy, the YAML path and the 
         lines[1],
         'routes.yaml:8:17: routes[0].policies[1].name: unknown policy nope (not in this build\'s registry) (route "users", policy nope:v1)',
       );
-      assert.match(lines[2], /^routes\.yaml:12:29: routes\[0\]\.policies\[2\]\.executionCondition: invalid CEL expression/);
+      assert.match(
+        lines[2],
+        /^routes\.yaml:12:29: routes\[0\]\.policies\[2\]\.executionCondition: invalid CEL expression/,
+      );
       return true;
     },
   );
@@ -184,7 +190,11 @@ Deno.test("instance modes narrow the definition's: set-headers with request head
     {},
     { pythonInterpreter: "python3", pythonExecutorDir: "python" },
   );
-  const table = await buildRouteTable(config, { registry: new PolicyRegistry(generatedPolicies), factoryFor: (p) => p.factory, compileCondition });
+  const table = await buildRouteTable(config, {
+    registry: new PolicyRegistry(generatedPolicies),
+    factoryFor: (p) => p.factory,
+    compileCondition,
+  });
   const chain = table.chains.get("r")!;
   assert.equal(chain.needsResponse, false);
   assert.equal(chain.request.length, 1);

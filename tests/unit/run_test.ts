@@ -1,13 +1,21 @@
 import assert from "node:assert/strict";
 import { runPolicies } from "../../src/executor/run.ts";
 import { ExchangeState } from "../../src/executor/state.ts";
-import { ImmediateResponse, type Policy, UpstreamRequestModifications, UpstreamResponseModifications } from "../../src/sdk/mod.ts";
+import {
+  ImmediateResponse,
+  type Policy,
+  UpstreamRequestModifications,
+  UpstreamResponseModifications,
+} from "../../src/sdk/mod.ts";
 import { chain, entry } from "../support/chains.ts";
 
 const appendTrace = (label: string): Policy => ({
   onRequest: (ctx) => {
     const seen = ctx.headers.getAll("x-trace").join(",");
-    return new UpstreamRequestModifications({ appendHeaders: { "x-trace": label }, setHeaders: { [`x-seen-${label}`]: seen } });
+    return new UpstreamRequestModifications({
+      appendHeaders: { "x-trace": label },
+      setHeaders: { [`x-seen-${label}`]: seen },
+    });
   },
   onResponse: () => new UpstreamResponseModifications({ appendHeaders: { "x-trace": label } }),
 });
@@ -20,7 +28,11 @@ function state() {
 }
 
 Deno.test("request policies run in order and see earlier changes; response policies run in reverse", async () => {
-  const c = chain(entry("a:v1", appendTrace("a"), both), entry("b:v1", appendTrace("b"), both), entry("c:v1", appendTrace("c"), both));
+  const c = chain(
+    entry("a:v1", appendTrace("a"), both),
+    entry("b:v1", appendTrace("b"), both),
+    entry("c:v1", appendTrace("c"), both),
+  );
   const s = state();
   assert.equal(await runPolicies(c.request, 0, c.request.length, "request", s), undefined);
   assert.deepEqual(s.requestHeaders.getAll("x-trace"), ["a", "b", "c"]);
@@ -32,7 +44,10 @@ Deno.test("request policies run in order and see earlier changes; response polic
 Deno.test("an immediate response stops the chain", async () => {
   let ran = false;
   const c = chain(
-    entry("deny:v1", { onRequest: () => new ImmediateResponse({ statusCode: 401, headers: { "www-authenticate": "Bearer" }, body: "no" }) }),
+    entry("deny:v1", {
+      onRequest: () =>
+        new ImmediateResponse({ statusCode: 401, headers: { "www-authenticate": "Bearer" }, body: "no" }),
+    }),
     entry("after:v1", { onRequest: () => void (ran = true) }),
   );
   const outcome = await runPolicies(c.request, 0, 2, "request", state());
@@ -53,7 +68,9 @@ const failing: Policy = {
     throw new Error("boom");
   },
 };
-const marker = (name: string): Policy => ({ onRequest: () => new UpstreamRequestModifications({ setHeaders: { [name]: "1" } }) });
+const marker = (name: string): Policy => ({
+  onRequest: () => new UpstreamRequestModifications({ setHeaders: { [name]: "1" } }),
+});
 
 Deno.test("onFailure deny answers 500 with a JSON body naming the policy and request", async () => {
   const s = state();
@@ -77,7 +94,11 @@ Deno.test("onFailure continue skips the failed policy only", async () => {
 
 Deno.test("onFailure skipRemaining keeps earlier changes and runs nothing after", async () => {
   const s = state();
-  const c = chain(entry("first:v1", marker("x-first")), entry("bad:v1", failing, { onFailure: "skipRemaining" }), entry("next:v1", marker("x-next")));
+  const c = chain(
+    entry("first:v1", marker("x-first")),
+    entry("bad:v1", failing, { onFailure: "skipRemaining" }),
+    entry("next:v1", marker("x-next")),
+  );
   assert.equal(await runPolicies(c.request, 0, 3, "request", s), undefined);
   assert.equal(s.requestHeaders.get("x-first"), "1");
   assert.equal(s.requestHeaders.has("x-next"), false);

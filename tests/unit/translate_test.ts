@@ -25,12 +25,17 @@ const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
 function headerMap(pairs: [string, string][]) {
-  return create(HeaderMapSchema, { headers: pairs.map(([key, value]) => ({ key, rawValue: utf8.encode(value) })) });
+  return create(HeaderMapSchema, {
+    headers: pairs.map(([key, value]) => ({ key, rawValue: utf8.encode(value) })),
+  });
 }
 
 function requestState(pairs: [string, string][] = []): ExchangeState {
   const state = new ExchangeState({ name: "r" });
-  loadRequestHeaders(state, headerMap([[":method", "GET"], [":path", "/a?b=1"], [":authority", "h"], [":scheme", "http"], ...pairs]));
+  loadRequestHeaders(
+    state,
+    headerMap([[":method", "GET"], [":path", "/a?b=1"], [":authority", "h"], [":scheme", "http"], ...pairs]),
+  );
   return state;
 }
 
@@ -66,11 +71,14 @@ Deno.test("no change gives no CommonResponse", () => {
 
 Deno.test("a multi-valued set overwrites with the first value and appends the rest; removals are listed", () => {
   const state = requestState([["x-old", "1"], ["x-keep", "k"]]);
-  applyRequestModifications(state, new UpstreamRequestModifications({
-    setHeaders: { "Set-Cookie": ["a=1", "b=2"] },
-    removeHeaders: ["x-old"],
-    appendHeaders: { "x-keep": "k2" },
-  }));
+  applyRequestModifications(
+    state,
+    new UpstreamRequestModifications({
+      setHeaders: { "Set-Cookie": ["a=1", "b=2"] },
+      removeHeaders: ["x-old"],
+      appendHeaders: { "x-keep": "k2" },
+    }),
+  );
   const response = commonResponse(state, { side: "request", bodyPhase: false });
   assert.deepEqual(sets(response), [
     ["set-cookie", "a=1", false],
@@ -123,7 +131,10 @@ Deno.test("a body change in a headers phase replaces the body with CONTINUE_AND_
 Deno.test("a response status change sets :status", () => {
   const state = new ExchangeState({ name: "r" });
   loadResponseHeaders(state, headerMap([[":status", "200"]]));
-  applyResponseModifications(state, new UpstreamResponseModifications({ statusCode: 299, setHeaders: { "x-r": "1" } }));
+  applyResponseModifications(
+    state,
+    new UpstreamResponseModifications({ statusCode: 299, setHeaders: { "x-r": "1" } }),
+  );
   const response = commonResponse(state, { side: "response", bodyPhase: false });
   assert.deepEqual(sets(response), [[":status", "299", false], ["x-r", "1", false]]);
   assert.equal(response?.clearRouteCache, false);
@@ -139,7 +150,10 @@ Deno.test("invalid actions are rejected before anything changes", () => {
     { removeHeaders: ["x-a"], method: "GE T" },
   ];
   for (const init of bad) {
-    assert.throws(() => applyRequestModifications(state, new UpstreamRequestModifications(init)), InvalidActionError);
+    assert.throws(
+      () => applyRequestModifications(state, new UpstreamRequestModifications(init)),
+      InvalidActionError,
+    );
   }
   assert.throws(
     () => applyResponseModifications(state, new UpstreamResponseModifications({ statusCode: 99 })),
@@ -160,7 +174,9 @@ Deno.test("an immediate response carries status, every header line, body and det
   assert.equal(text.decode(response.body), "slow down");
   assert.equal(response.details, "tollgate_rate-limit_v1");
   assert.deepEqual(
-    response.headers?.setHeaders.map((o) => [o.header?.key, text.decode(o.header!.rawValue), o.append ?? false]),
+    response.headers?.setHeaders.map((
+      o,
+    ) => [o.header?.key, text.decode(o.header!.rawValue), o.append ?? false]),
     [["retry-after", "1", false], ["set-cookie", "a=1", false], ["set-cookie", "b=2", true]],
   );
 });

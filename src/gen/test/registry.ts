@@ -8,6 +8,9 @@ import * as policy4 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
 import * as policy5 from "../../../tests/fixtures/policies/replace-body/mod.ts";
 import * as policy6 from "../../../tests/fixtures/policies/fail/mod.ts";
 import * as policy7 from "../../../tests/fixtures/policies/slow/mod.ts";
+import * as policy8 from "../../../tests/fixtures/policies/deny/mod.ts";
+import * as policy9 from "../../../tests/fixtures/policies/echo/mod.ts";
+import * as policy10 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -386,5 +389,94 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy7,
+  },
+  {
+    source: "tests/fixtures/policies/deny",
+    definition: {
+      "description": "Test policy. Answers with an immediate response in the configured phase.",
+      "name": "deny",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "phase": {
+            "enum": [
+              "requestHeaders",
+              "requestBody",
+              "responseHeaders",
+              "responseBody",
+            ],
+          },
+          "status": {
+            "default": 403,
+            "type": "integer",
+          },
+        },
+        "required": [
+          "phase",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy8,
+  },
+  {
+    source: "tests/fixtures/policies/echo",
+    definition: {
+      "description": "Test policy. Copies request facts into request and response headers.",
+      "name": "echo",
+      "parameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy9,
+  },
+  {
+    source: "tests/fixtures/policies/wrap-response-body",
+    definition: {
+      "description": "Test policy. Wraps the buffered response body in a JSON envelope.",
+      "name": "wrap-response-body",
+      "parameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "BUFFER",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy10,
   },
 ];
