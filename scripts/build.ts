@@ -52,6 +52,12 @@ async function locate(
   }
 }
 
+/** Paths inside the repository are shown relative to it. */
+export function displayPath(file: string): string {
+  const inside = relative(repoRoot, file);
+  return inside.startsWith("..") ? file : inside;
+}
+
 /** Discovers every entry; returns the built policies or every problem found. */
 export async function discoverManifest(
   manifestFile: string,
@@ -63,10 +69,10 @@ export async function discoverManifest(
     return undefined;
   });
   if (text === undefined) return { built, problems };
-  const entries = parseManifest(text, relative(repoRoot, manifestFile));
-  if (entries.length > 0 && "file" in entries[0]) return { built, problems: entries as Problem[] };
+  const manifest = parseManifest(text, relative(repoRoot, manifestFile));
+  problems.push(...manifest.problems);
   const seen = new Map<string, string>();
-  for (const entry of entries as ManifestEntry[]) {
+  for (const entry of manifest.entries) {
     let where;
     try {
       where = await locate(entry, dirname(manifestFile));
@@ -76,7 +82,7 @@ export async function discoverManifest(
     }
     const found = await discoverPolicy(where.dir);
     if (Array.isArray(found)) {
-      problems.push(...found.map((p) => ({ ...p, message: `${entry.label}: ${p.message}` })));
+      problems.push(...found.map((p) => ({ ...p, file: displayPath(p.file), message: `${entry.label}: ${p.message}` })));
       continue;
     }
     const { definition } = found;

@@ -5,7 +5,9 @@
 import { getLogger } from "@logtape/logtape";
 import { DEFAULT_CONFIG_SOURCE, DEFAULT_CONFIG_YAML } from "./config/default_config.ts";
 import { type ConfigDefaults, type ConfigEnv, loadConfigFile, parseConfig } from "./config/load.ts";
+import { formatProblem, ProblemsError } from "./config/problem.ts";
 import type { EngineConfig } from "./config/types.ts";
+import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
 import { compileCondition } from "./executor/condition.ts";
 import { ExtProcServer } from "./extproc/server.ts";
 import { buildRouteTable, type ChainBuildContext } from "./kernel/build.ts";
@@ -39,6 +41,7 @@ export function loadEngineConfig(
 
 export class Engine {
   #admin: AdminServer | undefined;
+  #watcher: ConfigWatcher | undefined;
 
   private constructor(
     private readonly options: EngineOptions,
@@ -71,6 +74,9 @@ export class Engine {
         routes: () => describeRoutes(kernel.table),
       });
     }
+    if (options.configPath !== undefined) {
+      engine.#watcher = await watchConfig(options.configPath, () => engine.#reloadLogged());
+    }
     log.info("serving {routes} routes from {source}", {
       routes: config.routes.length,
       source: config.source,
@@ -90,16 +96,30 @@ export class Engine {
     try {
       const config = await loadEngineConfig(this.options);
       const table = await buildRouteTable(config, this.build);
-      this.kernel.swap(table);
+      const previous = this.kernel.swap(table).config;
       this.metrics.configReloaded("applied");
-      log.info("config reloaded from {source}: {routes} routes", {
-        source: config.source,
-        routes: config.routes.length,
-      });
+      if (config.log.level !== previous.log.level || config.log.format !== previous.log.format) {
+        await configureLogging(config.log.level, config.log.format);
+      }
+      const fixed = restartOnlyChanges(previous, config);
+      if (fixed.length > 0) log.warn("config changes to {fields} apply only after a restart", { fields: fixed.join(", ") });
+      log.info("config reloaded from {source}: {routes} routes", { source: config.source, routes: config.routes.length });
       return table;
     } catch (error) {
       this.metrics.configReloaded("rejected");
       throw error;
+    }
+  }
+
+  async #reloadLogged(): Promise<void> {
+    try {
+      await this.reload();
+    } catch (error) {
+      if (!(error instanceof ProblemsError)) throw error;
+      log.error("config change rejected; still serving the previous config:\n{problems}", {
+        problems: error.problems.map((p) => `  ${formatProblem(p)}`).join("\n"),
+        summary: error.summary,
+      });
     }
   }
 
@@ -110,10 +130,17 @@ export class Engine {
       grace,
       streams: this.server.activeStreams,
     });
+    this.#watcher?.close();
     await this.server.shutdown(grace);
     await this.#admin?.shutdown();
     log.info("stopped");
   }
+}
+
+/** Sections of the config that are read once at startup. */
+function restartOnlyChanges(before: EngineConfig, after: EngineConfig): string[] {
+  const sections = ["listen", "admin", "python"] as const;
+  return sections.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
 }
 
 function describeRoutes(table: RouteTable) {

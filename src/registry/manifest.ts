@@ -27,7 +27,7 @@ export type ManifestSource =
 export interface ManifestEntry {
   readonly name: string;
   readonly source: ManifestSource;
-  /** `policies[3] (name)`, for messages. */
+  /** `policies[3] (name)`, for messages about files outside the manifest. */
   readonly label: string;
   readonly problemAt: (field: string, message: string) => Problem;
 }
@@ -60,30 +60,37 @@ const manifestSchema = {
 };
 const validate = createAjv().compile(manifestSchema);
 
-/** Parses build.yaml text; returns the entries or every problem, each naming its entry. */
-export function parseManifest(text: string, file: string): ManifestEntry[] | Problem[] {
+/** What a manifest holds: its valid entries, and a problem for each invalid one. */
+export interface ParsedManifest {
+  readonly entries: ManifestEntry[];
+  readonly problems: Problem[];
+}
+
+/**
+ * Parses build.yaml text. Invalid entries become problems naming the entry; the valid ones
+ * are still returned, so every problem of every policy can be reported in one run.
+ */
+export function parseManifest(text: string, file: string): ParsedManifest {
   const yaml = parseYamlSource(text, file);
-  if (Array.isArray(yaml)) return yaml;
+  if (Array.isArray(yaml)) return { entries: [], problems: yaml };
   const raw = yaml.value as { version?: unknown; policies?: Record<string, string>[] } | null;
   if (!validate(raw)) {
-    return schemaViolations(validate.errors).map((v) => {
+    const problems = schemaViolations(validate.errors).map((v) => {
       const index = v.segments[0] === "policies" && typeof v.segments[1] === "number"
         ? v.segments[1]
         : undefined;
       const name = index === undefined ? undefined : raw?.policies?.[index]?.name;
-      const problem = yaml.problemAt(v.segments, v.message);
-      return name ? { ...problem, message: `${problem.message} (entry ${name})` } : problem;
+      return yaml.problemAt(v.segments, name ? `entry ${name}: ${v.message}` : v.message);
     });
+    return { entries: [], problems };
   }
   const problems: Problem[] = [];
   const entries: ManifestEntry[] = [];
   const items = (yaml.value as { policies: Record<string, string>[] }).policies;
   items.forEach((item, index) => {
     const label = `policies[${index}] (${item.name})`;
-    const problemAt = (field: string, message: string) => {
-      const p = yaml.problemAt(field ? ["policies", index, field] : ["policies", index], message);
-      return { ...p, message: `${label}: ${message}` };
-    };
+    const problemAt = (field: string, message: string) =>
+      yaml.problemAt(field ? ["policies", index, field] : ["policies", index], `entry ${item.name}: ${message}`);
     const given = SOURCES.filter((key) => item[key] !== undefined);
     if (given.length !== 1) {
       problems.push(
@@ -123,5 +130,5 @@ export function parseManifest(text: string, file: string): ManifestEntry[] | Pro
     }
     entries.push({ name: item.name, source, label, problemAt });
   });
-  return problems.length > 0 ? problems : entries;
+  return { entries, problems };
 }

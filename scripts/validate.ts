@@ -1,0 +1,99 @@
+/**
+ * `deno task validate [--manifest build.yaml] [--config FILE]`: checks policies and configs
+ * without starting the engine (and without `deno task build`):
+ *
+ *  - every policy of the manifest: its definition (schemas, name and version format,
+ *    processing modes), that its runtime matches its files, and its code's shape (a
+ *    TypeScript module exports getPolicy; a Python policy.py defines get_policy);
+ *  - with --config, every route of the config against those policies: unknown policies or
+ *    versions, parameters against their schemas, `${config}` references, conditions.
+ *
+ * Prints every problem with file and path; exits 2 if there is any.
+ */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { configDefaults } from "../src/cli.ts";
+import { readConfigEnv } from "../src/config/load.ts";
+import { formatProblem, type Problem, ProblemsError } from "../src/config/problem.ts";
+import { loadEngineConfig } from "../src/engine.ts";
+import { compileCondition } from "../src/executor/condition.ts";
+import { buildRouteTable } from "../src/kernel/build.ts";
+import { type GeneratedPolicy, PolicyRegistry } from "../src/registry/registry.ts";
+import { discoverManifest, displayPath } from "./build.ts";
+import type { BuiltPolicy } from "./lib/codegen.ts";
+import { repoRoot, venvPython } from "./lib/venv.ts";
+
+/** Lists the top-level functions of a Python file using Python's own parser. */
+const PYTHON_FUNCTIONS = [
+  "import ast, json, sys",
+  "tree = ast.parse(open(sys.argv[1]).read(), sys.argv[1])",
+  "print(json.dumps([n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]))",
+].join("\n");
+
+async function pythonFunctions(file: string): Promise<string[] | string> {
+  const python = await Deno.stat(venvPython).then(() => venvPython, () => "python3");
+  const out = await new Deno.Command(python, { args: ["-c", PYTHON_FUNCTIONS, file] }).output();
+  if (!out.success) return new TextDecoder().decode(out.stderr).trim().split("\n").at(-1) ?? "cannot be parsed";
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** Checks the code of each policy; returns the registry entries of those that load. */
+async function checkCode(built: readonly BuiltPolicy[], problems: Problem[]): Promise<GeneratedPolicy[]> {
+  const entries: GeneratedPolicy[] = [];
+  for (const b of built) {
+    const { definition } = b.policy;
+    const moduleFile = displayPath(b.policy.moduleFile);
+    if (definition.runtime === "python") {
+      const functions = await pythonFunctions(b.policy.moduleFile);
+      if (typeof functions === "string") problems.push({ file: moduleFile, path: "", message: functions });
+      else if (!functions.includes("get_policy")) {
+        problems.push({ file: moduleFile, path: "", message: "does not define get_policy(metadata, params)" });
+      } else entries.push({ definition, source: b.origin });
+      continue;
+    }
+    try {
+      const module = await import(b.importSpecifier?.startsWith("npm:") ? b.importSpecifier : pathToFileURL(b.policy.moduleFile).href);
+      if (typeof module.getPolicy !== "function") {
+        problems.push({ file: moduleFile, path: "", message: "does not export getPolicy(metadata, params)" });
+      } else entries.push({ definition, source: b.origin, module });
+    } catch (error) {
+      problems.push({ file: moduleFile, path: "", message: `cannot be imported: ${(error as Error).message.split("\n")[0]}` });
+    }
+  }
+  return entries;
+}
+
+/** Validates the manifest's policies and, optionally, a config. Returns every problem. */
+export async function validate(manifest: string, configPath: string | undefined): Promise<{ problems: Problem[]; policies: number }> {
+  const { built, problems } = await discoverManifest(resolve(repoRoot, manifest));
+  const entries = await checkCode(built, problems);
+  if (configPath !== undefined) {
+    try {
+      const config = await loadEngineConfig({ configPath, env: readConfigEnv(), defaults: configDefaults() });
+      const registry = new PolicyRegistry(entries);
+      // Python policies are checked here without the executor: their instance's mode is their definition's.
+      const factoryFor: Parameters<typeof buildRouteTable>[1]["factoryFor"] = (policy) =>
+        policy.factory ?? (() => ({ mode: () => policy.definition.processingMode }));
+      await buildRouteTable(config, { registry, factoryFor, compileCondition });
+    } catch (error) {
+      if (!(error instanceof ProblemsError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
+  return { problems, policies: built.length };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { manifest: { type: "string", default: "build.yaml" }, config: { type: "string", short: "c" } },
+  });
+  const { problems, policies } = await validate(values.manifest!, values.config);
+  for (const problem of problems) console.error(formatProblem(problem));
+  if (problems.length > 0) {
+    console.error(`validate: ${problems.length} problem${problems.length === 1 ? "" : "s"} found`);
+    Deno.exit(2);
+  }
+  console.log(`validate: ${values.manifest}: ${policies} policies ok${values.config ? `; ${values.config}: ok` : ""}`);
+}

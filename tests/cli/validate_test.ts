@@ -1,0 +1,100 @@
+/**
+ * `deno task validate` (scripts/validate.ts) and `tollgate validate` on good and broken
+ * fixtures: exit codes, and every problem reported with its file and path.
+ */
+import assert from "node:assert/strict";
+import { runDeno } from "../support/run.ts";
+
+const FIXTURES = "tests/fixtures/validate";
+
+Deno.test("deno task validate reports every kind of mistake, each with file and path, and exits 2", async () => {
+  const { code, stderr } = await runDeno([
+    "run",
+    "-A",
+    "scripts/validate.ts",
+    "--manifest",
+    `${FIXTURES}/build.yaml`,
+    "--config",
+    `${FIXTURES}/config.yaml`,
+  ]);
+  assert.equal(code, 2, stderr);
+  const expected = [
+    // manifest entries
+    `${FIXTURES}/build.yaml:13:5: policies[9]: entry two-sources: needs exactly one of filePath, pythonmodule, npm (has filePath, npm)`,
+    `${FIXTURES}/build.yaml:14:39: policies[10].pythonmodule: entry bad-module: "gitlab.com/acme/x@v1" is not github.com/<owner>/<repo>[/<path>]@<tag>`,
+    `${FIXTURES}/build.yaml:11:13: policies[7].name: entry name-mismatch: the policy in ${FIXTURES}/policies/name-mismatch is named something-else`,
+    `${FIXTURES}/policies/does-not-exist/policy-definition.yaml: policies[8] (missing-dir): file not found`,
+    // definitions
+    `${FIXTURES}/policies/bad-name/policy-definition.yaml:1:7: name: policies[0] (bad-name): must match`,
+    `${FIXTURES}/policies/bad-version/policy-definition.yaml:2:10: version: policies[1] (bad-version): must match`,
+    `${FIXTURES}/policies/runtime-mismatch/policy-definition.yaml:3:10: runtime: policies[2] (runtime-mismatch): runtime is python but policy.py is missing`,
+    `${FIXTURES}/policies/runtime-mismatch/policy-definition.yaml:3:10: runtime: policies[2] (runtime-mismatch): runtime is python but the directory has mod.ts`,
+    `${FIXTURES}/policies/bad-mode/policy-definition.yaml:4:20: processingMode.requestBodyMode: policies[3] (bad-mode): must be one of "SKIP", "BUFFER"`,
+    `${FIXTURES}/policies/bad-schema/policy-definition.yaml:4:3: parameters: policies[4] (bad-schema): is not a valid JSON Schema`,
+    // code shape
+    `${FIXTURES}/policies/no-factory/mod.ts: does not export getPolicy(metadata, params)`,
+    `${FIXTURES}/policies/py-no-factory/policy.py: does not define get_policy(metadata, params)`,
+    // config routes
+    `${FIXTURES}/config.yaml:7:17: routes[0].policies[0].name: unknown policy does-not-exist`,
+    `${FIXTURES}/config.yaml:10:17: routes[1].policies[0].name: policy good-policy has no version v2 in this build (available: v1.2.0)`,
+    `${FIXTURES}/config.yaml:13:9: routes[2].policies[0].systemParameters.endpoint: \${config.quota.endpoint} is not set in policyConfig`,
+    `${FIXTURES}/config.yaml:15:40: routes[2].policies[0].parameters.extra: is not a known field (route "bad-parameters", policy good-policy:v1)`,
+    `${FIXTURES}/config.yaml:15:30: routes[2].policies[0].parameters.limit: must be >= 1 (route "bad-parameters", policy good-policy:v1)`,
+  ];
+  const lines = stderr.split("\n");
+  for (const line of expected) assert.ok(lines.some((l) => l.startsWith(line)), `missing: ${line}\n---\n${stderr}`);
+  assert.match(stderr, /validate: 17 problems found/);
+  assert.ok(!/python-ok/.test(stderr), "the valid Python route is accepted without the executor");
+});
+
+Deno.test("deno task validate accepts valid policies and a valid config", async () => {
+  const { code, stdout, stderr } = await runDeno([
+    "run",
+    "-A",
+    "scripts/validate.ts",
+    "--manifest",
+    `${FIXTURES}/good.yaml`,
+    "--config",
+    `${FIXTURES}/config-good.yaml`,
+  ]);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /good\.yaml: 2 policies ok; .*config-good\.yaml: ok/);
+});
+
+Deno.test("the default build's policies validate", async () => {
+  const { code, stdout, stderr } = await runDeno(["run", "-A", "scripts/validate.ts"]);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /build\.yaml: \d+ policies ok/);
+});
+
+Deno.test("tollgate validate checks a config against the compiled-in policies", async () => {
+  const bad = await Deno.makeTempFile({ suffix: ".yaml" });
+  await Deno.writeTextFile(bad, "routes:\n  - name: r\n    policies:\n      - { name: respond, version: v1, parameters: { statusCode: 99 } }\n");
+  try {
+    const failed = await runDeno(["run", "-A", "main.ts", "validate", "--config", bad]);
+    assert.equal(failed.code, 2);
+    assert.match(failed.stderr, /:4:65: routes\[0\]\.policies\[0\]\.parameters\.statusCode: must be >= 200 \(route "r", policy respond:v1\)/);
+    const ok = await runDeno(["run", "-A", "main.ts", "validate"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /<embedded default config>: ok \(2 routes\)/);
+  } finally {
+    await Deno.remove(bad);
+  }
+});
+
+Deno.test("tollgate --help, version and a bad command", async () => {
+  const help = await runDeno(["run", "-A", "main.ts", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Commands:\n  serve/);
+  const serveHelp = await runDeno(["run", "-A", "main.ts", "serve", "--help"]);
+  assert.match(serveHelp.stdout, /Usage: tollgate serve \[--config PATH\]/);
+  const version = await runDeno(["run", "-A", "main.ts", "version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^tollgate \d+\.\d+\.\d+\ndeno 2\.9\.6/);
+  assert.match(version.stdout, /set-headers v1\.0\.0 \(typescript\)/);
+  const bad = await runDeno(["run", "-A", "main.ts", "frobnicate"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown command "frobnicate"/);
+  const badFlag = await runDeno(["run", "-A", "main.ts", "serve", "--nope"]);
+  assert.equal(badFlag.code, 2);
+});
