@@ -1,0 +1,41 @@
+"""Tollgate's Python policy SDK; everything public lives in :mod:`sdk.policy`."""
+
+from sdk.policy import (
+    Body,
+    BodyProcessingMode,
+    HeaderInput,
+    HeaderProcessingMode,
+    Headers,
+    HeaderValue,
+    ImmediateResponse,
+    Policy,
+    PolicyMetadata,
+    ProcessingMode,
+    RequestAction,
+    RequestContext,
+    ResponseAction,
+    ResponseContext,
+    SharedContext,
+    UpstreamRequestModifications,
+    UpstreamResponseModifications,
+)
+
+__all__ = [
+    "Body",
+    "BodyProcessingMode",
+    "HeaderInput",
+    "HeaderProcessingMode",
+    "HeaderValue",
+    "Headers",
+    "ImmediateResponse",
+    "Policy",
+    "PolicyMetadata",
+    "ProcessingMode",
+    "RequestAction",
+    "RequestContext",
+    "ResponseAction",
+    "ResponseContext",
+    "SharedContext",
+    "UpstreamRequestModifications",
+    "UpstreamResponseModifications",
+]
