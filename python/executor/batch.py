@@ -1,0 +1,217 @@
+"""Runs one ExecuteRequest: a batch of adjacent Python policies of one chain phase.
+
+A batch must give exactly the results of calling its policies one by one: they run in the
+order given, on one working copy of the exchange, each seeing the changes of those before
+it and the same shared metadata dict; the batch stops where the engine would stop (an
+immediate response, a failure under ``deny`` or ``skipRemaining``, a spent time budget).
+This module is synchronous: the server runs a whole batch on one worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from executor.cache import InstanceCache, PolicyInitError
+from executor.exchange import Exchange
+from executor.jsonvalue import NotJsonError, dict_to_struct, struct_to_dict
+from executor.loader import PolicySet, registry_key
+from executor.translate import Changes, Immediate, read_action
+from sdk.policy import PolicyMetadata, SharedContext
+from tollgate.executor.v1 import executor_pb2 as pb
+
+log = logging.getLogger("executor.batch")
+
+_PHASE_NAMES = {pb.PHASE_REQUEST: "request", pb.PHASE_RESPONSE: "response"}
+_RULE_NAMES = {
+    pb.FAILURE_RULE_DENY: "deny",
+    pb.FAILURE_RULE_CONTINUE: "continue",
+    pb.FAILURE_RULE_SKIP_REMAINING: "skipRemaining",
+}
+
+
+class MalformedRequestError(Exception):
+    """The request cannot be run at all; answered with ``ExecuteResponse.error``."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every batch needs: the loaded policies and the shared instance cache."""
+
+    policies: PolicySet
+    cache: InstanceCache
+
+
+def check_request(request: pb.ExecuteRequest) -> None:
+    """Raises ``MalformedRequestError`` for a request the executor cannot interpret."""
+    if request.phase not in _PHASE_NAMES:
+        raise MalformedRequestError(
+            f"phase must be PHASE_REQUEST or PHASE_RESPONSE, got {pb.Phase.Name(request.phase)}"
+            if request.phase in pb.Phase.values()
+            else f"unknown phase {request.phase}"
+        )
+    if request.phase == pb.PHASE_RESPONSE and not request.HasField("response"):
+        raise MalformedRequestError("a PHASE_RESPONSE call needs response data")
+    for index, invocation in enumerate(request.policies):
+        if not invocation.name or not invocation.version:
+            raise MalformedRequestError(f"policies[{index}]: name and version are required")
+        if invocation.on_failure not in _RULE_NAMES:
+            raise MalformedRequestError(f"policies[{index}]: unknown on_failure {invocation.on_failure}")
+
+
+def run_call(
+    request: pb.ExecuteRequest,
+    runtime: Runtime,
+    received_at: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> pb.ExecuteResponse:
+    """Runs ``request`` and builds its response; never raises for anything a policy does.
+
+    Args:
+        request: The call.
+        runtime: Loaded policies and the instance cache.
+        received_at: ``clock()`` when the call arrived; the budget counts from there, so
+            time spent waiting for a free worker is part of it.
+        clock: Monotonic clock in seconds.
+    """
+    try:
+        check_request(request)
+    except MalformedRequestError as error:
+        return pb.ExecuteResponse(call_id=request.call_id, error=str(error), metadata=request.metadata)
+    deadline = received_at + request.budget_ms / 1000 if request.budget_ms > 0 else None
+    batch = _Batch(request, runtime)
+    for invocation in request.policies:
+        if deadline is not None and clock() >= deadline:
+            batch.fail(
+                invocation, pb.ERROR_KIND_TIMEOUT, f"the call's {request.budget_ms}ms budget was spent"
+            )
+            break
+        if not batch.run(invocation):
+            break
+    return pb.ExecuteResponse(call_id=request.call_id, results=batch.results, metadata=batch.metadata)
+
+
+def _policy_metadata(invocation: pb.PolicyInvocation) -> PolicyMetadata:
+    meta = invocation.metadata
+    return PolicyMetadata(
+        route_name=meta.route_name,
+        api_id=meta.api_id,
+        api_name=meta.api_name,
+        api_version=meta.api_version,
+        attached_to=meta.attached_to,
+        policy_name=invocation.name,
+        policy_version=invocation.version,
+    )
+
+
+class _Batch:
+    """The state of one running batch: the exchange, shared context and results so far."""
+
+    def __init__(self, request: pb.ExecuteRequest, runtime: Runtime) -> None:
+        self._request = request
+        self._runtime = runtime
+        self._phase = request.phase
+        self._exchange = Exchange.from_proto(
+            request.request, request.response if request.phase == pb.PHASE_RESPONSE else None
+        )
+        # The last metadata known to be JSON: what a policy that breaks it is rolled back to,
+        # and what the response carries.
+        self.metadata = struct_pb2.Struct()
+        self.metadata.CopyFrom(request.metadata)
+        self._shared_dict = struct_to_dict(request.metadata)
+        self._shared = SharedContext(
+            request_id=request.info.request_id,
+            route_name=request.info.route_name,
+            metadata=self._shared_dict,
+        )
+        self.results: list[pb.PolicyResult] = []
+
+    def run(self, invocation: pb.PolicyInvocation) -> bool:
+        """Runs one policy and records its result; False when the batch must stop here."""
+        key = registry_key(invocation.name, invocation.version)
+        found = self._runtime.policies.lookup(invocation.name, invocation.version)
+        if found is None:
+            return self.fail(invocation, pb.ERROR_KIND_NOT_FOUND, f"{key} is not in the executor's registry")
+        if isinstance(found, str):
+            return self.fail(invocation, pb.ERROR_KIND_INIT, f"{key} failed to load: {found}")
+        metadata = _policy_metadata(invocation)
+        try:
+            instance = self._runtime.cache.get(
+                (invocation.name, invocation.version, invocation.params_hash),
+                lambda: found.factory(metadata, struct_to_dict(invocation.params)),
+            )
+        except PolicyInitError as error:
+            return self.fail(invocation, pb.ERROR_KIND_INIT, str(error))
+
+        outcome: Changes | Immediate | None = None
+        problem: str | None = None
+        try:
+            outcome = read_action(self._call(instance, metadata, invocation), self._phase)
+        except BaseException as error:  # whatever a policy does, the executor keeps serving
+            problem = f"{type(error).__name__}: {error}"
+        metadata_problem = self._settle_metadata()
+        if problem is None and metadata_problem is not None:
+            problem = f"NotJsonError: {metadata_problem}"
+        if problem is not None or outcome is None:
+            return self.fail(invocation, pb.ERROR_KIND_EXECUTION, problem or "no outcome")
+
+        if isinstance(outcome, Immediate):
+            self.results.append(pb.PolicyResult(immediate_response=outcome.to_proto()))
+            return False
+        if self._phase == pb.PHASE_REQUEST:
+            self._exchange.apply_request(outcome)
+        else:
+            self._exchange.apply_response(outcome)
+        self.results.append(pb.PolicyResult(modifications=outcome.to_proto()))
+        return True
+
+    def _call(self, instance: Any, metadata: PolicyMetadata, invocation: pb.PolicyInvocation) -> object:
+        shared = self._shared
+        shared.api_id, shared.api_name, shared.api_version = (
+            metadata.api_id,
+            metadata.api_name,
+            metadata.api_version,
+        )
+        params = struct_to_dict(invocation.params)
+        if self._phase == pb.PHASE_REQUEST:
+            return instance.on_request(self._exchange.request_context(shared), params)
+        return instance.on_response(self._exchange.response_context(shared), params)
+
+    def _settle_metadata(self) -> str | None:
+        """Accepts the policy's metadata changes if they are JSON, else rolls them back."""
+        current: object = self._shared.metadata
+        try:
+            self.metadata = dict_to_struct(current, "metadata")
+        except NotJsonError as error:
+            restored = struct_to_dict(self.metadata)
+            if not isinstance(current, dict):
+                current = self._shared.metadata = self._shared_dict
+            current.clear()
+            current.update(restored)
+            return str(error)
+        if isinstance(current, dict):
+            self._shared_dict = current
+        return None
+
+    def fail(self, invocation: pb.PolicyInvocation, kind: pb.ErrorKind, message: str) -> bool:
+        """Records an error result; False when the policy's failure rule stops the batch."""
+        self.results.append(pb.PolicyResult(error=pb.PolicyError(kind=kind, message=message)))
+        rule = invocation.on_failure
+        log.warning(
+            "policy failed",
+            extra={
+                "policy": registry_key(invocation.name, invocation.version),
+                "call_id": self._request.call_id,
+                "request_id": self._request.info.request_id,
+                "phase": _PHASE_NAMES.get(self._phase, "?"),
+                "kind": pb.ErrorKind.Name(kind),
+                "error": message,
+                "on_failure": _RULE_NAMES.get(rule, str(rule)),
+            },
+        )
+        return kind != pb.ERROR_KIND_TIMEOUT and rule == pb.FAILURE_RULE_CONTINUE
