@@ -13,7 +13,7 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatProblem, type Problem } from "../src/config/problem.ts";
 import { registryKey } from "../src/registry/definition.ts";
-import { discoverPolicy } from "../src/registry/discover.ts";
+import { discoverPolicy, packageEntry } from "../src/registry/discover.ts";
 import { type ManifestEntry, parseManifest } from "../src/registry/manifest.ts";
 import {
   type BuiltPolicy,
@@ -39,7 +39,7 @@ async function locate(
   switch (source.kind) {
     case "filePath": {
       const dir = isAbsolute(source.path) ? source.path : resolve(manifestDir, source.path);
-      return { dir, origin: relative(repoRoot, dir) || "." };
+      return { dir, origin: displayPath(dir) };
     }
     case "pythonmodule": {
       const where = `github.com/${source.owner}/${source.repo}${
@@ -80,9 +80,14 @@ export async function discoverManifest(
       problems.push(entry.problemAt(entry.source.kind, `cannot fetch: ${(error as Error).message}`));
       continue;
     }
-    const found = await discoverPolicy(where.dir);
+    const found = await discoverPolicy(
+      where.dir,
+      where.npm ? await packageEntry(where.dir) ?? join(where.dir, "index.js") : undefined,
+    );
     if (Array.isArray(found)) {
-      problems.push(...found.map((p) => ({ ...p, file: displayPath(p.file), message: `${entry.label}: ${p.message}` })));
+      problems.push(
+        ...found.map((p) => ({ ...p, file: displayPath(p.file), message: `${entry.label}: ${p.message}` })),
+      );
       continue;
     }
     const { definition } = found;
@@ -105,7 +110,7 @@ export async function discoverManifest(
       policy: found,
       origin: where.origin,
       importSpecifier: definition.runtime === "typescript" ? where.npm ?? found.moduleFile : undefined,
-      pythonPath: definition.runtime === "python" ? relative(repoRoot, where.dir) : undefined,
+      pythonPath: definition.runtime === "python" ? displayPath(where.dir) : undefined,
     });
   }
   return { built, problems };

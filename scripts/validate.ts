@@ -34,7 +34,9 @@ const PYTHON_FUNCTIONS = [
 async function pythonFunctions(file: string): Promise<string[] | string> {
   const python = await Deno.stat(venvPython).then(() => venvPython, () => "python3");
   const out = await new Deno.Command(python, { args: ["-c", PYTHON_FUNCTIONS, file] }).output();
-  if (!out.success) return new TextDecoder().decode(out.stderr).trim().split("\n").at(-1) ?? "cannot be parsed";
+  if (!out.success) {
+    return new TextDecoder().decode(out.stderr).trim().split("\n").at(-1) ?? "cannot be parsed";
+  }
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
@@ -48,24 +50,37 @@ async function checkCode(built: readonly BuiltPolicy[], problems: Problem[]): Pr
       const functions = await pythonFunctions(b.policy.moduleFile);
       if (typeof functions === "string") problems.push({ file: moduleFile, path: "", message: functions });
       else if (!functions.includes("get_policy")) {
-        problems.push({ file: moduleFile, path: "", message: "does not define get_policy(metadata, params)" });
+        problems.push({
+          file: moduleFile,
+          path: "",
+          message: "does not define get_policy(metadata, params)",
+        });
       } else entries.push({ definition, source: b.origin });
       continue;
     }
     try {
-      const module = await import(b.importSpecifier?.startsWith("npm:") ? b.importSpecifier : pathToFileURL(b.policy.moduleFile).href);
+      const module = await import(
+        b.importSpecifier?.startsWith("npm:") ? b.importSpecifier : pathToFileURL(b.policy.moduleFile).href
+      );
       if (typeof module.getPolicy !== "function") {
         problems.push({ file: moduleFile, path: "", message: "does not export getPolicy(metadata, params)" });
       } else entries.push({ definition, source: b.origin, module });
     } catch (error) {
-      problems.push({ file: moduleFile, path: "", message: `cannot be imported: ${(error as Error).message.split("\n")[0]}` });
+      problems.push({
+        file: moduleFile,
+        path: "",
+        message: `cannot be imported: ${(error as Error).message.split("\n")[0]}`,
+      });
     }
   }
   return entries;
 }
 
 /** Validates the manifest's policies and, optionally, a config. Returns every problem. */
-export async function validate(manifest: string, configPath: string | undefined): Promise<{ problems: Problem[]; policies: number }> {
+export async function validate(
+  manifest: string,
+  configPath: string | undefined,
+): Promise<{ problems: Problem[]; policies: number }> {
   const { built, problems } = await discoverManifest(resolve(repoRoot, manifest));
   const entries = await checkCode(built, problems);
   if (configPath !== undefined) {
@@ -95,5 +110,7 @@ if (import.meta.main) {
     console.error(`validate: ${problems.length} problem${problems.length === 1 ? "" : "s"} found`);
     Deno.exit(2);
   }
-  console.log(`validate: ${values.manifest}: ${policies} policies ok${values.config ? `; ${values.config}: ok` : ""}`);
+  console.log(
+    `validate: ${values.manifest}: ${policies} policies ok${values.config ? `; ${values.config}: ok` : ""}`,
+  );
 }

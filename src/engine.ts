@@ -102,8 +102,13 @@ export class Engine {
         await configureLogging(config.log.level, config.log.format);
       }
       const fixed = restartOnlyChanges(previous, config);
-      if (fixed.length > 0) log.warn("config changes to {fields} apply only after a restart", { fields: fixed.join(", ") });
-      log.info("config reloaded from {source}: {routes} routes", { source: config.source, routes: config.routes.length });
+      if (fixed.length > 0) {
+        log.warn("config changes to {fields} apply only after a restart", { fields: fixed.join(", ") });
+      }
+      log.info("config reloaded from {source}: {routes} routes", {
+        source: config.source,
+        routes: config.routes.length,
+      });
       return table;
     } catch (error) {
       this.metrics.configReloaded("rejected");

@@ -5,13 +5,19 @@
  *
  * Base URLs are configurable so tests (and air-gapped builds) can serve tarballs locally:
  *   TOLLGATE_PYTHONMODULE_BASE_URL  default https://github.com
- *   NPM_CONFIG_REGISTRY             default https://registry.npmjs.org (Deno reads it too)
+ *   TOLLGATE_NPM_REGISTRY           default $NPM_CONFIG_REGISTRY, else https://registry.npmjs.org
+ *     (the registry Deno itself uses for the `npm:` import is set with NPM_CONFIG_REGISTRY or an
+ *     .npmrc scoped registry, as for any npm dependency)
+ *   TOLLGATE_CACHE_DIR              default .tollgate/ in the repository
  */
 import { join } from "node:path";
 import type { ManifestSource } from "../../src/registry/manifest.ts";
 import { repoRoot, run } from "./venv.ts";
 
-export const cacheDir: string = join(repoRoot, ".tollgate");
+/** Where fetched sources are kept (one directory per source and version; never re-fetched). */
+export function cacheDir(): string {
+  return Deno.env.get("TOLLGATE_CACHE_DIR") ?? join(repoRoot, ".tollgate");
+}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -39,7 +45,7 @@ export async function fetchPythonModule(
   source: Extract<ManifestSource, { kind: "pythonmodule" }>,
 ): Promise<string> {
   const base = (Deno.env.get("TOLLGATE_PYTHONMODULE_BASE_URL") ?? "https://github.com").replace(/\/$/, "");
-  const target = join(cacheDir, "python-modules", `${source.owner}__${source.repo}__${source.tag}`);
+  const target = join(cacheDir(), "python-modules", `${source.owner}__${source.repo}__${source.tag}`);
   if (!await exists(target)) {
     const staging = `${target}.partial`;
     await Deno.remove(staging, { recursive: true }).catch(() => {});
@@ -56,14 +62,15 @@ export async function fetchPythonModule(
 
 /** Downloads (once) and extracts an npm package tarball; returns the package directory. */
 export async function fetchNpmPackage(source: Extract<ManifestSource, { kind: "npm" }>): Promise<string> {
-  const registry = (Deno.env.get("NPM_CONFIG_REGISTRY") ?? "https://registry.npmjs.org").replace(/\/$/, "");
-  const target = join(cacheDir, "npm", `${source.packageName.replace("/", "__")}@${source.version}`);
+  const registry = (Deno.env.get("TOLLGATE_NPM_REGISTRY") ?? Deno.env.get("NPM_CONFIG_REGISTRY") ??
+    "https://registry.npmjs.org").replace(/\/$/, "");
+  const target = join(cacheDir(), "npm", `${source.packageName.replace("/", "__")}@${source.version}`);
   if (!await exists(target)) {
-    const metaUrl = `${registry}/${source.packageName.replace("/", "%2f")}/${source.version}`;
+    const metaUrl = `${registry}/${source.packageName.replace("/", "%2f")}`;
     const response = await fetch(metaUrl);
     if (!response.ok) throw new Error(`GET ${metaUrl}: HTTP ${response.status}`);
-    const tarball: string | undefined = (await response.json())?.dist?.tarball;
-    if (!tarball) throw new Error(`${metaUrl}: no dist.tarball in the package metadata`);
+    const tarball: string | undefined = (await response.json())?.versions?.[source.version]?.dist?.tarball;
+    if (!tarball) throw new Error(`${metaUrl}: version ${source.version} has no dist.tarball`);
     const staging = `${target}.partial`;
     await Deno.remove(staging, { recursive: true }).catch(() => {});
     await Deno.mkdir(staging, { recursive: true });

@@ -17,7 +17,8 @@ export interface ConfigWatcher {
 async function digest(path: string): Promise<string | undefined> {
   try {
     const bytes = await Deno.readFile(path);
-    return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) => b.toString(16)).join("");
+    return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) => b.toString(16))
+      .join("");
   } catch {
     return undefined; // mid-replacement or deleted: the next event will tell
   }

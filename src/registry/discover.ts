@@ -3,7 +3,7 @@
  * (`mod.ts` for TypeScript, `policy.py` for Python). Used by the builder and by
  * `validate`; the running engine never reads policy files (they are compiled in).
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import type { Problem } from "../config/problem.ts";
 import { parseYamlSource } from "../config/yaml_source.ts";
 import { parseDefinition, type PolicyDefinition } from "./definition.ts";
@@ -30,8 +30,26 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
-/** Reads and checks one policy directory; returns every problem found. */
-export async function discoverPolicy(dir: string): Promise<DiscoveredPolicy | Problem[]> {
+/** The entry module of an npm package directory (package.json `exports["."]`, `module` or `main`). */
+export async function packageEntry(dir: string): Promise<string | undefined> {
+  const text = await readOptional(join(dir, "package.json"));
+  if (text === undefined) return undefined;
+  const pkg = JSON.parse(text);
+  const exported = typeof pkg.exports === "string"
+    ? pkg.exports
+    : pkg.exports?.["."]?.import ?? pkg.exports?.["."];
+  const entry = [exported, pkg.module, pkg.main, "index.js"].find((e) => typeof e === "string");
+  return entry === undefined ? undefined : join(dir, entry);
+}
+
+/**
+ * Reads and checks one policy directory; returns every problem found. `moduleFile` names the
+ * code for sources that do not follow the directory convention (an npm package's entry).
+ */
+export async function discoverPolicy(
+  dir: string,
+  moduleFile?: string,
+): Promise<DiscoveredPolicy | Problem[]> {
   const definitionFile = join(dir, DEFINITION_FILE);
   const text = await readOptional(definitionFile);
   if (text === undefined) return [{ file: definitionFile, path: "", message: "file not found" }];
@@ -39,21 +57,21 @@ export async function discoverPolicy(dir: string): Promise<DiscoveredPolicy | Pr
   if (Array.isArray(yaml)) return yaml;
   const parsed = parseDefinition(yaml);
   if (Array.isArray(parsed)) return parsed;
-  const moduleName = MODULE_FILE[parsed.runtime];
-  const moduleFile = join(dir, moduleName);
   const problems: Problem[] = [];
-  if (await readOptional(moduleFile) === undefined) {
+  const code = moduleFile ?? join(dir, MODULE_FILE[parsed.runtime]);
+  if (await readOptional(code) === undefined) {
+    const missing = relative(dir, code);
     problems.push(
-      yaml.problemAt(["runtime"], `runtime is ${parsed.runtime} but ${moduleName} is missing in ${dir}`),
+      yaml.problemAt(["runtime"], `runtime is ${parsed.runtime} but ${missing} is missing in ${dir}`),
     );
   }
   const other = parsed.runtime === "python" ? MODULE_FILE.typescript : MODULE_FILE.python;
-  if (await readOptional(join(dir, other)) !== undefined) {
+  if (moduleFile === undefined && await readOptional(join(dir, other)) !== undefined) {
     problems.push(yaml.problemAt(["runtime"], `runtime is ${parsed.runtime} but the directory has ${other}`));
   }
   if (problems.length > 0) return problems;
   const requirements = parsed.runtime === "python"
     ? await readOptional(join(dir, "requirements.txt"))
     : undefined;
-  return { dir, definition: parsed, moduleFile, requirements };
+  return { dir, definition: parsed, moduleFile: code, requirements };
 }

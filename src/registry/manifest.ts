@@ -90,7 +90,10 @@ export function parseManifest(text: string, file: string): ParsedManifest {
   items.forEach((item, index) => {
     const label = `policies[${index}] (${item.name})`;
     const problemAt = (field: string, message: string) =>
-      yaml.problemAt(field ? ["policies", index, field] : ["policies", index], `entry ${item.name}: ${message}`);
+      yaml.problemAt(
+        field ? ["policies", index, field] : ["policies", index],
+        `entry ${item.name}: ${message}`,
+      );
     const given = SOURCES.filter((key) => item[key] !== undefined);
     if (given.length !== 1) {
       problems.push(

@@ -42,7 +42,9 @@ Deno.test("deno task validate reports every kind of mistake, each with file and 
     `${FIXTURES}/config.yaml:15:30: routes[2].policies[0].parameters.limit: must be >= 1 (route "bad-parameters", policy good-policy:v1)`,
   ];
   const lines = stderr.split("\n");
-  for (const line of expected) assert.ok(lines.some((l) => l.startsWith(line)), `missing: ${line}\n---\n${stderr}`);
+  for (const line of expected) {
+    assert.ok(lines.some((l) => l.startsWith(line)), `missing: ${line}\n---\n${stderr}`);
+  }
   assert.match(stderr, /validate: 17 problems found/);
   assert.ok(!/python-ok/.test(stderr), "the valid Python route is accepted without the executor");
 });
@@ -69,11 +71,17 @@ Deno.test("the default build's policies validate", async () => {
 
 Deno.test("tollgate validate checks a config against the compiled-in policies", async () => {
   const bad = await Deno.makeTempFile({ suffix: ".yaml" });
-  await Deno.writeTextFile(bad, "routes:\n  - name: r\n    policies:\n      - { name: respond, version: v1, parameters: { statusCode: 99 } }\n");
+  await Deno.writeTextFile(
+    bad,
+    "routes:\n  - name: r\n    policies:\n      - { name: respond, version: v1, parameters: { statusCode: 99 } }\n",
+  );
   try {
     const failed = await runDeno(["run", "-A", "main.ts", "validate", "--config", bad]);
     assert.equal(failed.code, 2);
-    assert.match(failed.stderr, /:4:65: routes\[0\]\.policies\[0\]\.parameters\.statusCode: must be >= 200 \(route "r", policy respond:v1\)/);
+    assert.match(
+      failed.stderr,
+      /:4:65: routes\[0\]\.policies\[0\]\.parameters\.statusCode: must be >= 200 \(route "r", policy respond:v1\)/,
+    );
     const ok = await runDeno(["run", "-A", "main.ts", "validate"]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /<embedded default config>: ok \(2 routes\)/);

@@ -16,7 +16,10 @@ const versioned = (version: string) => ({
     policies: [{
       name: "set-headers",
       version: "v1",
-      parameters: { requestHeaders: [{ name: "x-version", value: version }], responseHeaders: [{ name: "x-version", value: version }] },
+      parameters: {
+        requestHeaders: [{ name: "x-version", value: version }],
+        responseHeaders: [{ name: "x-version", value: version }],
+      },
     }],
   }],
 });
@@ -44,7 +47,11 @@ function traffic(url: string) {
 Deno.test("config hot reload behind a real Envoy", async (t) => {
   const upstream = Upstream.start();
   const engine = await EngineProcess.start({ config: versioned("1") });
-  const envoy = await Envoy.start({ routes: [{ name: "api", prefix: "/" }], upstreamPort: upstream.port, extproc: engine.extproc });
+  const envoy = await Envoy.start({
+    routes: [{ name: "api", prefix: "/" }],
+    upstreamPort: upstream.port,
+    extproc: engine.extproc,
+  });
   const load = traffic(`${envoy.url}/api`);
   try {
     await waitFor("traffic", () => load.seen.length > 20);
@@ -57,16 +64,28 @@ Deno.test("config hot reload behind a real Envoy", async (t) => {
       assert.ok(load.seen.every((r) => r.status === 200), "every request succeeded during the reload");
       assert.ok(load.seen.every((r) => r.version === "1" || r.version === "2"));
       const firstTwo = load.seen.findIndex((r) => r.version === "2");
-      assert.ok(load.seen.slice(firstTwo).every((r) => r.version === "2"), "the switch is atomic: no going back");
+      assert.ok(
+        load.seen.slice(firstTwo).every((r) => r.version === "2"),
+        "the switch is atomic: no going back",
+      );
     });
 
     await t.step("a broken change is refused, logged, and traffic keeps the old behaviour", async () => {
       const broken = versioned("3");
       (broken.routes[0].policies[0].parameters.requestHeaders[0] as { name?: string }).name = undefined;
-      await engine.writeConfig({ ...broken, routes: [...broken.routes, { name: "x", policies: [{ name: "nope", version: "v1" }] }] });
-      await waitFor("the rejection to be logged", () => engine.lines.some((line) => line.includes("config change rejected")));
+      await engine.writeConfig({
+        ...broken,
+        routes: [...broken.routes, { name: "x", policies: [{ name: "nope", version: "v1" }] }],
+      });
+      await waitFor(
+        "the rejection to be logged",
+        () => engine.lines.some((line) => line.includes("config change rejected")),
+      );
       const rejection = engine.lines.find((line) => line.includes("config change rejected"))!;
-      assert.match(rejection, /routes\[0\]\.policies\[0\]\.parameters\.requestHeaders\[0\]\.name: is required/);
+      assert.match(
+        rejection,
+        /routes\[0\]\.policies\[0\]\.parameters\.requestHeaders\[0\]\.name: is required/,
+      );
       assert.match(rejection, /routes\[1\]\.policies\[0\]\.name: unknown policy nope/);
       const before = load.seen.length;
       await waitFor("more traffic", () => load.seen.length > before + 20);
@@ -78,7 +97,10 @@ Deno.test("config hot reload behind a real Envoy", async (t) => {
 
     await t.step("invalid YAML is refused the same way, and a fix applies afterwards", async () => {
       await Deno.writeTextFile(engine.configFile, "routes: [\n");
-      await waitFor("the YAML rejection", () => engine.lines.filter((l) => l.includes("config change rejected")).length === 2);
+      await waitFor(
+        "the YAML rejection",
+        () => engine.lines.filter((l) => l.includes("config change rejected")).length === 2,
+      );
       await engine.writeConfig(versioned("4"));
       await waitFor("version 4", () => load.seen.at(-1)?.version === "4");
     });

@@ -8,7 +8,8 @@ export interface RunResult {
 }
 
 export async function runDeno(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const out = await new Deno.Command(Deno.execPath(), { args, cwd: repoRoot, env: { NO_COLOR: "1", ...env } }).output();
+  const out = await new Deno.Command(Deno.execPath(), { args, cwd: repoRoot, env: { NO_COLOR: "1", ...env } })
+    .output();
   const decoder = new TextDecoder();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
