@@ -3,6 +3,6 @@
  * through the generated registry). See `tollgate --help` and README.md.
  */
 import { runCli } from "./src/cli.ts";
-import { generatedPolicies } from "./src/gen/registry.ts";
+import { generatedPolicies, pythonRegistry } from "./src/gen/registry.ts";
 
-if (import.meta.main) Deno.exit(await runCli(Deno.args, { policies: generatedPolicies }));
+if (import.meta.main) Deno.exit(await runCli(Deno.args, { policies: generatedPolicies, pythonRegistry }));

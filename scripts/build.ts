@@ -139,7 +139,15 @@ export async function buildManifest(manifest: string, outDir: string): Promise<P
       : b.importSpecifier && relativeImport(out, b.importSpecifier),
   }));
   const changed = [
-    await writeIfChanged(join(out, "registry.ts"), renderRegistryModule(withImports, name, registryImport)),
+    await writeIfChanged(
+      join(out, "registry.ts"),
+      renderRegistryModule(
+        withImports,
+        name,
+        registryImport,
+        displayPath(join(out, "python", "policy_registry.py")),
+      ),
+    ),
     await writeIfChanged(join(out, "python", "policy_registry.py"), renderPythonRegistry(built, name)),
     await writeIfChanged(join(out, "python", "requirements.txt"), renderRequirements(built, name)),
   ];

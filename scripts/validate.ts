@@ -18,7 +18,7 @@ import { readConfigEnv } from "../src/config/load.ts";
 import { formatProblem, type Problem, ProblemsError } from "../src/config/problem.ts";
 import { loadEngineConfig } from "../src/engine.ts";
 import { compileCondition } from "../src/executor/condition.ts";
-import { buildRouteTable } from "../src/kernel/build.ts";
+import { buildRouteTable, checkOnlyFactory } from "../src/kernel/build.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../src/registry/registry.ts";
 import { discoverManifest, displayPath } from "./build.ts";
 import type { BuiltPolicy } from "./lib/codegen.ts";
@@ -87,10 +87,7 @@ export async function validate(
     try {
       const config = await loadEngineConfig({ configPath, env: readConfigEnv(), defaults: configDefaults() });
       const registry = new PolicyRegistry(entries);
-      // Python policies are checked here without the executor: their instance's mode is their definition's.
-      const factoryFor: Parameters<typeof buildRouteTable>[1]["factoryFor"] = (policy) =>
-        policy.factory ?? (() => ({ mode: () => policy.definition.processingMode }));
-      await buildRouteTable(config, { registry, factoryFor, compileCondition });
+      await buildRouteTable(config, { registry, factoryFor: checkOnlyFactory, compileCondition });
     } catch (error) {
       if (!(error instanceof ProblemsError)) throw error;
       problems.push(...error.problems);

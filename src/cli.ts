@@ -19,6 +19,8 @@ export const EXIT = { ok: 0, failure: 1, invalid: 2 } as const;
 /** What a build of the engine carries: its compiled-in policies. */
 export interface CliBuild {
   readonly policies: readonly GeneratedPolicy[];
+  /** The generated Python registry matching `policies`, relative to python.home. */
+  readonly pythonRegistry: string;
 }
 
 const USAGE: Record<string, string> = {
@@ -43,7 +45,7 @@ Options:
   -h, --help          show this help
 
 Environment: TOLLGATE_SOCKET, TOLLGATE_PYTHON_SOCKET, TOLLGATE_LOG_LEVEL,
-TOLLGATE_PYTHON, TOLLGATE_PYTHON_DIR override the config file.
+TOLLGATE_PYTHON, TOLLGATE_PYTHON_HOME override the config file.
 Signals: SIGTERM or SIGINT stop accepting streams, drain in-flight ones within
 shutdown.gracePeriod, and remove the socket.`,
   validate: `Usage: tollgate validate [--config PATH]
@@ -62,12 +64,12 @@ Prints the Tollgate version, the Deno version and the compiled-in policies.`,
 
 /**
  * Defaults that depend on where the engine runs. The executor sources default to the
- * repository's python/ (right for `deno run`); the image sets TOLLGATE_PYTHON_DIR.
+ * repository root (right for `deno run`); the image sets TOLLGATE_PYTHON_HOME.
  */
 export function configDefaults(): ConfigDefaults {
   return {
     pythonInterpreter: "python3",
-    pythonExecutorDir: join(dirname(fileURLToPath(import.meta.url)), "..", "python"),
+    pythonHome: join(dirname(fileURLToPath(import.meta.url)), ".."),
   };
 }
 
@@ -79,6 +81,7 @@ function printProblems(error: ProblemsError): void {
 async function serve(configPath: string | undefined, build: CliBuild): Promise<number> {
   const engine = await Engine.start({
     policies: build.policies,
+    pythonRegistry: build.pythonRegistry,
     configPath,
     env: readConfigEnv(),
     defaults: configDefaults(),

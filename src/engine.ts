@@ -15,12 +15,15 @@ import { Kernel, type RouteTable } from "./kernel/routes.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { PythonRuntime } from "./python/runtime.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
 
 const log = getLogger(["tollgate", "engine"]);
 
 export interface EngineOptions {
   readonly policies: readonly GeneratedPolicy[];
+  /** The generated Python registry matching `policies`, relative to python.home. */
+  readonly pythonRegistry: string;
   /** The config file; undefined runs the embedded default config. */
   readonly configPath: string | undefined;
   readonly env: ConfigEnv;
@@ -49,6 +52,7 @@ export class Engine {
     readonly metrics: Metrics,
     private readonly build: ChainBuildContext,
     private readonly server: ExtProcServer,
+    private readonly python: PythonRuntime | undefined,
   ) {}
 
   /** Loads and checks everything, then starts serving. Throws ProblemsError on bad config. */
@@ -56,16 +60,31 @@ export class Engine {
     const config = await loadEngineConfig(options);
     await configureLogging(config.log.level, config.log.format);
     const registry = new PolicyRegistry(options.policies);
-    const build: ChainBuildContext = { registry, factoryFor: (p) => p.factory, compileCondition };
-    const kernel = new Kernel(await buildRouteTable(config, build));
     const metrics = new Metrics();
-    const server = await ExtProcServer.start({
-      kernel,
-      listen: config.listen,
-      maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
-      observer: metrics,
-    });
-    const engine = new Engine(options, kernel, metrics, build, server);
+    // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
+    const python = registry.hasPythonPolicies()
+      ? await PythonRuntime.start(config, options.pythonRegistry, metrics)
+      : undefined;
+    const build: ChainBuildContext = {
+      registry,
+      factoryFor: (p) => p.definition.runtime === "python" ? python?.factoryFor(p) : p.factory,
+      compileCondition,
+    };
+    let server: ExtProcServer;
+    let kernel: Kernel;
+    try {
+      kernel = new Kernel(await buildRouteTable(config, build));
+      server = await ExtProcServer.start({
+        kernel,
+        listen: config.listen,
+        maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
+        observer: metrics,
+      });
+    } catch (error) {
+      await python?.stop(config.shutdown.gracePeriodMs);
+      throw error;
+    }
+    const engine = new Engine(options, kernel, metrics, build, server, python);
     if (config.admin.address !== undefined) {
       engine.#admin = await startAdmin(config.admin.address, {
         metrics,
@@ -85,7 +104,8 @@ export class Engine {
   }
 
   readiness(): { ready: boolean; reasons: string[] } {
-    return { ready: true, reasons: [] };
+    const reasons = [this.python?.unreadyReason()].filter((r): r is string => r !== undefined);
+    return { ready: reasons.length === 0, reasons };
   }
 
   /**
@@ -137,6 +157,7 @@ export class Engine {
     });
     this.#watcher?.close();
     await this.server.shutdown(grace);
+    await this.python?.stop(grace);
     await this.#admin?.shutdown();
     log.info("stopped");
   }

@@ -5,7 +5,7 @@
  */
 import { compileCondition } from "./executor/condition.ts";
 import { loadEngineConfig } from "./engine.ts";
-import { buildRouteTable } from "./kernel/build.ts";
+import { buildRouteTable, checkOnlyFactory } from "./kernel/build.ts";
 import { readConfigEnv } from "./config/load.ts";
 import { type CliBuild, configDefaults, EXIT } from "./cli.ts";
 import { PolicyRegistry } from "./registry/registry.ts";
@@ -13,7 +13,7 @@ import { PolicyRegistry } from "./registry/registry.ts";
 export async function validateConfig(configPath: string | undefined, build: CliBuild): Promise<number> {
   const config = await loadEngineConfig({ configPath, env: readConfigEnv(), defaults: configDefaults() });
   const registry = new PolicyRegistry(build.policies);
-  await buildRouteTable(config, { registry, factoryFor: (p) => p.factory, compileCondition });
+  await buildRouteTable(config, { registry, factoryFor: checkOnlyFactory, compileCondition });
   console.log(`${config.source}: ok (${config.routes.length} routes)`);
   return EXIT.ok;
 }

@@ -37,11 +37,15 @@ export interface BuiltPolicy {
   readonly origin: string;
 }
 
-/** src/gen/.../registry.ts: static imports of every TypeScript policy, definitions inline. */
+/**
+ * src/gen/.../registry.ts: static imports of every TypeScript policy, definitions inline,
+ * and where the matching Python registry is (relative to the Python home).
+ */
 export function renderRegistryModule(
   built: readonly BuiltPolicy[],
   manifest: string,
   registryImport: string,
+  pythonRegistry: string,
 ): string {
   const lines = [`// ${HEADER(manifest)}`, `import type { GeneratedPolicy } from "${registryImport}";`];
   built.forEach((b, i) => {
@@ -57,6 +61,8 @@ export function renderRegistryModule(
     lines.push("  },");
   });
   lines.push("];", "");
+  lines.push("/** The Python policy registry generated with this module, relative to python.home. */");
+  lines.push(`export const pythonRegistry = ${JSON.stringify(pythonRegistry)};`, "");
   return lines.join("\n");
 }
 

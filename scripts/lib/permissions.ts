@@ -35,7 +35,7 @@ export const ENGINE_ENV_VARS: readonly string[] = [
   "TOLLGATE_PYTHON_SOCKET",
   "TOLLGATE_LOG_LEVEL",
   "TOLLGATE_PYTHON",
-  "TOLLGATE_PYTHON_DIR",
+  "TOLLGATE_PYTHON_HOME",
   // grpc-js reads these at load time (tracing, TLS and resolver switches).
   "GRPC_NODE_VERBOSITY",
   "GRPC_VERBOSITY",

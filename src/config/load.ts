@@ -17,7 +17,7 @@ export const CONFIG_ENV_VARS = [
   "TOLLGATE_PYTHON_SOCKET",
   "TOLLGATE_LOG_LEVEL",
   "TOLLGATE_PYTHON",
-  "TOLLGATE_PYTHON_DIR",
+  "TOLLGATE_PYTHON_HOME",
 ] as const;
 
 export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_VARS)[number], string>>;
@@ -25,7 +25,7 @@ export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_VARS)[number], string>
 /** Defaults that depend on where the engine runs, supplied by the entry point. */
 export interface ConfigDefaults {
   readonly pythonInterpreter: string;
-  readonly pythonExecutorDir: string;
+  readonly pythonHome: string;
 }
 
 const DEFAULT_SOCKET = "/tmp/tollgate/extproc.sock";
@@ -129,7 +129,8 @@ function normalize(
       workers: raw.python.workers,
       timeoutMs: parseDuration(raw.python.timeout),
       interpreter: env.TOLLGATE_PYTHON ?? raw.python.interpreter ?? defaults.pythonInterpreter,
-      executorDir: env.TOLLGATE_PYTHON_DIR ?? raw.python.executorDir ?? defaults.pythonExecutorDir,
+      home: env.TOLLGATE_PYTHON_HOME ?? raw.python.home ?? defaults.pythonHome,
+      maxInFlight: raw.python.maxInFlight,
     },
     limits: { maxBodyBytes: raw.limits.maxBodyBytes },
     shutdown: { gracePeriodMs: parseDuration(raw.shutdown.gracePeriod) },

@@ -72,7 +72,8 @@ export const configSchema = {
         workers: { type: "integer", minimum: 1, maximum: 256, default: 4 },
         timeout: { ...duration, default: "30s" },
         interpreter: { type: "string", minLength: 1 },
-        executorDir: { type: "string", minLength: 1 },
+        home: { type: "string", minLength: 1 },
+        maxInFlight: { type: "integer", minimum: 1, default: 1024 },
       },
     },
     limits: {

@@ -43,8 +43,14 @@ export interface PythonConfig {
   readonly timeoutMs: number;
   /** The interpreter the engine starts the executor with. */
   readonly interpreter: string;
-  /** Directory holding the executor's sources (`python/` in the repository). */
-  readonly executorDir: string;
+  /**
+   * Where the executor's files are: `<home>/python` (executor and SDK), `<home>/src/gen/python`
+   * (generated code and the Python policy registry) and the policies the registry names,
+   * relative to it. The repository root in a checkout; /opt/tollgate in the image.
+   */
+  readonly home: string;
+  /** Calls to the executor allowed in flight at once; more fail fast as unavailable. */
+  readonly maxInFlight: number;
 }
 
 export interface EngineConfig {

@@ -6,10 +6,29 @@ import type { FailureRule } from "../config/types.ts";
 import type { RouteInfo } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { Params, Policy } from "../sdk/policy.ts";
+import type { PolicyOutcome } from "./run.ts";
 import type { ExchangeState } from "./state.ts";
 
 /** A compiled execution condition: whether the policy runs for this exchange. */
 export type Condition = (state: ExchangeState, phase: "request" | "response") => boolean;
+
+/**
+ * Runs several adjacent policies of one runtime in one round trip (the Python bridge).
+ * Returns one outcome per policy that ran, in order; it stops where the engine would stop
+ * (an immediate response, or a failure whose rule is not `continue`).
+ */
+export interface BatchRunner {
+  run(
+    entries: readonly ChainEntry[],
+    phase: "request" | "response",
+    state: ExchangeState,
+  ): Promise<readonly PolicyOutcome[]>;
+}
+
+/** A policy instance that is run by a batch runner (see {@link ChainEntry.batch}). */
+export interface Batched {
+  readonly batchRunner: BatchRunner;
+}
 
 /** One policy instance in a chain. */
 export interface ChainEntry {
@@ -21,6 +40,8 @@ export interface ChainEntry {
   readonly onFailure: FailureRule;
   readonly timeoutMs: number | undefined;
   readonly condition: Condition | undefined;
+  /** Set for policies run by a batch runner instead of their onRequest/onResponse. */
+  readonly batch?: BatchRunner;
 }
 
 const takesRequest = (m: ProcessingMode) =>

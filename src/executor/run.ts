@@ -60,13 +60,21 @@ function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: stri
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-type AnyAction = RequestAction | ResponseAction;
+/** What a policy can return in either phase. */
+export type AnyAction = RequestAction | ResponseAction;
 
-async function invoke(entry: ChainEntry, phase: Phase, state: ExchangeState): Promise<AnyAction> {
-  const result: AnyAction | Promise<AnyAction> = phase === "request"
-    ? entry.policy.onRequest?.(state.requestView, entry.params)
-    : entry.policy.onResponse?.(state.responseView, entry.params);
-  return isPromise(result) ? await withTimeout(result, entry.timeoutMs, entry.label) : result;
+/** What one policy produced: an action to apply, or the error it failed with. */
+export type PolicyOutcome = { readonly action: AnyAction } | { readonly error: unknown };
+
+async function invoke(entry: ChainEntry, phase: Phase, state: ExchangeState): Promise<PolicyOutcome> {
+  try {
+    const result: AnyAction | Promise<AnyAction> = phase === "request"
+      ? entry.policy.onRequest?.(state.requestView, entry.params)
+      : entry.policy.onResponse?.(state.responseView, entry.params);
+    return { action: isPromise(result) ? await withTimeout(result, entry.timeoutMs, entry.label) : result };
+  } catch (error) {
+    return { error };
+  }
 }
 
 function applyAction(entry: ChainEntry, phase: Phase, action: AnyAction, state: ExchangeState) {
@@ -83,9 +91,59 @@ function applyAction(entry: ChainEntry, phase: Phase, action: AnyAction, state: 
   );
 }
 
+/** The end of the batch starting at `i`: adjacent entries of the same runner without conditions. */
+function batchEnd(entries: readonly ChainEntry[], i: number, to: number): number {
+  let end = i + 1;
+  while (end < to && entries[end].batch === entries[i].batch && !entries[end].condition) end++;
+  return end;
+}
+
+/** How the chain goes on after one policy: on to the next, or stop (with a response or not). */
+type Step = { readonly stop: false } | { readonly stop: true; readonly immediate?: ImmediateOutcome };
+const NEXT: Step = { stop: false };
+
+function settle(
+  entry: ChainEntry,
+  outcome: PolicyOutcome,
+  phase: Phase,
+  state: ExchangeState,
+  seconds: number,
+  observer: RunObserver | undefined,
+): Step {
+  let immediate: ImmediateOutcome | undefined;
+  try {
+    if ("error" in outcome) throw outcome.error;
+    immediate = applyAction(entry, phase, outcome.action, state) ?? undefined;
+  } catch (error) {
+    observer?.policyRan(entry.label, phase, "failed", seconds);
+    const failure = asFailure(error);
+    log.warn("policy {policy} failed in {phase} phase ({kind}): {message}; rule {rule}", {
+      policy: entry.label,
+      phase,
+      kind: failure.kind,
+      message: failure.message,
+      rule: entry.onFailure,
+      requestId: state.shared.requestId,
+      route: state.shared.route.name,
+    });
+    if (entry.onFailure === "continue") return NEXT;
+    if (entry.onFailure === "skipRemaining") return { stop: true };
+    return {
+      stop: true,
+      immediate: toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label),
+    };
+  }
+  observer?.policyRan(entry.label, phase, immediate ? "immediate" : "ok", seconds);
+  return immediate ? { stop: true, immediate } : NEXT;
+}
+
 /**
  * Runs `entries[from, to)` for `phase`. Returns the immediate response that stopped the
  * chain, if any; otherwise the state holds the policies' changes.
+ *
+ * Adjacent entries sharing a batch runner (Python policies) go to it in one call; it
+ * returns one outcome per policy, which are settled here exactly as if each policy had run
+ * alone, so batching never changes results.
  */
 export async function runPolicies(
   entries: readonly ChainEntry[],
@@ -95,36 +153,27 @@ export async function runPolicies(
   state: ExchangeState,
   observer?: RunObserver,
 ): Promise<ImmediateOutcome | undefined> {
-  for (let i = from; i < to; i++) {
+  let i = from;
+  while (i < to) {
     const entry = entries[i];
-    if (entry.condition && !entry.condition(state, phase)) continue;
-    const started = performance.now();
-    let immediate: ImmediateOutcome | undefined;
-    try {
-      immediate = applyAction(entry, phase, await invoke(entry, phase, state), state) ?? undefined;
-    } catch (error) {
-      observer?.policyRan(entry.label, phase, "failed", (performance.now() - started) / 1000);
-      const failure = asFailure(error);
-      log.warn("policy {policy} failed in {phase} phase ({kind}): {message}; rule {rule}", {
-        policy: entry.label,
-        phase,
-        kind: failure.kind,
-        message: failure.message,
-        rule: entry.onFailure,
-        requestId: state.shared.requestId,
-        route: state.shared.route.name,
-      });
-      if (entry.onFailure === "continue") continue;
-      if (entry.onFailure === "skipRemaining") return undefined;
-      return toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label);
+    if (entry.condition && !entry.condition(state, phase)) {
+      i++;
+      continue;
     }
-    observer?.policyRan(
-      entry.label,
-      phase,
-      immediate ? "immediate" : "ok",
-      (performance.now() - started) / 1000,
-    );
-    if (immediate) return immediate;
+    const end = entry.batch ? batchEnd(entries, i, to) : i + 1;
+    const started = performance.now();
+    const outcomes = entry.batch
+      ? await entry.batch.run(entries.slice(i, end), phase, state)
+      : [await invoke(entry, phase, state)];
+    // A batch's time is shared evenly by the policies that ran in it.
+    const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
+    for (let k = i; k < end; k++) {
+      const outcome = outcomes[k - i] ??
+        { error: new PolicyFailure("error", "the runtime returned no result") };
+      const step = settle(entries[k], outcome, phase, state, seconds, observer);
+      if (step.stop) return step.immediate;
+    }
+    i = end;
   }
   return undefined;
 }

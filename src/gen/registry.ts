@@ -218,3 +218,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy2,
   },
 ];
+
+/** The Python policy registry generated with this module, relative to python.home. */
+export const pythonRegistry = "src/gen/python/policy_registry.py";

@@ -5,7 +5,7 @@
  */
 import { type Problem, ProblemsError } from "../config/problem.ts";
 import type { EngineConfig, PolicyRef, RouteConfig } from "../config/types.ts";
-import { Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
+import { type Batched, Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyRegistry } from "../registry/registry.ts";
 import type { PolicyMetadata } from "../sdk/context.ts";
@@ -15,6 +15,13 @@ import { RouteTable } from "./routes.ts";
 
 /** Supplies the factory of a registered policy (the bridge's for Python policies). */
 export type FactoryResolver = (policy: RegisteredPolicy) => PolicyFactory | undefined;
+
+/**
+ * For checking configs without running anything (`validate`): TypeScript policies are
+ * instantiated for real; Python policies stand in with their definition's mode.
+ */
+export const checkOnlyFactory: FactoryResolver = (policy) =>
+  policy.factory ?? (() => ({ mode: () => policy.definition.processingMode }));
 
 /** Compiles an execution condition; throws with a readable message if it is invalid. */
 export type ConditionCompiler = (expression: string) => Condition;
@@ -90,6 +97,7 @@ async function buildEntry(
       onFailure: ref.onFailure,
       timeoutMs: ref.timeoutMs,
       condition,
+      batch: (instance as Partial<Batched>).batchRunner,
     };
   } catch (error) {
     return fail([], `getPolicy failed: ${(error as Error)?.message ?? error}`, policy.key);

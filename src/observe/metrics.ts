@@ -33,6 +33,54 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #pythonCalls = new client.Histogram({
+    name: "tollgate_python_call_duration_seconds",
+    help: "Round trips to the Python executor (one per batch of adjacent Python policies), by outcome",
+    labelNames: ["outcome"],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  });
+  readonly #pythonInFlight = new client.Gauge({
+    name: "tollgate_python_calls_in_flight",
+    help: "Calls sent to the Python executor and not yet answered",
+    registers: [this.registry],
+  });
+  readonly #pythonStreamBreaks = new client.Counter({
+    name: "tollgate_python_stream_breaks_total",
+    help: "Times the stream to the Python executor broke (pending calls failed as unavailable)",
+    registers: [this.registry],
+  });
+  readonly #executorRestarts = new client.Counter({
+    name: "tollgate_python_executor_restarts_total",
+    help: "Restarts of the Python executor by the engine",
+    registers: [this.registry],
+  });
+  readonly #executorUp = new client.Gauge({
+    name: "tollgate_python_executor_up",
+    help: "1 when the Python executor is healthy, 0 while it starts or restarts",
+    registers: [this.registry],
+  });
+
+  pythonCall(outcome: "ok" | "timeout" | "unavailable", seconds: number): void {
+    this.#pythonCalls.observe({ outcome }, seconds);
+  }
+
+  pythonInFlight(count: number): void {
+    this.#pythonInFlight.set(count);
+  }
+
+  pythonStreamBroken(): void {
+    this.#pythonStreamBreaks.inc();
+  }
+
+  executorRestarted(): void {
+    this.#executorRestarts.inc();
+  }
+
+  executorState(state: string): void {
+    this.#executorUp.set(state === "healthy" ? 1 : 0);
+  }
+
   streamsChanged(active: number): void {
     this.#streamsActive.set(active);
   }

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { configDefaults } from "../../src/cli.ts";
 import { Engine } from "../../src/engine.ts";
-import { generatedPolicies } from "../../src/gen/test/registry.ts";
+import { generatedPolicies, pythonRegistry } from "../../src/gen/test/registry.ts";
+import { venvPython } from "../../scripts/lib/venv.ts";
 import type { ProcessingResponse } from "../../src/gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import {
   ProcessingMode_BodySendMode as BodyMode,
@@ -68,6 +69,7 @@ async function startEngine() {
       listen: { socket },
       admin: { address: `127.0.0.1:${adminPort}` },
       limits: { maxBodyBytes: 64 },
+      python: { socket: join(dir, "python.sock"), interpreter: venvPython },
       shutdown: { gracePeriod: "2s" },
       log: { level: "error" },
       routes,
@@ -75,6 +77,7 @@ async function startEngine() {
   );
   const engine = await Engine.start({
     policies: generatedPolicies,
+    pythonRegistry,
     configPath,
     env: {},
     defaults: configDefaults(),

@@ -4,6 +4,6 @@
  * with exactly the production permission flags (scripts/lib/permissions.ts).
  */
 import { runCli } from "../../src/cli.ts";
-import { generatedPolicies } from "../../src/gen/test/registry.ts";
+import { generatedPolicies, pythonRegistry } from "../../src/gen/test/registry.ts";
 
-if (import.meta.main) Deno.exit(await runCli(Deno.args, { policies: generatedPolicies }));
+if (import.meta.main) Deno.exit(await runCli(Deno.args, { policies: generatedPolicies, pythonRegistry }));

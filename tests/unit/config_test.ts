@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../../src/config/load.ts";
 import { formatProblem, ProblemsError } from "../../src/config/problem.ts";
 
-const defaults = { pythonInterpreter: "python3", pythonExecutorDir: "/opt/python" };
+const defaults = { pythonInterpreter: "python3", pythonHome: "/opt/tollgate" };
 
 function problems(text: string): string[] {
   try {
@@ -20,7 +20,8 @@ Deno.test("an empty config gets every default", () => {
   assert.equal(config.python.workers, 4);
   assert.equal(config.python.timeoutMs, 30_000);
   assert.equal(config.python.interpreter, "python3");
-  assert.equal(config.python.executorDir, "/opt/python");
+  assert.equal(config.python.home, "/opt/tollgate");
+  assert.equal(config.python.maxInFlight, 1024);
   assert.equal(config.limits.maxBodyBytes, 1048576);
   assert.equal(config.shutdown.gracePeriodMs, 15_000);
   assert.deepEqual(config.routes, []);

@@ -157,7 +157,7 @@ Deno.test("chain build errors name the route, the policy, the YAML path and the 
     ].join("\n"),
     "routes.yaml",
     {},
-    { pythonInterpreter: "python3", pythonExecutorDir: "python" },
+    { pythonInterpreter: "python3", pythonHome: "." },
   );
   const registry = new PolicyRegistry(generatedPolicies);
   await assert.rejects(
@@ -188,7 +188,7 @@ Deno.test("instance modes narrow the definition's: set-headers with request head
     "routes:\n  - name: r\n    policies:\n      - { name: set-headers, version: v1, parameters: { requestHeaders: [{ name: a, value: b }] } }\n",
     "c.yaml",
     {},
-    { pythonInterpreter: "python3", pythonExecutorDir: "python" },
+    { pythonInterpreter: "python3", pythonHome: "." },
   );
   const table = await buildRouteTable(config, {
     registry: new PolicyRegistry(generatedPolicies),

@@ -480,3 +480,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy10,
   },
 ];
+
+/** The Python policy registry generated with this module, relative to python.home. */
+export const pythonRegistry = "src/gen/test/python/policy_registry.py";

@@ -1,0 +1,70 @@
+/**
+ * The Python runtime as the engine sees it: the supervised executor, the client holding the
+ * stream to it, and the bridge that turns Python policies into chain entries. Started only
+ * when the build has Python policies.
+ */
+import type { EngineConfig } from "../config/types.ts";
+import type { RegisteredPolicy } from "../registry/registry.ts";
+import type { PolicyFactory } from "../sdk/policy.ts";
+import { type ClientObserver, ExecutorClient } from "./client.ts";
+import { PythonBridge } from "./bridge.ts";
+import { PythonSupervisor, type SupervisorObserver } from "./supervisor.ts";
+
+/** Largest message on the executor stream: a buffered body plus headers and framing. */
+const messageLimit = (config: EngineConfig) =>
+  Math.max(4 * 1024 * 1024, 2 * config.limits.maxBodyBytes + 1024 * 1024);
+
+export class PythonRuntime {
+  private constructor(
+    private readonly client: ExecutorClient,
+    private readonly bridge: PythonBridge,
+    private readonly supervisor: PythonSupervisor,
+  ) {}
+
+  /** Starts the executor and waits until it is ready (throws ExecutorStartError if it is not). */
+  static async start(
+    config: EngineConfig,
+    registryFile: string,
+    observer?: ClientObserver & SupervisorObserver,
+  ): Promise<PythonRuntime> {
+    const maxMessageBytes = messageLimit(config);
+    const client = new ExecutorClient({
+      socket: config.python.socket,
+      maxInFlight: config.python.maxInFlight,
+      maxMessageBytes,
+      observer,
+    });
+    const supervisor = new PythonSupervisor({
+      python: config.python,
+      registryFile,
+      logLevel: config.log.level,
+      maxMessageBytes,
+      client,
+      observer,
+    });
+    try {
+      await supervisor.start();
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+    return new PythonRuntime(client, new PythonBridge(client, config.python.timeoutMs), supervisor);
+  }
+
+  /** The factory of a registered Python policy. */
+  factoryFor(policy: RegisteredPolicy): PolicyFactory {
+    return this.bridge.factoryFor(policy);
+  }
+
+  /** Why the runtime cannot serve right now, or undefined when it can. */
+  unreadyReason(): string | undefined {
+    const state = this.supervisor.state;
+    return state === "healthy" ? undefined : `python executor ${state}`;
+  }
+
+  /** Stops the executor after in-flight calls had their chance (call after the server drained). */
+  async stop(graceMs: number): Promise<void> {
+    await this.supervisor.stop(graceMs);
+    this.client.close();
+  }
+}

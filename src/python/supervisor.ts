@@ -1,0 +1,255 @@
+/**
+ * Runs the Python executor as a child process (`<interpreter> -m executor`) and keeps it
+ * alive: the engine waits for it to be healthy before serving, health-checks it while
+ * serving, and restarts it in place with exponential backoff when it exits or stops
+ * answering. Requests needing Python meanwhile fail fast (their policy's failure rule
+ * applies) and traffic recovers by itself once the executor is back. The executor's output
+ * is re-logged under the "tollgate.python" category.
+ */
+import { join } from "node:path";
+import { getLogger, type LogLevel } from "@logtape/logtape";
+import type { PythonConfig } from "../config/types.ts";
+import { removeSocketFile } from "../transport/unix_socket.ts";
+import type { ExecutorClient } from "./client.ts";
+
+const log = getLogger(["tollgate", "python", "supervisor"]);
+const childLog = getLogger(["tollgate", "python", "executor"]);
+
+export type ExecutorState = "starting" | "healthy" | "restarting" | "stopped";
+
+export interface SupervisorObserver {
+  executorRestarted(): void;
+  executorState(state: ExecutorState): void;
+}
+
+export interface SupervisorOptions {
+  readonly python: PythonConfig;
+  /** The generated Python registry, relative to python.home. */
+  readonly registryFile: string;
+  readonly logLevel: string;
+  readonly maxMessageBytes: number;
+  readonly client: ExecutorClient;
+  readonly observer?: SupervisorObserver;
+  /** How long a start may take to become healthy (default 20 s). */
+  readonly startTimeoutMs?: number;
+  /** Health check period while serving (default 2 s); three failures in a row restart it. */
+  readonly healthIntervalMs?: number;
+}
+
+const HEALTH_TIMEOUT_MS = 1000;
+const FAILURES_BEFORE_RESTART = 3;
+const MIN_RESTART_DELAY_MS = 200;
+const MAX_RESTART_DELAY_MS = 5000;
+/** A run this long counts as stable: the restart backoff starts over. */
+const STABLE_AFTER_MS = 30_000;
+
+const LEVELS: Record<string, LogLevel> = {
+  debug: "debug",
+  info: "info",
+  warning: "warning",
+  error: "error",
+  critical: "fatal",
+};
+
+/** Thrown when the executor cannot be started at all. */
+export class ExecutorStartError extends Error {
+  override name = "ExecutorStartError";
+}
+
+export class PythonSupervisor {
+  #child: Deno.ChildProcess | undefined;
+  #state: ExecutorState = "stopped";
+  #restartDelayMs = MIN_RESTART_DELAY_MS;
+  #healthTimer: ReturnType<typeof setInterval> | undefined;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #stopping = false;
+  #restarts = 0;
+
+  constructor(private readonly options: SupervisorOptions) {}
+
+  get state(): ExecutorState {
+    return this.#state;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  #setState(state: ExecutorState): void {
+    this.#state = state;
+    this.options.observer?.executorState(state);
+  }
+
+  /** Starts the executor and resolves once it reports ready; throws if it cannot. */
+  async start(): Promise<void> {
+    this.#setState("starting");
+    await this.#launch();
+    this.#healthTimer = setInterval(() => this.#checkHealth(), this.options.healthIntervalMs ?? 2000);
+  }
+
+  #spawn(): Deno.ChildProcess {
+    const { python } = this.options;
+    const child = new Deno.Command(python.interpreter, {
+      args: [
+        "-m",
+        "executor",
+        "--socket",
+        python.socket,
+        "--workers",
+        String(python.workers),
+        "--registry",
+        join(python.home, this.options.registryFile),
+        "--policy-root",
+        python.home,
+        "--log-level",
+        this.options.logLevel,
+        "--max-message-bytes",
+        String(this.options.maxMessageBytes),
+      ],
+      env: {
+        PYTHONPATH: [join(python.home, "python"), join(python.home, "src", "gen", "python")].join(":"),
+        PYTHONUNBUFFERED: "1",
+        PYTHONDONTWRITEBYTECODE: "1",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#forward(child.stderr, "stderr");
+    this.#forward(child.stdout, "stdout");
+    log.info("started the Python executor (pid {pid})", { pid: child.pid });
+    return child;
+  }
+
+  /** Re-logs the executor's lines: its JSON records keep their level and fields. */
+  async #forward(stream: ReadableStream<Uint8Array>, name: string): Promise<void> {
+    let rest = "";
+    const emit = (line: string) => {
+      if (!line.trim()) return;
+      try {
+        const { level, msg, time: _time, logger, ...fields } = JSON.parse(line);
+        childLog[LEVELS[level] ?? "info"](String(msg), { ...fields, pythonLogger: logger });
+      } catch {
+        childLog.info(line, { stream: name });
+      }
+    };
+    try {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop()!;
+        lines.forEach(emit);
+      }
+    } catch {
+      // the child went away mid-line
+    }
+    emit(rest);
+  }
+
+  /** Spawns and waits until healthy; on failure kills the child and throws. */
+  async #launch(): Promise<void> {
+    const child = this.#spawn();
+    this.#child = child;
+    const started = Date.now();
+    const deadline = started + (this.options.startTimeoutMs ?? 20_000);
+    let exited: Deno.CommandStatus | undefined;
+    child.status.then((status) => (exited = status));
+    let lastError = "";
+    while (Date.now() < deadline && !exited) {
+      try {
+        if ((await this.options.client.health(HEALTH_TIMEOUT_MS)).ready) {
+          this.#setState("healthy");
+          this.options.client.reconnectNow();
+          child.status.then((status) => this.#exited(child, status, started));
+          log.info("Python executor ready after {ms}ms", { ms: Date.now() - started });
+          return;
+        }
+        lastError = "not ready";
+      } catch (error) {
+        lastError = (error as Error).message;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (!exited) {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+    throw new ExecutorStartError(
+      exited
+        ? `the Python executor exited with code ${exited.code} while starting`
+        : `the Python executor was not ready within ${deadline - started}ms (${lastError})`,
+    );
+  }
+
+  #exited(child: Deno.ChildProcess, status: Deno.CommandStatus, started: number): void {
+    if (this.#stopping || child !== this.#child) return;
+    if (Date.now() - started > STABLE_AFTER_MS) this.#restartDelayMs = MIN_RESTART_DELAY_MS;
+    log.error("the Python executor exited (code {code}, signal {signal}); restarting in {delay}ms", {
+      code: status.code,
+      signal: status.signal,
+      delay: this.#restartDelayMs,
+    });
+    this.#scheduleRestart();
+  }
+
+  #scheduleRestart(): void {
+    this.#setState("restarting");
+    const delay = this.#restartDelayMs;
+    this.#restartDelayMs = Math.min(this.#restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+    this.#restartTimer = setTimeout(async () => {
+      if (this.#stopping) return;
+      this.#restarts++;
+      this.options.observer?.executorRestarted();
+      try {
+        await this.#launch();
+      } catch (error) {
+        log.error("Python executor restart failed: {error}", { error: (error as Error).message });
+        if (!this.#stopping) this.#scheduleRestart();
+      }
+    }, delay);
+  }
+
+  #failures = 0;
+  async #checkHealth(): Promise<void> {
+    if (this.#state !== "healthy" || this.#stopping) return;
+    let ok = false;
+    try {
+      ok = (await this.options.client.health(HEALTH_TIMEOUT_MS)).ready;
+    } catch {
+      ok = false;
+    }
+    this.#failures = ok ? 0 : this.#failures + 1;
+    if (this.#failures >= FAILURES_BEFORE_RESTART && this.#state === "healthy") {
+      this.#failures = 0;
+      log.error("the Python executor failed {n} health checks in a row; killing it", {
+        n: FAILURES_BEFORE_RESTART,
+      });
+      this.#child?.kill("SIGKILL"); // #exited restarts it
+    }
+  }
+
+  /** Stops the executor: SIGTERM, then SIGKILL after `graceMs`; removes its socket. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#healthTimer);
+    clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (child) {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, graceMs);
+      await child.status;
+      clearTimeout(timer);
+    }
+    await removeSocketFile(this.options.python.socket);
+    this.#setState("stopped");
+  }
+}
