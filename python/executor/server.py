@@ -153,12 +153,14 @@ class _Session:
                     await self._context.write(item)
                 elif self._finished():
                     break
+            # Still reading means the engine did not close the stream: shutdown ends it.
+            cut_short = self._reading
         finally:
             reader.cancel()
             for task in self._pending:
                 task.cancel()
             await asyncio.gather(reader, *self._pending, return_exceptions=True)
-        if self._service.is_draining() and self._reading:
+        if cut_short:
             self._end_for_shutdown()
 
     def _end_for_shutdown(self) -> None:

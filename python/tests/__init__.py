@@ -1,0 +1,1 @@
+"""Tests of the Python SDK and of a real executor process."""

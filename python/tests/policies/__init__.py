@@ -1,0 +1,1 @@
+"""Policies the tests load into a real executor (each directory is one policy)."""

@@ -1,0 +1,1 @@
+"""A policy whose module cannot be imported."""

@@ -1,0 +1,1 @@
+"""A policy whose factory records each call, for instance-cache tests."""

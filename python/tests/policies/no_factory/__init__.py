@@ -1,0 +1,1 @@
+"""A policy module without get_policy."""

@@ -1,0 +1,1 @@
+"""A policy whose behaviour is given by its parameters, for batch and error tests."""

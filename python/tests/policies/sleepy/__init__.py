@@ -1,0 +1,1 @@
+"""A slow policy for concurrency tests."""

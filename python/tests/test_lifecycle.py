@@ -1,0 +1,91 @@
+"""Graceful shutdown on SIGTERM/SIGINT, and starting over a stale socket."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket as sockets
+import time
+from pathlib import Path
+
+import grpc
+
+from tests.support import (
+    SpawnExecutor,
+    StreamClient,
+    execute_request,
+    health,
+    invocation,
+    lines,
+    run,
+)
+
+SLEEPY_ONLY = {"sleepy:v1": ("sleepy", "v1.0.0", "python/tests/policies/sleepy")}
+
+
+def _wait_for(path: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_sigterm_finishes_in_flight_calls_refuses_new_ones_and_exits_0(
+    tmp_path: Path, spawn_executor: SpawnExecutor
+) -> None:
+    executor = spawn_executor(SLEEPY_ONLY, workers=2).start()
+    started = tmp_path / "started"
+
+    async def scenario() -> None:
+        async with StreamClient(executor.socket) as client:
+            slow = await client.send(
+                execute_request(
+                    [invocation("sleepy", {"seconds": 1.5, "startedFile": str(started)})],
+                    headers=[("x-id", "slow")],
+                )
+            )
+            await asyncio.to_thread(_wait_for, started)
+            executor.send_signal(signal.SIGTERM)
+            # Draining: health turns not-ready while the slow call is still running.
+            for _ in range(200):
+                if not (await health(executor.socket)).ready:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("executor never reported not-ready after SIGTERM")
+            late = await client.send(execute_request([invocation("sleepy", {"seconds": 0})]))
+            late_response = await asyncio.wait_for(late, 10)
+            assert late_response.error == "the Python executor is shutting down"
+            assert not late_response.results
+            slow_response = await asyncio.wait_for(slow, 10)
+            assert not slow_response.error
+            assert ("x-echo-id", "slow") in lines(slow_response.results[0].modifications.set_headers)
+            await client.wait_closed()
+            assert client.stream_error is not None
+            assert client.stream_error.code() == grpc.StatusCode.UNAVAILABLE
+
+    run(scenario())
+    assert executor.wait(20) == 0
+    assert not executor.socket.exists()
+    messages = [r["msg"] for r in executor.log_records()]
+    assert "shutting down" in messages
+    assert messages[-1] == "executor stopped"
+
+
+def test_sigint_on_an_idle_executor_exits_0_and_removes_the_socket(spawn_executor: SpawnExecutor) -> None:
+    executor = spawn_executor(SLEEPY_ONLY).start()
+    assert executor.stop(signal.SIGINT) == 0
+    assert not executor.socket.exists()
+
+
+def test_stale_socket_from_a_previous_run_is_replaced(spawn_executor: SpawnExecutor) -> None:
+    executor = spawn_executor(SLEEPY_ONLY)
+    executor.socket.parent.mkdir(parents=True)
+    stale = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    stale.bind(str(executor.socket))
+    stale.close()  # the file stays, nobody listens: what a crashed executor leaves behind
+    executor.start()
+    try:
+        assert run(health(executor.socket)).ready
+    finally:
+        assert executor.stop() == 0
