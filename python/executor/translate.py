@@ -8,6 +8,7 @@ as that policy's error, so the rest of the batch follows the policy's failure ru
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -202,6 +203,11 @@ def read_action(action: object, phase: pb.Phase) -> Changes | Immediate:
     """
     if action is None:
         return Changes()
+    if inspect.iscoroutine(action):
+        action.close()  # never awaited: close it so Python does not warn about it
+        raise InvalidActionError(
+            "the handler is a coroutine function; policies run on worker threads and must be synchronous"
+        )
     if isinstance(action, ImmediateResponse):
         return _immediate(action)
     request_phase = phase == pb.PHASE_REQUEST

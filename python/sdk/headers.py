@@ -46,7 +46,9 @@ class Headers(Mapping[str, str]):
         Names are lower-cased; repeated names keep every value, in order.
         """
         fields: dict[str, list[str]] = {}
-        if headers is not None:
+        if isinstance(headers, Headers):  # copy field lines; items() would join them
+            fields = headers.to_dict()
+        elif headers is not None:
             pairs: Iterable[tuple[str, str]]
             if isinstance(headers, Mapping):
                 pairs = [(name, v) for name, value in headers.items() for v in header_values(value)]

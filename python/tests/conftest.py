@@ -17,6 +17,9 @@ def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutorProce
     yield process
     status = process.stop()
     assert status == 0, process.log_text()
+    # Every line the executor wrote is a JSON record: no stray warnings or tracebacks.
+    records = process.log_records()
+    assert records[-1]["msg"] == "executor stopped"
 
 
 @pytest.fixture

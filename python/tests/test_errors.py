@@ -58,6 +58,7 @@ def test_policy_error_is_logged_with_policy_and_call_id(executor: ExecutorProces
         ("request", "badStatus", "immediate response status_code 99: must be an integer from 200 to 599"),
         ("request", "badPath", "path 'no-slash': must start with '/'"),
         ("request", "analyticsNotJson", "analytics_metadata['x']: object is not a JSON value"),
+        ("request", "coroutine", "the handler is a coroutine function; policies run on worker threads"),
     ],
 )
 def test_invalid_return_values_are_execution_errors(

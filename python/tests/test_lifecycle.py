@@ -40,7 +40,7 @@ def test_sigterm_finishes_in_flight_calls_refuses_new_ones_and_exits_0(
         async with StreamClient(executor.socket) as client:
             slow = await client.send(
                 execute_request(
-                    [invocation("sleepy", {"seconds": 1.5, "startedFile": str(started)})],
+                    [invocation("sleepy", {"seconds": 2.5, "startedFile": str(started)})],
                     headers=[("x-id", "slow")],
                 )
             )

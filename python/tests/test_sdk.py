@@ -64,6 +64,8 @@ def test_headers_from_a_mapping_with_list_values() -> None:
     assert headers["accept"] == "text/html, application/json"
     assert headers.get_all("accept") == ["text/html", "application/json"]
     assert headers == {"accept": "text/html, application/json", "host": "example.test"}
+    copy = Headers(Headers([("a", "1"), ("A", "2")]))
+    assert copy.get_all("a") == ["1", "2"]
     assert Headers() == {}
     assert len(Headers()) == 0
     assert "Headers(" in repr(headers)

@@ -25,6 +25,10 @@ from sdk.policy import (
 from .snapshot import snapshot
 
 
+async def _not_synchronous() -> None:
+    """What an ``async def on_request`` would return."""
+
+
 class Scripted(Policy):
     def _act(self, ctx: RequestContext | ResponseContext, params: dict[str, Any]) -> Any:
         metadata = ctx.shared.metadata
@@ -40,6 +44,8 @@ class Scripted(Policy):
             ctx.shared.metadata = params["replaceMetadata"]
         if "raise" in params:
             raise RuntimeError(params["raise"])
+        if params.get("returnValue") == "coroutine":
+            return _not_synchronous()
         if "returnValue" in params:
             return {
                 "int": 42,
