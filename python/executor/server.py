@@ -11,12 +11,13 @@ the streams end with UNAVAILABLE so the engine knows to reconnect elsewhere or g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,31 +85,45 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
         )
 
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
-        """Runs one call on the worker pool; any failure of the executor itself becomes an error."""
+        """Runs one call on the worker pool; any failure of the executor itself becomes an error.
+
+        The in-flight count follows the worker thread, not this coroutine: if the stream goes
+        away mid-call the coroutine is cancelled but the policy code keeps running, and
+        shutdown must still wait for it.
+        """
         received_at = time.monotonic()
+        loop = asyncio.get_running_loop()
         self._in_flight += 1
         self._idle.clear()
+        work = self._pool.submit(run_call, request, self._runtime, received_at)
+        work.add_done_callback(lambda _: self._from_worker(loop, self._call_ended))
         try:
-            loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(self._pool, run_call, request, self._runtime, received_at)
-            log.debug(
-                "call answered",
-                extra={
-                    "call_id": request.call_id,
-                    "policies": [p.name for p in request.policies],
-                    "results": len(response.results),
-                    "ms": round((time.monotonic() - received_at) * 1000, 3),
-                },
-            )
-            return response
+            response = await asyncio.wrap_future(work)
         except Exception as error:
             log.exception("call failed inside the executor", extra={"call_id": request.call_id})
-            return pb.ExecuteResponse(call_id=request.call_id, error=f"executor error: {error}")
-        finally:
-            self._calls_served += 1
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+            response = pb.ExecuteResponse(call_id=request.call_id, error=f"executor error: {error}")
+        self._calls_served += 1
+        log.debug(
+            "call answered",
+            extra={
+                "call_id": request.call_id,
+                "policies": [p.name for p in request.policies],
+                "results": len(response.results),
+                "ms": round((time.monotonic() - received_at) * 1000, 3),
+            },
+        )
+        return response
+
+    @staticmethod
+    def _from_worker(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        # A closed loop means the executor is exiting anyway.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(callback)
+
+    def _call_ended(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
 
     def begin_drain(self) -> None:
         """Refuses new calls from now on and lets open streams end once their calls finish."""
