@@ -96,7 +96,12 @@ export class ExtProcServer {
       queue = queue.then(async () => {
         if (!open) return;
         const response = await exchange.handle(request);
-        if (response && open) call.write(response);
+        if (!response || !open) return;
+        call.write(response);
+        if (exchange.finished) {
+          close();
+          call.end();
+        }
       }).catch((error) => {
         log.error("ext_proc stream failed: {error}", { error: String(error?.stack ?? error) });
         if (!open) return;

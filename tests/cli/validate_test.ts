@@ -93,7 +93,7 @@ Deno.test("tollgate validate checks a config against the compiled-in policies", 
 Deno.test("tollgate --help, version and a bad command", async () => {
   const help = await runDeno(["run", "-A", "main.ts", "--help"]);
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /Commands:\n  serve/);
+  assert.match(help.stdout, /Commands:\n {2}serve/);
   const serveHelp = await runDeno(["run", "-A", "main.ts", "serve", "--help"]);
   assert.match(serveHelp.stdout, /Usage: tollgate serve \[--config PATH\]/);
   const version = await runDeno(["run", "-A", "main.ts", "version"]);

@@ -26,6 +26,8 @@ export interface EnvoyOptions {
   readonly extproc: { socket: string } | { address: string };
   /** Changes to the ext_proc filter config (e.g. failure_mode_allow). */
   readonly extProcOverrides?: Record<string, unknown>;
+  /** Envoy runtime flags (layered_runtime static layer). */
+  readonly runtime?: Record<string, unknown>;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -59,15 +61,26 @@ export async function testBootstrap(
   options: EnvoyOptions,
   listenPort: number,
   adminPort: number,
+  accessLog: string,
 ): Promise<Yaml> {
   const config: Yaml = parse(await Deno.readTextFile(join(repoRoot, "docs/examples/envoy.yaml")));
   config.admin.address.socket_address.port_value = adminPort;
   const listener = config.static_resources.listeners[0];
   listener.address.socket_address.port_value = listenPort;
   const hcm = listener.filter_chains[0].filters[0].typed_config;
-  hcm.access_log = [];
+  // The example's access log format, written to a file the tests can read.
+  const [log] = hcm.access_log;
+  hcm.access_log = [{
+    name: "envoy.access_loggers.file",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+      path: accessLog,
+      log_format: log.typed_config.log_format,
+    },
+  }];
   hcm.route_config.virtual_hosts[0].routes = options.routes.map(routeConfig);
   Object.assign(hcm.http_filters[0].typed_config, options.extProcOverrides ?? {});
+  Object.assign(config.layered_runtime.layers[0].static_layer, options.runtime ?? {});
   const [upstream, tollgate] = config.static_resources.clusters;
   upstream.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value =
     options.upstreamPort;
@@ -98,7 +111,10 @@ export class Envoy {
     const adminPort = freePort();
     const dir = await Deno.makeTempDir({ prefix: "tollgate-envoy-" });
     const file = join(dir, "envoy.yaml");
-    await Deno.writeTextFile(file, stringify(await testBootstrap(options, port, adminPort)));
+    await Deno.writeTextFile(
+      file,
+      stringify(await testBootstrap(options, port, adminPort, join(dir, "access.log"))),
+    );
     const child = new Deno.Command(venvBin("envoy"), {
       args: ["-c", file, "--base-id", String(port), "-l", "warning", "--log-path", join(dir, "envoy.log")],
       stdout: "null",
@@ -122,6 +138,12 @@ export class Envoy {
     const text = await (await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=^${name}$`)).text();
     const match = /: (\d+)/.exec(text);
     return match ? Number(match[1]) : 0;
+  }
+
+  /** Envoy's access log lines (the example's format: status, details, route, dynamic metadata). */
+  async accessLog(): Promise<string[]> {
+    const text = await Deno.readTextFile(join(this.dir, "access.log")).catch(() => "");
+    return text.split("\n").filter(Boolean);
   }
 
   /** Envoy's own log, for failure messages. */
