@@ -2,4 +2,14 @@
 """Python policies compiled into this build: registry key -> where the policy lives."""
 
 PYTHON_POLICIES: dict[str, dict[str, str]] = {
+    "add-python-header:v1": {
+        "name": "add-python-header",
+        "version": "v1.0.0",
+        "path": "policies/add-python-header",
+    },
+    "json-body-rewrite:v1": {
+        "name": "json-body-rewrite",
+        "version": "v1.0.0",
+        "path": "policies/json-body-rewrite",
+    },
 }

@@ -479,6 +479,199 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
     module: policy10,
   },
+  {
+    source: "policies/add-python-header",
+    definition: {
+      "description": "Adds a custom header to requests. Demonstrates a basic Python policy.",
+      "name": "add-python-header",
+      "parameters": {
+        "properties": {
+          "headerName": {
+            "default": "X-Python-Policy",
+            "description": "Name of the header to add",
+            "type": "string",
+          },
+          "headerValue": {
+            "default": "hello-from-python",
+            "description": "Value of the header",
+            "type": "string",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
+    source: "policies/json-body-rewrite",
+    definition: {
+      "description": "Rewrites the top-level fields of a JSON request body before it goes upstream: renames fields, then removes fields, then sets fields to configured values. The rewritten body is sent compact and UTF-8 encoded with content-type application/json (content-length is rewritten to match). A body that is not a JSON object is rejected with 400 and a JSON error body; a request without a body passes unchanged. The whole request body is buffered, so keep it for routes with bounded bodies.",
+      "name": "json-body-rewrite",
+      "parameters": {
+        "additionalProperties": false,
+        "minProperties": 1,
+        "properties": {
+          "remove": {
+            "default": [],
+            "description": "Fields to remove (after renaming). Absent fields are ignored.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+            "uniqueItems": true,
+          },
+          "rename": {
+            "additionalProperties": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "default": {},
+            "description": "Fields to rename, old name to new name. Applied first; a field that is absent is ignored, and a field already present under the new name is replaced.",
+            "type": "object",
+          },
+          "set": {
+            "default": {},
+            "description": "Fields to add or replace (last), field name to any JSON value, e.g. {\"source\": \"gateway\", \"version\": 2}.",
+            "type": "object",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "BUFFER",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
+    source: "tests/fixtures/policies/py-stamp",
+    definition: {
+      "description": "Test policy (Python). Like trace - appends its label to x-trace and the shared metadata, and reports what it saw.",
+      "name": "py-stamp",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "label": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "label",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
+    source: "tests/fixtures/policies/py-deny",
+    definition: {
+      "description": "Test policy (Python). Answers 429 itself.",
+      "name": "py-deny",
+      "parameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
+    source: "tests/fixtures/policies/py-raise",
+    definition: {
+      "description": "Test policy (Python). Raises in on_request.",
+      "name": "py-raise",
+      "parameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
+    source: "tests/fixtures/policies/py-sleep",
+    definition: {
+      "description": "Test policy (Python). Blocks its worker thread for a while, then marks the request.",
+      "name": "py-sleep",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "seconds": {
+            "minimum": 0,
+            "type": "number",
+          },
+        },
+        "required": [
+          "seconds",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
 ];
 
 /** The Python policy registry generated with this module, relative to python.home. */

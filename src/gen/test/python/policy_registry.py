@@ -2,4 +2,34 @@
 """Python policies compiled into this build: registry key -> where the policy lives."""
 
 PYTHON_POLICIES: dict[str, dict[str, str]] = {
+    "add-python-header:v1": {
+        "name": "add-python-header",
+        "version": "v1.0.0",
+        "path": "policies/add-python-header",
+    },
+    "json-body-rewrite:v1": {
+        "name": "json-body-rewrite",
+        "version": "v1.0.0",
+        "path": "policies/json-body-rewrite",
+    },
+    "py-stamp:v1": {
+        "name": "py-stamp",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-stamp",
+    },
+    "py-deny:v1": {
+        "name": "py-deny",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-deny",
+    },
+    "py-raise:v1": {
+        "name": "py-raise",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-raise",
+    },
+    "py-sleep:v1": {
+        "name": "py-sleep",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-sleep",
+    },
 }
