@@ -62,9 +62,13 @@ export class PythonRuntime {
     return state === "healthy" ? undefined : `python executor ${state}`;
   }
 
-  /** Stops the executor after in-flight calls had their chance (call after the server drained). */
+  /**
+   * Stops the executor after in-flight calls had their chance (call after the server
+   * drained). The client closes its connection first: there is nothing left to send, and
+   * the executor going away under an open connection only causes reconnect attempts.
+   */
   async stop(graceMs: number): Promise<void> {
-    await this.supervisor.stop(graceMs);
     this.client.close();
+    await this.supervisor.stop(graceMs);
   }
 }

@@ -98,7 +98,8 @@ Deno.test("tollgate --help, version and a bad command", async () => {
   assert.match(serveHelp.stdout, /Usage: tollgate serve \[--config PATH\]/);
   const version = await runDeno(["run", "-A", "main.ts", "version"]);
   assert.equal(version.code, 0);
-  assert.match(version.stdout, /^tollgate \d+\.\d+\.\d+\ndeno 2\.9\.6/);
+  assert.match(version.stdout, /^tollgate \d+\.\d+\.\d+\n/);
+  assert.ok(version.stdout.includes(`deno ${Deno.version.deno} `), version.stdout);
   assert.match(version.stdout, /set-headers v1\.0\.0 \(typescript\)/);
   const bad = await runDeno(["run", "-A", "main.ts", "frobnicate"]);
   assert.equal(bad.code, 2);
