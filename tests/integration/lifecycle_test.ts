@@ -59,7 +59,7 @@ Deno.test("a second engine refuses a socket owned by a live one, and a path that
   await Deno.mkdir(layout.runtimeDirs[0], { recursive: true });
   await Deno.writeTextFile(layout.extprocSocket!, "not a socket");
   const blocked = await EngineProcess.start({ config: {}, layout: fresh, noWait: true });
-  assert.equal(await blocked.exited(), 1);
+  assert.equal(await blocked.exited(), 1, blocked.lines.join("\n"));
   assert.match(blocked.lines.join("\n"), /exists and is not a socket; refusing to replace it/);
   assert.equal(await Deno.readTextFile(layout.extprocSocket!), "not a socket", "the file was left alone");
   await Deno.remove(dir, { recursive: true });
