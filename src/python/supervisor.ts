@@ -75,6 +75,11 @@ export class PythonSupervisor {
     return this.#restarts;
   }
 
+  /** The running executor's process id. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   #setState(state: ExecutorState): void {
     this.#state = state;
     this.options.observer?.executorState(state);
