@@ -236,6 +236,26 @@ def _remove_socket(path: Path) -> None:
         pass
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """Stops the executor when the engine that started it is gone.
+
+    An engine killed with SIGKILL cannot stop its executor; without this the executor would
+    live on, holding stale policy instances, until someone noticed. Re-parenting (to init
+    or a subreaper) is how the end of the parent shows.
+    """
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            log.warning(
+                "the engine that started the executor is gone; shutting down", extra={"parent": parent}
+            )
+            stop.set()
+
+
 async def serve(
     socket_path: Path,
     runtime: Runtime,
@@ -275,8 +295,10 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     service.mark_ready()
     log.info("executor serving", extra={"socket": str(socket_path), "workers": workers})
+    watcher = asyncio.create_task(_stop_when_orphaned(stop))
 
     await stop.wait()
+    watcher.cancel()
     started = time.monotonic()
     log.info("shutting down", extra={"grace_seconds": grace})
     service.begin_drain()

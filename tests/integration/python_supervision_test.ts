@@ -145,3 +145,17 @@ Deno.test("the Python executor is supervised and restarted in place under load",
     assert.throws(() => Deno.kill(pid, "SIGCONT"), "the last executor is gone");
   });
 });
+
+/** Whether a process still runs (a zombie waiting to be reaped has exited). */
+async function running(pid: number): Promise<boolean> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => "");
+  return status !== "" && !/^State:\s+Z/m.test(status);
+}
+
+Deno.test("an executor whose engine was killed shuts itself down", async () => {
+  const engine = await EngineProcess.start({ config });
+  const pid = executorPid(engine, 0);
+  assert.ok(await running(pid));
+  await engine.stop("SIGKILL");
+  await waitFor("the orphaned executor to exit", async () => !(await running(pid)), 10_000);
+});
