@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { EngineProcess } from "../support/engine_process.ts";
 import { Envoy } from "../support/envoy.ts";
+import { waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
 
 const policy = (name: string, parameters: Record<string, unknown> = {}) => ({
@@ -54,6 +55,7 @@ const config = {
       name: "cookies",
       policies: [policy("set-headers", { responseHeaders: [{ name: "x-cookie-test", value: "1" }] })],
     },
+    { name: "analytics", policies: [policy("tag", { key: "decision", value: "allowed-by-tag" })] },
   ],
 };
 
@@ -66,6 +68,7 @@ const envoyRoutes = [
   { name: "body", prefix: "/body" },
   { name: "cookies", prefix: "/cookies" },
   { name: "plain", prefix: "/plain" },
+  { name: "analytics", prefix: "/analytics" },
 ];
 
 Deno.test("TypeScript chains through a real Envoy", async (t) => {
@@ -162,6 +165,20 @@ Deno.test("TypeScript chains through a real Envoy", async (t) => {
       assert.equal(received.headers.get("x-trace"), null);
     });
 
+    await t.step("analytics metadata and immediate-response details reach Envoy's access log", async () => {
+      const response = await fetch(`${envoy.url}/analytics`);
+      await response.body?.cancel();
+      await waitFor(
+        "the access log",
+        async () => (await envoy.accessLog()).some((l) => l.includes("/analytics")),
+      );
+      const log = await envoy.accessLog();
+      const analytics = log.find((l) => l.includes('"GET /analytics"'))!;
+      assert.match(analytics, /tollgate=\{"decision":"allowed-by-tag"\}/);
+      const respond = log.find((l) => l.includes('"GET /respond/anything"'))!;
+      assert.match(respond, / 403 tollgate_respond_v1 route=respond /);
+    });
+
     await t.step("Envoy saw no spurious messages, errors or ignored route-cache clears", async () => {
       for (
         const stat of [
@@ -174,7 +191,7 @@ Deno.test("TypeScript chains through a real Envoy", async (t) => {
         assert.equal(await envoy.stat(`http.ingress_http.ext_proc.${stat}`), 0, stat);
       }
       const started = await envoy.stat("http.ingress_http.ext_proc.streams_started");
-      assert.equal(started, 7, "every request of this test opened one ext_proc stream");
+      assert.equal(started, 8, "every request of this test opened one ext_proc stream");
     });
   } finally {
     await envoy.stop();

@@ -31,7 +31,11 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
     home: repoRoot,
     maxInFlight: options.maxInFlight ?? 1024,
   };
-  const client = new ExecutorClient({ socket: python.socket, maxInFlight: python.maxInFlight, maxMessageBytes: 4 << 20 });
+  const client = new ExecutorClient({
+    socket: python.socket,
+    maxInFlight: python.maxInFlight,
+    maxMessageBytes: 4 << 20,
+  });
   const supervisor = new PythonSupervisor({
     python,
     registryFile: pythonRegistry,
@@ -52,7 +56,12 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
       const resolved = found.policy.parameters.resolve(parameters, {});
       assert.ok(resolved.ok);
       const policy = await bridge.factoryFor(found.policy)(
-        { routeName: "r", policyName: name, policyVersion: found.policy.definition.version, attachedTo: "route" },
+        {
+          routeName: "r",
+          policyName: name,
+          policyVersion: found.policy.definition.version,
+          attachedTo: "route",
+        },
         resolved.params,
       );
       return {
@@ -125,57 +134,74 @@ Deno.test({
         assert.ok("action" in ok);
       });
 
-      await t.step("batching: one call, and exactly the results of running the policies one by one", async () => {
-        const chains = [
-          [["py-stamp", { label: "A" }], ["py-stamp", { label: "B" }], ["py-stamp", { label: "C" }]],
-          [["py-stamp", { label: "A" }], ["py-raise", {}, "continue"], ["py-stamp", { label: "C" }]],
-          [["py-stamp", { label: "A" }], ["py-raise", {}, "skipRemaining"], ["py-stamp", { label: "C" }]],
-          [["py-stamp", { label: "A" }], ["py-deny", {}], ["py-stamp", { label: "C" }]],
-        ] as const;
-        for (const spec of chains) {
-          const entries = await Promise.all(
-            spec.map(([name, params, rule]) => executor.entry(name, params, { onFailure: (rule ?? "deny") as FailureRule })),
-          );
-          const batched = request("/b", [["x-in", "1"]]);
-          const together = await executor.bridge.run(entries, "request", batched);
+      await t.step(
+        "batching: one call, and exactly the results of running the policies one by one",
+        async () => {
+          const chains = [
+            [["py-stamp", { label: "A" }], ["py-stamp", { label: "B" }], ["py-stamp", { label: "C" }]],
+            [["py-stamp", { label: "A" }], ["py-raise", {}, "continue"], ["py-stamp", { label: "C" }]],
+            [["py-stamp", { label: "A" }], ["py-raise", {}, "skipRemaining"], ["py-stamp", { label: "C" }]],
+            [["py-stamp", { label: "A" }], ["py-deny", {}], ["py-stamp", { label: "C" }]],
+          ] as const;
+          for (const spec of chains) {
+            const entries = await Promise.all(
+              spec.map(([name, params, rule]) =>
+                executor.entry(name, params, { onFailure: (rule ?? "deny") as FailureRule })
+              ),
+            );
+            const batched = request("/b", [["x-in", "1"]]);
+            const together = await executor.bridge.run(entries, "request", batched);
 
-          const single = request("/b", [["x-in", "1"]]);
-          const oneByOne: PolicyOutcome[] = [];
-          for (const entry of entries) {
-            const [outcome] = await executor.bridge.run([entry], "request", single);
-            oneByOne.push(outcome);
-            // Apply what the chain executor would, so the next policy sees it.
-            if ("action" in outcome && outcome.action?.kind === "upstream-request") {
-              applyRequestModifications(single, outcome.action);
+            const single = request("/b", [["x-in", "1"]]);
+            const oneByOne: PolicyOutcome[] = [];
+            for (const entry of entries) {
+              const [outcome] = await executor.bridge.run([entry], "request", single);
+              oneByOne.push(outcome);
+              // Apply what the chain executor would, so the next policy sees it.
+              if ("action" in outcome && outcome.action?.kind === "upstream-request") {
+                applyRequestModifications(single, outcome.action);
+              }
+              const stops = "error" in outcome
+                ? entry.onFailure !== "continue"
+                : outcome.action?.kind === "immediate-response";
+              if (stops) break;
             }
-            const stops = "error" in outcome ? entry.onFailure !== "continue" : outcome.action?.kind === "immediate-response";
-            if (stops) break;
+            assert.deepEqual(describe(together), describe(oneByOne), JSON.stringify(spec));
+            assert.deepEqual(batched.shared.metadata, single.shared.metadata, JSON.stringify(spec));
           }
-          assert.deepEqual(describe(together), describe(oneByOne), JSON.stringify(spec));
-          assert.deepEqual(batched.shared.metadata, single.shared.metadata, JSON.stringify(spec));
-        }
-      });
+        },
+      );
 
-      await t.step("the stream breaks when the executor dies: pending calls fail at once as unavailable", async () => {
-        const slow = await executor.entry("py-sleep", { seconds: 3 }, { timeoutMs: 10_000 });
-        const pending = executor.bridge.run([slow], "request", request("/pending"));
-        await waitFor("the call to be in flight", () => executor.client.inFlight === 1);
-        const started = performance.now();
-        Deno.kill(executor.supervisor.pid!, "SIGKILL");
-        const [outcome] = await pending;
-        assert.ok("error" in outcome);
-        assert.equal((outcome.error as PolicyFailure).kind, "unavailable");
-        assert.ok(performance.now() - started < 2000, "failed when the stream broke, not at the deadline");
-      });
+      await t.step(
+        "the stream breaks when the executor dies: pending calls fail at once as unavailable",
+        async () => {
+          const slow = await executor.entry("py-sleep", { seconds: 3 }, { timeoutMs: 10_000 });
+          const pending = executor.bridge.run([slow], "request", request("/pending"));
+          await waitFor("the call to be in flight", () => executor.client.inFlight === 1);
+          const started = performance.now();
+          Deno.kill(executor.supervisor.pid!, "SIGKILL");
+          const [outcome] = await pending;
+          assert.ok("error" in outcome);
+          assert.equal((outcome.error as PolicyFailure).kind, "unavailable");
+          assert.ok(performance.now() - started < 2000, "failed when the stream broke, not at the deadline");
+        },
+      );
 
-      await t.step("after the supervisor restarts the executor, calls succeed again by themselves", async () => {
-        await waitFor("the restart", () => executor.supervisor.state === "healthy" && executor.supervisor.restarts === 1, 15_000);
-        const header = await executor.entry("add-python-header");
-        await waitFor("a successful call", async () => {
-          const [outcome] = await executor.bridge.run([header], "request", request("/back"));
-          return "action" in outcome;
-        }, 10_000);
-      });
+      await t.step(
+        "after the supervisor restarts the executor, calls succeed again by themselves",
+        async () => {
+          await waitFor(
+            "the restart",
+            () => executor.supervisor.state === "healthy" && executor.supervisor.restarts === 1,
+            15_000,
+          );
+          const header = await executor.entry("add-python-header");
+          await waitFor("a successful call", async () => {
+            const [outcome] = await executor.bridge.run([header], "request", request("/back"));
+            return "action" in outcome;
+          }, 10_000);
+        },
+      );
     } finally {
       await executor.stop();
     }

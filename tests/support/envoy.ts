@@ -116,7 +116,19 @@ export class Envoy {
       stringify(await testBootstrap(options, port, adminPort, join(dir, "access.log"))),
     );
     const child = new Deno.Command(venvBin("envoy"), {
-      args: ["-c", file, "--base-id", String(port), "-l", "warning", "--log-path", join(dir, "envoy.log")],
+      // Access log lines reach the file within 100 ms, so tests can read them promptly.
+      args: [
+        "-c",
+        file,
+        "--base-id",
+        String(port),
+        "-l",
+        "warning",
+        "--log-path",
+        join(dir, "envoy.log"),
+        "--file-flush-interval-msec",
+        "100",
+      ],
       stdout: "null",
       stderr: "null",
     }).spawn();

@@ -11,6 +11,7 @@ import * as policy7 from "../../../tests/fixtures/policies/slow/mod.ts";
 import * as policy8 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy9 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy10 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
+import * as policy17 from "../../../tests/fixtures/policies/tag/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -671,6 +672,42 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
+  },
+  {
+    source: "tests/fixtures/policies/tag",
+    definition: {
+      "description": "Test policy. Records a key/value in Envoy's access log through analyticsMetadata.",
+      "name": "tag",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "key": {
+            "type": "string",
+          },
+          "value": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "key",
+          "value",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy17,
   },
 ];
 
