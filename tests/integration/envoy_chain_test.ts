@@ -56,6 +56,8 @@ const config = {
       policies: [policy("set-headers", { responseHeaders: [{ name: "x-cookie-test", value: "1" }] })],
     },
     { name: "analytics", policies: [policy("tag", { key: "decision", value: "allowed-by-tag" })] },
+    { name: "method", policies: [policy("rewrite-path", { from: "/method", to: "/method-changed", method: "PUT" })] },
+    { name: "status", policies: [policy("override-status", { status: 299 })] },
   ],
 };
 
@@ -69,6 +71,8 @@ const envoyRoutes = [
   { name: "cookies", prefix: "/cookies" },
   { name: "plain", prefix: "/plain" },
   { name: "analytics", prefix: "/analytics" },
+  { name: "method", prefix: "/method" },
+  { name: "status", prefix: "/status" },
 ];
 
 Deno.test("TypeScript chains through a real Envoy", async (t) => {
@@ -165,6 +169,18 @@ Deno.test("TypeScript chains through a real Envoy", async (t) => {
       assert.equal(received.headers.get("x-trace"), null);
     });
 
+    await t.step("a policy changes the method; another replaces the response status and body", async () => {
+      const changed = await fetch(`${envoy.url}/method/x`, { method: "POST", body: "payload" });
+      await changed.body?.cancel();
+      assert.equal(changed.status, 200);
+      const [received] = upstream.requestsTo("/method-changed/x");
+      assert.equal(received.method, "PUT");
+      assert.equal(new TextDecoder().decode(received.body), "payload", "the body is kept");
+      const status = await fetch(`${envoy.url}/status`);
+      assert.equal(status.status, 299);
+      assert.equal(await status.text(), "replaced with 299");
+    });
+
     await t.step("analytics metadata and immediate-response details reach Envoy's access log", async () => {
       const response = await fetch(`${envoy.url}/analytics`);
       await response.body?.cancel();
@@ -191,7 +207,7 @@ Deno.test("TypeScript chains through a real Envoy", async (t) => {
         assert.equal(await envoy.stat(`http.ingress_http.ext_proc.${stat}`), 0, stat);
       }
       const started = await envoy.stat("http.ingress_http.ext_proc.streams_started");
-      assert.equal(started, 8, "every request of this test opened one ext_proc stream");
+      assert.equal(started, 10, "every request of this test opened one ext_proc stream");
     });
   } finally {
     await envoy.stop();

@@ -12,6 +12,7 @@ import * as policy8 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy9 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy10 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
 import * as policy17 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy18 from "../../../tests/fixtures/policies/override-status/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -261,12 +262,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
   {
     source: "tests/fixtures/policies/rewrite-path",
     definition: {
-      "description": "Test policy. Replaces a path prefix (keeping the rest and the query).",
+      "description": "Test policy. Replaces a path prefix (keeping the rest and the query), and optionally the method.",
       "name": "rewrite-path",
       "parameters": {
         "additionalProperties": false,
         "properties": {
           "from": {
+            "type": "string",
+          },
+          "method": {
             "type": "string",
           },
           "to": {
@@ -708,6 +712,38 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy17,
+  },
+  {
+    source: "tests/fixtures/policies/override-status",
+    definition: {
+      "description": "Test policy. Replaces the response status and body.",
+      "name": "override-status",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "status": {
+            "type": "integer",
+          },
+        },
+        "required": [
+          "status",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy18,
   },
 ];
 
