@@ -1,12 +1,6 @@
-/**
- * remove-headers: removes every value of the listed request and/or response headers.
- * Built once per route; declares only the phases it has headers for.
- */
-import {
-  type PolicyFactory,
-  UpstreamRequestModifications,
-  UpstreamResponseModifications,
-} from "@tollgate/sdk";
+/** remove-headers: removes every value of the listed request and/or response headers. */
+import { type PolicyFactory, UpstreamRequestModifications, UpstreamResponseModifications } from "@tollgate/sdk";
+import { fixedActions } from "../shared/headers.ts";
 
 interface HeaderName {
   readonly name: string;
@@ -24,14 +18,8 @@ const names = (list: readonly HeaderName[] | undefined) =>
 export const getPolicy: PolicyFactory<RemoveHeadersParams> = (_metadata, params) => {
   const request = names(params.requestHeaders);
   const response = names(params.responseHeaders);
-  const onRequest = request ? new UpstreamRequestModifications({ removeHeaders: request }) : undefined;
-  const onResponse = response ? new UpstreamResponseModifications({ removeHeaders: response }) : undefined;
-  return {
-    mode: () => ({
-      requestHeaderMode: onRequest ? "PROCESS" : "SKIP",
-      responseHeaderMode: onResponse ? "PROCESS" : "SKIP",
-    }),
-    onRequest: () => onRequest,
-    onResponse: () => onResponse,
-  };
+  return fixedActions(
+    request && new UpstreamRequestModifications({ removeHeaders: request }),
+    response && new UpstreamResponseModifications({ removeHeaders: response }),
+  );
 };

@@ -1,15 +1,6 @@
-/**
- * set-headers: replaces request and/or response headers with configured values. The
- * actions are built once per route, so a request costs no allocation here, and the
- * instance declares only the phases it has headers for.
- */
-import {
-  type HeaderRecord,
-  type PolicyFactory,
-  UpstreamRequestModifications,
-  UpstreamResponseModifications,
-} from "@tollgate/sdk";
-import { groupHeaders, type NamedValue } from "../shared/headers.ts";
+/** set-headers: replaces request and/or response headers with configured values. */
+import { type PolicyFactory, UpstreamRequestModifications, UpstreamResponseModifications } from "@tollgate/sdk";
+import { fixedActions, groupHeaders, type NamedValue } from "../shared/headers.ts";
 
 interface SetHeadersParams {
   readonly requestHeaders?: readonly NamedValue[];
@@ -18,16 +9,10 @@ interface SetHeadersParams {
 }
 
 export const getPolicy: PolicyFactory<SetHeadersParams> = (_metadata, params) => {
-  const request: HeaderRecord | undefined = groupHeaders(params.requestHeaders);
-  const response: HeaderRecord | undefined = groupHeaders(params.responseHeaders);
-  const onRequest = request ? new UpstreamRequestModifications({ setHeaders: request }) : undefined;
-  const onResponse = response ? new UpstreamResponseModifications({ setHeaders: response }) : undefined;
-  return {
-    mode: () => ({
-      requestHeaderMode: onRequest ? "PROCESS" : "SKIP",
-      responseHeaderMode: onResponse ? "PROCESS" : "SKIP",
-    }),
-    onRequest: () => onRequest,
-    onResponse: () => onResponse,
-  };
+  const request = groupHeaders(params.requestHeaders);
+  const response = groupHeaders(params.responseHeaders);
+  return fixedActions(
+    request && new UpstreamRequestModifications({ setHeaders: request }),
+    response && new UpstreamResponseModifications({ setHeaders: response }),
+  );
 };

@@ -1,5 +1,5 @@
 /** Helpers shared by the built-in header policies. */
-import type { HeaderRecord } from "@tollgate/sdk";
+import type { HeaderRecord, Policy, UpstreamRequestModifications, UpstreamResponseModifications } from "@tollgate/sdk";
 
 /** A `{name, value}` entry as the WSO2-shaped parameters list headers. */
 export interface NamedValue {
@@ -16,4 +16,22 @@ export function groupHeaders(list: readonly NamedValue[] | undefined): HeaderRec
   const grouped: Record<string, string[]> = {};
   for (const { name, value } of list) (grouped[name.toLowerCase()] ??= []).push(value);
   return grouped;
+}
+
+/**
+ * A policy answering with the same actions every time (built once per route, so a request
+ * costs no allocation), taking part only in the phases it has an action for.
+ */
+export function fixedActions(
+  onRequest: UpstreamRequestModifications | undefined,
+  onResponse: UpstreamResponseModifications | undefined,
+): Policy {
+  return {
+    mode: () => ({
+      requestHeaderMode: onRequest ? "PROCESS" : "SKIP",
+      responseHeaderMode: onResponse ? "PROCESS" : "SKIP",
+    }),
+    onRequest: () => onRequest,
+    onResponse: () => onResponse,
+  };
 }
