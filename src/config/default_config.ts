@@ -25,6 +25,20 @@ routes:
         version: v1
         parameters:
           responseHeaders: [{ name: x-powered-by }]
+  # POST /orders/... with a JSON body: two Python policies (one round trip), then TypeScript.
+  - name: orders
+    policies:
+      - name: json-body-rewrite
+        version: v1
+        parameters:
+          remove: [internalNote]
+          set: { source: gateway }
+      - name: add-python-header
+        version: v1
+      - name: set-headers
+        version: v1
+        parameters:
+          responseHeaders: [{ name: x-served-by, value: tollgate }]
   # GET /legacy/... : answered by Tollgate; the upstream is never called.
   - name: legacy
     policies:

@@ -84,7 +84,7 @@ Deno.test("tollgate validate checks a config against the compiled-in policies", 
     );
     const ok = await runDeno(["run", "-A", "main.ts", "validate"]);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /<embedded default config>: ok \(2 routes\)/);
+    assert.match(ok.stdout, /<embedded default config>: ok \(3 routes\)/);
   } finally {
     await Deno.remove(bad);
   }

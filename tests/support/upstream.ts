@@ -1,7 +1,8 @@
 /**
  * The upstream the integration tests put behind Envoy: records every request it receives
- * and answers with a JSON echo of it. `/cookies...` answers with two set-cookie headers.
+ * and answers like `deno task echo` (a JSON echo; `/cookies...` sets two cookies).
  */
+import { echoResponse } from "../../scripts/echo_upstream.ts";
 import { freePort } from "./ports.ts";
 
 export interface ReceivedRequest {
@@ -30,15 +31,7 @@ export class Upstream {
         headers: request.headers,
         body,
       });
-      const headers = new Headers({ "content-type": "application/json", "x-powered-by": "upstream" });
-      if (url.pathname.startsWith("/cookies")) {
-        headers.append("set-cookie", "a=1; Path=/");
-        headers.append("set-cookie", "b=2; Path=/");
-      }
-      return new Response(
-        JSON.stringify({ method: request.method, path: url.pathname + url.search, bodyLength: body.length }),
-        { headers },
-      );
+      return echoResponse(request, body);
     });
     return new Upstream(port, server, received);
   }
