@@ -51,6 +51,9 @@ const LEVELS: Record<string, LogLevel> = {
   critical: "fatal",
 };
 
+/** Text as a LogTape message: braces escaped, so the executor's text is never read as placeholders. */
+const literal = (text: string) => text.replaceAll("{", "{{").replaceAll("}", "}}");
+
 /** Thrown when the executor cannot be started at all. */
 export class ExecutorStartError extends Error {
   override name = "ExecutorStartError";
@@ -133,9 +136,9 @@ export class PythonSupervisor {
       if (!line.trim()) return;
       try {
         const { level, msg, time: _time, logger, ...fields } = JSON.parse(line);
-        childLog[LEVELS[level] ?? "info"](String(msg), { ...fields, pythonLogger: logger });
+        childLog[LEVELS[level] ?? "info"](literal(String(msg)), { ...fields, pythonLogger: logger });
       } catch {
-        childLog.info(line, { stream: name });
+        childLog.info(literal(line), { stream: name });
       }
     };
     try {
