@@ -1,5 +1,9 @@
 /** remove-headers: removes every value of the listed request and/or response headers. */
-import { type PolicyFactory, UpstreamRequestModifications, UpstreamResponseModifications } from "@tollgate/sdk";
+import {
+  type PolicyFactory,
+  UpstreamRequestModifications,
+  UpstreamResponseModifications,
+} from "@tollgate/sdk";
 import { fixedActions } from "../shared/headers.ts";
 
 interface HeaderName {

@@ -1,5 +1,9 @@
 /** set-headers: replaces request and/or response headers with configured values. */
-import { type PolicyFactory, UpstreamRequestModifications, UpstreamResponseModifications } from "@tollgate/sdk";
+import {
+  type PolicyFactory,
+  UpstreamRequestModifications,
+  UpstreamResponseModifications,
+} from "@tollgate/sdk";
 import { fixedActions, groupHeaders, type NamedValue } from "../shared/headers.ts";
 
 interface SetHeadersParams {

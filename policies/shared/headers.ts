@@ -1,5 +1,10 @@
 /** Helpers shared by the built-in header policies. */
-import type { HeaderRecord, Policy, UpstreamRequestModifications, UpstreamResponseModifications } from "@tollgate/sdk";
+import type {
+  HeaderRecord,
+  Policy,
+  UpstreamRequestModifications,
+  UpstreamResponseModifications,
+} from "@tollgate/sdk";
 
 /** A `{name, value}` entry as the WSO2-shaped parameters list headers. */
 export interface NamedValue {

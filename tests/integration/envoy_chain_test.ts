@@ -56,7 +56,10 @@ const config = {
       policies: [policy("set-headers", { responseHeaders: [{ name: "x-cookie-test", value: "1" }] })],
     },
     { name: "analytics", policies: [policy("tag", { key: "decision", value: "allowed-by-tag" })] },
-    { name: "method", policies: [policy("rewrite-path", { from: "/method", to: "/method-changed", method: "PUT" })] },
+    {
+      name: "method",
+      policies: [policy("rewrite-path", { from: "/method", to: "/method-changed", method: "PUT" })],
+    },
     { name: "status", policies: [policy("override-status", { status: 299 })] },
   ],
 };
