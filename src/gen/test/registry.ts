@@ -13,6 +13,7 @@ import * as policy9 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy10 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
 import * as policy17 from "../../../tests/fixtures/policies/tag/mod.ts";
 import * as policy18 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy19 from "../../../tests/fixtures/policies/json-fields/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -744,6 +745,30 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy18,
+  },
+  {
+    source: "tests/fixtures/policies/json-fields",
+    definition: {
+      "description": "Test and benchmark policy. Reads the buffered request body, parses it as JSON and sets x-json-fields to the number of its top-level fields (the body itself is not changed).",
+      "name": "json-fields",
+      "parameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "BUFFER",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy19,
   },
 ];
 
