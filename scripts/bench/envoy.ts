@@ -1,0 +1,196 @@
+/**
+ * The bench's Envoy: the shipped bootstrap (docs/examples/envoy.yaml, through the test
+ * harness's `testBootstrap`, so ports, socket, routes and the graceful-close runtime flag
+ * are set exactly as in the integration tests) plus a second listener that is the upstream.
+ * That upstream answers with Envoy's own `direct_response`, so it costs next to nothing and
+ * no extra process competes for the two cores.
+ *
+ * Changes from the example, the same in every scenario: no access log (it would be the
+ * same per-request cost everywhere and fill the disk), and for `baseline` no ext_proc
+ * filter and no Tollgate cluster at all.
+ */
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { type EnvoyRoute, testBootstrap } from "../../tests/support/envoy.ts";
+import { freePort, waitFor } from "../../tests/support/ports.ts";
+import { venvBin } from "../lib/venv.ts";
+
+// deno-lint-ignore no-explicit-any
+type Yaml = any;
+
+/** Body of every upstream answer: small, so the response side costs the same everywhere. */
+const UPSTREAM_BODY = '{"ok":true}';
+
+/**
+ * Request headers the upstream reflects in its `x-upstream-saw` answer header, separated
+ * by `|` (empty when absent), so the bench can check that each scenario's policies did their work.
+ */
+export const REFLECTED = [
+  "x-bench-3",
+  "x-client-debug",
+  "x-python-policy",
+  "x-json-fields",
+  "content-length",
+];
+
+export interface BenchEnvoyOptions {
+  readonly routes: readonly EnvoyRoute[];
+  /** The ext_proc server's socket; undefined removes the ext_proc filter (`baseline`). */
+  readonly extprocSocket: string | undefined;
+  /** Envoy worker threads (`--concurrency`). */
+  readonly workers: number;
+}
+
+function upstreamListener(port: number): Yaml {
+  return {
+    name: "upstream",
+    address: { socket_address: { address: "127.0.0.1", port_value: port } },
+    filter_chains: [{
+      filters: [{
+        name: "envoy.filters.network.http_connection_manager",
+        typed_config: {
+          "@type":
+            "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+          stat_prefix: "upstream_http",
+          codec_type: "AUTO",
+          route_config: {
+            name: "upstream",
+            virtual_hosts: [{
+              name: "upstream",
+              domains: ["*"],
+              routes: [{
+                match: { prefix: "/" },
+                direct_response: { status: 200, body: { inline_string: UPSTREAM_BODY } },
+                response_headers_to_add: [
+                  ["content-type", "application/json"],
+                  ["x-upstream", "bench"],
+                  ["x-upstream-saw", REFLECTED.map((h) => `%REQ(${h})%`).join("|")],
+                ].map(([key, value]) => ({
+                  header: { key, value },
+                  append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+                })),
+              }],
+            }],
+          },
+          // Read the whole request before answering, as a real upstream would: a direct
+          // response sent before the body arrived makes Envoy close the connection.
+          http_filters: [{
+            name: "envoy.filters.http.buffer",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+              max_request_bytes: 1024 * 1024,
+            },
+          }, {
+            name: "envoy.filters.http.router",
+            typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+          }],
+        },
+      }],
+    }],
+  };
+}
+
+/** The bench bootstrap for one scenario. */
+export async function benchBootstrap(
+  options: BenchEnvoyOptions,
+  ports: { listen: number; admin: number; upstream: number },
+): Promise<Yaml> {
+  const config = await testBootstrap(
+    {
+      routes: options.routes,
+      upstreamPort: ports.upstream,
+      extproc: { socket: options.extprocSocket ?? "/nonexistent" },
+    },
+    ports.listen,
+    ports.admin,
+    "/dev/null",
+  );
+  const hcm = config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  delete hcm.access_log;
+  if (options.extprocSocket === undefined) {
+    hcm.http_filters = hcm.http_filters.filter((f: Yaml) => f.name !== "envoy.filters.http.ext_proc");
+    config.static_resources.clusters = config.static_resources.clusters.filter((c: Yaml) =>
+      c.name !== "tollgate"
+    );
+  }
+  config.static_resources.listeners.push(upstreamListener(ports.upstream));
+  return config;
+}
+
+/** A running bench Envoy. */
+export class BenchEnvoy {
+  private constructor(
+    readonly port: number,
+    readonly adminPort: number,
+    private readonly child: Deno.ChildProcess,
+    private readonly dir: string,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(options: BenchEnvoyOptions): Promise<BenchEnvoy> {
+    const ports = { listen: freePort(), admin: freePort(), upstream: freePort() };
+    const dir = await Deno.makeTempDir({ prefix: "tollgate-bench-envoy-" });
+    const file = join(dir, "envoy.yaml");
+    await Deno.writeTextFile(file, stringify(await benchBootstrap(options, ports)));
+    const child = new Deno.Command(venvBin("envoy"), {
+      args: [
+        "-c",
+        file,
+        "--concurrency",
+        String(options.workers),
+        "--base-id",
+        String(ports.listen),
+        "-l",
+        "warning",
+        "--log-path",
+        join(dir, "envoy.log"),
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const envoy = new BenchEnvoy(ports.listen, ports.admin, child, dir);
+    try {
+      await waitFor("Envoy to be ready", async () => {
+        const response = await fetch(`http://127.0.0.1:${ports.admin}/ready`);
+        return (await response.text()).trim() === "LIVE";
+      }, 30_000);
+    } catch (error) {
+      await envoy.stop();
+      throw error;
+    }
+    return envoy;
+  }
+
+  /** Counters and gauges from the admin endpoint whose names match `filter` (a regex). */
+  async stats(filter: string): Promise<Map<string, number>> {
+    const text = await (await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=${filter}`)).text();
+    const out = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const match = /^(\S+): (\d+)$/.exec(line);
+      if (match) out.set(match[1], Number(match[2]));
+    }
+    return out;
+  }
+
+  /** Envoy's own log, for failure messages. */
+  log(): Promise<string> {
+    return Deno.readTextFile(join(this.dir, "envoy.log")).catch(() => "");
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await this.child.status;
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * One run of one scenario: start its stack, check that its policies do their work, warm
+ * up (not measured), saturate, then hold the fixed rate while sampling CPU from /proc,
+ * and stop everything, whatever happens.
+ */
+import { REFLECTED } from "./envoy.ts";
+import { loadProblems, type LoadResult, runLoad } from "./loadgen.ts";
+import { cpuOf, memory } from "./proc_stats.ts";
+import type { Running } from "./running.ts";
+import { CLIENT_HEADER, type Scenario } from "./scenarios.ts";
+import { type Role, Stack } from "./stack.ts";
+
+/** How each run loads the stack (the same for every scenario of a session). */
+export interface RunSettings {
+  readonly warmupSeconds: number;
+  readonly seconds: number;
+  readonly connections: number;
+  readonly rate: number;
+  readonly envoyWorkers: number;
+}
+
+/** The request a scenario sends, and where the run registers what it starts. */
+export interface RunContext {
+  /** The scenario's request body, also in `bodyFile` for the load generator. */
+  readonly body?: Uint8Array<ArrayBuffer>;
+  readonly bodyFile?: string;
+  readonly running: Running;
+}
+
+export interface RunResult {
+  readonly saturated: LoadResult;
+  readonly fixed: LoadResult;
+  /** CPU seconds per request by process role, saturated and at the fixed rate. */
+  readonly cpuPerRequest: Record<"saturated" | "fixed", Partial<Record<Role, number>>>;
+  /** Peak resident memory (VmHWM) in bytes at the end of the run, by process role. */
+  readonly peakMemory: Partial<Record<Role, number>>;
+  /** ext_proc messages Envoy sent per request (0 without ext_proc). */
+  readonly messagesPerRequest: number;
+  /**
+   * Time per request inside policies (by phase) and Python round trips, in ms, from
+   * Tollgate's metrics, saturated and at the fixed rate.
+   */
+  readonly policyMsPerRequest: Record<"saturated" | "fixed", Record<string, number>>;
+  /** Problems that make the run invalid (errors, non-2xx, failed policies). */
+  readonly problems: string[];
+}
+
+/** Checks one request's effect: the upstream's reflection of the request and the response headers. */
+async function checkScenario(
+  scenario: Scenario,
+  url: string,
+  body: Uint8Array<ArrayBuffer> | undefined,
+): Promise<void> {
+  const [name, value] = CLIENT_HEADER.split(": ");
+  const response = await fetch(url, {
+    method: body ? "POST" : "GET",
+    headers: { [name]: value, ...(body ? { "content-type": "application/json" } : {}) },
+    body,
+  });
+  await response.body?.cancel();
+  const sawValues = (response.headers.get("x-upstream-saw") ?? "").split("|");
+  const saw = Object.fromEntries(REFLECTED.map((h, i) => [h, sawValues[i] || "-"]));
+  const problem = response.status !== 200
+    ? `status ${response.status}`
+    : scenario.check(saw, response.headers);
+  if (problem) throw new Error(`scenario ${scenario.name} does not do its work: ${problem}`);
+}
+
+/** Sums a Prometheus histogram's `_sum` (seconds) and `_count` by one label. */
+function histogramBy(
+  text: string,
+  metric: string,
+  label: string,
+): Map<string, { sum: number; count: number }> {
+  const out = new Map<string, { sum: number; count: number }>();
+  const pattern = new RegExp(`^${metric}_(sum|count)\\{([^}]*)\\} (\\S+)$`, "gm");
+  for (const [, kind, labels, value] of text.matchAll(pattern)) {
+    const key = new RegExp(`${label}="([^"]*)"`).exec(labels)?.[1] ?? "";
+    const entry = out.get(key) ?? { sum: 0, count: 0 };
+    if (kind === "sum") entry.sum += Number(value);
+    else entry.count += Number(value);
+    out.set(key, entry);
+  }
+  return out;
+}
+
+/** Milliseconds per request spent in policies (by phase) and Python round trips, between two scrapes. */
+function policyTime(before: string, after: string, requests: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const add = (metric: string, label: string, prefix: string) => {
+    const start = histogramBy(before, metric, label);
+    for (const [key, end] of histogramBy(after, metric, label)) {
+      const sum = end.sum - (start.get(key)?.sum ?? 0);
+      out[`${prefix}${key}`] = (sum * 1000) / requests;
+    }
+  };
+  add("tollgate_policy_duration_seconds", "phase", "policies:");
+  add("tollgate_python_call_duration_seconds", "outcome", "python:");
+  return out;
+}
+
+function failedPolicyCalls(metrics: string): number {
+  const pattern = /^tollgate_policy_duration_seconds_count\{[^}]*outcome="(?!ok")[^"]*"[^}]*\} (\S+)$/gm;
+  return [...metrics.matchAll(pattern)].reduce((sum, [, n]) => sum + Number(n), 0);
+}
+
+const EXT_PROC_MSGS = "http.ingress_http.ext_proc.stream_msgs_sent";
+const DOWNSTREAM_RQ = "http.ingress_http.downstream_rq_total";
+
+/** One load phase with the CPU, Envoy counters and Tollgate metrics sampled around it. */
+interface Measured {
+  readonly load: LoadResult;
+  /** Requests Envoy received during the phase. */
+  readonly requests: number;
+  readonly cpuPerRequest: Partial<Record<Role, number>>;
+  readonly messagesPerRequest: number;
+  readonly policyMsPerRequest: Record<string, number>;
+}
+
+async function measured(stack: Stack, run: () => Promise<LoadResult>): Promise<Measured> {
+  const pids = stack.pids as Record<string, number>;
+  const counters = `${EXT_PROC_MSGS}|${DOWNSTREAM_RQ}`;
+  const statsBefore = await stack.envoy.stats(counters);
+  const metricsBefore = await stack.metrics();
+  const cpuBefore = await cpuOf(pids);
+  const load = await run();
+  const cpuAfter = await cpuOf(pids);
+  const metricsAfter = await stack.metrics();
+  const statsAfter = await stack.envoy.stats(counters);
+  const delta = (name: string) => (statsAfter.get(name) ?? 0) - (statsBefore.get(name) ?? 0);
+  const requests = delta(DOWNSTREAM_RQ);
+  const cpuPerRequest = Object.fromEntries(
+    Object.keys(pids).map((role) => [role, (cpuAfter[role] - cpuBefore[role]) / requests]),
+  );
+  return {
+    load,
+    requests,
+    cpuPerRequest,
+    messagesPerRequest: delta(EXT_PROC_MSGS) / requests,
+    policyMsPerRequest: metricsBefore && metricsAfter
+      ? policyTime(metricsBefore, metricsAfter, requests)
+      : {},
+  };
+}
+
+/** Runs one scenario once. */
+export async function measureRun(
+  scenario: Scenario,
+  settings: RunSettings,
+  context: RunContext,
+): Promise<RunResult> {
+  const starting = Stack.start(scenario, settings.envoyWorkers);
+  const done = context.running.add(async () => (await starting.catch(() => undefined))?.stop());
+  const stack = await starting;
+  try {
+    await checkScenario(scenario, stack.envoy.url, context.body);
+    const load = (seconds: number, rate?: number) => () =>
+      runLoad({
+        url: `${stack.envoy.url}/`,
+        seconds,
+        connections: settings.connections,
+        rate,
+        headers: [CLIENT_HEADER],
+        bodyFile: context.bodyFile,
+        running: context.running,
+      });
+    await load(settings.warmupSeconds)();
+    const saturated = await measured(stack, load(settings.seconds));
+    const fixed = await measured(stack, load(settings.seconds, settings.rate));
+    const peakMemory: Partial<Record<Role, number>> = {};
+    for (const [role, pid] of Object.entries(stack.pids) as [Role, number][]) {
+      peakMemory[role] = (await memory(pid)).peak;
+    }
+    const problems = [
+      ...loadProblems("saturated", saturated.load),
+      ...loadProblems("fixed rate", fixed.load),
+    ];
+    const metrics = await stack.metrics();
+    const failed = metrics ? failedPolicyCalls(metrics) : 0;
+    if (failed > 0) problems.push(`${failed} policy calls failed`);
+    return {
+      saturated: saturated.load,
+      fixed: fixed.load,
+      cpuPerRequest: { saturated: saturated.cpuPerRequest, fixed: fixed.cpuPerRequest },
+      peakMemory,
+      messagesPerRequest: fixed.messagesPerRequest,
+      policyMsPerRequest: { saturated: saturated.policyMsPerRequest, fixed: fixed.policyMsPerRequest },
+      problems,
+    };
+  } finally {
+    done();
+    await stack.stop();
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Turns runs into results: medians per scenario, ratios to `baseline` and `passthrough`,
+ * the issue's targets, and the Markdown tables of docs/benchmarks.md.
+ */
+import type { RunResult, RunSettings } from "./measure.ts";
+import type { Scenario } from "./scenarios.ts";
+
+/** Medians over a scenario's runs; CPU in µs per request, memory in MiB. */
+export interface Summary {
+  readonly name: string;
+  readonly description: string;
+  /** Empty when every run was clean (no errors, no non-2xx, no failed policy). */
+  readonly problems: readonly string[];
+  readonly runs: number;
+  readonly rps: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly messagesPerRequest: number;
+  /** CPU µs per request of the ext_proc server (Tollgate with its Python executor, or the pass-through server). */
+  readonly extprocCpuUs: Record<Load, number | undefined>;
+  /** CPU µs per request of Envoy plus the ext_proc server. */
+  readonly totalCpuUs: Record<Load, number>;
+  readonly extprocPeakMiB?: number;
+  readonly envoyPeakMiB: number;
+  /** At the fixed rate. */
+  readonly policyMsPerRequest: Record<string, number>;
+}
+
+type Load = "saturated" | "fixed";
+
+export interface Target {
+  readonly target: string;
+  readonly value: string;
+  readonly met: boolean | undefined;
+}
+
+export interface Results {
+  readonly date: string;
+  readonly machine: Record<string, string | number>;
+  readonly versions: Record<string, string>;
+  readonly settings: RunSettings & { readonly runs: number };
+  readonly summaries: readonly Summary[];
+  readonly targets: readonly Target[];
+  readonly runs: Record<string, readonly RunResult[]>;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const MiB = 1024 * 1024;
+
+export function summarize(scenario: Scenario, runs: readonly RunResult[]): Summary {
+  const med = (pick: (r: RunResult) => number | undefined) => {
+    const values = runs.map(pick).filter((v): v is number => v !== undefined && !Number.isNaN(v));
+    return values.length ? median(values) : undefined;
+  };
+  const extprocCpu = (load: Load) => (r: RunResult) => {
+    const cpu = r.cpuPerRequest[load];
+    return cpu.server === undefined ? undefined : cpu.server + (cpu.executor ?? 0);
+  };
+  const cpuUs = (load: Load) => ({
+    extproc: scaled(med(extprocCpu(load)), 1e6),
+    total: med((r) => (r.cpuPerRequest[load].envoy ?? 0) + (extprocCpu(load)(r) ?? 0))! * 1e6,
+  });
+  const saturatedCpu = cpuUs("saturated");
+  const fixedCpu = cpuUs("fixed");
+  const extprocPeak = (r: RunResult) =>
+    r.peakMemory.server === undefined ? undefined : r.peakMemory.server + (r.peakMemory.executor ?? 0);
+  const phases = new Set(runs.flatMap((r) => Object.keys(r.policyMsPerRequest.fixed)));
+  return {
+    name: scenario.name,
+    description: scenario.description,
+    problems: runs.flatMap((r, i) => r.problems.map((p) => `run ${i + 1}: ${p}`)),
+    runs: runs.length,
+    rps: med((r) => r.saturated.rps)!,
+    p50: med((r) => r.fixed.p50)!,
+    p90: med((r) => r.fixed.p90)!,
+    p99: med((r) => r.fixed.p99)!,
+    messagesPerRequest: med((r) => r.messagesPerRequest)!,
+    extprocCpuUs: { saturated: saturatedCpu.extproc, fixed: fixedCpu.extproc },
+    totalCpuUs: { saturated: saturatedCpu.total, fixed: fixedCpu.total },
+    extprocPeakMiB: scaled(med(extprocPeak), 1 / MiB),
+    envoyPeakMiB: med((r) => r.peakMemory.envoy)! / MiB,
+    policyMsPerRequest: Object.fromEntries(
+      [...phases].map((phase) => [phase, med((r) => r.policyMsPerRequest.fixed[phase]) ?? 0]),
+    ),
+  };
+}
+
+function scaled(value: number | undefined, factor: number): number | undefined {
+  return value === undefined ? undefined : value * factor;
+}
+
+/** The issue's targets, judged on the medians. */
+export function judgeTargets(summaries: readonly Summary[]): Target[] {
+  const by = new Map(summaries.map((s) => [s.name, s]));
+  const base = by.get("baseline");
+  const pass = by.get("passthrough");
+  const targets: Target[] = [];
+  const ratio = (name: string, limit: number) => {
+    const s = by.get(name);
+    if (!s || !pass) return;
+    const value = s.rps / pass.rps;
+    targets.push({
+      target: `${name} throughput ≥ ${limit} × passthrough`,
+      value: `${value.toFixed(2)} ×`,
+      met: value >= limit,
+    });
+  };
+  const added = (name: string, p50: number, p99: number) => {
+    const s = by.get(name);
+    if (!s || !base) return;
+    for (const [key, limit] of [["p50", p50], ["p99", p99]] as const) {
+      const value = s[key] - base[key];
+      targets.push({
+        target: `${name} adds ≤ ${limit} ms ${key} over baseline`,
+        value: `+${value.toFixed(2)} ms`,
+        met: value <= limit,
+      });
+    }
+  };
+  ratio("empty-chain", 0.9);
+  ratio("headers-5ts", 0.8);
+  added("headers-5ts", 1, 3);
+  added("python-1", 1.5, 5);
+  return targets;
+}
+
+const fmt = (value: number | undefined, digits: number) =>
+  value === undefined ? "–" : value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+
+/** `value (× baseline · × passthrough)`; a dash where a ratio has no meaning. */
+function withRatios(
+  pick: (s: Summary) => number | undefined,
+  digits: number,
+  s: Summary,
+  base?: Summary,
+  pass?: Summary,
+): string {
+  const value = pick(s);
+  if (value === undefined) return "–";
+  const ratio = (other?: Summary) => {
+    const against = other && pick(other);
+    return against ? (value / against).toFixed(2) : "–";
+  };
+  return `${fmt(value, digits)} (${ratio(base)} · ${ratio(pass)})`;
+}
+
+/** The results section of docs/benchmarks.md. */
+export function markdown(results: Results): string {
+  const by = new Map(results.summaries.map((s) => [s.name, s]));
+  const base = by.get("baseline");
+  const pass = by.get("passthrough");
+  const { settings, machine, versions } = results;
+  const cell = (pick: (s: Summary) => number | undefined, digits: number, s: Summary) =>
+    withRatios(pick, digits, s, base, pass);
+  const lines = [
+    `Run on ${results.date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ` +
+    `${machine.os}, Linux ${machine.kernel}. Deno ${versions.deno}, Envoy ${versions.envoy}, ` +
+    `Python ${versions.python}, oha ${versions.oha}, Tollgate ${versions.tollgate}.`,
+    "",
+    `Settings: ${settings.runs} runs per scenario (medians shown), ${settings.warmupSeconds} s warm-up ` +
+    `(not measured), ${settings.seconds} s per measurement, ${settings.connections} connections, ` +
+    `fixed rate ${settings.rate} req/s, ${settings.envoyWorkers} Envoy worker threads.`,
+    "",
+    "Each figure is followed by its ratios `(× baseline · × passthrough)`.",
+    "",
+    "| scenario | ext_proc msgs/req | saturated req/s | p50 ms | p90 ms | p99 ms | status |",
+    "| --- | --: | --: | --: | --: | --: | --- |",
+    ...results.summaries.map((s) =>
+      `| ${s.name} | ${fmt(s.messagesPerRequest, 2)} | ${cell((x) => x.rps, 0, s)} | ` +
+      `${cell((x) => x.p50, 3, s)} | ${cell((x) => x.p90, 3, s)} | ${cell((x) => x.p99, 3, s)} | ` +
+      `${s.problems.length ? `**failed**: ${s.problems.join("; ")}` : "ok"} |`
+    ),
+    "",
+    'CPU time per request (from /proc, saturated and at the fixed rate; "server" is the ext_proc server: ' +
+    "Tollgate with its Python executor, or the pass-through server) and peak resident memory (VmHWM) at " +
+    "the end of a run:",
+    "",
+    "| scenario | server CPU µs/req, saturated | at fixed rate | Envoy + server CPU µs/req, saturated | " +
+    "at fixed rate | server peak MiB | Envoy peak MiB |",
+    "| --- | --: | --: | --: | --: | --: | --: |",
+    ...results.summaries.map((s) =>
+      `| ${s.name} | ${cell((x) => x.extprocCpuUs.saturated, 0, s)} | ${
+        cell((x) => x.extprocCpuUs.fixed, 0, s)
+      } | ` +
+      `${cell((x) => x.totalCpuUs.saturated, 0, s)} | ${cell((x) => x.totalCpuUs.fixed, 0, s)} | ` +
+      `${cell((x) => x.extprocPeakMiB, 1, s)} | ${cell((x) => x.envoyPeakMiB, 1, s)} |`
+    ),
+    "",
+    "Targets (2-core machine):",
+    "",
+    "| target | measured | met |",
+    "| --- | --: | --- |",
+    ...results.targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`),
+    "",
+    "![latency percentiles per scenario](benchmarks/latency.svg)",
+  ];
+  return lines.join("\n");
+}
+
+/** Replaces the text between `<!-- NAME -->` and `<!-- /NAME -->` in `document`. */
+export function replaceSection(document: string, name: string, content: string): string {
+  const start = `<!-- ${name} -->`;
+  const end = `<!-- /${name} -->`;
+  const from = document.indexOf(start);
+  const to = document.indexOf(end);
+  if (from === -1 || to < from) throw new Error(`missing ${start} … ${end} in the document`);
+  return `${document.slice(0, from + start.length)}\n\n${content}\n\n${document.slice(to)}`;
+}

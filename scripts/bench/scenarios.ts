@@ -1,0 +1,176 @@
+/**
+ * The benchmark's scenarios: what runs behind Envoy, the policy chain, and the request the
+ * load generator sends. Every scenario uses one Envoy route named `bench`.
+ */
+
+/** What serves ext_proc for a scenario. */
+export type ServerKind = "none" | "passthrough" | "tollgate";
+
+/** One policy of a Tollgate chain, as written in the engine config. */
+export interface PolicyRef {
+  readonly name: string;
+  readonly version: string;
+  readonly parameters?: Record<string, unknown>;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  readonly server: ServerKind;
+  /** The `bench` route's chain (Tollgate scenarios only). */
+  readonly policies?: readonly PolicyRef[];
+  /** Request body: a JSON document of exactly this many bytes, sent with POST. */
+  readonly bodyBytes?: number;
+  /**
+   * Whether one request shows the chain's effect: `saw` holds the request headers the
+   * upstream received (see REFLECTED in envoy.ts; "-" when absent). Returns a problem or
+   * undefined.
+   */
+  readonly check: (saw: Record<string, string>, response: Headers) => string | undefined;
+}
+
+export const ROUTE = "bench";
+
+/** Sent with every request, for `headers-5ts` to remove. */
+export const CLIENT_HEADER = "x-client-debug: 1";
+
+const setHeaders = (request: string, response?: string): PolicyRef => ({
+  name: "set-headers",
+  version: "v1",
+  parameters: {
+    requestHeaders: [{ name: request, value: "bench" }],
+    ...(response ? { responseHeaders: [{ name: response, value: "bench" }] } : {}),
+  },
+});
+
+const removeHeaders = (request: string, response: string): PolicyRef => ({
+  name: "remove-headers",
+  version: "v1",
+  parameters: { requestHeaders: [{ name: request }], responseHeaders: [{ name: response }] },
+});
+
+/** A problem unless every `[actual, wanted, what]` matches. */
+function expect(...checks: [string | null | undefined, string | null, string][]): string | undefined {
+  const wrong = checks.filter(([actual, wanted]) => (actual ?? null) !== wanted);
+  return wrong.length === 0
+    ? undefined
+    : wrong.map(([actual, wanted, what]) => `${what} is ${actual}, expected ${wanted}`).join("; ");
+}
+
+/** Nothing changed: the client's header reached the upstream, no policy header did. */
+const unchanged: Scenario["check"] = (saw) =>
+  expect([saw["x-client-debug"], "1", "x-client-debug"], [saw["x-bench-3"], "-", "x-bench-3"]);
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: "baseline",
+    description: "Envoy alone, no ext_proc filter (the ceiling)",
+    server: "none",
+    check: unchanged,
+  },
+  {
+    name: "passthrough",
+    description: "ext_proc to a minimal grpc-js server answering CONTINUE (the transport's floor)",
+    server: "passthrough",
+    check: unchanged,
+  },
+  {
+    name: "empty-chain",
+    description: "Tollgate, route with no policies",
+    server: "tollgate",
+    policies: [],
+    check: unchanged,
+  },
+  {
+    name: "headers-5ts",
+    description: "five TypeScript header policies, setting and removing request and response headers",
+    server: "tollgate",
+    policies: [
+      setHeaders("x-bench-1", "x-bench-r1"),
+      removeHeaders("x-client-debug", "x-upstream"),
+      setHeaders("x-bench-2", "x-bench-r2"),
+      removeHeaders("x-bench-1", "x-bench-r1"),
+      setHeaders("x-bench-3", "x-bench-r3"),
+    ],
+    check: (saw, response) =>
+      expect(
+        [saw["x-bench-3"], "bench", "x-bench-3"],
+        [saw["x-client-debug"], "-", "x-client-debug"],
+        [response.get("x-bench-r1"), "bench", "response x-bench-r1"],
+        [response.get("x-bench-r3"), "bench", "response x-bench-r3"],
+        [response.get("x-upstream"), null, "response x-upstream"],
+      ),
+  },
+  {
+    name: "python-1",
+    description: "one Python header policy",
+    server: "tollgate",
+    policies: [{ name: "add-python-header", version: "v1" }],
+    check: (saw) => expect([saw["x-python-policy"], "hello-from-python", "x-python-policy"]),
+  },
+  {
+    name: "mixed-body",
+    description: "TypeScript → Python → TypeScript, a 4 KB JSON request body rewritten",
+    server: "tollgate",
+    policies: [
+      setHeaders("x-bench-3"),
+      {
+        name: "json-body-rewrite",
+        version: "v1",
+        parameters: { rename: { customer: "client" }, remove: ["internalNote"], set: { source: "bench" } },
+      },
+      { name: "replace-body", version: "v1", parameters: { add: { checked: true } } },
+    ],
+    bodyBytes: 4 * 1024,
+    check: (saw) =>
+      expect([saw["x-bench-3"], "bench", "x-bench-3"], [
+        saw["content-length"],
+        String(MIXED_BODY_OUT),
+        "body bytes",
+      ]),
+  },
+  {
+    name: "body-64k",
+    description: "a buffered 64 KB JSON request body read by a TypeScript policy",
+    server: "tollgate",
+    policies: [{ name: "json-fields", version: "v1" }],
+    bodyBytes: 64 * 1024,
+    check: (saw) => expect([saw["x-json-fields"], "5", "x-json-fields"]),
+  },
+];
+
+/** A JSON object of exactly `bytes` bytes with the fields `mixed-body` rewrites. */
+export function jsonBody(bytes: number): Uint8Array<ArrayBuffer> {
+  const document = {
+    id: 42,
+    customer: "ACME Corp",
+    internalNote: "not for the upstream",
+    items: Array.from({ length: 8 }, (_, i) => ({ sku: `SKU-${i}`, quantity: i + 1 })),
+    padding: "",
+  };
+  const size = JSON.stringify(document).length;
+  if (size > bytes) throw new Error(`a body of ${bytes} bytes is too small for the document`);
+  document.padding = "x".repeat(bytes - size);
+  return new TextEncoder().encode(JSON.stringify(document));
+}
+
+/** The scenarios named in `names` (all when empty); unknown names throw. */
+export function selectScenarios(names: readonly string[]): Scenario[] {
+  const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown scenario ${unknown.join(", ")} (known: ${SCENARIOS.map((s) => s.name).join(", ")})`,
+    );
+  }
+  return SCENARIOS.filter((s) => names.length === 0 || names.includes(s.name));
+}
+
+/** Size of the `mixed-body` request after its chain: Python renames, removes and sets, then TypeScript adds. */
+function mixedBodyOut(): number {
+  const { customer, internalNote: _, ...rest } = JSON.parse(new TextDecoder().decode(jsonBody(4 * 1024)));
+  const afterPython = JSON.stringify({ ...rest, client: customer, source: "bench" });
+  return JSON.stringify({ ...JSON.parse(afterPython), checked: true, originalLength: afterPython.length })
+    .length;
+}
+
+const MIXED_BODY_OUT = mixedBodyOut();

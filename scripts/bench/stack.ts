@@ -1,0 +1,156 @@
+/**
+ * Everything one scenario runs: its ext_proc server (Tollgate through the integration
+ * tests' EngineProcess, i.e. the test build under the production permission flags; or the
+ * pass-through server under the same flags; or nothing) and Envoy in front of it. Knows
+ * the processes' ids for /proc sampling and stops them all.
+ */
+import { join } from "node:path";
+import { EngineProcess } from "../../tests/support/engine_process.ts";
+import { waitFor } from "../../tests/support/ports.ts";
+import { permissionFlags } from "../lib/permissions.ts";
+import { repoRoot } from "../lib/venv.ts";
+import { BenchEnvoy } from "./envoy.ts";
+import { childrenOf } from "./proc_stats.ts";
+import { killChild } from "./running.ts";
+import { ROUTE, type Scenario } from "./scenarios.ts";
+
+/** How long a stopping process gets before it is killed. */
+const STOP_TIMEOUT_MS = 10_000;
+
+/** A process of the stack, by role: envoy, server (Tollgate or pass-through), executor (Python). */
+export type Role = "envoy" | "server" | "executor";
+
+interface Server {
+  readonly socket: string;
+  readonly pid: number;
+  /** Tollgate's admin URL (for /metrics); undefined for the pass-through server. */
+  readonly adminUrl?: string;
+  stop(): Promise<void>;
+}
+
+function killPid(pid: number): void {
+  try {
+    Deno.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/** Runs `stop`; if it has not finished within the timeout, calls `kill` and waits for `stop` again. */
+async function stopWithin(what: string, stop: () => Promise<unknown>, kill: () => void): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stopping = stop();
+  const timeout = new Promise<"timeout">((resolve) =>
+    timer = setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS)
+  );
+  const result = await Promise.race([stopping, timeout]);
+  clearTimeout(timer);
+  if (result === "timeout") {
+    console.error(`bench: ${what} did not stop within ${STOP_TIMEOUT_MS} ms; killing it`);
+    kill();
+    await stopping;
+  }
+}
+
+async function startPassthrough(): Promise<Server> {
+  const { dir, layout } = await EngineProcess.layout();
+  const socket = layout.extprocSocket!;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...permissionFlags(layout),
+      join(repoRoot, "scripts/bench/passthrough_server.ts"),
+      socket,
+    ],
+    cwd: repoRoot,
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    await stopWithin("the pass-through server", async () => {
+      killChild(child);
+      await child.status;
+    }, () => killChild(child, "SIGKILL"));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await waitFor("the pass-through server", async () => {
+      (await Deno.connect({ transport: "unix", path: socket })).close();
+      return true;
+    }, 30_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { socket, pid: child.pid, stop };
+}
+
+async function startTollgate(scenario: Scenario): Promise<Server> {
+  const engine = await EngineProcess.start({
+    config: {
+      routes: [{ name: ROUTE, policies: scenario.policies ?? [] }],
+      log: { level: "warning" },
+      shutdown: { gracePeriod: "2s" },
+    },
+  });
+  const [pid] = await childrenOf(Deno.pid, engine.configFile);
+  const stop = () => stopWithin("Tollgate", () => engine.stop(), () => killPid(pid));
+  if (pid === undefined) {
+    await stop();
+    throw new Error("Tollgate started but its process was not found in /proc");
+  }
+  return { socket: (engine.extproc as { socket: string }).socket, pid, adminUrl: engine.adminUrl, stop };
+}
+
+export class Stack {
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly envoy: BenchEnvoy,
+    private readonly server: Server | undefined,
+    /** The processes to sample, by role. */
+    readonly pids: Partial<Record<Role, number>>,
+  ) {}
+
+  static async start(scenario: Scenario, envoyWorkers: number): Promise<Stack> {
+    const server = scenario.server === "none"
+      ? undefined
+      : scenario.server === "passthrough"
+      ? await startPassthrough()
+      : await startTollgate(scenario);
+    let envoy: BenchEnvoy;
+    try {
+      envoy = await BenchEnvoy.start({
+        routes: [{ name: ROUTE, prefix: "/" }],
+        extprocSocket: server?.socket,
+        workers: envoyWorkers,
+      });
+    } catch (error) {
+      await server?.stop();
+      throw error;
+    }
+    const pids: Partial<Record<Role, number>> = { envoy: envoy.pid };
+    if (server) {
+      pids.server = server.pid;
+      const [executor] = await childrenOf(server.pid);
+      if (executor !== undefined) pids.executor = executor;
+    }
+    return new Stack(envoy, server, pids);
+  }
+
+  /** Tollgate's Prometheus metrics, or undefined without Tollgate. */
+  async metrics(): Promise<string | undefined> {
+    if (!this.server?.adminUrl) return undefined;
+    return await (await fetch(`${this.server.adminUrl}/metrics`)).text();
+  }
+
+  /** Stops Envoy first (so no stream is cut mid-request), then the server; safe to call twice. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await stopWithin("Envoy", () => this.envoy.stop(), () => killPid(this.envoy.pid));
+      await this.server?.stop();
+    })();
+    return this.#stopping;
+  }
+}
