@@ -45,7 +45,8 @@ Options:
   -h, --help          show this help
 
 Environment: TOLLGATE_SOCKET, TOLLGATE_PYTHON_SOCKET, TOLLGATE_LOG_LEVEL,
-TOLLGATE_PYTHON, TOLLGATE_PYTHON_HOME override the config file.
+TOLLGATE_PYTHON, TOLLGATE_PYTHON_HOME, TOLLGATE_ADMIN_ADDRESS override the
+config file.
 Signals: SIGTERM or SIGINT stop accepting streams, drain in-flight ones within
 shutdown.gracePeriod, and remove the socket.`,
   validate: `Usage: tollgate validate [--config PATH]
@@ -63,13 +64,15 @@ Prints the Tollgate version, the Deno version and the compiled-in policies.`,
 };
 
 /**
- * Defaults that depend on where the engine runs. The executor sources default to the
- * repository root (right for `deno run`); the image sets TOLLGATE_PYTHON_HOME.
+ * Defaults that depend on where the engine runs. Under `deno run` the Python home is this
+ * repository; a compiled binary has no default (its modules live in a virtual file system),
+ * so the image sets TOLLGATE_PYTHON_HOME.
  */
 export function configDefaults(): ConfigDefaults {
+  const compiled = import.meta.url.includes("/deno-compile-");
   return {
     pythonInterpreter: "python3",
-    pythonHome: join(dirname(fileURLToPath(import.meta.url)), ".."),
+    pythonHome: compiled ? "" : join(dirname(fileURLToPath(import.meta.url)), ".."),
   };
 }
 

@@ -6,6 +6,7 @@ import { getLogger } from "@logtape/logtape";
 import { DEFAULT_CONFIG_SOURCE, DEFAULT_CONFIG_YAML } from "./config/default_config.ts";
 import { type ConfigDefaults, type ConfigEnv, loadConfigFile, parseConfig } from "./config/load.ts";
 import { formatProblem, ProblemsError } from "./config/problem.ts";
+import { permissionProblems } from "./config/scope.ts";
 import type { EngineConfig } from "./config/types.ts";
 import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
 import { compileCondition } from "./executor/condition.ts";
@@ -60,6 +61,10 @@ export class Engine {
     const config = await loadEngineConfig(options);
     await configureLogging(config.log.level, config.log.format);
     const registry = new PolicyRegistry(options.policies);
+    const outside = permissionProblems(config, registry.hasPythonPolicies(), options.configPath);
+    if (outside.length > 0) {
+      throw new ProblemsError(`cannot run ${config.source} with these permissions`, outside);
+    }
     const metrics = new Metrics();
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
     const python = registry.hasPythonPolicies()
@@ -85,16 +90,21 @@ export class Engine {
       throw error;
     }
     const engine = new Engine(options, kernel, metrics, build, server, python);
-    if (config.admin.address !== undefined) {
-      engine.#admin = await startAdmin(config.admin.address, {
-        metrics,
-        readiness: () => engine.readiness(),
-        policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
-        routes: () => describeRoutes(kernel.table),
-      });
-    }
-    if (options.configPath !== undefined) {
-      engine.#watcher = await watchConfig(options.configPath, () => engine.#reloadLogged());
+    try {
+      if (config.admin.address !== undefined) {
+        engine.#admin = await startAdmin(config.admin.address, {
+          metrics,
+          readiness: () => engine.readiness(),
+          policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
+          routes: () => describeRoutes(kernel.table),
+        });
+      }
+      if (options.configPath !== undefined) {
+        engine.#watcher = await watchConfig(options.configPath, () => engine.#reloadLogged());
+      }
+    } catch (error) {
+      await engine.stop();
+      throw error;
     }
     log.info("serving {routes} routes from {source}", {
       routes: config.routes.length,

@@ -36,6 +36,7 @@ export const ENGINE_ENV_VARS: readonly string[] = [
   "TOLLGATE_LOG_LEVEL",
   "TOLLGATE_PYTHON",
   "TOLLGATE_PYTHON_HOME",
+  "TOLLGATE_ADMIN_ADDRESS",
   // grpc-js reads these at load time (tracing, TLS and resolver switches).
   "GRPC_NODE_VERBOSITY",
   "GRPC_VERBOSITY",

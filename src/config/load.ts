@@ -18,6 +18,7 @@ export const CONFIG_ENV_VARS = [
   "TOLLGATE_LOG_LEVEL",
   "TOLLGATE_PYTHON",
   "TOLLGATE_PYTHON_HOME",
+  "TOLLGATE_ADMIN_ADDRESS",
 ] as const;
 
 export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_VARS)[number], string>>;
@@ -90,6 +91,9 @@ export function parseConfig(
       } else seen.set(route.name, index);
     });
   }
+  if (env.TOLLGATE_ADMIN_ADDRESS && !/^[^\s:]+:\d{1,5}$/.test(env.TOLLGATE_ADMIN_ADDRESS)) {
+    problems.push({ file: "environment", path: "TOLLGATE_ADMIN_ADDRESS", message: "must be host:port" });
+  }
   if (env.TOLLGATE_LOG_LEVEL && !LOG_LEVELS.includes(env.TOLLGATE_LOG_LEVEL as LogLevel)) {
     problems.push({
       file: "environment",
@@ -123,7 +127,7 @@ function normalize(
         socket: envSocket ?? listen.socket ?? DEFAULT_SOCKET,
         socketMode: parseInt(listen.socketMode, 8),
       },
-    admin: { address: raw.admin.address },
+    admin: { address: env.TOLLGATE_ADMIN_ADDRESS ?? raw.admin.address },
     python: {
       socket: env.TOLLGATE_PYTHON_SOCKET ?? raw.python.socket ?? DEFAULT_PYTHON_SOCKET,
       workers: raw.python.workers,

@@ -8,7 +8,7 @@ import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyFactory } from "../sdk/policy.ts";
 import { type ClientObserver, ExecutorClient } from "./client.ts";
 import { PythonBridge } from "./bridge.ts";
-import { PythonSupervisor, type SupervisorObserver } from "./supervisor.ts";
+import { ExecutorStartError, PythonSupervisor, type SupervisorObserver } from "./supervisor.ts";
 
 /** Largest message on the executor stream: a buffered body plus headers and framing. */
 const messageLimit = (config: EngineConfig) =>
@@ -27,6 +27,11 @@ export class PythonRuntime {
     registryFile: string,
     observer?: ClientObserver & SupervisorObserver,
   ): Promise<PythonRuntime> {
+    if (!config.python.home) {
+      throw new ExecutorStartError(
+        "python.home is not set: set it (or TOLLGATE_PYTHON_HOME) to the directory holding python/ and src/gen/python/",
+      );
+    }
     const maxMessageBytes = messageLimit(config);
     const client = new ExecutorClient({
       socket: config.python.socket,

@@ -92,6 +92,14 @@ Deno.test("environment variables override sockets, log level and the interpreter
     () => parseConfig("", "cfg.yaml", { TOLLGATE_LOG_LEVEL: "loud" }, defaults),
     /TOLLGATE_LOG_LEVEL/,
   );
+  assert.equal(
+    parseConfig("", "c", { TOLLGATE_ADMIN_ADDRESS: "0.0.0.0:9002" }, defaults).admin.address,
+    "0.0.0.0:9002",
+  );
+  assert.throws(
+    () => parseConfig("", "c", { TOLLGATE_ADMIN_ADDRESS: "9002" }, defaults),
+    /TOLLGATE_ADMIN_ADDRESS: must be host:port/,
+  );
 });
 
 Deno.test("TCP listening and a custom socket mode", () => {

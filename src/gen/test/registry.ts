@@ -14,6 +14,7 @@ import * as policy10 from "../../../tests/fixtures/policies/wrap-response-body/m
 import * as policy17 from "../../../tests/fixtures/policies/tag/mod.ts";
 import * as policy18 from "../../../tests/fixtures/policies/override-status/mod.ts";
 import * as policy19 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy20 from "../../../tests/fixtures/policies/read-file/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -769,6 +770,38 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy19,
+  },
+  {
+    source: "tests/fixtures/policies/read-file",
+    definition: {
+      "description": "Test policy. Reads a file and puts its first line in a header (to show the permission scope refuses it).",
+      "name": "read-file",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "path": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "path",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy20,
   },
 ];
 

@@ -1,0 +1,58 @@
+/**
+ * Checks a config against the permissions the process runs with, before anything starts:
+ * a compiled binary may use only the sockets, address, interpreter and config directory it
+ * was compiled for, and Deno's own error ("run again with the --allow-net flag") would be
+ * misleading for a binary.
+ */
+import { dirname } from "node:path";
+import type { Problem } from "./problem.ts";
+import type { EngineConfig } from "./types.ts";
+
+const ADVICE = "is outside the permissions this engine runs with: use the paths it was compiled for, " +
+  "or compile it for this layout (docs/deployment.md)";
+
+function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(descriptor).state === "granted";
+}
+
+/** Every setting the current permissions would refuse; empty when all are allowed. */
+export function permissionProblems(
+  config: EngineConfig,
+  needsPython: boolean,
+  configPath: string | undefined,
+): Problem[] {
+  const problems: Problem[] = [];
+  const check = (ok: boolean, segments: string[], value: string) => {
+    if (!ok) problems.push(config.locate(segments, `${value} ${ADVICE}`));
+  };
+  const { listen, admin, python } = config;
+  if (listen.kind === "unix") {
+    check(granted({ name: "net", host: `unix:${listen.socket}` }), ["listen", "socket"], listen.socket);
+    check(
+      granted({ name: "write", path: dirname(listen.socket) }),
+      ["listen", "socket"],
+      dirname(listen.socket),
+    );
+  } else {
+    check(granted({ name: "net", host: listen.address }), ["listen", "address"], listen.address);
+  }
+  if (admin.address !== undefined) {
+    check(granted({ name: "net", host: admin.address }), ["admin", "address"], admin.address);
+  }
+  if (needsPython) {
+    check(granted({ name: "net", host: `unix:${python.socket}` }), ["python", "socket"], python.socket);
+    check(
+      granted({ name: "run", command: python.interpreter }),
+      ["python", "interpreter"],
+      python.interpreter,
+    );
+  }
+  if (configPath !== undefined) {
+    check(
+      granted({ name: "read", path: dirname(configPath) }),
+      [],
+      `the config's directory ${dirname(configPath)}`,
+    );
+  }
+  return problems;
+}
