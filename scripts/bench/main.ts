@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { formatProblem } from "../../src/config/problem.ts";
 import { parseDuration } from "../../src/config/duration.ts";
 import { buildManifest, DEFAULT_TARGETS } from "../build.ts";
-import { repoRoot } from "../lib/venv.ts";
+import { repoRoot, run } from "../lib/venv.ts";
 import { setup } from "../setup.ts";
 import { machine, versions } from "./environment.ts";
 import { ensureOha } from "./loadgen.ts";
@@ -116,6 +116,13 @@ function describe(result: RunResult): string {
     `p99 ${f.p99.toFixed(3)} ms${result.problems.length ? `; FAILED: ${result.problems.join("; ")}` : ""}`;
 }
 
+/** Replaces a generated section of docs/benchmarks.md and formats the file as `deno fmt` wants it. */
+async function updateDocs(section: string, content: string): Promise<void> {
+  const file = join(repoRoot, "docs", "benchmarks.md");
+  await Deno.writeTextFile(file, replaceSection(await Deno.readTextFile(file), section, content));
+  await run(Deno.execPath(), ["fmt", "--quiet", file], { cwd: repoRoot });
+}
+
 /**
  * Runs round-robin (every scenario once, then again), so slow drifts of the machine hit
  * all alike. Resolves false if a run failed.
@@ -123,9 +130,9 @@ function describe(result: RunResult): string {
 async function benchmark(tmp: string, oha: string): Promise<boolean> {
   const files = await bodies(tmp);
   const results = new Map<string, RunResult[]>(scenarios.map((s) => [s.name, []]));
-  for (let run = 1; run <= runs; run++) {
+  for (let round = 1; round <= runs; round++) {
     for (const scenario of scenarios) {
-      console.error(`bench: run ${run}/${runs} ${scenario.name} ...`);
+      console.error(`bench: run ${round}/${runs} ${scenario.name} ...`);
       const result = await measureRun(scenario, settings, { ...files.get(scenario.name), running });
       console.error(`bench:   ${describe(result)}`);
       results.get(scenario.name)!.push(result);
@@ -149,8 +156,7 @@ async function benchmark(tmp: string, oha: string): Promise<boolean> {
     latencyChart(summaries, `Latency at ${settings.rate} req/s (median of ${runs} runs)`),
   );
   if (docs) {
-    const file = join(repoRoot, "docs", "benchmarks.md");
-    await Deno.writeTextFile(file, replaceSection(await Deno.readTextFile(file), "bench:results", table));
+    await updateDocs("bench:results", table);
   } else {
     await Deno.writeTextFile(join(outDir, "results.md"), table + "\n");
   }
@@ -179,10 +185,7 @@ async function soakAll(tmp: string, duration: number): Promise<boolean> {
   const table = soakMarkdown(results, new Date().toISOString());
   await Deno.mkdir(outDir, { recursive: true });
   await Deno.writeTextFile(join(outDir, "soak.json"), JSON.stringify(results, null, 2) + "\n");
-  if (docs) {
-    const file = join(repoRoot, "docs", "benchmarks.md");
-    await Deno.writeTextFile(file, replaceSection(await Deno.readTextFile(file), "bench:soak", table));
-  }
+  if (docs) await updateDocs("bench:soak", table);
   console.log(table);
   return results.every((r) => r.problems.length === 0);
 }

@@ -9,8 +9,10 @@ import type { Scenario } from "./scenarios.ts";
 export interface Summary {
   readonly name: string;
   readonly description: string;
-  /** Empty when every run was clean (no errors, no non-2xx, no failed policy). */
+  /** Empty when every run was clean (no errors, no non-2xx, no failed policy); else totals over runs. */
   readonly problems: readonly string[];
+  /** Runs that had problems. */
+  readonly failedRuns: number;
   readonly runs: number;
   readonly rps: number;
   readonly p50: number;
@@ -74,7 +76,8 @@ export function summarize(scenario: Scenario, runs: readonly RunResult[]): Summa
   return {
     name: scenario.name,
     description: scenario.description,
-    problems: runs.flatMap((r, i) => r.problems.map((p) => `run ${i + 1}: ${p}`)),
+    problems: totals(runs.flatMap((r) => r.problems)),
+    failedRuns: runs.filter((r) => r.problems.length > 0).length,
     runs: runs.length,
     rps: med((r) => r.saturated.rps)!,
     p50: med((r) => r.fixed.p50)!,
@@ -89,6 +92,17 @@ export function summarize(scenario: Scenario, runs: readonly RunResult[]): Summa
       [...phases].map((phase) => [phase, med((r) => r.policyMsPerRequest.fixed[phase]) ?? 0]),
     ),
   };
+}
+
+/** Adds up problems that differ only in their count ("saturated: 12 × HTTP 500"). */
+function totals(problems: readonly string[]): string[] {
+  const sums = new Map<string, number>();
+  for (const problem of problems) {
+    const match = /^(.*?)(\d+) × (.*)$/.exec(problem);
+    const key = match ? `${match[1]}\0${match[3]}` : problem;
+    sums.set(key, (sums.get(key) ?? 0) + (match ? Number(match[2]) : 1));
+  }
+  return [...sums].map(([key, n]) => key.includes("\0") ? key.replace("\0", `${n} × `) : key);
 }
 
 function scaled(value: number | undefined, factor: number): number | undefined {
@@ -177,7 +191,9 @@ export function markdown(results: Results): string {
     ...results.summaries.map((s) =>
       `| ${s.name} | ${fmt(s.messagesPerRequest, 2)} | ${cell((x) => x.rps, 0, s)} | ` +
       `${cell((x) => x.p50, 3, s)} | ${cell((x) => x.p90, 3, s)} | ${cell((x) => x.p99, 3, s)} | ` +
-      `${s.problems.length ? `**failed**: ${s.problems.join("; ")}` : "ok"} |`
+      `${
+        s.problems.length ? `**failed** (${s.failedRuns} of ${s.runs} runs): ${s.problems.join("; ")}` : "ok"
+      } |`
     ),
     "",
     'CPU time per request (from /proc, saturated and at the fixed rate; "server" is the ext_proc server: ' +
