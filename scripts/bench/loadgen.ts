@@ -3,10 +3,10 @@
  * .tollgate/bench/ on first use. Why oha: its fixed-rate mode (`-q`) paces requests
  * evenly and measures latency from each request's scheduled start (`--latency-correction`),
  * so a slow response cannot hide the requests it delays; it reports percentiles, status
- * codes and errors as JSON; and with one worker thread it takes no more CPU than h2load
- * from the two cores everything shares. h2load's `--rps` sent bursts (about ten requests
- * every 10 ms at 1,000 req/s, quadrupling the baseline's p50), wrk cannot hold a rate, and
- * vegeta's Go client costs more CPU per request.
+ * codes and errors as JSON; and with one worker thread it costs about as much CPU per
+ * request as h2load, on two cores shared with everything it measures. h2load's `--rps`
+ * sent bursts (about ten requests every 10 ms at 1,000 req/s, quadrupling the baseline's
+ * p50), and wrk cannot hold a rate.
  */
 import { join } from "node:path";
 import { repoRoot, run } from "../lib/venv.ts";
