@@ -78,10 +78,16 @@ const docs = values.out === undefined && full;
 const outDir = values.out ?? (full ? join(repoRoot, "docs", "benchmarks") : join(repoRoot, "bench-results"));
 
 const running = new Running();
+const tmp = await Deno.makeTempDir({ prefix: "tollgate-bench-" });
+let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
+    // A Ctrl-C reaches us twice (directly and through `deno task`): stop once.
+    if (interrupted) return;
+    interrupted = true;
     console.error(`\nbench: ${signal}: stopping everything ...`);
     await running.stopAll();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
     Deno.exit(130);
   });
 }
@@ -190,11 +196,14 @@ async function soakAll(tmp: string, duration: number): Promise<boolean> {
   return results.every((r) => r.problems.length === 0);
 }
 
-const tmp = await Deno.makeTempDir({ prefix: "tollgate-bench-" });
 let ok = false;
 try {
   const oha = await prepare();
   ok = values.soak !== undefined ? await soakAll(tmp, seconds(values.soak)) : await benchmark(tmp, oha);
+} catch (error) {
+  // After an interrupt, what was running fails as it is stopped: the signal handler exits.
+  if (!interrupted) throw error;
+  await new Promise(() => {});
 } finally {
   await running.stopAll();
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
