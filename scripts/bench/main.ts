@@ -122,11 +122,14 @@ function describe(result: RunResult): string {
     `p99 ${f.p99.toFixed(3)} ms${result.problems.length ? `; FAILED: ${result.problems.join("; ")}` : ""}`;
 }
 
-/** Replaces a generated section of docs/benchmarks.md and formats the file as `deno fmt` wants it. */
-async function updateDocs(section: string, content: string): Promise<void> {
+/**
+ * Replaces a generated section of docs/benchmarks.md, then formats it and the other
+ * generated files in `also` as `deno fmt` (part of `deno task check`) wants them.
+ */
+async function updateDocs(section: string, content: string, also: readonly string[] = []): Promise<void> {
   const file = join(repoRoot, "docs", "benchmarks.md");
   await Deno.writeTextFile(file, replaceSection(await Deno.readTextFile(file), section, content));
-  await run(Deno.execPath(), ["fmt", "--quiet", file], { cwd: repoRoot });
+  await run(Deno.execPath(), ["fmt", "--quiet", file, ...also], { cwd: repoRoot });
 }
 
 /**
@@ -156,13 +159,15 @@ async function benchmark(tmp: string, oha: string): Promise<boolean> {
   };
   await Deno.mkdir(outDir, { recursive: true });
   const table = markdown(report);
-  await Deno.writeTextFile(join(outDir, "results.json"), JSON.stringify(report, null, 2) + "\n");
+  const json = join(outDir, "results.json");
+  const chart = join(outDir, "latency.svg");
+  await Deno.writeTextFile(json, JSON.stringify(report, null, 2) + "\n");
   await Deno.writeTextFile(
-    join(outDir, "latency.svg"),
+    chart,
     latencyChart(summaries, `Latency at ${settings.rate} req/s (median of ${runs} runs)`),
   );
   if (docs) {
-    await updateDocs("bench:results", table);
+    await updateDocs("bench:results", table, [json, chart]);
   } else {
     await Deno.writeTextFile(join(outDir, "results.md"), table + "\n");
   }
@@ -190,8 +195,9 @@ async function soakAll(tmp: string, duration: number): Promise<boolean> {
   }
   const table = soakMarkdown(results, new Date().toISOString());
   await Deno.mkdir(outDir, { recursive: true });
-  await Deno.writeTextFile(join(outDir, "soak.json"), JSON.stringify(results, null, 2) + "\n");
-  if (docs) await updateDocs("bench:soak", table);
+  const json = join(outDir, "soak.json");
+  await Deno.writeTextFile(json, JSON.stringify(results, null, 2) + "\n");
+  if (docs) await updateDocs("bench:soak", table, [json]);
   console.log(table);
   return results.every((r) => r.problems.length === 0);
 }
