@@ -26,7 +26,7 @@ import { DEFAULT_CONFIG_YAML } from "../src/config/default_config.ts";
 import { parseConfig } from "../src/config/load.ts";
 import { formatProblem } from "../src/config/problem.ts";
 import { buildManifest } from "./build.ts";
-import { permissionFlags, type PermissionLayout } from "./lib/permissions.ts";
+import { engineFlags, type PermissionLayout } from "./lib/permissions.ts";
 import { repoRoot } from "./lib/venv.ts";
 
 /** Where things are for one deployment of the compiled binary. */
@@ -161,15 +161,15 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
 }
 
 /**
- * The `deno compile` arguments (after `deno`) for the options: the permission flags of
- * permissionFlags() for the layout, and nothing broader.
+ * The `deno compile` arguments (after `deno`) for the options: engineFlags() for the layout
+ * (the permission flags of permissionFlags() and the engine's V8 settings), nothing broader.
  */
 export function compileArgs(options: CompileOptions): string[] {
   return [
     "compile",
     // A compiled binary must fail on a missing permission, never wait on a prompt.
     "--no-prompt",
-    ...permissionFlags(compileLayout(options)),
+    ...engineFlags(compileLayout(options)),
     // The lockfile decides every dependency version; an outdated one is an error.
     "--frozen",
     // Embed only the npm packages main.ts reaches (not the build tools' TypeScript compiler).

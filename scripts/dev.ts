@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { formatProblem, ProblemsError } from "../src/config/problem.ts";
 import { buildManifest } from "./build.ts";
 import { layoutForConfig } from "./lib/engine_layout.ts";
-import { permissionFlags } from "./lib/permissions.ts";
+import { engineFlags } from "./lib/permissions.ts";
 import { repoRoot, venvPython } from "./lib/venv.ts";
 import { setup } from "./setup.ts";
 
@@ -31,7 +31,7 @@ try {
 const child = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
-    ...permissionFlags(layout),
+    ...engineFlags(layout),
     join(repoRoot, "main.ts"),
     "serve",
     ...(values.config ? ["--config", values.config] : []),

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { EngineProcess } from "../../tests/support/engine_process.ts";
 import { waitFor } from "../../tests/support/ports.ts";
-import { permissionFlags } from "../lib/permissions.ts";
+import { engineFlags } from "../lib/permissions.ts";
 import { repoRoot } from "../lib/venv.ts";
 import { BenchEnvoy } from "./envoy.ts";
 import { childrenOf } from "./proc_stats.ts";
@@ -59,7 +59,8 @@ async function startPassthrough(): Promise<Server> {
     args: [
       "run",
       "--quiet",
-      ...permissionFlags(layout),
+      // The same flags as the engine (V8 settings included), so the floor is comparable.
+      ...engineFlags(layout),
       join(repoRoot, "scripts/bench/passthrough_server.ts"),
       socket,
     ],

@@ -52,6 +52,17 @@ export const ENGINE_ENV_VARS: readonly string[] = [
   "LOG_STREAM",
 ];
 
+/**
+ * V8 settings the engine runs with: a 2 MB young generation keeps garbage-collection pauses
+ * under a millisecond (they were the engine's latency tail; docs/performance.md).
+ */
+export const ENGINE_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=2"];
+
+/** Everything `deno run` / `deno compile` need to run the engine: its permissions and V8 settings. */
+export function engineFlags(layout: PermissionLayout): string[] {
+  return [...permissionFlags(layout), ...ENGINE_V8_FLAGS];
+}
+
 /** The `deno run` / `deno compile` permission flags for a layout. */
 export function permissionFlags(layout: PermissionLayout): string[] {
   const read = [...layout.runtimeDirs, ...(layout.configDir ? [layout.configDir] : [])];

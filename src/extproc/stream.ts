@@ -75,13 +75,6 @@ export interface StreamObserver extends RunObserver {
   immediateResponse(policy: string, status: number): void;
 }
 
-/** Messages Envoy may still send on this stream (with the modes Tollgate asked for). */
-interface Expected {
-  requestBody: boolean;
-  response: boolean;
-  responseBody: boolean;
-}
-
 export class ExchangeStream {
   #chain: Chain | undefined;
   #state: ExchangeState | undefined;
@@ -89,19 +82,8 @@ export class ExchangeStream {
   /** Request entries already run; the rest run when the body arrives. */
   #requestRan = 0;
   #responseRan = 0;
-  #expected: Expected = { requestBody: false, response: false, responseBody: false };
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
-
-  /**
-   * True once no further message can be needed: the server then ends the stream itself
-   * (grpc-status OK). Envoy would otherwise reset it, and bursts of resets make the HTTP/2
-   * server refuse new streams; a clean close is also cheaper for Envoy.
-   */
-  get finished(): boolean {
-    const e = this.#expected;
-    return !e.requestBody && !e.response && !e.responseBody;
-  }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
   handle(
@@ -152,12 +134,6 @@ export class ExchangeStream {
     return outcome;
   }
 
-  /** An immediate response ends the exchange: Envoy sends nothing more. */
-  #immediate(outcome: ImmediateOutcome, dynamicMetadata?: JsonObject): ProcessingResponse {
-    this.#expected = { requestBody: false, response: false, responseBody: false };
-    return immediateReply(outcome, dynamicMetadata);
-  }
-
   async #onRequestHeaders(
     request: ProcessingRequest,
     headers: Parameters<typeof loadRequestHeaders>[1],
@@ -171,9 +147,8 @@ export class ExchangeStream {
     const bodyComing = chain.needsRequestBody && !endOfStream;
     const to = bodyComing ? chain.requestHeadersCount : chain.request.length;
     this.#requestRan = to;
-    this.#expected = { requestBody: bodyComing, response: chain.needsResponse, responseBody: false };
     const immediate = await this.#run("request", 0, to);
-    if (immediate) return this.#immediate(immediate, analyticsMetadata(state));
+    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
     return reply(
       "requestHeaders",
       commonResponse(state, { side: "request", bodyPhase: false }),
@@ -190,7 +165,6 @@ export class ExchangeStream {
     // A stream that starts here is an Envoy local reply: no mode override was sent yet.
     const startsHere = this.#state === undefined;
     if (startsHere && !this.#bind(routeNameOf(request))) return reply("responseHeaders", undefined);
-    this.#expected.response = false;
     const chain = this.#chain;
     const state = this.#state;
     if (!chain || !state || !chain.needsResponse) return reply("responseHeaders", undefined);
@@ -200,9 +174,8 @@ export class ExchangeStream {
     const bodyComing = chain.needsResponseBody && !endOfStream;
     const to = bodyComing ? chain.responseHeadersCount : chain.response.length;
     this.#responseRan = to;
-    this.#expected.responseBody = bodyComing;
     const immediate = await this.#run("response", 0, to);
-    if (immediate) return this.#immediate(immediate, analyticsMetadata(state));
+    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
     return reply(
       "responseHeaders",
       commonResponse(state, { side: "response", bodyPhase: false }),
@@ -213,14 +186,12 @@ export class ExchangeStream {
 
   async #onBody(side: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
     const kind: PhaseReply = side === "request" ? "requestBody" : "responseBody";
-    if (side === "request") this.#expected.requestBody = false;
-    else this.#expected.responseBody = false;
     const chain = this.#chain;
     const state = this.#state;
     const entries = side === "request" ? chain?.request : chain?.response;
     const ran = side === "request" ? this.#requestRan : this.#responseRan;
     if (!chain || !state || !entries || ran >= entries.length) return reply(kind, undefined);
-    if (bytes.byteLength > this.#maxBodyBytes) return this.#immediate(tooLarge(this.#maxBodyBytes));
+    if (bytes.byteLength > this.#maxBodyBytes) return immediateReply(tooLarge(this.#maxBodyBytes));
     state.beginPhase();
     if (side === "request") {
       state.requestBody = new Body(bytes, endOfStream);
@@ -230,7 +201,7 @@ export class ExchangeStream {
       this.#responseRan = entries.length;
     }
     const immediate = await this.#run(side, ran, entries.length);
-    if (immediate) return this.#immediate(immediate, analyticsMetadata(state));
+    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
     return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, analyticsMetadata(state));
   }
 }

@@ -85,8 +85,17 @@ export class Metrics {
     this.#streamsActive.set(active);
   }
 
+  /** Histogram children by label triple: labelling anew on every policy call costs ~1 µs each. */
+  readonly #policyRunChildren = new Map<string, client.Histogram.Internal<"policy" | "phase" | "outcome">>();
+
   policyRan(label: string, phase: Phase, outcome: "ok" | "immediate" | "failed", seconds: number): void {
-    this.#policyRuns.observe({ policy: label, phase, outcome }, seconds);
+    const key = `${label}\0${phase}\0${outcome}`;
+    let child = this.#policyRunChildren.get(key);
+    if (!child) {
+      child = this.#policyRuns.labels(label, phase, outcome);
+      this.#policyRunChildren.set(key, child);
+    }
+    child.observe(seconds);
   }
 
   immediateResponse(policy: string, status: number): void {

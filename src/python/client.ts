@@ -86,6 +86,7 @@ export class ExecutorClient {
       // The executor may restart: find it again within a fraction of a second.
       "grpc.initial_reconnect_backoff_ms": MIN_BACKOFF_MS,
       "grpc.max_reconnect_backoff_ms": 1000,
+      "grpc.enable_channelz": 0,
     });
   }
 

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { permissionFlags, type PermissionLayout } from "../../scripts/lib/permissions.ts";
+import { engineFlags, type PermissionLayout } from "../../scripts/lib/permissions.ts";
 import { repoRoot, venvPython } from "../../scripts/lib/venv.ts";
 import { freePort, waitFor } from "./ports.ts";
 
@@ -90,7 +90,7 @@ export class EngineProcess {
       args: [
         "run",
         "--quiet",
-        ...permissionFlags(layout),
+        ...engineFlags(layout),
         options.entry ?? join(repoRoot, "tests/support/test_main.ts"),
         "serve",
         "--config",
