@@ -53,10 +53,10 @@ export const ENGINE_ENV_VARS: readonly string[] = [
 ];
 
 /**
- * V8 settings the engine runs with: a 2 MB young generation keeps garbage-collection pauses
+ * V8 settings the engine runs with: a young generation capped at 4 MB semi-spaces keeps garbage-collection pauses
  * under a millisecond (they were the engine's latency tail; docs/performance.md).
  */
-export const ENGINE_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=2"];
+export const ENGINE_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
 
 /** Everything `deno run` / `deno compile` need to run the engine: its permissions and V8 settings. */
 export function engineFlags(layout: PermissionLayout): string[] {
