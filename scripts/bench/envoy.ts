@@ -9,11 +9,8 @@
  * same per-request cost everywhere and fill the disk), and for `baseline` no ext_proc
  * filter and no Tollgate cluster at all.
  */
-import { join } from "node:path";
-import { stringify } from "yaml";
-import { type EnvoyRoute, testBootstrap } from "../../tests/support/envoy.ts";
-import { freePort, waitFor } from "../../tests/support/ports.ts";
-import { venvBin } from "../lib/venv.ts";
+import { Envoy, type EnvoyRoute, testBootstrap } from "../../tests/support/envoy.ts";
+import { freePort } from "../../tests/support/ports.ts";
 
 // deno-lint-ignore no-explicit-any
 type Yaml = any;
@@ -117,80 +114,11 @@ export async function benchBootstrap(
   return config;
 }
 
-/** A running bench Envoy. */
-export class BenchEnvoy {
-  private constructor(
-    readonly port: number,
-    readonly adminPort: number,
-    private readonly child: Deno.ChildProcess,
-    private readonly dir: string,
-  ) {}
-
-  get pid(): number {
-    return this.child.pid;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  static async start(options: BenchEnvoyOptions): Promise<BenchEnvoy> {
-    const ports = { listen: freePort(), admin: freePort(), upstream: freePort() };
-    const dir = await Deno.makeTempDir({ prefix: "tollgate-bench-envoy-" });
-    const file = join(dir, "envoy.yaml");
-    await Deno.writeTextFile(file, stringify(await benchBootstrap(options, ports)));
-    const child = new Deno.Command(venvBin("envoy"), {
-      args: [
-        "-c",
-        file,
-        "--concurrency",
-        String(options.workers),
-        "--base-id",
-        String(ports.listen),
-        "-l",
-        "warning",
-        "--log-path",
-        join(dir, "envoy.log"),
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const envoy = new BenchEnvoy(ports.listen, ports.admin, child, dir);
-    try {
-      await waitFor("Envoy to be ready", async () => {
-        const response = await fetch(`http://127.0.0.1:${ports.admin}/ready`);
-        return (await response.text()).trim() === "LIVE";
-      }, 30_000);
-    } catch (error) {
-      await envoy.stop();
-      throw error;
-    }
-    return envoy;
-  }
-
-  /** Counters and gauges from the admin endpoint whose names match `filter` (a regex). */
-  async stats(filter: string): Promise<Map<string, number>> {
-    const text = await (await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=${filter}`)).text();
-    const out = new Map<string, number>();
-    for (const line of text.split("\n")) {
-      const match = /^(\S+): (\d+)$/.exec(line);
-      if (match) out.set(match[1], Number(match[2]));
-    }
-    return out;
-  }
-
-  /** Envoy's own log, for failure messages. */
-  log(): Promise<string> {
-    return Deno.readTextFile(join(this.dir, "envoy.log")).catch(() => "");
-  }
-
-  async stop(): Promise<void> {
-    try {
-      this.child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await this.child.status;
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
-  }
+/** Starts the bench Envoy for one scenario (the test harness's Envoy, on the bench bootstrap). */
+export function startBenchEnvoy(options: BenchEnvoyOptions): Promise<Envoy> {
+  const ports = { listen: freePort(), admin: freePort(), upstream: freePort() };
+  return Envoy.launch(() => benchBootstrap(options, ports), ports.listen, ports.admin, [
+    "--concurrency",
+    String(options.workers),
+  ]);
 }

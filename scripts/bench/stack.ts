@@ -9,7 +9,8 @@ import { EngineProcess } from "../../tests/support/engine_process.ts";
 import { waitFor } from "../../tests/support/ports.ts";
 import { engineFlags } from "../lib/permissions.ts";
 import { repoRoot } from "../lib/venv.ts";
-import { BenchEnvoy } from "./envoy.ts";
+import type { Envoy } from "../../tests/support/envoy.ts";
+import { startBenchEnvoy } from "./envoy.ts";
 import { childrenOf } from "./proc_stats.ts";
 import { killChild } from "./running.ts";
 import { ROUTE, type Scenario } from "./scenarios.ts";
@@ -108,7 +109,7 @@ export class Stack {
   #stopping: Promise<void> | undefined;
 
   private constructor(
-    readonly envoy: BenchEnvoy,
+    readonly envoy: Envoy,
     private readonly server: Server | undefined,
     /** The processes to sample, by role. */
     readonly pids: Partial<Record<Role, number>>,
@@ -120,9 +121,9 @@ export class Stack {
       : scenario.server === "passthrough"
       ? await startPassthrough()
       : await startTollgate(scenario);
-    let envoy: BenchEnvoy;
+    let envoy: Envoy;
     try {
-      envoy = await BenchEnvoy.start({
+      envoy = await startBenchEnvoy({
         routes: [{ name: ROUTE, prefix: "/" }],
         extprocSocket: server?.socket,
         workers: envoyWorkers,

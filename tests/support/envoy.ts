@@ -106,29 +106,34 @@ export class Envoy {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** Starts Envoy from the example bootstrap with a test's ports, socket and routes. */
   static async start(options: EnvoyOptions): Promise<Envoy> {
     const port = freePort();
     const adminPort = freePort();
+    return await Envoy.launch(
+      (dir) => testBootstrap(options, port, adminPort, join(dir, "access.log")),
+      port,
+      adminPort,
+      // Access log lines reach the file within 100 ms, so tests can read them promptly.
+      ["--file-flush-interval-msec", "100"],
+    );
+  }
+
+  /**
+   * Starts Envoy on a bootstrap (built for a fresh temporary directory) listening on `port`
+   * with its admin on `adminPort`, and waits until it is ready. Shared with the benchmark.
+   */
+  static async launch(
+    bootstrap: (dir: string) => Promise<Yaml>,
+    port: number,
+    adminPort: number,
+    extraArgs: readonly string[] = [],
+  ): Promise<Envoy> {
     const dir = await Deno.makeTempDir({ prefix: "tollgate-envoy-" });
     const file = join(dir, "envoy.yaml");
-    await Deno.writeTextFile(
-      file,
-      stringify(await testBootstrap(options, port, adminPort, join(dir, "access.log"))),
-    );
+    await Deno.writeTextFile(file, stringify(await bootstrap(dir)));
     const child = new Deno.Command(venvBin("envoy"), {
-      // Access log lines reach the file within 100 ms, so tests can read them promptly.
-      args: [
-        "-c",
-        file,
-        "--base-id",
-        String(port),
-        "-l",
-        "warning",
-        "--log-path",
-        join(dir, "envoy.log"),
-        "--file-flush-interval-msec",
-        "100",
-      ],
+      args: ["-c", file, "--base-id", String(port), "-l", "warning", "--log-path", join(dir, "envoy.log"), ...extraArgs],
       stdout: "null",
       stderr: "null",
     }).spawn();
@@ -145,11 +150,24 @@ export class Envoy {
     return envoy;
   }
 
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** Counters and gauges from the admin endpoint whose names match `filter` (a regex). */
+  async stats(filter: string): Promise<Map<string, number>> {
+    const text = await (await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=${filter}`)).text();
+    const out = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const match = /^(\S+): (\d+)$/.exec(line);
+      if (match) out.set(match[1], Number(match[2]));
+    }
+    return out;
+  }
+
   /** A counter or gauge from Envoy's admin /stats (0 if absent). */
   async stat(name: string): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=^${name}$`)).text();
-    const match = /: (\d+)/.exec(text);
-    return match ? Number(match[1]) : 0;
+    return (await this.stats(`^${name}$`)).get(name) ?? 0;
   }
 
   /** Envoy's access log lines (the example's format: status, details, route, dynamic metadata). */
