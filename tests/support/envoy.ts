@@ -133,7 +133,17 @@ export class Envoy {
     const file = join(dir, "envoy.yaml");
     await Deno.writeTextFile(file, stringify(await bootstrap(dir)));
     const child = new Deno.Command(venvBin("envoy"), {
-      args: ["-c", file, "--base-id", String(port), "-l", "warning", "--log-path", join(dir, "envoy.log"), ...extraArgs],
+      args: [
+        "-c",
+        file,
+        "--base-id",
+        String(port),
+        "-l",
+        "warning",
+        "--log-path",
+        join(dir, "envoy.log"),
+        ...extraArgs,
+      ],
       stdout: "null",
       stderr: "null",
     }).spawn();
