@@ -50,10 +50,13 @@ async function main(): Promise<void> {
   const plugin = await protocGenEsPlugin();
   const include = ["-I", protoDir, "-I", await wellKnownTypesDir()];
   try {
-    for (const dir of [tsOut, pyOut]) {
+    // src/gen/python also holds the builder's outputs (policy_registry.py, requirements.txt):
+    // clear only the packages protoc writes there.
+    const pyPackages = [...new Set(pythonProtos.map((proto) => join(pyOut, proto.split("/")[0])))];
+    for (const dir of [tsOut, ...pyPackages]) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
-      await Deno.mkdir(dir, { recursive: true });
     }
+    await Deno.mkdir(tsOut, { recursive: true });
     await run(venvPython, [
       "-m",
       "grpc_tools.protoc",
