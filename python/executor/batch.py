@@ -21,6 +21,7 @@ from executor.cache import InstanceCache, PolicyInitError
 from executor.exchange import Exchange
 from executor.jsonvalue import NotJsonError, dict_to_struct, struct_to_dict
 from executor.loader import PolicySet, registry_key
+from executor.running import call_deadline
 from executor.translate import Changes, Immediate, read_action
 from sdk.policy import PolicyMetadata, SharedContext
 from tollgate.executor.v1 import executor_pb2 as pb
@@ -83,10 +84,10 @@ def run_call(
         check_request(request)
     except MalformedRequestError as error:
         return pb.ExecuteResponse(call_id=request.call_id, error=str(error), metadata=request.metadata)
-    deadline = received_at + request.budget_ms / 1000 if request.budget_ms > 0 else None
+    deadline = call_deadline(received_at, request.budget_ms)
     batch = _Batch(request, runtime)
     for invocation in request.policies:
-        if deadline is not None and clock() >= deadline:
+        if clock() >= deadline:
             batch.fail(
                 invocation, pb.ERROR_KIND_TIMEOUT, f"the call's {request.budget_ms}ms budget was spent"
             )

@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 
 from executor.batch import Runtime, run_call
+from executor.running import RunningCalls, call_deadline
 from tollgate.executor.v1 import executor_pb2 as pb
 from tollgate.executor.v1 import executor_pb2_grpc
 
@@ -49,6 +50,7 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
         self._idle = asyncio.Event()
         self._idle.set()
         self._sessions: set[_Session] = set()
+        self._running = RunningCalls()
 
     def is_draining(self) -> bool:
         """Whether shutdown has begun (new calls are refused)."""
@@ -82,6 +84,7 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
             failed_policies=[f"{key}: {reason}" for key, reason in policies.failed.items()],
             workers=self._workers,
             calls_served=self._calls_served,
+            overdue_workers=self._running.overdue(),
         )
 
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
@@ -95,7 +98,11 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
         loop = asyncio.get_running_loop()
         self._in_flight += 1
         self._idle.clear()
-        work = self._pool.submit(run_call, request, self._runtime, received_at)
+        work = self._pool.submit(
+            self._running.run,
+            call_deadline(received_at, request.budget_ms),
+            lambda: run_call(request, self._runtime, received_at),
+        )
         work.add_done_callback(lambda _: self._from_worker(loop, self._call_ended))
         try:
             response = await asyncio.wrap_future(work)

@@ -89,3 +89,26 @@ def test_stale_socket_from_a_previous_run_is_replaced(spawn_executor: SpawnExecu
         assert run(health(executor.socket)).ready
     finally:
         assert executor.stop() == 0
+
+
+def test_health_counts_workers_still_running_calls_past_their_budget(spawn_executor: SpawnExecutor) -> None:
+    executor = spawn_executor(SLEEPY_ONLY, workers=2).start()
+
+    async def scenario() -> None:
+        async with StreamClient(executor.socket) as client:
+            over_budget = await client.send(
+                execute_request([invocation("sleepy", {"seconds": 1.5})], budget_ms=100)
+            )
+            no_budget = await client.send(execute_request([invocation("sleepy", {"seconds": 1.5})]))
+            for _ in range(100):
+                status = await health(executor.socket)
+                if status.overdue_workers:
+                    break
+                await asyncio.sleep(0.02)
+            assert status.overdue_workers == 1, "only the call with a spent budget is overdue"
+            assert status.workers == 2
+            assert status.ready, "overdue workers are reported, not judged, by the executor"
+            await asyncio.wait_for(asyncio.gather(over_budget, no_budget), 10)
+            assert (await health(executor.socket)).overdue_workers == 0
+
+    run(scenario())

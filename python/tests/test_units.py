@@ -13,6 +13,7 @@ from executor.cache import InstanceCache, PolicyInitError
 from executor.jsonvalue import NotJsonError, dict_to_struct, struct_to_dict
 from executor.loader import package_name, registry_key
 from executor.logs import JsonFormatter
+from executor.running import RunningCalls, call_deadline
 from sdk.policy import ImmediateResponse, UpstreamRequestModifications
 from tests.support import struct
 
@@ -127,3 +128,34 @@ def test_sdk_defaults_translate_to_empty_messages() -> None:
     immediate = read_action(ImmediateResponse(), pb.PHASE_RESPONSE).to_proto()
     assert immediate == pb.ImmediateResponse(status_code=500)
     assert struct({}) == dict_to_struct({}, "x")
+
+
+def test_running_calls_count_only_calls_past_their_deadline_while_they_run() -> None:
+    now = [100.0]
+    running = RunningCalls(clock=lambda: now[0])
+    inside = threading.Barrier(3)
+    release = threading.Event()
+
+    def call(deadline: float) -> str:
+        def work() -> str:
+            inside.wait()
+            release.wait()
+            return "done"
+
+        return running.run(deadline, work)
+
+    threads = [
+        threading.Thread(target=call, args=(call_deadline(100.0, 500),)),
+        threading.Thread(target=call, args=(call_deadline(100.0, 0),)),
+    ]
+    for thread in threads:
+        thread.start()
+    inside.wait()
+    assert running.overdue() == 0
+    now[0] = 100.6  # past the 500 ms budget; the call without a budget is never overdue
+    assert running.overdue() == 1
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert running.overdue() == 0
+    assert call_deadline(100.0, 0) == math.inf

@@ -60,6 +60,11 @@ export class Metrics {
     help: "1 when the Python executor is healthy, 0 while it starts or restarts",
     registers: [this.registry],
   });
+  readonly #executorOverdueWorkers = new client.Gauge({
+    name: "tollgate_python_overdue_workers",
+    help: "Executor worker threads still running a call past its deadline (all of them: it is replaced)",
+    registers: [this.registry],
+  });
 
   pythonCall(outcome: "ok" | "timeout" | "unavailable", seconds: number): void {
     this.#pythonCalls.observe({ outcome }, seconds);
@@ -79,6 +84,10 @@ export class Metrics {
 
   executorState(state: string): void {
     this.#executorUp.set(state === "healthy" ? 1 : 0);
+  }
+
+  executorOverdueWorkers(count: number): void {
+    this.#executorOverdueWorkers.set(count);
   }
 
   streamsChanged(active: number): void {

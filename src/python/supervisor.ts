@@ -1,8 +1,8 @@
 /**
  * Runs the Python executor as a child process (`<interpreter> -m executor`) and keeps it
  * alive: the engine waits for it to be healthy before serving, health-checks it while
- * serving, and restarts it in place with exponential backoff when it exits or stops
- * answering. Requests needing Python meanwhile fail fast (their policy's failure rule
+ * serving, and restarts it in place with exponential backoff when it exits, stops
+ * answering, or has every worker held by a policy call past its deadline. Requests needing Python meanwhile fail fast (their policy's failure rule
  * applies) and traffic recovers by itself once the executor is back. The executor's output
  * is re-logged under the "tollgate.python" category.
  */
@@ -20,6 +20,8 @@ export type ExecutorState = "starting" | "healthy" | "restarting" | "stopped";
 export interface SupervisorObserver {
   executorRestarted(): void;
   executorState(state: ExecutorState): void;
+  /** From each health check: worker threads still running a call past its deadline. */
+  executorOverdueWorkers(count: number): void;
 }
 
 export interface SupervisorOptions {
@@ -32,7 +34,10 @@ export interface SupervisorOptions {
   readonly observer?: SupervisorObserver;
   /** How long a start may take to become healthy (default 20 s). */
   readonly startTimeoutMs?: number;
-  /** Health check period while serving (default 2 s); three failures in a row restart it. */
+  /**
+   * Health check period while serving (default 2 s). Three failures in a row (no answer, not
+   * ready, or every worker stuck past a call's deadline) restart the executor.
+   */
   readonly healthIntervalMs?: number;
 }
 
@@ -219,19 +224,32 @@ export class PythonSupervisor {
   #failures = 0;
   async #checkHealth(): Promise<void> {
     if (this.#state !== "healthy" || this.#stopping) return;
-    let ok = false;
-    try {
-      ok = (await this.options.client.health(HEALTH_TIMEOUT_MS)).ready;
-    } catch {
-      ok = false;
-    }
-    this.#failures = ok ? 0 : this.#failures + 1;
-    if (this.#failures >= FAILURES_BEFORE_RESTART && this.#state === "healthy") {
+    const problem = await this.#healthProblem();
+    this.#failures = problem ? this.#failures + 1 : 0;
+    if (problem && this.#failures >= FAILURES_BEFORE_RESTART && this.#state === "healthy") {
       this.#failures = 0;
-      log.error("the Python executor failed {n} health checks in a row; killing it", {
+      log.error("the Python executor failed {n} health checks in a row ({problem}); killing it", {
         n: FAILURES_BEFORE_RESTART,
+        problem,
       });
       this.#child?.kill("SIGKILL"); // #exited restarts it
+    }
+  }
+
+  /** Why the running executor is unhealthy, or undefined if it is fine. */
+  async #healthProblem(): Promise<string | undefined> {
+    try {
+      const health = await this.options.client.health(HEALTH_TIMEOUT_MS);
+      this.options.observer?.executorOverdueWorkers(health.overdueWorkers);
+      if (!health.ready) return "not ready";
+      // Python cannot interrupt a policy that never returns; with every worker held by one,
+      // the executor still answers health checks but can run nothing.
+      if (health.workers > 0 && health.overdueWorkers >= health.workers) {
+        return `all ${health.workers} workers stuck in calls past their deadline`;
+      }
+      return undefined;
+    } catch (error) {
+      return (error as Error).message;
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * Supervision of the Python executor under load: the engine starts it before serving,
- * restarts it in place when it is killed or stops answering, and traffic recovers by itself
+ * restarts it in place when it is killed, stops answering, or has every worker stuck in a
+ * policy that never returns, and traffic recovers by itself
  * without restarting the engine.
  */
 import assert from "node:assert/strict";
@@ -9,10 +10,15 @@ import { Envoy } from "../support/envoy.ts";
 import { waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
 
+const WORKERS = 2;
 const config = {
-  python: { timeout: "1s" },
+  python: { timeout: "1s", workers: WORKERS },
   routes: [
     { name: "python", policies: [{ name: "add-python-header", version: "v1" }] },
+    {
+      name: "stuck",
+      policies: [{ name: "py-sleep", version: "v1", timeout: "200ms", parameters: { seconds: 3600 } }],
+    },
     {
       name: "typescript",
       policies: [{
@@ -23,7 +29,11 @@ const config = {
     },
   ],
 };
-const routes = [{ name: "python", prefix: "/python" }, { name: "typescript", prefix: "/typescript" }];
+const routes = [
+  { name: "python", prefix: "/python" },
+  { name: "stuck", prefix: "/stuck" },
+  { name: "typescript", prefix: "/typescript" },
+];
 
 interface Sample {
   readonly at: number;
@@ -127,6 +137,27 @@ Deno.test("the Python executor is supervised and restarted in place under load",
       assert.notEqual(executorPid(engine, 2), pid);
     });
 
+    await t.step("an executor whose every worker is stuck past a deadline is replaced", async () => {
+      const pid = executorPid(engine, 2);
+      const stuckAt = Date.now();
+      // A policy that never returns holds its worker thread: Python cannot interrupt it.
+      const stuck = await Promise.all(
+        Array.from({ length: WORKERS }, async () => {
+          const response = await fetch(`${envoy.url}/stuck`);
+          return { status: response.status, error: (await response.json()).error };
+        }),
+      );
+      assert.deepEqual(stuck, Array(WORKERS).fill({ status: 504, error: "policy_timeout" }));
+      const overdue = () => metric(engine, "tollgate_python_overdue_workers");
+      await waitFor("every worker reported overdue", async () => await overdue() === WORKERS, 10_000);
+      await expectRecovery(engine, python, stuckAt, 3, HUNG);
+      await waitFor("the new executor's workers to be free", async () => await overdue() === 0, 10_000);
+      assert.ok(
+        engine.lines.some((l) => l.includes(`all ${WORKERS} workers stuck in calls past their deadline`)),
+      );
+      assert.notEqual(executorPid(engine, 3), pid);
+    });
+
     await t.step("routes without Python policies were never affected", () => {
       assert.ok(typescript.samples.length > 20);
       assert.ok(typescript.samples.every((s) => s.status === 200));
@@ -141,7 +172,7 @@ Deno.test("the Python executor is supervised and restarted in place under load",
   await t.step("on shutdown the executor is stopped and its socket removed", async () => {
     assert.ok(engine.lines.some((l) => l.includes("shutting down")));
     await assert.rejects(Deno.stat(engine.layout.pythonSocket), Deno.errors.NotFound);
-    const pid = executorPid(engine, 2);
+    const pid = executorPid(engine, 3);
     assert.throws(() => Deno.kill(pid, "SIGCONT"), "the last executor is gone");
   });
 });
