@@ -22,7 +22,7 @@ import {
   type HealthCheckResponse,
   HealthCheckResponseSchema,
 } from "../gen/proto/tollgate/executor/v1/executor_pb.ts";
-import { bidiMethod, unaryMethod } from "../transport/grpc.ts";
+import { bidiMethod, channelOptions, unaryMethod } from "../transport/grpc.ts";
 
 const log = getLogger(["tollgate", "python", "bridge"]);
 
@@ -81,12 +81,10 @@ export class ExecutorClient {
 
   constructor(private readonly options: ExecutorClientOptions) {
     this.#client = new grpc.Client(`unix:${options.socket}`, grpc.credentials.createInsecure(), {
-      "grpc.max_send_message_length": options.maxMessageBytes,
-      "grpc.max_receive_message_length": options.maxMessageBytes,
+      ...channelOptions(options.maxMessageBytes),
       // The executor may restart: find it again within a fraction of a second.
       "grpc.initial_reconnect_backoff_ms": MIN_BACKOFF_MS,
       "grpc.max_reconnect_backoff_ms": 1000,
-      "grpc.enable_channelz": 0,
     });
   }
 
