@@ -1,10 +1,11 @@
 /**
  * The `passthrough` scenario's ext_proc server: the floor of Tollgate's transport. Same
  * stack as the engine (grpc-js server on a Unix socket, protobuf-es codecs from
- * src/transport/grpc.ts) and the same per-stream contract, with no work in between: every
- * message is answered with CONTINUE; the request-headers answer carries the mode override
- * Tollgate sends for a route without policies (nothing more to send), so a request costs
- * one message here as in `empty-chain`, and the stream is ended right after it.
+ * src/transport/grpc.ts, the same channel options) and the same per-stream contract, with
+ * no work in between: every message is answered with CONTINUE; the request-headers answer
+ * carries the mode override Tollgate sends for a route without policies (nothing more to
+ * send), so a request costs one message here as in `empty-chain`; and, as in Tollgate, the
+ * stream ends when Envoy half-closes it.
  *
  * Run as its own process: `deno run <flags> passthrough_server.ts SOCKET`.
  */
@@ -17,7 +18,7 @@ import {
   ProcessingResponseSchema,
 } from "../../src/gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import { PASS_THROUGH_MODE } from "../../src/extproc/mode.ts";
-import { bidiMethod } from "../../src/transport/grpc.ts";
+import { bidiMethod, channelOptions } from "../../src/transport/grpc.ts";
 import { prepareSocketPath } from "../../src/transport/unix_socket.ts";
 
 const service = {
@@ -27,6 +28,9 @@ const service = {
     ProcessingResponseSchema,
   ),
 };
+
+/** The engine's smallest message limit (it grows with `limits.maxBodyBytes`). */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 type Reply = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody";
 const REPLIES: ReadonlySet<string> = new Set<Reply>([
@@ -48,27 +52,22 @@ function answer(request: ProcessingRequest): ProcessingResponse | undefined {
 
 function serve(call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>): void {
   let open = true;
-  const close = () => {
-    if (!open) return;
-    open = false;
-    call.end();
-  };
   call.on("cancelled", () => open = false);
   call.on("error", () => open = false);
-  call.on("end", close);
+  call.on("end", () => {
+    if (open) call.end();
+    open = false;
+  });
   call.on("data", (request: ProcessingRequest) => {
     const response = answer(request);
-    if (!response || !open) return;
-    call.write(response);
-    // After the request-headers answer Envoy needs nothing more (the mode override says so).
-    if (request.request.case === "requestHeaders") close();
+    if (response && open) call.write(response);
   });
 }
 
 if (import.meta.main) {
   const [socket] = Deno.args;
   await prepareSocketPath(socket);
-  const server = new grpc.Server();
+  const server = new grpc.Server(channelOptions(MAX_MESSAGE_BYTES));
   server.addService(service, { Process: serve });
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(
