@@ -53,8 +53,8 @@ export const ENGINE_ENV_VARS: readonly string[] = [
 ];
 
 /**
- * V8 settings the engine runs with: a young generation capped at 4 MB semi-spaces keeps garbage-collection pauses
- * under a millisecond (they were the engine's latency tail; docs/performance.md).
+ * V8 settings the engine runs with: a young generation capped at 4 MB semi-spaces keeps
+ * garbage-collection pauses short (they were the engine's latency tail; docs/performance.md).
  */
 export const ENGINE_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
 

@@ -2,9 +2,10 @@
  * Runs the Python executor as a child process (`<interpreter> -m executor`) and keeps it
  * alive: the engine waits for it to be healthy before serving, health-checks it while
  * serving, and restarts it in place with exponential backoff when it exits, stops
- * answering, or has every worker held by a policy call past its deadline. Requests needing Python meanwhile fail fast (their policy's failure rule
- * applies) and traffic recovers by itself once the executor is back. The executor's output
- * is re-logged under the "tollgate.python" category.
+ * answering, or has every worker held by a policy call past its deadline. Requests needing
+ * Python meanwhile fail fast (their policy's failure rule applies) and traffic recovers by
+ * itself once the executor is back. The executor's output is re-logged under the
+ * "tollgate.python" category.
  */
 import { join } from "node:path";
 import { getLogger, type LogLevel } from "@logtape/logtape";
@@ -226,7 +227,7 @@ export class PythonSupervisor {
     if (this.#state !== "healthy" || this.#stopping) return;
     const problem = await this.#healthProblem();
     this.#failures = problem ? this.#failures + 1 : 0;
-    if (problem && this.#failures >= FAILURES_BEFORE_RESTART && this.#state === "healthy") {
+    if (this.#failures >= FAILURES_BEFORE_RESTART && this.#state === "healthy") {
       this.#failures = 0;
       log.error("the Python executor failed {n} health checks in a row ({problem}); killing it", {
         n: FAILURES_BEFORE_RESTART,

@@ -1,8 +1,7 @@
 /**
  * Supervision of the Python executor under load: the engine starts it before serving,
  * restarts it in place when it is killed, stops answering, or has every worker stuck in a
- * policy that never returns, and traffic recovers by itself
- * without restarting the engine.
+ * policy that never returns, and traffic recovers by itself without restarting the engine.
  */
 import assert from "node:assert/strict";
 import { EngineProcess } from "../support/engine_process.ts";
