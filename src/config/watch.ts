@@ -19,7 +19,8 @@ export interface Stability {
   readonly intervalMs: number;
 }
 
-export const DEFAULT_STABILITY: Stability = { checks: 2, intervalMs: 100 };
+/** Unchanged over 300 ms (after the 150 ms debounce): longer than the pauses of a writer in parts. */
+export const DEFAULT_STABILITY: Stability = { checks: 3, intervalMs: 150 };
 
 export interface ConfigWatcher {
   close(): void;

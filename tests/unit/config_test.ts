@@ -110,7 +110,9 @@ Deno.test("TCP listening and a custom socket mode", () => {
     address: "0.0.0.0:9001",
   });
   assert.equal(
-    (parseConfig("listen: { socketMode: '0600' }\nroutes: []", "c", {}, defaults).listen as { socketMode: number })
+    (parseConfig("listen: { socketMode: '0600' }\nroutes: []", "c", {}, defaults).listen as {
+      socketMode: number;
+    })
       .socketMode,
     0o600,
   );
