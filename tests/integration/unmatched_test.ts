@@ -78,7 +78,9 @@ Deno.test("an unmatched route is counted, logged once, and refused or given the 
         routes: { "users-v1": 3 },
         otherRoutes: 0,
       });
-      const logged = engine.records().filter((r) => r.route === "users-v1" && r.logger === "tollgate.kernel.unmatched");
+      const logged = engine.records().filter((r) =>
+        r.route === "users-v1" && r.logger === "tollgate.kernel.unmatched"
+      );
       assert.equal(logged.length, 1, "logged once, not per request");
       assert.match(String(logged[0].message), /users-v1.*has no chain/);
     });
