@@ -51,8 +51,9 @@ export class UnmatchedRoutes {
       if (this.#loggedWithoutName) return;
       this.#loggedWithoutName = true;
       log.warn(
-        "a request came without a route name (set request_attributes: [xds.route_name] on Envoy's ext_proc " +
-          "filter); {effect}; further ones are counted in tollgate_unmatched_requests_total",
+        "a request came without a route name (no Envoy route matched it, or Envoy's ext_proc filter lacks " +
+          "request_attributes: [xds.route_name]): {effect}; further ones are counted in " +
+          "tollgate_unmatched_requests_total",
         { effect: EFFECT[action], action },
       );
       return;
