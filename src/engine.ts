@@ -9,9 +9,11 @@ import { formatProblem, ProblemsError } from "./config/problem.ts";
 import { permissionProblems } from "./config/scope.ts";
 import type { EngineConfig } from "./config/types.ts";
 import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
+import type { Chain } from "./executor/chain.ts";
 import { compileCondition } from "./executor/condition.ts";
 import { ExtProcServer } from "./extproc/server.ts";
 import { buildRouteTable, type ChainBuildContext } from "./kernel/build.ts";
+import { droppedProtection } from "./kernel/dropped.ts";
 import { closeChains, Kernel, type RouteTable } from "./kernel/routes.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
@@ -34,13 +36,22 @@ export interface EngineOptions {
 /** Slack over the body limit for the headers and framing of one ext_proc message. */
 const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
 
-/** Loads the config the options name (file or embedded default). */
+/**
+ * Loads the config the options name (file or embedded default); `text` is the file's
+ * content when the caller already read it (the watcher, once the file is stable).
+ */
 export function loadEngineConfig(
   options: Pick<EngineOptions, "configPath" | "env" | "defaults">,
+  text?: string,
 ): Promise<EngineConfig> {
-  return options.configPath === undefined
-    ? Promise.resolve(parseConfig(DEFAULT_CONFIG_YAML, DEFAULT_CONFIG_SOURCE, options.env, options.defaults))
-    : loadConfigFile(options.configPath, options.env, options.defaults);
+  if (options.configPath === undefined) {
+    return Promise.resolve(
+      parseConfig(DEFAULT_CONFIG_YAML, DEFAULT_CONFIG_SOURCE, options.env, options.defaults),
+    );
+  }
+  return text === undefined
+    ? loadConfigFile(options.configPath, options.env, options.defaults)
+    : Promise.resolve(parseConfig(text, options.configPath, options.env, options.defaults));
 }
 
 export class Engine {
@@ -96,11 +107,11 @@ export class Engine {
           metrics,
           readiness: () => engine.readiness(),
           policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
-          routes: () => describeRoutes(kernel.table),
+          routes: () => describeRoutes(kernel),
         });
       }
       if (options.configPath !== undefined) {
-        engine.#watcher = await watchConfig(options.configPath, () => engine.#reloadLogged());
+        engine.#watcher = await watchConfig(options.configPath, (text) => engine.#reloadLogged(text));
       }
     } catch (error) {
       await engine.stop();
@@ -119,16 +130,24 @@ export class Engine {
   }
 
   /**
-   * Re-reads the config and swaps in the new route table if everything builds. On any
-   * problem the running table stays and the error is rethrown for the caller to log.
+   * Re-reads the config (or parses `text`, the file as the watcher read it) and swaps in
+   * the new route table if everything builds. On any problem the running table stays and
+   * the error is rethrown for the caller to log. What the new table drops is logged.
    */
-  async reload(): Promise<RouteTable> {
+  async reload(text?: string): Promise<RouteTable> {
     try {
-      const config = await loadEngineConfig(this.options);
+      const config = await loadEngineConfig(this.options, text);
       const table = await buildRouteTable(config, this.build);
+      const dropped = droppedProtection(this.kernel.table, table);
       const replaced = this.kernel.swap(table);
       replaced.retire();
       const previous = replaced.config;
+      if (dropped.length > 0) {
+        log.warn("config reload from {source} drops what was serving traffic: {dropped}", {
+          source: config.source,
+          dropped: dropped.join("; "),
+        });
+      }
       this.metrics.configReloaded("applied");
       if (config.log.level !== previous.log.level || config.log.format !== previous.log.format) {
         await configureLogging(config.log.level, config.log.format);
@@ -148,9 +167,9 @@ export class Engine {
     }
   }
 
-  async #reloadLogged(): Promise<void> {
+  async #reloadLogged(text: string): Promise<void> {
     try {
-      await this.reload();
+      await this.reload(text);
     } catch (error) {
       if (!(error instanceof ProblemsError)) throw error;
       log.error("config change rejected; still serving the previous config:\n{problems}", {
@@ -170,7 +189,7 @@ export class Engine {
     this.#watcher?.close();
     await this.server.shutdown(grace);
     // Streams cut at the end of the grace period never release the table: close it directly.
-    await closeChains(this.kernel.table.chains.values());
+    await closeChains(this.kernel.table.allChains());
     await this.python?.stop(grace);
     await this.#admin?.shutdown();
     log.info("stopped");
@@ -183,18 +202,31 @@ function restartOnlyChanges(before: EngineConfig, after: EngineConfig): string[]
   return sections.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
 }
 
-function describeRoutes(table: RouteTable) {
+function describeChain(chain: Chain) {
+  return {
+    policies: chain.entries.map((e) => ({ policy: e.label, mode: e.mode, onFailure: e.onFailure })),
+    phases: {
+      requestHeaders: chain.request.slice(0, chain.requestHeadersCount).map((e) => e.label),
+      requestBody: chain.request.slice(chain.requestHeadersCount).map((e) => e.label),
+      responseHeaders: chain.response.slice(0, chain.responseHeadersCount).map((e) => e.label),
+      responseBody: chain.response.slice(chain.responseHeadersCount).map((e) => e.label),
+    },
+  };
+}
+
+/** GET /routes: the running table, requests per route, and the requests no route matched. */
+function describeRoutes(kernel: Kernel) {
+  const table = kernel.table;
+  const requests = kernel.requestCounts();
   return {
     source: table.config.source,
     routes: [...table.chains.values()].map((chain) => ({
       name: chain.route.name,
-      policies: chain.entries.map((e) => ({ policy: e.label, mode: e.mode, onFailure: e.onFailure })),
-      phases: {
-        requestHeaders: chain.request.slice(0, chain.requestHeadersCount).map((e) => e.label),
-        requestBody: chain.request.slice(chain.requestHeadersCount).map((e) => e.label),
-        responseHeaders: chain.response.slice(0, chain.responseHeadersCount).map((e) => e.label),
-        responseBody: chain.response.slice(chain.responseHeadersCount).map((e) => e.label),
-      },
+      requests: requests.get(chain.route.name) ?? 0,
+      ...describeChain(chain),
     })),
+    unmatchedRoutes: table.config.unmatchedRoutes,
+    defaultChain: table.defaultChain ? describeChain(table.defaultChain) : null,
+    unmatched: kernel.unmatched.snapshot(),
   };
 }

@@ -8,7 +8,7 @@ import { parseDuration } from "./duration.ts";
 import { type Problem, ProblemsError } from "./problem.ts";
 import { configSchema } from "./schema.ts";
 import { schemaViolations } from "./schema_errors.ts";
-import type { EngineConfig, FailureRule, LogLevel, RouteConfig } from "./types.ts";
+import type { EngineConfig, FailureRule, LogLevel, PolicyRef, RouteConfig } from "./types.ts";
 import { parseYamlSource } from "./yaml_source.ts";
 
 /** Environment variables that override the file (see docs/configuration.md). */
@@ -65,7 +65,15 @@ export function parseConfig(
 ): EngineConfig {
   const yaml = parseYamlSource(text, source);
   if (Array.isArray(yaml)) throw new ProblemsError(`invalid YAML in ${source}`, yaml);
-  const raw: Raw = yaml.value ?? {};
+  // An empty file (or only comments) is what a reader sees mid-write: never "no routes".
+  if (yaml.value === null || yaml.value === undefined) {
+    throw new ProblemsError(`invalid config ${source}`, [{
+      file: source,
+      path: "",
+      message: "the config is empty (a file caught mid-write?); it needs at least `routes:`",
+    }]);
+  }
+  const raw: Raw = yaml.value;
   const problems: Problem[] = [];
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ProblemsError(`invalid config ${source}`, [yaml.problemAt([], "must be a YAML mapping")]);
@@ -90,6 +98,16 @@ export function parseConfig(
         );
       } else seen.set(route.name, index);
     });
+  }
+  if (
+    raw.unmatchedRoutes === "deny" && Array.isArray(raw.defaultPolicies) && raw.defaultPolicies.length > 0
+  ) {
+    problems.push(
+      yaml.problemAt(
+        ["defaultPolicies"],
+        "would never run: unmatchedRoutes is deny (set unmatchedRoutes: pass to apply a default chain)",
+      ),
+    );
   }
   if (env.TOLLGATE_ADMIN_ADDRESS && !/^[^\s:]+:\d{1,5}$/.test(env.TOLLGATE_ADMIN_ADDRESS)) {
     problems.push({ file: "environment", path: "TOLLGATE_ADMIN_ADDRESS", message: "must be host:port" });
@@ -140,19 +158,25 @@ function normalize(
     shutdown: { gracePeriodMs: parseDuration(raw.shutdown.gracePeriod) },
     log: { level: (env.TOLLGATE_LOG_LEVEL as LogLevel | undefined) ?? raw.log.level, format: raw.log.format },
     policyConfig: raw.policyConfig,
+    unmatchedRoutes: raw.unmatchedRoutes,
+    defaultPolicies: (raw.defaultPolicies as Raw[]).map(policyRef),
     routes: (raw.routes as Raw[]).map((route): RouteConfig => ({
       name: route.name,
       api: route.api,
-      policies: (route.policies as Raw[]).map((ref) => ({
-        name: ref.name,
-        version: ref.version,
-        parameters: ref.parameters,
-        onFailure: ref.onFailure as FailureRule,
-        timeoutMs: ref.timeout === undefined ? undefined : parseDuration(ref.timeout),
-        executionCondition: ref.executionCondition,
-        enabled: ref.enabled,
-      })),
+      policies: (route.policies as Raw[]).map(policyRef),
     })),
+  };
+}
+
+function policyRef(ref: Raw): PolicyRef {
+  return {
+    name: ref.name,
+    version: ref.version,
+    parameters: ref.parameters,
+    onFailure: ref.onFailure as FailureRule,
+    timeoutMs: ref.timeout === undefined ? undefined : parseDuration(ref.timeout),
+    executionCondition: ref.executionCondition,
+    enabled: ref.enabled,
   };
 }
 

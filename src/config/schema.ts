@@ -42,10 +42,14 @@ const route = {
   },
 };
 
-/** The schema the raw YAML is validated against. */
+/**
+ * The schema the raw YAML is validated against. `routes` is required (write `routes: []` for
+ * none): a file caught mid-write, empty or cut short, must never read as "no policies".
+ */
 export const configSchema = {
   type: "object",
   additionalProperties: false,
+  required: ["routes"],
   properties: {
     listen: {
       type: "object",
@@ -98,6 +102,8 @@ export const configSchema = {
       },
     },
     policyConfig: { type: "object", default: {} },
-    routes: { type: "array", items: route, default: [] },
+    unmatchedRoutes: { enum: ["pass", "deny"], default: "pass" },
+    defaultPolicies: { type: "array", items: policyRef, default: [] },
+    routes: { type: "array", items: route },
   },
 } as const;

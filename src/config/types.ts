@@ -33,6 +33,13 @@ export interface RouteConfig {
   readonly policies: readonly PolicyRef[];
 }
 
+/**
+ * What happens to a request whose route has no chain in the config (a name Envoy sends that
+ * no route has, or no route name at all): `pass` lets it through untouched (or through the
+ * default chain, `defaultPolicies`), `deny` answers 404.
+ */
+export type UnmatchedRoutes = "pass" | "deny";
+
 export type ListenConfig =
   | { readonly kind: "unix"; readonly socket: string; readonly socketMode: number }
   | { readonly kind: "tcp"; readonly address: string };
@@ -65,6 +72,9 @@ export interface EngineConfig {
   readonly shutdown: { readonly gracePeriodMs: number };
   readonly log: { readonly level: LogLevel; readonly format: "json" | "text" };
   readonly policyConfig: Readonly<Record<string, unknown>>;
+  readonly unmatchedRoutes: UnmatchedRoutes;
+  /** The chain run for requests whose route has no chain (with `unmatchedRoutes: pass`). */
+  readonly defaultPolicies: readonly PolicyRef[];
   readonly routes: readonly RouteConfig[];
 }
 

@@ -9,7 +9,10 @@ import type { Params, Policy } from "../sdk/policy.ts";
 import type { PolicyOutcome } from "./run.ts";
 import type { ExchangeState } from "./state.ts";
 
-/** A compiled execution condition: whether the policy runs for this exchange. */
+/**
+ * A compiled execution condition: whether the policy runs for this exchange. Throws a
+ * PolicyFailure when it cannot be evaluated (handled under the policy's `onFailure` rule).
+ */
 export type Condition = (state: ExchangeState, phase: "request" | "response") => boolean;
 
 /**

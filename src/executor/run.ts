@@ -137,6 +137,16 @@ function settle(
   return immediate ? { stop: true, immediate } : NEXT;
 }
 
+/** Whether the entry's condition (if any) lets it run, or the error evaluating it failed with. */
+function conditionHolds(entry: ChainEntry, phase: Phase, state: ExchangeState): boolean | { error: unknown } {
+  if (!entry.condition) return true;
+  try {
+    return entry.condition(state, phase);
+  } catch (error) {
+    return { error };
+  }
+}
+
 /**
  * Runs `entries[from, to)` for `phase`. Returns the immediate response that stopped the
  * chain, if any; otherwise the state holds the policies' changes.
@@ -156,7 +166,11 @@ export async function runPolicies(
   let i = from;
   while (i < to) {
     const entry = entries[i];
-    if (entry.condition && !entry.condition(state, phase)) {
+    const runs = conditionHolds(entry, phase, state);
+    if (runs !== true) {
+      // A condition that cannot be evaluated is a failure of its policy, never a skip.
+      const step = runs === false ? NEXT : settle(entry, runs, phase, state, 0, observer);
+      if (step.stop) return step.immediate;
       i++;
       continue;
     }

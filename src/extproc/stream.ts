@@ -20,6 +20,7 @@ import type { Chain } from "../executor/chain.ts";
 import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../executor/run.ts";
 import { ExchangeState } from "../executor/state.ts";
 import type { Kernel, RouteTable } from "../kernel/routes.ts";
+import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
 import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
@@ -51,6 +52,13 @@ function loadAttributes(state: ExchangeState, request: ProcessingRequest): void 
   state.clientAddress = clientAddressOf(attributes[SOURCE_ATTRIBUTE]);
 }
 
+/** One header of a message not loaded into an exchange (an unmatched request's id). */
+function headerValue(headers: Parameters<typeof loadRequestHeaders>[1], name: string): string | undefined {
+  const header = headers?.headers.find((h) => h.key === name);
+  if (!header) return undefined;
+  return header.rawValue.length > 0 ? new TextDecoder().decode(header.rawValue) : header.value;
+}
+
 function reply(
   kind: PhaseReply,
   common: CommonResponse | undefined,
@@ -80,9 +88,22 @@ function tooLarge(limit: number): ImmediateOutcome {
   };
 }
 
+/** The answer to a request refused because its route has no chain (`unmatchedRoutes: deny`). */
+function routeNotConfigured(route: string | undefined, requestId: string | undefined): ImmediateOutcome {
+  return {
+    statusCode: 404,
+    headers: [["content-type", "application/json"]],
+    body: new TextEncoder().encode(
+      JSON.stringify({ error: "route_not_configured", route: route ?? null, requestId: requestId ?? null }),
+    ),
+    policy: "unmatched-route",
+  };
+}
+
 /** Counts what the stream does, for metrics. */
 export interface StreamObserver extends RunObserver {
   immediateResponse(policy: string, status: number): void;
+  unmatchedRequest(reason: UnmatchedReason, action: UnmatchedAction): void;
 }
 
 export class ExchangeStream {
@@ -127,19 +148,31 @@ export class ExchangeStream {
     }
   }
 
-  /** Binds the stream to the current route table's chain for its route; false means pass through. */
-  #bind(request: ProcessingRequest): boolean {
-    const route = routeNameOf(request);
-    const table = this.kernel.table;
-    const chain = route === undefined ? undefined : table.chains.get(route);
-    if (!chain || chain.isEmpty) return false;
+  /**
+   * Binds the stream to the current route table's chain for the request's route. Returns
+   * "pass" (no policy to run), "deny" (unmatched route refused) or "run".
+   */
+  #bind(request: ProcessingRequest, route: string | undefined): "pass" | "deny" | "run" {
+    const { table, chain, unmatched } = this.kernel.resolve(route);
+    if (unmatched) {
+      this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
+    }
+    if (unmatched === "deny") return "deny";
+    if (!chain || chain.isEmpty) return "pass";
     table.acquire();
     this.#table = table;
     this.#chain = chain;
     this.#maxBodyBytes = table.config.limits.maxBodyBytes;
-    this.#state = new ExchangeState(chain.route);
+    // The default chain runs for many routes: its policies see the name Envoy sent.
+    this.#state = new ExchangeState(unmatched ? { name: route ?? "" } : chain.route);
     loadAttributes(this.#state, request);
-    return true;
+    return "run";
+  }
+
+  #refuse(route: string | undefined, requestId: string | undefined): ProcessingResponse {
+    const outcome = routeNotConfigured(route, requestId);
+    this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
+    return immediateReply(outcome);
   }
 
   async #run(phase: Phase, from: number, to: number): Promise<ImmediateOutcome | undefined> {
@@ -161,7 +194,10 @@ export class ExchangeStream {
     headers: Parameters<typeof loadRequestHeaders>[1],
     endOfStream: boolean,
   ): Promise<ProcessingResponse> {
-    if (!this.#bind(request)) return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
+    const route = routeNameOf(request);
+    const bound = this.#bind(request, route);
+    if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
+    if (bound === "pass") return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
     const chain = this.#chain!;
     const state = this.#state!;
     loadRequestHeaders(state, headers);
@@ -186,7 +222,12 @@ export class ExchangeStream {
   ): Promise<ProcessingResponse> {
     // A stream that starts here is an Envoy local reply: no mode override was sent yet.
     const startsHere = this.#state === undefined;
-    if (startsHere && !this.#bind(request)) return reply("responseHeaders", undefined);
+    if (startsHere) {
+      const route = routeNameOf(request);
+      const bound = this.#bind(request, route);
+      if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
+      if (bound === "pass") return reply("responseHeaders", undefined);
+    }
     const chain = this.#chain;
     const state = this.#state;
     if (!chain || !state || !chain.needsResponse) return reply("responseHeaders", undefined);

@@ -4,11 +4,11 @@
  * problem of every route is reported at once; nothing is swapped in unless all succeed.
  */
 import { type Problem, ProblemsError } from "../config/problem.ts";
-import type { EngineConfig, PolicyRef, RouteConfig } from "../config/types.ts";
+import type { EngineConfig, PolicyRef } from "../config/types.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyRegistry } from "../registry/registry.ts";
-import type { PolicyMetadata } from "../sdk/context.ts";
+import type { PolicyMetadata, RouteInfo } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { PolicyFactory } from "../sdk/policy.ts";
 import { closeChains, RouteTable } from "./routes.ts";
@@ -45,16 +45,23 @@ function checkMode(mode: ProcessingMode): string | undefined {
   return undefined;
 }
 
+/** The route a chain is built for (or the default chain), and how problems name it. */
+interface ChainOwner {
+  readonly route: RouteInfo;
+  readonly where: string;
+}
+
 async function buildEntry(
   config: EngineConfig,
-  route: RouteConfig,
+  owner: ChainOwner,
   ref: PolicyRef,
   at: (string | number)[],
   ctx: ChainBuildContext,
   problems: Problem[],
 ): Promise<ChainEntry | undefined> {
+  const route = owner.route;
   const fail = (segments: (string | number)[], reason: string, label = `${ref.name}:${ref.version}`) => {
-    problems.push(config.locate([...at, ...segments], `${reason} (route "${route.name}", policy ${label})`));
+    problems.push(config.locate([...at, ...segments], `${reason} (${owner.where}, policy ${label})`));
     return undefined;
   };
   const found = ctx.registry.find(ref.name, ref.version);
@@ -104,30 +111,47 @@ async function buildEntry(
   }
 }
 
+async function buildChain(
+  config: EngineConfig,
+  owner: ChainOwner,
+  refs: readonly PolicyRef[],
+  at: (string | number)[],
+  ctx: ChainBuildContext,
+  problems: Problem[],
+): Promise<Chain> {
+  const entries: ChainEntry[] = [];
+  for (const [index, ref] of refs.entries()) {
+    if (!ref.enabled) continue;
+    const entry = await buildEntry(config, owner, ref, [...at, index], ctx, problems);
+    if (entry) entries.push(entry);
+  }
+  return new Chain(owner.route, entries);
+}
+
+/** The route name the default chain's policies are created for (`metadata.routeName`). */
+export const DEFAULT_CHAIN_ROUTE = "(default)";
+
 /** Builds every route's chain; throws {@link ProblemsError} listing every problem. */
 export async function buildRouteTable(config: EngineConfig, ctx: ChainBuildContext): Promise<RouteTable> {
   const problems: Problem[] = [];
   const chains = new Map<string, Chain>();
   for (const [routeIndex, route] of config.routes.entries()) {
-    const entries: ChainEntry[] = [];
-    for (const [policyIndex, ref] of route.policies.entries()) {
-      if (!ref.enabled) continue;
-      const entry = await buildEntry(
-        config,
-        route,
-        ref,
-        ["routes", routeIndex, "policies", policyIndex],
-        ctx,
-        problems,
-      );
-      if (entry) entries.push(entry);
-    }
-    chains.set(route.name, new Chain({ name: route.name, api: route.api }, entries));
+    const owner = { route: { name: route.name, api: route.api }, where: `route "${route.name}"` };
+    const at = ["routes", routeIndex, "policies"];
+    chains.set(route.name, await buildChain(config, owner, route.policies, at, ctx, problems));
   }
+  const fallback = await buildChain(
+    config,
+    { route: { name: DEFAULT_CHAIN_ROUTE }, where: "defaultPolicies" },
+    config.defaultPolicies,
+    ["defaultPolicies"],
+    ctx,
+    problems,
+  );
   if (problems.length > 0) {
     // The instances built so far are never used: let them release timers and connections.
-    await closeChains(chains.values());
+    await closeChains([...chains.values(), fallback]);
     throw new ProblemsError(`cannot build the routes of ${config.source}`, problems);
   }
-  return new RouteTable(config, chains);
+  return new RouteTable(config, chains, fallback.entries.length > 0 ? fallback : undefined);
 }

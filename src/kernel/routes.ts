@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { EngineConfig } from "../config/types.ts";
 import type { Chain } from "../executor/chain.ts";
+import { type UnmatchedAction, UnmatchedRoutes } from "./unmatched.ts";
 
 const log = getLogger(["tollgate", "kernel"]);
 
@@ -36,7 +37,18 @@ export class RouteTable {
   #closing = false;
   readonly #closed = Promise.withResolvers<void>();
 
-  constructor(readonly config: EngineConfig, readonly chains: ReadonlyMap<string, Chain>) {}
+  constructor(
+    readonly config: EngineConfig,
+    readonly chains: ReadonlyMap<string, Chain>,
+    /** Run for requests whose route has no chain (`defaultPolicies`); undefined when none. */
+    readonly defaultChain: Chain | undefined = undefined,
+  ) {}
+
+  /** Every chain of the table, the default chain included. */
+  *allChains(): IterableIterator<Chain> {
+    yield* this.chains.values();
+    if (this.defaultChain) yield this.defaultChain;
+  }
 
   /** A request starts using this table's chains. */
   acquire(): void {
@@ -62,30 +74,76 @@ export class RouteTable {
   #close(): void {
     if (this.#closing) return;
     this.#closing = true;
-    closeChains(this.chains.values()).then(this.#closed.resolve);
+    closeChains(this.allChains()).then(this.#closed.resolve);
   }
+}
+
+/** What a request's route name resolves to in the current table. */
+export interface Resolution {
+  readonly table: RouteTable;
+  /** The chain to run; undefined passes the request through (or denies it, see `unmatched`). */
+  readonly chain: Chain | undefined;
+  /** Set when the route has no chain of its own: what is done instead. */
+  readonly unmatched?: UnmatchedAction;
+}
+
+interface Served {
+  readonly chain: Chain;
+  requests: number;
 }
 
 export class Kernel {
   #table: RouteTable;
+  /** The current table's chains with their request counts (kept across reloads per name). */
+  #served: Map<string, Served>;
+  /** Requests whose route has no chain. */
+  readonly unmatched = new UnmatchedRoutes();
 
   constructor(table: RouteTable) {
     this.#table = table;
+    this.#served = Kernel.#serve(table, new Map());
+  }
+
+  static #serve(table: RouteTable, before: ReadonlyMap<string, Served>): Map<string, Served> {
+    const served = new Map<string, Served>();
+    for (const [name, chain] of table.chains) {
+      served.set(name, { chain, requests: before.get(name)?.requests ?? 0 });
+    }
+    return served;
   }
 
   get table(): RouteTable {
     return this.#table;
   }
 
-  /** The chain of a route in the current table; undefined means pass through. */
-  chainFor(routeName: string): Chain | undefined {
-    return this.#table.chains.get(routeName);
+  /** Resolves a request's route name (undefined: Envoy sent none) and counts the request. */
+  resolve(routeName: string | undefined): Resolution {
+    const table = this.#table;
+    const served = routeName === undefined ? undefined : this.#served.get(routeName);
+    if (served) {
+      served.requests++;
+      return { table, chain: served.chain };
+    }
+    const action: UnmatchedAction = table.config.unmatchedRoutes === "deny"
+      ? "deny"
+      : table.defaultChain
+      ? "default"
+      : "pass";
+    this.unmatched.record(routeName, action, table.config.source);
+    return { table, chain: action === "default" ? table.defaultChain : undefined, unmatched: action };
+  }
+
+  /** Requests served per configured route (since start, or since the route was added). */
+  requestCounts(): ReadonlyMap<string, number> {
+    return new Map([...this.#served].map(([name, served]) => [name, served.requests]));
   }
 
   /** Replaces the table; returns the previous one. */
   swap(table: RouteTable): RouteTable {
     const previous = this.#table;
     this.#table = table;
+    this.#served = Kernel.#serve(table, this.#served);
+    this.unmatched.reset();
     return previous;
   }
 }

@@ -4,6 +4,7 @@
  */
 import client from "prom-client";
 import type { Phase } from "../executor/run.ts";
+import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -24,6 +25,13 @@ export class Metrics {
     name: "tollgate_immediate_responses_total",
     help: "Immediate responses sent to Envoy, by deciding policy and status",
     labelNames: ["policy", "status"],
+    registers: [this.registry],
+  });
+  readonly #unmatched = new client.Counter({
+    name: "tollgate_unmatched_requests_total",
+    help: "Requests whose route has no chain, by reason (unknown_route, no_route_name) and action " +
+      "(pass, deny, default); the route name is logged, never a label",
+    labelNames: ["reason", "action"],
     registers: [this.registry],
   });
   readonly #reloads = new client.Counter({
@@ -109,6 +117,10 @@ export class Metrics {
 
   immediateResponse(policy: string, status: number): void {
     this.#immediate.inc({ policy, status: String(status) });
+  }
+
+  unmatchedRequest(reason: UnmatchedReason, action: UnmatchedAction): void {
+    this.#unmatched.inc({ reason, action });
   }
 
   configReloaded(result: "applied" | "rejected"): void {

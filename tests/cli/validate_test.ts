@@ -107,3 +107,56 @@ Deno.test("tollgate --help, version and a bad command", async () => {
   const badFlag = await runDeno(["run", "-A", "main.ts", "serve", "--nope"]);
   assert.equal(badFlag.code, 2);
 });
+
+Deno.test("tollgate validate rejects an executionCondition typo, naming route, policy and expression", async () => {
+  const typo = await Deno.makeTempFile({ suffix: ".yaml" });
+  await Deno.writeTextFile(
+    typo,
+    [
+      "routes:",
+      "  - name: users-v1",
+      "    policies:",
+      "      - name: set-headers",
+      "        version: v1",
+      "        parameters: { requestHeaders: [{ name: x-a, value: b }] }",
+      "        executionCondition: 'request.methd == \"POST\"'",
+      "      - name: set-headers",
+      "        version: v1",
+      "        parameters: { requestHeaders: [{ name: x-b, value: c }] }",
+      "        executionCondition: 'request.method == 1'",
+      "",
+    ].join("\n"),
+  );
+  try {
+    const { code, stderr } = await runDeno(["run", "-A", "main.ts", "validate", "--config", typo]);
+    assert.equal(code, 2, stderr);
+    assert.match(
+      stderr,
+      /:7:29: routes\[0\]\.policies\[0\]\.executionCondition: CEL expression "request\.methd == \\"POST\\"" does not type-check: No such key: methd \(route "users-v1", policy set-headers:v1\)/,
+    );
+    assert.match(
+      stderr,
+      /:11:29: routes\[0\]\.policies\[1\]\.executionCondition: CEL expression "request\.method == 1" does not type-check: no such overload: string == int \(route "users-v1", policy set-headers:v1\)/,
+    );
+  } finally {
+    await Deno.remove(typo);
+  }
+});
+
+Deno.test("tollgate validate rejects an empty config and one without routes", async () => {
+  const empty = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    const failed = await runDeno(["run", "-A", "main.ts", "validate", "--config", empty]);
+    assert.equal(failed.code, 2);
+    assert.match(failed.stderr, /the config is empty \(a file caught mid-write\?\)/);
+    await Deno.writeTextFile(empty, "log: { level: info }\n");
+    const noRoutes = await runDeno(["run", "-A", "main.ts", "validate", "--config", empty]);
+    assert.equal(noRoutes.code, 2);
+    assert.match(noRoutes.stderr, /:1:1: routes: is required/);
+    await Deno.writeTextFile(empty, "routes: []\n");
+    const none = await runDeno(["run", "-A", "main.ts", "validate", "--config", empty]);
+    assert.equal(none.code, 0, none.stderr);
+  } finally {
+    await Deno.remove(empty);
+  }
+});

@@ -66,9 +66,13 @@ export class EngineProcess {
     };
   }
 
-  /** The full config for a layout: the test's config plus listen, admin and sockets. */
+  /**
+   * The full config for a layout: the test's config plus listen, admin and sockets, and
+   * `routes: []` when the test names none (the engine requires the key).
+   */
   static fullConfig(layout: PermissionLayout, config: Record<string, unknown>): Record<string, unknown> {
     return {
+      routes: [],
       ...config,
       listen: layout.extprocSocket ? { socket: layout.extprocSocket } : { address: layout.extprocAddress },
       admin: { address: layout.adminAddress },

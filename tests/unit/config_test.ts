@@ -14,8 +14,8 @@ function problems(text: string): string[] {
   assert.fail("expected problems");
 }
 
-Deno.test("an empty config gets every default", () => {
-  const config = parseConfig("", "cfg.yaml", {}, defaults);
+Deno.test("a config with only `routes: []` gets every default", () => {
+  const config = parseConfig("routes: []\n", "cfg.yaml", {}, defaults);
   assert.deepEqual(config.listen, { kind: "unix", socket: "/tmp/tollgate/extproc.sock", socketMode: 0o660 });
   assert.equal(config.python.workers, 4);
   assert.equal(config.python.timeoutMs, 30_000);
@@ -25,6 +25,8 @@ Deno.test("an empty config gets every default", () => {
   assert.equal(config.limits.maxBodyBytes, 1048576);
   assert.equal(config.shutdown.gracePeriodMs, 15_000);
   assert.deepEqual(config.routes, []);
+  assert.equal(config.unmatchedRoutes, "pass");
+  assert.deepEqual(config.defaultPolicies, []);
 });
 
 Deno.test("policy entries get their defaults and parsed durations", () => {
@@ -78,7 +80,7 @@ Deno.test("YAML syntax errors are reported with their position", () => {
 });
 
 Deno.test("environment variables override sockets, log level and the interpreter", () => {
-  const config = parseConfig("listen: { address: 127.0.0.1:9001 }\n", "cfg.yaml", {
+  const config = parseConfig("listen: { address: 127.0.0.1:9001 }\nroutes: []\n", "cfg.yaml", {
     TOLLGATE_SOCKET: "/run/t/x.sock",
     TOLLGATE_PYTHON_SOCKET: "/run/t/p.sock",
     TOLLGATE_LOG_LEVEL: "debug",
@@ -89,27 +91,62 @@ Deno.test("environment variables override sockets, log level and the interpreter
   assert.equal(config.log.level, "debug");
   assert.equal(config.python.interpreter, "/usr/bin/python3");
   assert.throws(
-    () => parseConfig("", "cfg.yaml", { TOLLGATE_LOG_LEVEL: "loud" }, defaults),
+    () => parseConfig("routes: []", "cfg.yaml", { TOLLGATE_LOG_LEVEL: "loud" }, defaults),
     /TOLLGATE_LOG_LEVEL/,
   );
   assert.equal(
-    parseConfig("", "c", { TOLLGATE_ADMIN_ADDRESS: "0.0.0.0:9002" }, defaults).admin.address,
+    parseConfig("routes: []", "c", { TOLLGATE_ADMIN_ADDRESS: "0.0.0.0:9002" }, defaults).admin.address,
     "0.0.0.0:9002",
   );
   assert.throws(
-    () => parseConfig("", "c", { TOLLGATE_ADMIN_ADDRESS: "9002" }, defaults),
+    () => parseConfig("routes: []", "c", { TOLLGATE_ADMIN_ADDRESS: "9002" }, defaults),
     /TOLLGATE_ADMIN_ADDRESS: must be host:port/,
   );
 });
 
 Deno.test("TCP listening and a custom socket mode", () => {
-  assert.deepEqual(parseConfig("listen: { address: 0.0.0.0:9001 }", "c", {}, defaults).listen, {
+  assert.deepEqual(parseConfig("listen: { address: 0.0.0.0:9001 }\nroutes: []", "c", {}, defaults).listen, {
     kind: "tcp",
     address: "0.0.0.0:9001",
   });
   assert.equal(
-    (parseConfig("listen: { socketMode: '0600' }", "c", {}, defaults).listen as { socketMode: number })
+    (parseConfig("listen: { socketMode: '0600' }\nroutes: []", "c", {}, defaults).listen as {
+      socketMode: number;
+    })
       .socketMode,
     0o600,
+  );
+});
+
+Deno.test("a file caught mid-write is an error: empty, only comments, or no routes key", () => {
+  for (const text of ["", "\n\n", "# Tollgate config\n# routes follow\n", "---\n"]) {
+    assert.deepEqual(problems(text), [
+      "cfg.yaml: the config is empty (a file caught mid-write?); it needs at least `routes:`",
+    ], JSON.stringify(text));
+  }
+  assert.deepEqual(problems("listen:\n  socket: /tmp/x.sock\n"), ["cfg.yaml:1:1: routes: is required"]);
+  assert.deepEqual(problems("routes:\n"), ["cfg.yaml:1:8: routes: must be of type array"]);
+  assert.deepEqual(parseConfig("routes: []\n", "cfg.yaml", {}, defaults).routes, []);
+});
+
+Deno.test("unmatchedRoutes and defaultPolicies: defaults, values, and deny with a default chain refused", () => {
+  const config = parseConfig(
+    "unmatchedRoutes: pass\ndefaultPolicies:\n  - { name: set-headers, version: v1, onFailure: continue }\nroutes: []\n",
+    "cfg.yaml",
+    {},
+    defaults,
+  );
+  assert.equal(config.unmatchedRoutes, "pass");
+  assert.equal(config.defaultPolicies[0].name, "set-headers");
+  assert.equal(config.defaultPolicies[0].onFailure, "continue");
+  assert.equal(parseConfig("unmatchedRoutes: deny\nroutes: []\n", "c", {}, defaults).unmatchedRoutes, "deny");
+  assert.deepEqual(problems("unmatchedRoutes: block\nroutes: []\n"), [
+    'cfg.yaml:1:18: unmatchedRoutes: must be one of "pass", "deny"',
+  ]);
+  assert.deepEqual(
+    problems("unmatchedRoutes: deny\ndefaultPolicies:\n  - { name: set-headers, version: v1 }\nroutes: []\n"),
+    [
+      "cfg.yaml:3:3: defaultPolicies: would never run: unmatchedRoutes is deny (set unmatchedRoutes: pass to apply a default chain)",
+    ],
   );
 });
