@@ -117,11 +117,12 @@ function settle(
   } catch (error) {
     observer?.policyRan(entry.label, phase, "failed", seconds);
     const failure = asFailure(error);
-    log.warn("policy {policy} failed in {phase} phase ({kind}): {message}; rule {rule}", {
+    // `reason`, not `message`: a property named `message` would replace the JSON line's message.
+    log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
       phase,
       kind: failure.kind,
-      message: failure.message,
+      reason: failure.message,
       rule: entry.onFailure,
       requestId: state.shared.requestId,
       route: state.shared.route.name,
