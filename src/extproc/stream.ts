@@ -129,6 +129,7 @@ export class ExchangeStream {
       phase,
       this.#state!,
       this.observer,
+      this.kernel.table.config.limits.policyTimeoutMs,
     );
     if (outcome) this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
     return outcome;
