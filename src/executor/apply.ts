@@ -20,6 +20,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
  * Envoy's header value rule (nghttp2's): visible characters, space, tab and obs-text. Any
  * other control character (0x00-0x08, 0x0A-0x1F, 0x7F) fails the whole request in Envoy.
  */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 /**
  * Headers a policy may not set, append or remove: message framing and hop-by-hop headers
