@@ -55,6 +55,8 @@ type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse
 export class ExtProcServer {
   #active = 0;
   #socketInode: number | undefined;
+  /** The listener of a lost socket file is still open (its connections keep serving). */
+  #staleListener = false;
   #watch: SocketWatch | undefined;
   /** Why the server cannot take new connections, while it recreates its socket. */
   #unready: string | undefined;
@@ -119,20 +121,27 @@ export class ExtProcServer {
   }
 
   /**
-   * The socket file is gone or replaced: stop listening on the old one (its connections are
-   * closed gracefully, so Envoy reconnects) and bind anew, retrying until it works. Never
-   * throws; while it fails, readiness carries the reason.
+   * The socket file is gone or replaced. Once the path is free (a dead socket left there is
+   * removed; a live one or another file is waited out, never deleted), the old listener is
+   * closed (its connections end gracefully, so Envoy reconnects) and a new one bound.
+   * Retried on every check until it works; never throws: readiness carries the reason.
+   * The old listener is closed only on a free path because closing a Unix listener in Deno
+   * unlinks whatever file is at its path by then.
    */
   async #recreateSocket(path: string, mode: number): Promise<void> {
     if (this.#socketInode !== undefined) {
       this.#socketInode = undefined;
+      this.#staleListener = true;
       this.#unready = `ext_proc socket ${path} was removed or replaced; recreating it`;
       log.error("ext_proc socket {path} was removed or replaced; recreating it", { path });
       this.options.observer?.socketLost();
-      this.server.unbind(`unix:${path}`);
     }
     try {
       await prepareSocketPath(path);
+      if (this.#staleListener) {
+        this.server.unbind(`unix:${path}`);
+        this.#staleListener = false;
+      }
       await this.#bindSocket(path, mode);
       this.#unready = undefined;
       log.info("ext_proc socket {path} recreated", { path });
