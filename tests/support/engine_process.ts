@@ -120,6 +120,11 @@ export class EngineProcess {
     return engine;
   }
 
+  /** The engine's process id (the engine itself: it runs as `deno run`, not under a shell). */
+  get pid(): number {
+    return this.child.pid;
+  }
+
   get adminUrl(): string {
     return `http://${this.layout.adminAddress}`;
   }
