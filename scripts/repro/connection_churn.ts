@@ -58,8 +58,12 @@ function oneConnection(socket: string, frame: Buffer): Promise<void> {
 export async function churnConnections(
   socket: string,
   count: number,
-  options: { concurrency?: number; route?: string; every?: number; progress?: (done: number) => Promise<void> } =
-    {},
+  options: {
+    concurrency?: number;
+    route?: string;
+    every?: number;
+    progress?: (done: number) => Promise<void>;
+  } = {},
 ): Promise<void> {
   const frame = processFrame(options.route ?? "churn");
   const concurrency = options.concurrency ?? 8;

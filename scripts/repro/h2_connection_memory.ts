@@ -22,7 +22,7 @@ const V8_FLAGS = "--v8-flags=--max-semi-space-size=4,--expose-gc";
 async function serve(kind: Kind, socket: string): Promise<void> {
   if (kind === "bare") {
     const server = http2.createServer();
-    server.on("stream", (stream) => {
+    server.on("stream", (stream: http2.ServerHttp2Stream) => {
       stream.on("data", () => {});
       stream.on("end", () => {
         stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
@@ -35,7 +35,11 @@ async function serve(kind: Kind, socket: string): Promise<void> {
     // No service: every call is answered UNIMPLEMENTED, after a full session and stream.
     const server = new grpc.Server({ "grpc.enable_channelz": 0 });
     await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (e) => e ? reject(e) : resolve())
+      server.bindAsync(
+        `unix:${socket}`,
+        grpc.ServerCredentials.createInsecure(),
+        (e) => e ? reject(e) : resolve(),
+      )
     );
   } else {
     const { ExtProcServer } = await import("../../src/extproc/server.ts");

@@ -22,7 +22,9 @@ const BOUND_BYTES_PER_CONNECTION = 64 * 1024;
 
 Deno.test("the engine's memory stays bounded over thousands of short connections", async () => {
   const engine = await EngineProcess.start({
-    config: { routes: [{ name: "churn", policies: [{ name: "trace", version: "v1", parameters: { label: "c" } }] }] },
+    config: {
+      routes: [{ name: "churn", policies: [{ name: "trace", version: "v1", parameters: { label: "c" } }] }],
+    },
   });
   try {
     const socket = engine.layout.extprocSocket!;
@@ -32,7 +34,9 @@ Deno.test("the engine's memory stays bounded over thousands of short connections
     const after = (await memory(engine.pid)).rss;
     const perConnection = (after - before) / CONNECTIONS;
     console.log(
-      `engine RSS ${(before / 1048576).toFixed(0)} → ${(after / 1048576).toFixed(0)} MiB over ${CONNECTIONS} ` +
+      `engine RSS ${(before / 1048576).toFixed(0)} → ${
+        (after / 1048576).toFixed(0)
+      } MiB over ${CONNECTIONS} ` +
         `connections: ${(perConnection / 1024).toFixed(1)} KB per connection`,
     );
     assert.ok(
