@@ -93,6 +93,7 @@ export class Engine {
       server = await ExtProcServer.start({
         kernel,
         listen: config.listen,
+        connections: config.connections,
         maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
         observer: metrics,
       });
@@ -125,7 +126,8 @@ export class Engine {
   }
 
   readiness(): { ready: boolean; reasons: string[] } {
-    const reasons = [this.python?.unreadyReason()].filter((r): r is string => r !== undefined);
+    const reasons = [this.server.unreadyReason(), this.python?.unreadyReason()]
+      .filter((r): r is string => r !== undefined);
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -198,8 +200,10 @@ export class Engine {
 
 /** Sections of the config that are read once at startup. */
 function restartOnlyChanges(before: EngineConfig, after: EngineConfig): string[] {
-  const sections = ["listen", "admin", "python"] as const;
-  return sections.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
+  const sections = ["listen", "connections", "admin", "python"] as const;
+  const changed = sections.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
+  // `connections` holds the listen.* connection limits of the YAML.
+  return [...new Set(changed.map((key) => key === "connections" ? "listen" : key))];
 }
 
 function describeChain(chain: Chain) {

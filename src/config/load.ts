@@ -145,6 +145,12 @@ function normalize(
         socket: envSocket ?? listen.socket ?? DEFAULT_SOCKET,
         socketMode: parseInt(listen.socketMode, 8),
       },
+    connections: {
+      maxConcurrentStreams: listen.maxConcurrentStreams,
+      idleTimeoutMs: parseDuration(listen.idleTimeout),
+      keepaliveIntervalMs: parseDuration(listen.keepaliveInterval),
+      keepaliveTimeoutMs: parseDuration(listen.keepaliveTimeout),
+    },
     admin: { address: env.TOLLGATE_ADMIN_ADDRESS ?? raw.admin.address },
     python: {
       socket: env.TOLLGATE_PYTHON_SOCKET ?? raw.python.socket ?? DEFAULT_PYTHON_SOCKET,
@@ -154,7 +160,10 @@ function normalize(
       home: env.TOLLGATE_PYTHON_HOME ?? raw.python.home ?? defaults.pythonHome,
       maxInFlight: raw.python.maxInFlight,
     },
-    limits: { maxBodyBytes: raw.limits.maxBodyBytes },
+    limits: {
+      maxBodyBytes: raw.limits.maxBodyBytes,
+      policyTimeoutMs: parseDuration(raw.limits.policyTimeout),
+    },
     shutdown: { gracePeriodMs: parseDuration(raw.shutdown.gracePeriod) },
     log: { level: (env.TOLLGATE_LOG_LEVEL as LogLevel | undefined) ?? raw.log.level, format: raw.log.format },
     policyConfig: raw.policyConfig,

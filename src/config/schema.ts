@@ -59,6 +59,10 @@ export const configSchema = {
         socket: { type: "string", minLength: 1 },
         address: hostPort,
         socketMode: { type: "string", pattern: "^0?[0-7]{3}$", default: "0660" },
+        maxConcurrentStreams: { type: "integer", minimum: 1, maximum: 2147483647, default: 1024 },
+        idleTimeout: { ...duration, default: "5m" },
+        keepaliveInterval: { ...duration, default: "10s" },
+        keepaliveTimeout: { ...duration, default: "5s" },
       },
     },
     admin: {
@@ -84,7 +88,10 @@ export const configSchema = {
       type: "object",
       additionalProperties: false,
       default: {},
-      properties: { maxBodyBytes: { type: "integer", minimum: 0, default: 1048576 } },
+      properties: {
+        maxBodyBytes: { type: "integer", minimum: 0, default: 1048576 },
+        policyTimeout: { ...duration, default: "1s" },
+      },
     },
     shutdown: {
       type: "object",

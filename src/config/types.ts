@@ -14,7 +14,10 @@ export interface PolicyRef {
   readonly version: string;
   readonly parameters: Readonly<Record<string, unknown>>;
   readonly onFailure: FailureRule;
-  /** Per-call deadline; undefined means the runtime's default (none for TypeScript). */
+  /**
+   * Per-call deadline; undefined means the runtime's default (`limits.policyTimeout` for
+   * TypeScript, `python.timeout` for Python).
+   */
   readonly timeoutMs: number | undefined;
   readonly executionCondition: string | undefined;
   readonly enabled: boolean;
@@ -44,6 +47,18 @@ export type ListenConfig =
   | { readonly kind: "unix"; readonly socket: string; readonly socketMode: number }
   | { readonly kind: "tcp"; readonly address: string };
 
+/** Limits on the connections Envoy opens to the ext_proc listener (`listen.*` in the YAML). */
+export interface ConnectionLimits {
+  /** Streams one connection may have open at once (advertised in HTTP/2 SETTINGS). */
+  readonly maxConcurrentStreams: number;
+  /** A connection with no open stream for this long is closed (GOAWAY). */
+  readonly idleTimeoutMs: number;
+  /** How often an HTTP/2 PING checks that the peer is still there. */
+  readonly keepaliveIntervalMs: number;
+  /** A PING unanswered for this long closes the connection and its streams. */
+  readonly keepaliveTimeoutMs: number;
+}
+
 export interface PythonConfig {
   readonly socket: string;
   readonly workers: number;
@@ -66,9 +81,14 @@ export interface EngineConfig {
   /** Builds a problem at a path of this config, with its line and column. */
   readonly locate: (segments: PathSegments, message: string) => Problem;
   readonly listen: ListenConfig;
+  readonly connections: ConnectionLimits;
   readonly admin: { readonly address: string | undefined };
   readonly python: PythonConfig;
-  readonly limits: { readonly maxBodyBytes: number };
+  readonly limits: {
+    readonly maxBodyBytes: number;
+    /** Deadline of a TypeScript policy call without its own `timeout`. */
+    readonly policyTimeoutMs: number;
+  };
   readonly shutdown: { readonly gracePeriodMs: number };
   readonly log: { readonly level: LogLevel; readonly format: "json" | "text" };
   readonly policyConfig: Readonly<Record<string, unknown>>;

@@ -1,6 +1,8 @@
 /**
  * Applies a policy's action to the exchange state, validating what Envoy would otherwise
- * reject with a 500 (bad header names or values, out-of-range status codes).
+ * reject with a 500 that ignores the policy's failure rule (bad header names or values,
+ * out-of-range status codes), and refusing headers only Envoy may manage (framing,
+ * hop-by-hop, `host`).
  */
 import type {
   BodyInput,
@@ -16,7 +18,28 @@ import { withQueryChanges } from "./query.ts";
 import type { ExchangeState } from "./state.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+/**
+ * Envoy's header value rule (nghttp2's): visible characters, space, tab and obs-text. Any
+ * other control character (0x00-0x08, 0x0A-0x1F, 0x7F) fails the whole request in Envoy.
+ */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/**
+ * Headers a policy may not set, append or remove: message framing and hop-by-hop headers
+ * are Envoy's (a wrong `content-length` makes Envoy wait for bytes that never come), and
+ * `host` is Envoy's `:authority` (Envoy never removes it; a set adds a second Host line).
+ * The engine itself rewrites `content-length` when a policy replaces a body.
+ */
+const ENVOY_MANAGED = new Set([
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "upgrade",
+  "te",
+  "host",
+]);
 /** host or host:port, with a bracketed IPv6 literal allowed (RFC 3986 reg-name characters). */
 const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::\d{1,5})?$/;
 const utf8 = new TextEncoder();
@@ -35,19 +58,30 @@ function valuesOf(name: string, values: string | readonly string[]): readonly st
   const list = typeof values === "string" ? [values] : values;
   for (const value of list) {
     if (typeof value !== "string") throw new InvalidActionError(`header ${name}: value must be a string`);
-    if (BAD_VALUE.test(value)) throw new InvalidActionError(`header ${name}: value contains CR, LF or NUL`);
+    if (BAD_VALUE.test(value)) {
+      throw new InvalidActionError(`header ${name}: value contains a control character other than tab`);
+    }
   }
   return list;
 }
 
-/** Lower-cases and checks a header name; pseudo-headers are handled by dedicated fields. */
+/**
+ * Lower-cases and checks a header name a policy may change: pseudo-headers are handled by
+ * dedicated fields, and the headers Envoy manages are refused.
+ */
 export function checkHeaderName(name: string): string {
-  const lower = name.toLowerCase();
+  const lower = typeof name === "string" ? name.toLowerCase() : "";
   if (!TOKEN.test(lower)) {
     throw new InvalidActionError(
       lower.startsWith(":")
         ? `header ${name}: pseudo-headers are changed with path, method or statusCode, not as headers`
         : `header ${JSON.stringify(name)}: not a valid header name`,
+    );
+  }
+  if (ENVOY_MANAGED.has(lower)) {
+    throw new InvalidActionError(
+      `header ${lower}: framing, hop-by-hop and host headers are managed by Envoy, not by policies` +
+        (lower === "content-length" ? " (the engine rewrites it when a policy replaces the body)" : ""),
     );
   }
   return lower;
@@ -108,7 +142,7 @@ export function applyRequestModifications(
   const headers = checkHeaderChanges(action);
   if (action.path !== undefined && (!action.path.startsWith("/") || BAD_VALUE.test(action.path))) {
     throw new InvalidActionError(
-      `path ${JSON.stringify(action.path)}: must start with "/" and have no CR/LF/NUL`,
+      `path ${JSON.stringify(action.path)}: must start with "/" and have no control characters`,
     );
   }
   if (action.method !== undefined && !TOKEN.test(action.method.toLowerCase())) {

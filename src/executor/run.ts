@@ -66,12 +66,18 @@ export type AnyAction = RequestAction | ResponseAction;
 /** What one policy produced: an action to apply, or the error it failed with. */
 export type PolicyOutcome = { readonly action: AnyAction } | { readonly error: unknown };
 
-async function invoke(entry: ChainEntry, phase: Phase, state: ExchangeState): Promise<PolicyOutcome> {
+async function invoke(
+  entry: ChainEntry,
+  phase: Phase,
+  state: ExchangeState,
+  defaultTimeoutMs: number | undefined,
+): Promise<PolicyOutcome> {
   try {
     const result: AnyAction | Promise<AnyAction> = phase === "request"
       ? entry.policy.onRequest?.(state.requestView, entry.params)
       : entry.policy.onResponse?.(state.responseView, entry.params);
-    return { action: isPromise(result) ? await withTimeout(result, entry.timeoutMs, entry.label) : result };
+    if (!isPromise(result)) return { action: result };
+    return { action: await withTimeout(result, entry.timeoutMs ?? defaultTimeoutMs, entry.label) };
   } catch (error) {
     return { error };
   }
@@ -117,11 +123,12 @@ function settle(
   } catch (error) {
     observer?.policyRan(entry.label, phase, "failed", seconds);
     const failure = asFailure(error);
-    log.warn("policy {policy} failed in {phase} phase ({kind}): {message}; rule {rule}", {
+    // `reason`, not `message`: a property named `message` would replace the JSON line's message.
+    log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
       phase,
       kind: failure.kind,
-      message: failure.message,
+      reason: failure.message,
       rule: entry.onFailure,
       requestId: state.shared.requestId,
       route: state.shared.route.name,
@@ -149,7 +156,9 @@ function conditionHolds(entry: ChainEntry, phase: Phase, state: ExchangeState): 
 
 /**
  * Runs `entries[from, to)` for `phase`. Returns the immediate response that stopped the
- * chain, if any; otherwise the state holds the policies' changes.
+ * chain, if any; otherwise the state holds the policies' changes. An asynchronous policy
+ * without its own timeout gets `defaultTimeoutMs` (`limits.policyTimeout`); a synchronous
+ * one cannot be interrupted (docs/architecture.md, known limitations).
  *
  * Adjacent entries sharing a batch runner (Python policies) go to it in one call; it
  * returns one outcome per policy, which are settled here exactly as if each policy had run
@@ -162,6 +171,7 @@ export async function runPolicies(
   phase: Phase,
   state: ExchangeState,
   observer?: RunObserver,
+  defaultTimeoutMs?: number,
 ): Promise<ImmediateOutcome | undefined> {
   let i = from;
   while (i < to) {
@@ -178,7 +188,7 @@ export async function runPolicies(
     const started = performance.now();
     const outcomes = entry.batch
       ? await entry.batch.run(entries.slice(i, end), phase, state)
-      : [await invoke(entry, phase, state)];
+      : [await invoke(entry, phase, state, defaultTimeoutMs)];
     // A batch's time is shared evenly by the policies that ran in it.
     const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
     for (let k = i; k < end; k++) {

@@ -100,6 +100,15 @@ function routeNotConfigured(route: string | undefined, requestId: string | undef
   };
 }
 
+/** Envoy's side broke the protocol; the stream is ended with an error status. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+  /** A short label for logs and metrics, e.g. `second_request_headers`. */
+  constructor(readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
 /** Counts what the stream does, for metrics. */
 export interface StreamObserver extends RunObserver {
   immediateResponse(policy: string, status: number): void;
@@ -115,6 +124,8 @@ export class ExchangeStream {
   /** Request entries already run; the rest run when the body arrives. */
   #requestRan = 0;
   #responseRan = 0;
+  /** Set once request or response headers arrived: request headers come first and once. */
+  #headersSeen = false;
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
 
@@ -132,10 +143,18 @@ export class ExchangeStream {
     const message = request.request;
     switch (message.case) {
       case "requestHeaders":
+        if (this.#headersSeen) {
+          throw new ProtocolError(
+            "second_request_headers",
+            "request_headers after the stream's headers phase: one stream carries one HTTP request",
+          );
+        }
+        this.#headersSeen = true;
         return this.#onRequestHeaders(request, message.value.headers, message.value.endOfStream);
       case "requestBody":
         return this.#onBody("request", message.value.body, message.value.endOfStream);
       case "responseHeaders":
+        this.#headersSeen = true;
         return this.#onResponseHeaders(request, message.value.headers, message.value.endOfStream);
       case "responseBody":
         return this.#onBody("response", message.value.body, message.value.endOfStream);
@@ -184,6 +203,7 @@ export class ExchangeStream {
       phase,
       this.#state!,
       this.observer,
+      this.kernel.table.config.limits.policyTimeoutMs,
     );
     if (outcome) this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
     return outcome;

@@ -14,6 +14,18 @@ export class Metrics {
     help: "ext_proc streams currently open (one per in-flight HTTP request)",
     registers: [this.registry],
   });
+  readonly #malformedStreams = new client.Counter({
+    name: "tollgate_extproc_malformed_streams_total",
+    help: "ext_proc streams ended for breaking the protocol, by reason " +
+      "(undecodable_message, second_request_headers)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly #socketLosses = new client.Counter({
+    name: "tollgate_extproc_socket_lost_total",
+    help: "Times the ext_proc socket file was found removed or replaced (it is then recreated)",
+    registers: [this.registry],
+  });
   readonly #policyRuns = new client.Histogram({
     name: "tollgate_policy_duration_seconds",
     help: "Time spent in one policy call, by policy, phase and outcome (ok, immediate, failed)",
@@ -96,6 +108,14 @@ export class Metrics {
 
   executorOverdueWorkers(count: number): void {
     this.#executorOverdueWorkers.set(count);
+  }
+
+  malformedStream(reason: string): void {
+    this.#malformedStreams.inc({ reason });
+  }
+
+  socketLost(): void {
+    this.#socketLosses.inc();
   }
 
   streamsChanged(active: number): void {

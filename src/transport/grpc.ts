@@ -4,6 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import type { ConnectionLimits } from "../config/types.ts";
 
 /**
  * grpc-js channel options for every server and client of ours, with their message size
@@ -15,6 +16,21 @@ export function channelOptions(maxMessageBytes: number) {
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
     "grpc.enable_channelz": 0,
+  };
+}
+
+/**
+ * grpc-js options for a server Envoy connects to: our channel options plus the connection
+ * limits. The idle timer starts when a connection is accepted, so it also closes
+ * connections that never send the HTTP/2 preface (grpc-js has no separate preface timeout).
+ */
+export function serverOptions(maxMessageBytes: number, limits: ConnectionLimits) {
+  return {
+    ...channelOptions(maxMessageBytes),
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc.max_connection_idle_ms": limits.idleTimeoutMs,
+    "grpc.keepalive_time_ms": limits.keepaliveIntervalMs,
+    "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
   };
 }
 

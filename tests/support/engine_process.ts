@@ -10,7 +10,7 @@ import { repoRoot, venvPython } from "../../scripts/lib/venv.ts";
 import { freePort, waitFor } from "./ports.ts";
 
 export interface EngineProcessOptions {
-  /** Config without listen/admin/python.socket (the harness fills those in). */
+  /** Config without listen.socket/address, admin and python.socket (the harness fills those in). */
   readonly config: Record<string, unknown>;
   /** Serve on TCP instead of the Unix socket. */
   readonly tcp?: boolean;
@@ -74,7 +74,10 @@ export class EngineProcess {
     return {
       routes: [],
       ...config,
-      listen: layout.extprocSocket ? { socket: layout.extprocSocket } : { address: layout.extprocAddress },
+      listen: {
+        ...(config.listen as object | undefined),
+        ...(layout.extprocSocket ? { socket: layout.extprocSocket } : { address: layout.extprocAddress }),
+      },
       admin: { address: layout.adminAddress },
       python: {
         ...(config.python as object | undefined),
@@ -119,6 +122,11 @@ export class EngineProcess {
       }
     }
     return engine;
+  }
+
+  /** The engine's process id (the engine itself: it runs as `deno run`, not under a shell). */
+  get pid(): number {
+    return this.child.pid;
   }
 
   get adminUrl(): string {

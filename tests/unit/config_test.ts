@@ -29,6 +29,25 @@ Deno.test("a config with only `routes: []` gets every default", () => {
   assert.deepEqual(config.defaultPolicies, []);
 });
 
+Deno.test("connection limits and the default policy timeout have defaults and parse durations", () => {
+  assert.deepEqual(parseConfig("routes: []\n", "cfg.yaml", {}, defaults).connections, {
+    maxConcurrentStreams: 1024,
+    idleTimeoutMs: 300_000,
+    keepaliveIntervalMs: 10_000,
+    keepaliveTimeoutMs: 5_000,
+  });
+  assert.equal(parseConfig("routes: []\n", "cfg.yaml", {}, defaults).limits.policyTimeoutMs, 1000);
+  const text =
+    "listen: { maxConcurrentStreams: 8, idleTimeout: 2s }\nlimits: { policyTimeout: 250ms }\nroutes: []\n";
+  const config = parseConfig(text, "cfg.yaml", {}, defaults);
+  assert.equal(config.connections.maxConcurrentStreams, 8);
+  assert.equal(config.connections.idleTimeoutMs, 2000);
+  assert.equal(config.limits.policyTimeoutMs, 250);
+  assert.deepEqual(problems("listen: { maxConcurrentStreams: 0 }\nroutes: []\n"), [
+    "cfg.yaml:1:33: listen.maxConcurrentStreams: must be >= 1",
+  ]);
+});
+
 Deno.test("policy entries get their defaults and parsed durations", () => {
   const config = parseConfig(
     "routes:\n  - name: r\n    policies:\n      - { name: set-headers, version: v1, timeout: 250ms }\n",

@@ -112,6 +112,17 @@ Deno.test("an async policy over its timeout fails with 504", async () => {
   assert.match(new TextDecoder().decode(outcome?.body), /policy_timeout/);
 });
 
+Deno.test("an async policy without a timeout of its own fails under the default timeout", async () => {
+  const slow: Policy = { onRequest: () => new Promise((resolve) => setTimeout(resolve, 1000)) };
+  const c = chain(entry("slow:v1", slow), entry("own:v1", slow, { timeoutMs: 10 }));
+  const defaulted = await runPolicies(c.request, 0, 1, "request", state(), undefined, 20);
+  assert.equal(defaulted?.statusCode, 504);
+  const started = performance.now();
+  const own = await runPolicies(c.request, 1, 2, "request", state(), undefined, 5000);
+  assert.equal(own?.statusCode, 504);
+  assert.ok(performance.now() - started < 1000, "the policy's own timeout wins over the default");
+});
+
 Deno.test("a wrong action for the phase is a policy failure", async () => {
   const c = chain(entry("wrong:v1", { onRequest: () => new UpstreamResponseModifications({}) as never }));
   assert.equal((await runPolicies(c.request, 0, 1, "request", state()))?.statusCode, 500);

@@ -5,6 +5,7 @@ import { CommonResponse_ResponseStatus } from "../../src/gen/proto/envoy/service
 import {
   applyRequestModifications,
   applyResponseModifications,
+  immediateHeaderLines,
   InvalidActionError,
 } from "../../src/executor/apply.ts";
 import { ExchangeState } from "../../src/executor/state.ts";
@@ -161,6 +162,56 @@ Deno.test("invalid actions are rejected before anything changes", () => {
   );
   assert.equal(state.requestHeaders.get("x-a"), "1");
   assert.equal(state.changes.any, false);
+});
+
+Deno.test("header values follow Envoy's rule: control characters other than tab are refused", () => {
+  const state = requestState();
+  for (const code of [0x00, 0x01, 0x08, 0x0a, 0x0d, 0x1f, 0x7f]) {
+    const value = `a${String.fromCharCode(code)}b`;
+    assert.throws(
+      () =>
+        applyRequestModifications(state, new UpstreamRequestModifications({ setHeaders: { "x-v": value } })),
+      /x-v: value contains a control character/,
+      `0x${code.toString(16)}`,
+    );
+  }
+  applyRequestModifications(
+    state,
+    new UpstreamRequestModifications({ setHeaders: { "x-ok": "tab\there, obs-text é, ~!" } }),
+  );
+  assert.equal(state.requestHeaders.get("x-ok"), "tab\there, obs-text é, ~!");
+});
+
+Deno.test("framing, hop-by-hop and host headers are refused in every operation, immediate responses too", () => {
+  const names = [
+    "content-length",
+    "Transfer-Encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+  ];
+  for (const name of [...names, "te", "host"]) {
+    const state = requestState([["x-a", "1"]]);
+    for (
+      const init of [{ setHeaders: { [name]: "1" } }, { appendHeaders: { [name]: "1" } }, {
+        removeHeaders: [name],
+      }]
+    ) {
+      assert.throws(
+        () => applyRequestModifications(state, new UpstreamRequestModifications(init)),
+        /managed by Envoy/,
+        `${name} ${JSON.stringify(init)}`,
+      );
+    }
+    assert.throws(
+      () =>
+        applyResponseModifications(state, new UpstreamResponseModifications({ setHeaders: { [name]: "1" } })),
+      /managed by Envoy/,
+    );
+    assert.throws(() => immediateHeaderLines({ [name]: "1" }), /managed by Envoy/);
+    assert.equal(state.changes.any, false);
+  }
 });
 
 Deno.test("an immediate response carries status, every header line, body and details", () => {

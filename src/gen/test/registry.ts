@@ -16,6 +16,7 @@ import * as policy18 from "../../../tests/fixtures/policies/override-status/mod.
 import * as policy19 from "../../../tests/fixtures/policies/json-fields/mod.ts";
 import * as policy20 from "../../../tests/fixtures/policies/read-file/mod.ts";
 import * as policy21 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy22 from "../../../tests/fixtures/policies/spin/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -836,6 +837,39 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy21,
+  },
+  {
+    source: "tests/fixtures/policies/spin",
+    definition: {
+      "description": "Test policy. Busy-loops synchronously for a bounded time, then marks the request.",
+      "name": "spin",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "ms": {
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "required": [
+          "ms",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy22,
   },
 ];
 

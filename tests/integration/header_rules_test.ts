@@ -1,0 +1,95 @@
+/**
+ * Header mutations Envoy would refuse with a bare 500 (control characters), or act on in a
+ * way that breaks the exchange (framing headers), are policy failures under the policy's
+ * rule, proven through a real Envoy started from docs/examples/envoy.yaml.
+ */
+import assert from "node:assert/strict";
+import { EngineProcess } from "../support/engine_process.ts";
+import { Envoy } from "../support/envoy.ts";
+import { Upstream } from "../support/upstream.ts";
+
+const setRequestHeader = (name: string, value: string, onFailure?: string) => ({
+  name: "set-headers",
+  version: "v1",
+  parameters: { requestHeaders: [{ name, value }] },
+  ...(onFailure ? { onFailure } : {}),
+});
+
+const config = {
+  routes: [
+    {
+      name: "control-char",
+      policies: [setRequestHeader("x-bad", "a\u0001b", "continue"), setRequestHeader("x-after", "ran")],
+    },
+    { name: "content-length", policies: [setRequestHeader("content-length", "5")] },
+    {
+      name: "transfer-encoding",
+      policies: [
+        setRequestHeader("transfer-encoding", "chunked", "continue"),
+        setRequestHeader("x-after", "ran"),
+      ],
+    },
+  ],
+};
+
+Deno.test("invalid header mutations are policy failures under their rule, through a real Envoy", async (t) => {
+  const upstream = Upstream.start();
+  const engine = await EngineProcess.start({ config });
+  const envoy = await Envoy.start({
+    routes: config.routes.map(({ name }) => ({ name, prefix: `/${name}` })),
+    upstreamPort: upstream.port,
+    extproc: engine.extproc,
+  });
+  const get = (path: string) => fetch(`${envoy.url}${path}`, { signal: AbortSignal.timeout(5000) });
+  try {
+    await t.step(
+      "a 0x01 in a header value with onFailure continue: the request goes on without it",
+      async () => {
+        const response = await get("/control-char/x");
+        await response.body?.cancel();
+        assert.equal(response.status, 200);
+        const [received] = upstream.requestsTo("/control-char/x");
+        assert.equal(received.headers.get("x-bad"), null);
+        assert.equal(received.headers.get("x-after"), "ran", "the next policy ran");
+        assert.ok(
+          engine.records().some((r) =>
+            r.policy === "set-headers:v1" && r.rule === "continue" &&
+            String(r.reason).includes("control character")
+          ),
+          `the failure is logged:\n${engine.lines.join("\n")}`,
+        );
+      },
+    );
+
+    await t.step(
+      "setting content-length is refused (deny: a JSON 500 at once, not a hung request)",
+      async () => {
+        const response = await get("/content-length/x");
+        assert.equal(response.status, 500);
+        assert.equal((await response.json()).error, "policy_error");
+        assert.equal(upstream.requestsTo("/content-length").length, 0);
+      },
+    );
+
+    await t.step(
+      "setting transfer-encoding with onFailure continue: the request goes on without it",
+      async () => {
+        const response = await get("/transfer-encoding/x");
+        await response.body?.cancel();
+        assert.equal(response.status, 200);
+        const [received] = upstream.requestsTo("/transfer-encoding/x");
+        assert.equal(received.headers.get("transfer-encoding"), null);
+        assert.equal(received.headers.get("x-after"), "ran");
+      },
+    );
+
+    await t.step("Envoy rejected no mutation", async () => {
+      assert.equal(await envoy.stat("http.ingress_http.ext_proc.rejected_header_mutations"), 0);
+    });
+  } finally {
+    await envoy.stop();
+    const code = await engine.stop();
+    await upstream.stop();
+    assert.equal(code, 0, `engine exited with ${code}:\n${engine.lines.join("\n")}`);
+  }
+});
