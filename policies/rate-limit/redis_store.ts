@@ -41,11 +41,29 @@ export function checkRedisPermission(host: string, port: number): void {
   }
 }
 
+function newClient(options: RedisOptions) {
+  return createClient({
+    socket: {
+      host: options.host,
+      port: options.port,
+      connectTimeout: options.connectTimeoutMs,
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, MAX_RECONNECT_DELAY_MS),
+    },
+    username: options.username,
+    password: options.password,
+    database: options.db,
+    // Fail at once while disconnected instead of queueing requests behind a dead server.
+    disableOfflineQueue: true,
+  });
+}
+
+type RedisClient = ReturnType<typeof newClient>;
+
 export class RedisStore implements LimitStore {
   #lastErrorLog = 0;
 
   private constructor(
-    private readonly client: ReturnType<typeof createClient>,
+    private readonly client: RedisClient,
     private readonly algorithm: Algorithm,
     private readonly limits: readonly Limit[],
     private readonly options: RedisOptions,
@@ -64,23 +82,11 @@ export class RedisStore implements LimitStore {
     now: () => number = Date.now,
   ): Promise<RedisStore> {
     checkRedisPermission(options.host, options.port);
-    const client = createClient({
-      socket: {
-        host: options.host,
-        port: options.port,
-        connectTimeout: options.connectTimeoutMs,
-        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, MAX_RECONNECT_DELAY_MS),
-      },
-      username: options.username,
-      password: options.password,
-      database: options.db,
-      // Fail at once while disconnected instead of queueing requests behind a dead server.
-      disableOfflineQueue: true,
-    });
+    const client = newClient(options);
     const store = new RedisStore(client, algorithm, limits, options, now);
     client.on("error", (error: Error) => store.#logError(error));
     const connected = client.connect().then(() => {}, (error: Error) => store.#logError(error));
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([connected, new Promise((resolve) => timer = setTimeout(resolve, options.connectTimeoutMs))]);
     clearTimeout(timer);
     return store;
@@ -131,7 +137,7 @@ export class RedisStore implements LimitStore {
 
   /** The client times out only commands not yet sent; this bounds the whole round trip. */
   async #withDeadline<T>(work: Promise<T>): Promise<T> {
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new StoreUnavailable(`Redis did not answer within ${this.options.commandTimeoutMs}ms`)),
