@@ -87,7 +87,10 @@ export class RedisStore implements LimitStore {
     client.on("error", (error: Error) => store.#logError(error));
     const connected = client.connect().then(() => {}, (error: Error) => store.#logError(error));
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([connected, new Promise((resolve) => timer = setTimeout(resolve, options.connectTimeoutMs))]);
+    await Promise.race([
+      connected,
+      new Promise((resolve) => timer = setTimeout(resolve, options.connectTimeoutMs)),
+    ]);
     clearTimeout(timer);
     return store;
   }
@@ -103,7 +106,9 @@ export class RedisStore implements LimitStore {
   }
 
   async take(key: string): Promise<Decision> {
-    const keys = this.limits.map((l) => `${this.options.keyPrefix}${this.algorithm}:${l.limit}/${l.windowMs}:${key}`);
+    const keys = this.limits.map((l) =>
+      `${this.options.keyPrefix}${this.algorithm}:${l.limit}/${l.windowMs}:${key}`
+    );
     const args = [
       this.algorithm,
       String(this.now()),
@@ -129,9 +134,13 @@ export class RedisStore implements LimitStore {
       }
     } catch (error) {
       // A reply error (a bug, a wrong key type) is a policy failure, not an unreachable store.
-      if (error instanceof ErrorReply) throw new Error(`Redis refused the rate-limit script: ${error.message}`);
+      if (error instanceof ErrorReply) {
+        throw new Error(`Redis refused the rate-limit script: ${error.message}`);
+      }
       this.#logError(error as Error);
-      throw new StoreUnavailable(`Redis ${this.options.host}:${this.options.port}: ${(error as Error).message}`);
+      throw new StoreUnavailable(
+        `Redis ${this.options.host}:${this.options.port}: ${(error as Error).message}`,
+      );
     }
   }
 

@@ -25,7 +25,10 @@ export function rateLimitHeaders(limits: readonly Limit[], decision: Decision, p
   let closest = 0;
   decision.limits.forEach((status, i) => {
     const best = decision.limits[closest];
-    if (status.remaining < best.remaining || (status.remaining === best.remaining && status.resetMs > best.resetMs)) {
+    if (
+      status.remaining < best.remaining ||
+      (status.remaining === best.remaining && status.resetMs > best.resetMs)
+    ) {
       closest = i;
     }
   });

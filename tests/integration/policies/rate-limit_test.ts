@@ -49,7 +49,10 @@ Deno.test("rate-limit (memory) through a real Envoy: headers, 429, upstream not 
           keyExtraction: [{ type: "header", key: "x-user" }],
         }),
       },
-      { name: "per-ip", ...rateLimit({ limits: [{ limit: 1, duration: "1h" }], keyExtraction: [{ type: "ip" }] }) },
+      {
+        name: "per-ip",
+        ...rateLimit({ limits: [{ limit: 1, duration: "1h" }], keyExtraction: [{ type: "ip" }] }),
+      },
     ],
   }, upstream);
   try {
@@ -153,13 +156,18 @@ Deno.test("rate-limit (redis): Redis stopped mid-test; failOpen false 503, true 
     await t.step("failOpen true: the request passes, and a warning says so", async () => {
       const response = await get(`${s.envoy.url}/open`);
       assert.equal(response.status, 200);
-      await waitFor("the unchecked-requests warning", () =>
-        s.engine.lines.some((line) => line.includes("passed unchecked (failOpen)")));
+      await waitFor(
+        "the unchecked-requests warning",
+        () => s.engine.lines.some((line) => line.includes("passed unchecked (failOpen)")),
+      );
     });
 
     await t.step("Redis back: the fail-closed route serves again", async () => {
       await redis.restart();
-      await waitFor("the route to pass again", async () => (await get(`${s.envoy.url}/closed`)).status === 200);
+      await waitFor(
+        "the route to pass again",
+        async () => (await get(`${s.envoy.url}/closed`)).status === 200,
+      );
     });
   } finally {
     await s.stop();

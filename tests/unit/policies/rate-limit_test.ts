@@ -114,7 +114,9 @@ async function runCase(factory: StoreFactory, c: Case, key: string): Promise<voi
       assert.equal(decision.allowed, step.allowed, `${where}: allowed`);
       assert.deepEqual(decision.limits.map((l) => l.remaining), step.remaining, `${where}: remaining`);
       assert.equal(decision.retryAfterMs, step.retryAfterMs ?? 0, `${where}: retry after`);
-      if (step.resetMs) assert.deepEqual(decision.limits.map((l) => l.resetMs), step.resetMs, `${where}: reset`);
+      if (step.resetMs) {
+        assert.deepEqual(decision.limits.map((l) => l.resetMs), step.resetMs, `${where}: reset`);
+      }
     }
   } finally {
     await store.close();
@@ -183,7 +185,10 @@ Deno.test("rate-limit Redis store: a server that does not answer times out as St
   try {
     await store.take("k");
     redis.pause();
-    await assert.rejects(() => store.take("k"), (e) => e instanceof StoreUnavailable && /100ms/.test(e.message));
+    await assert.rejects(
+      () => store.take("k"),
+      (e) => e instanceof StoreUnavailable && /100ms/.test(e.message),
+    );
   } finally {
     redis.resume();
     await store.close();
@@ -235,11 +240,18 @@ Deno.test("rate-limit keys: parts joined unambiguously; absent values share one 
   assert.equal(key(request({ headers: { "x-user": "a" }, metadata: { jwt: { sub: "b:c" } } })), "a:b%3Ac");
   assert.equal(key(request({})), "-:-");
   assert.equal(compileKey([])(request({})), "users", "the route by default");
-  assert.equal(compileKey([{ type: "metadata", key: "apiKey.caller" }])(request({ metadata: { apiKey: { caller: 7 } } })), "7");
+  assert.equal(
+    compileKey([{ type: "metadata", key: "apiKey.caller" }])(
+      request({ metadata: { apiKey: { caller: 7 } } }),
+    ),
+    "7",
+  );
 });
 
 Deno.test("rate-limit keys: a long value is hashed, so keys stay small", () => {
-  const key = compileKey([{ type: "header", key: "x-user" }])(request({ headers: { "x-user": "x".repeat(10_000) } }));
+  const key = compileKey([{ type: "header", key: "x-user" }])(
+    request({ headers: { "x-user": "x".repeat(10_000) } }),
+  );
   assert.match(key, /^sha256=[0-9a-f]{64}$/);
 });
 
@@ -278,4 +290,52 @@ Deno.test("rate-limit fields: the limit closest to running out, and a 429 with R
   const body = JSON.parse(response.body as string);
   assert.equal(body.error, "rate_limited");
   assert.match(body.message, /10 per 1s/);
+});
+
+Deno.test("rate-limit example.yaml: every example builds with the real registry and schema", async () => {
+  const { PolicyRegistry } = await import("../../../src/registry/registry.ts");
+  const { generatedPolicies } = await import("../../../src/gen/registry.ts");
+  const { parse } = await import("yaml");
+  const registry = new PolicyRegistry(generatedPolicies);
+  const examples = parse(
+    await Deno.readTextFile(new URL("../../../policies/rate-limit/example.yaml", import.meta.url)),
+  );
+  assert.ok(examples.length >= 2);
+  for (const example of examples) {
+    const found = registry.find(example.name, example.version);
+    assert.ok(found.ok, "rate-limit is in the default build");
+    const resolved = found.policy.parameters.resolve(example.parameters, {});
+    assert.ok(resolved.ok, JSON.stringify(!resolved.ok && resolved.problems));
+    const instance = await found.policy.factory!({
+      routeName: "example",
+      policyName: "rate-limit",
+      policyVersion: "v1.0.0",
+      attachedTo: "route",
+    }, resolved.params);
+    await instance.close?.();
+  }
+});
+
+Deno.test("rate-limit parameters: defaults filled in; a bad duration or key type is refused", async () => {
+  const { PolicyRegistry } = await import("../../../src/registry/registry.ts");
+  const { generatedPolicies } = await import("../../../src/gen/registry.ts");
+  const found = new PolicyRegistry(generatedPolicies).find("rate-limit", "v1");
+  assert.ok(found.ok);
+  const resolved = found.policy.parameters.resolve({ limits: [{ limit: 1, duration: "1s" }] }, {});
+  assert.ok(resolved.ok);
+  assert.equal(resolved.params.algorithm, "token-bucket");
+  assert.equal(resolved.params.backend, "memory");
+  assert.equal(resolved.params.failOpen, false);
+  assert.deepEqual(resolved.params.memory, { maxEntries: 10000 });
+  assert.equal((resolved.params.redis as { commandTimeout: string }).commandTimeout, "100ms");
+  const bad = found.policy.parameters.resolve({ limits: [{ limit: 1, duration: "1 sec" }] }, {});
+  assert.ok(!bad.ok);
+  assert.deepEqual(bad.problems[0].segments, ["parameters", "limits", 0, "duration"]);
+  assert.ok(
+    !found.policy.parameters.resolve({
+      limits: [{ limit: 1, duration: "1s" }],
+      keyExtraction: [{ type: "cel" }],
+    }, {}).ok,
+  );
+  assert.ok(!found.policy.parameters.resolve({}, {}).ok, "limits are required");
 });
