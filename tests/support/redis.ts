@@ -40,6 +40,24 @@ export class RedisServer {
     });
   }
 
+  /** How many clients are connected, besides the one asking. */
+  async otherClients(): Promise<number> {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
+    await conn.write(new TextEncoder().encode("CLIENT LIST\r\n"));
+    let reply = "";
+    const buffer = new Uint8Array(64 * 1024);
+    // A bulk string: "$<length>\r\n<one line per client>\r\n".
+    while (
+      !/^\$(\d+)\r\n/.test(reply) ||
+      reply.length < reply.indexOf("\n") + 1 + Number(/^\$(\d+)/.exec(reply)![1])
+    ) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      reply += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return reply.split("\n").filter((line) => line.startsWith("id=")).length - 1;
+  }
+
   /** Freezes the server (SIGSTOP): connections stay open but nothing is answered. */
   pause(): void {
     this.#child?.kill("SIGSTOP");

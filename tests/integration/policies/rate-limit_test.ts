@@ -176,6 +176,29 @@ Deno.test("rate-limit (redis): Redis stopped mid-test; failOpen false 503, true 
   }
 });
 
+Deno.test("rate-limit (redis): a reload that drops the chain closes its Redis connection", async () => {
+  const redis = await RedisServer.start();
+  const upstream = Upstream.start();
+  const config = (backend: string) => ({
+    routes: [{
+      name: "reloaded",
+      ...rateLimit({ backend, limits: [{ limit: 100, duration: "1m" }], redis: { port: redis.port } }),
+    }],
+  });
+  const s = await stack(config("redis"), upstream, [redis.address]);
+  try {
+    assert.equal((await get(`${s.envoy.url}/reloaded`)).status, 200);
+    assert.equal(await redis.otherClients(), 1);
+    await s.engine.writeConfig(config("memory"));
+    await waitFor("the old chain's connection to close", async () => (await redis.otherClients()) === 0);
+    assert.equal((await get(`${s.envoy.url}/reloaded`)).status, 200);
+  } finally {
+    await s.stop();
+    await upstream.stop();
+    await redis.stop();
+  }
+});
+
 Deno.test("rate-limit (redis): a server outside the engine's permissions fails startup, naming it", async () => {
   const { dir, layout } = await EngineProcess.layout();
   const engine = await EngineProcess.start({
