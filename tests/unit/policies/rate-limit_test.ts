@@ -235,14 +235,20 @@ function request(init: {
 }
 
 Deno.test("rate-limit keys: parts joined unambiguously; absent values share one key", () => {
-  const key = compileKey([{ type: "header", key: "X-User" }, { type: "metadata", key: "jwt.sub" }]);
-  assert.equal(key(request({ headers: { "x-user": "a:b" }, metadata: { jwt: { sub: "c" } } })), "a%3Ab:c");
-  assert.equal(key(request({ headers: { "x-user": "a" }, metadata: { jwt: { sub: "b:c" } } })), "a:b%3Ac");
+  const key = compileKey([{ type: "header", key: "X-User" }, { type: "metadata", key: "auth.claims.sub" }]);
+  assert.equal(
+    key(request({ headers: { "x-user": "a:b" }, metadata: { auth: { claims: { sub: "c" } } } })),
+    "a%3Ab:c",
+  );
+  assert.equal(
+    key(request({ headers: { "x-user": "a" }, metadata: { auth: { claims: { sub: "b:c" } } } })),
+    "a:b%3Ac",
+  );
   assert.equal(key(request({})), "-:-");
   assert.equal(compileKey([])(request({})), "users", "the route by default");
   assert.equal(
-    compileKey([{ type: "metadata", key: "apiKey.caller" }])(
-      request({ metadata: { apiKey: { caller: 7 } } }),
+    compileKey([{ type: "metadata", key: "auth.subject" }])(
+      request({ metadata: { auth: { subject: 7 } } }),
     ),
     "7",
   );
