@@ -345,3 +345,46 @@ Deno.test("rate-limit parameters: defaults filled in; a bad duration or key type
   );
   assert.ok(!found.policy.parameters.resolve({}, {}).ok, "limits are required");
 });
+
+Deno.test("rate-limit policy: fields wait for the response phase; without them the response phase is skipped", async () => {
+  const { getPolicy } = await import("../../../policies/rate-limit/mod.ts");
+  const metadata = {
+    routeName: "users",
+    policyName: "rate-limit",
+    policyVersion: "v1.0.0",
+    attachedTo: "route",
+  } as const;
+  const params = {
+    limits: [{ limit: 1, duration: "1h" }],
+    algorithm: "fixed-window",
+    keyExtraction: [],
+    backend: "memory",
+    failOpen: false,
+    memory: { maxEntries: 100 },
+    redis: {
+      host: "127.0.0.1",
+      port: 6379,
+      db: 0,
+      keyPrefix: "t:",
+      connectTimeout: "1s",
+      commandTimeout: "100ms",
+    },
+    headers: { includeIETF: true },
+  } as const;
+  const policy = await getPolicy(metadata, params);
+  assert.equal(policy.mode?.().responseHeaderMode, "PROCESS");
+  const ctx = request({});
+  assert.equal(await policy.onRequest!(ctx, params), undefined, "an allowed request passes unchanged");
+  const response = { shared: ctx.shared } as unknown as Parameters<NonNullable<typeof policy.onResponse>>[0];
+  const changes = await policy.onResponse!(response, params);
+  assert.equal(changes?.kind, "upstream-response");
+  assert.equal(changes?.setHeaders?.["ratelimit-remaining"], "0");
+  assert.equal(await policy.onResponse!(response, params), undefined, "the fields are sent once");
+  const limited = await policy.onRequest!(request({}), params);
+  assert.equal(limited?.kind, "immediate-response");
+  await policy.close?.();
+
+  const quiet = await getPolicy(metadata, { ...params, headers: { includeIETF: false } });
+  assert.equal(quiet.mode?.().responseHeaderMode, "SKIP");
+  await quiet.close?.();
+});
