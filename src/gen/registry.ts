@@ -360,7 +360,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "type": "string",
                 },
                 "type": {
-                  "description": "ip: the downstream address Envoy reports (source.address); header: a request header (`key` = its name); metadata: a value earlier policies wrote to the shared metadata (`key` = a dotted path, e.g. jwt.sub or apiKey.caller); routename, apiname, apiversion: the route's; constant: `key` itself.",
+                  "description": "ip: the downstream address Envoy reports (source.address); header: a request header (`key` = its name); metadata: a value earlier policies wrote to the shared metadata (`key` = a dotted path, e.g. auth.subject or auth.claims.sub); routename, apiname, apiversion: the route's; constant: `key` itself.",
                   "enum": [
                     "ip",
                     "header",
