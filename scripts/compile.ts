@@ -47,6 +47,8 @@ export interface CompileOptions {
   readonly python: string;
   /** Where dist/python-home is installed (python.home); written to the config only. */
   readonly pythonHome: string;
+  /** Redis/Valkey servers (host:port) the rate-limit policy may connect to. */
+  readonly redisHosts?: readonly string[];
   /** `deno compile --target`, e.g. aarch64-unknown-linux-gnu. */
   readonly target?: string;
   /** The binary, relative to the repository root or absolute. */
@@ -82,6 +84,7 @@ Options:
   --admin H:P            admin endpoint for probes and metrics (default ${IMAGE_LAYOUT.admin})
   --python PATH          Python interpreter (default ${IMAGE_LAYOUT.python})
   --python-home DIR      where dist/python-home will be installed (default ${IMAGE_LAYOUT.pythonHome})
+  --redis-host H:P       a Redis server the rate-limit policy may use (repeatable)
   --target TRIPLE        cross-compile (deno compile --target), e.g. aarch64-unknown-linux-gnu
   --output FILE          the binary (default ${IMAGE_LAYOUT.output})
   --dry-run              print the deno compile command and build nothing
@@ -141,6 +144,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
   checkAddress("admin", options.admin);
   checkPath("python", options.python);
   checkPath("python-home", options.pythonHome);
+  for (const host of options.redisHosts ?? []) checkAddress("redis-host", host);
   if (options.listenAddress !== undefined && options.listenAddress === options.admin) {
     throw new CompileUsageError("--listen-address and --admin must differ");
   }
@@ -157,6 +161,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     adminAddress: options.admin,
     configDir: options.configDir,
     python: options.python,
+    redisHosts: options.redisHosts,
   };
 }
 
@@ -201,6 +206,7 @@ export function parseCompileOptions(
         admin: { type: "string" },
         python: { type: "string" },
         "python-home": { type: "string" },
+        "redis-host": { type: "string", multiple: true },
         target: { type: "string" },
         output: { type: "string", short: "o" },
         "dry-run": { type: "boolean" },
@@ -223,6 +229,7 @@ export function parseCompileOptions(
     admin: values.admin ?? IMAGE_LAYOUT.admin,
     python: values.python ?? IMAGE_LAYOUT.python,
     pythonHome: trim(values["python-home"] ?? IMAGE_LAYOUT.pythonHome),
+    redisHosts: values["redis-host"] ?? [],
     target: values.target,
     output: values.output ?? IMAGE_LAYOUT.output,
   };

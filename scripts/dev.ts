@@ -1,5 +1,5 @@
 /**
- * `deno task dev [--config PATH]`: prepares .venv and the generated registry if needed, then
+ * `deno task dev [--config PATH] [--redis-host H:P ...]`: prepares .venv and the generated registry if needed, then
  * runs the engine with the production permission flags for this checkout's layout (see
  * scripts/lib/permissions.ts). Signals are passed on, so Ctrl-C is a graceful shutdown.
  */
@@ -12,7 +12,10 @@ import { engineFlags } from "./lib/permissions.ts";
 import { repoRoot, venvPython } from "./lib/venv.ts";
 import { setup } from "./setup.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { config: { type: "string", short: "c" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { config: { type: "string", short: "c" }, "redis-host": { type: "string", multiple: true } },
+});
 
 await setup();
 const problems = await buildManifest("build.yaml", "src/gen");
@@ -22,7 +25,7 @@ if (problems.length > 0) {
 }
 let layout;
 try {
-  layout = await layoutForConfig(values.config);
+  layout = { ...await layoutForConfig(values.config), redisHosts: values["redis-host"] ?? [] };
 } catch (error) {
   if (!(error instanceof ProblemsError)) throw error;
   console.error(error.message);

@@ -19,6 +19,7 @@ import { formatProblem, type Problem, ProblemsError } from "../src/config/proble
 import { loadEngineConfig } from "../src/engine.ts";
 import { compileCondition } from "../src/executor/condition.ts";
 import { buildRouteTable, checkOnlyFactory } from "../src/kernel/build.ts";
+import { closeChains } from "../src/kernel/routes.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../src/registry/registry.ts";
 import { discoverManifest, displayPath } from "./build.ts";
 import type { BuiltPolicy } from "./lib/codegen.ts";
@@ -87,7 +88,13 @@ export async function validate(
     try {
       const config = await loadEngineConfig({ configPath, env: readConfigEnv(), defaults: configDefaults() });
       const registry = new PolicyRegistry(entries);
-      await buildRouteTable(config, { registry, factoryFor: checkOnlyFactory, compileCondition });
+      const table = await buildRouteTable(config, {
+        registry,
+        factoryFor: checkOnlyFactory,
+        compileCondition,
+      });
+      // Instances may hold connections or timers (a rate limit's Redis client).
+      await closeChains(table.chains.values());
     } catch (error) {
       if (!(error instanceof ProblemsError)) throw error;
       problems.push(...error.problems);

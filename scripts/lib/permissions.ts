@@ -26,6 +26,8 @@ export interface PermissionLayout {
   readonly configDir?: string;
   /** The Python interpreter the executor runs under. */
   readonly python: string;
+  /** Redis/Valkey servers (host:port) the rate-limit policy's `redis` backend may connect to. */
+  readonly redisHosts?: readonly string[];
 }
 
 /** Environment variables the engine (and the libraries it embeds) may read. */
@@ -50,6 +52,9 @@ export const ENGINE_ENV_VARS: readonly string[] = [
   // npm:yaml's debug switches.
   "LOG_TOKENS",
   "LOG_STREAM",
+  // npm:@redis/client's debug switches (the rate-limit policy's Redis backend).
+  "REDIS_DEBUG_MAINTENANCE",
+  "REDIS_EMIT_DIAGNOSTICS",
 ];
 
 /**
@@ -70,6 +75,7 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     layout.extprocSocket ? `unix:${layout.extprocSocket}` : layout.extprocAddress,
     `unix:${layout.pythonSocket}`,
     layout.adminAddress,
+    ...redisNetHosts(layout),
   ].filter((v): v is string => v !== undefined);
   return [
     `--allow-read=${read.join(",")}`,
@@ -78,4 +84,13 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     `--allow-run=${layout.python}`,
     `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   ];
+}
+
+/**
+ * The Redis servers a layout lets policies connect to (the rate-limit policy checks its
+ * server against the granted permissions when its chain is built, so a missing grant fails
+ * startup or the reload, naming the route).
+ */
+export function redisNetHosts(layout: PermissionLayout): readonly string[] {
+  return layout.redisHosts ?? [];
 }

@@ -3,6 +3,7 @@ import type { GeneratedPolicy } from "../registry/registry.ts";
 import * as policy0 from "../../policies/set-headers/mod.ts";
 import * as policy1 from "../../policies/remove-headers/mod.ts";
 import * as policy2 from "../../policies/respond/mod.ts";
+import * as policy5 from "../../policies/rate-limit/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -300,6 +301,208 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
+  },
+  {
+    source: "policies/rate-limit",
+    definition: {
+      "description": "Limits how many requests each client (by client address, a header, shared metadata such as a JWT claim or API-key caller, or the route) may make: token bucket, fixed window or sliding window, several limits at once (e.g. 10 per second and 1000 per hour). Counters live in this engine's memory or in Redis/Valkey shared by every replica. Limited requests get a 429 with Retry-After; allowed responses carry the IETF RateLimit fields.",
+      "name": "rate-limit",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "algorithm": {
+            "default": "token-bucket",
+            "description": "token-bucket refills continuously (smooth, allows `burst`); fixed-window counts per calendar window (cheapest, up to twice the limit across a window boundary); sliding-window weights the previous window's count (close to exact, no boundary burst).",
+            "enum": [
+              "token-bucket",
+              "fixed-window",
+              "sliding-window",
+            ],
+            "type": "string",
+          },
+          "backend": {
+            "default": "memory",
+            "description": "memory: counters in this engine process (per replica); redis: counters in a Redis or Valkey server, shared by every replica that uses it.",
+            "enum": [
+              "memory",
+              "redis",
+            ],
+            "type": "string",
+          },
+          "failOpen": {
+            "default": false,
+            "description": "When Redis cannot be reached or does not answer within `redis.commandTimeout`: false answers 503, true lets the request pass (counted in a warning log line).",
+            "type": "boolean",
+          },
+          "headers": {
+            "additionalProperties": false,
+            "default": {},
+            "description": "Response fields.",
+            "properties": {
+              "includeIETF": {
+                "default": true,
+                "description": "Add RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset and RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-06) to allowed and limited responses. Retry-After is always sent with a 429.",
+                "type": "boolean",
+              },
+            },
+            "type": "object",
+          },
+          "keyExtraction": {
+            "default": [],
+            "description": "What each client is counted by; several parts are combined. Empty: one counter for the whole route.",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "key": {
+                  "description": "Header name, metadata path or constant value (for those types).",
+                  "maxLength": 256,
+                  "minLength": 1,
+                  "type": "string",
+                },
+                "type": {
+                  "description": "ip: the downstream address Envoy reports (source.address); header: a request header (`key` = its name); metadata: a value earlier policies wrote to the shared metadata (`key` = a dotted path, e.g. auth.subject or auth.claims.sub); routename, apiname, apiversion: the route's; constant: `key` itself.",
+                  "enum": [
+                    "ip",
+                    "header",
+                    "metadata",
+                    "routename",
+                    "apiname",
+                    "apiversion",
+                    "constant",
+                  ],
+                  "type": "string",
+                },
+              },
+              "required": [
+                "type",
+              ],
+              "type": "object",
+            },
+            "maxItems": 5,
+            "type": "array",
+          },
+          "limits": {
+            "default": [],
+            "description": "The limits; a request passes only if every one allows it, and only then is it counted against all of them.",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "burst": {
+                  "description": "Token bucket only: how many requests may come at once (the bucket's size); the default is `limit`.",
+                  "maximum": 1000000000,
+                  "minimum": 1,
+                  "type": "integer",
+                },
+                "duration": {
+                  "description": "The window, e.g. 1s, 1m, 1h, 1h30m, 1d.",
+                  "pattern": "^([0-9]+(ms|s|m|h|d))+$",
+                  "type": "string",
+                },
+                "limit": {
+                  "description": "Requests allowed per duration.",
+                  "maximum": 1000000000,
+                  "minimum": 1,
+                  "type": "integer",
+                },
+              },
+              "required": [
+                "limit",
+                "duration",
+              ],
+              "type": "object",
+            },
+            "maxItems": 10,
+            "minItems": 1,
+            "type": "array",
+          },
+          "memory": {
+            "additionalProperties": false,
+            "default": {},
+            "description": "The memory backend.",
+            "properties": {
+              "maxEntries": {
+                "default": 10000,
+                "description": "Keys kept per route; past this the least recently used key is forgotten.",
+                "maximum": 10000000,
+                "minimum": 100,
+                "type": "integer",
+              },
+            },
+            "type": "object",
+          },
+          "redis": {
+            "additionalProperties": false,
+            "default": {},
+            "description": "The Redis backend (the engine's permissions must allow host:port).",
+            "properties": {
+              "commandTimeout": {
+                "default": "100ms",
+                "description": "How long one request's round trip to Redis may take before the store counts as unreachable.",
+                "pattern": "^([0-9]+(ms|s|m|h|d))+$",
+                "type": "string",
+              },
+              "connectTimeout": {
+                "default": "1s",
+                "description": "How long a connection attempt may take; the chain build waits at most this long for the first one.",
+                "pattern": "^([0-9]+(ms|s|m|h|d))+$",
+                "type": "string",
+              },
+              "db": {
+                "default": 0,
+                "description": "Database number.",
+                "maximum": 15,
+                "minimum": 0,
+                "type": "integer",
+              },
+              "host": {
+                "default": "127.0.0.1",
+                "description": "Redis or Valkey host name or address.",
+                "minLength": 1,
+                "type": "string",
+              },
+              "keyPrefix": {
+                "default": "tollgate:ratelimit:",
+                "description": "Prefix of every key this policy writes.",
+                "type": "string",
+              },
+              "password": {
+                "description": "Password (AUTH); a secret.",
+                "type": "string",
+              },
+              "port": {
+                "default": 6379,
+                "description": "Redis port.",
+                "maximum": 65535,
+                "minimum": 1,
+                "type": "integer",
+              },
+              "username": {
+                "description": "ACL user name (Redis 6 and later).",
+                "type": "string",
+              },
+            },
+            "type": "object",
+          },
+        },
+        "required": [
+          "limits",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy5,
   },
 ];
 

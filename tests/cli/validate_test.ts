@@ -3,6 +3,7 @@
  * fixtures: exit codes, and every problem reported with its file and path.
  */
 import assert from "node:assert/strict";
+import { repoRoot } from "../../scripts/lib/venv.ts";
 import { runDeno } from "../support/run.ts";
 
 const FIXTURES = "tests/fixtures/validate";
@@ -159,4 +160,17 @@ Deno.test("tollgate validate rejects an empty config and one without routes", as
   } finally {
     await Deno.remove(empty);
   }
+});
+
+Deno.test("deno task validate finishes after building chains that hold connections (closes them)", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "scripts/validate.ts", "--config", `${FIXTURES}/config-redis.yaml`],
+    cwd: repoRoot,
+    env: { NO_COLOR: "1" },
+    // A validate that hangs on the Redis client is killed, and fails the assertion below.
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.match(new TextDecoder().decode(out.stdout), /config-redis\.yaml: ok/);
 });

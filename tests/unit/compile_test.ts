@@ -115,6 +115,20 @@ Deno.test("compile: sockets in two directories, and ext_proc on TCP", () => {
   assert.equal(tcp[2], "--allow-net=0.0.0.0:9001,unix:/var/run/tollgate/python.sock,0.0.0.0:9002");
 });
 
+Deno.test("compile: --redis-host grants exactly those Redis servers", () => {
+  const net = permissionArgs(compileArgs(options([
+    "--redis-host",
+    "redis.internal:6379",
+    "--redis-host",
+    "10.0.0.7:6380",
+  ])))[2];
+  assert.equal(
+    net,
+    "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002," +
+      "redis.internal:6379,10.0.0.7:6380",
+  );
+});
+
 Deno.test("compile: bad options are usage errors", () => {
   for (
     const args of [
@@ -122,6 +136,8 @@ Deno.test("compile: bad options are usage errors", () => {
       ["--config-dir", "/etc/a,b"],
       ["--admin", "9002"],
       ["--admin", "0.0.0.0:99999"],
+      ["--redis-host", "redis.internal"],
+      ["--redis-host", "a:6379,b:6379"],
       ["--python", "python3"],
       ["--socket", "/run/a.sock", "--listen-address", "127.0.0.1:9001"],
       ["--socket", "/run/x/../y.sock"],
