@@ -3,12 +3,12 @@ import type { GeneratedPolicy } from "../../registry/registry.ts";
 import * as policy0 from "../../../policies/set-headers/mod.ts";
 import * as policy1 from "../../../policies/remove-headers/mod.ts";
 import * as policy2 from "../../../policies/respond/mod.ts";
-import * as policy3 from "../../../policies/log-message/mod.ts";
-import * as policy4 from "../../../policies/json-schema-validate/mod.ts";
-import * as policy5 from "../../../policies/request-size-limit/mod.ts";
-import * as policy6 from "../../../policies/redirect/mod.ts";
-import * as policy7 from "../../../policies/cors/mod.ts";
-import * as policy8 from "../../../policies/add-headers/mod.ts";
+import * as policy3 from "../../../policies/add-headers/mod.ts";
+import * as policy4 from "../../../policies/cors/mod.ts";
+import * as policy5 from "../../../policies/redirect/mod.ts";
+import * as policy6 from "../../../policies/request-size-limit/mod.ts";
+import * as policy7 from "../../../policies/json-schema-validate/mod.ts";
+import * as policy8 from "../../../policies/log-message/mod.ts";
 import * as policy9 from "../../../tests/fixtures/policies/trace/mod.ts";
 import * as policy10 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
 import * as policy11 from "../../../tests/fixtures/policies/replace-body/mod.ts";
@@ -50,10 +50,12 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
                 "value": {
+                  "description": "Header value.",
                   "type": "string",
                 },
               },
@@ -71,10 +73,12 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
                 "value": {
+                  "description": "Header value.",
                   "type": "string",
                 },
               },
@@ -130,6 +134,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
@@ -147,6 +152,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
@@ -190,15 +196,18 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "string",
           },
           "headers": {
+            "default": [],
             "description": "Response headers; a name listed twice gives two field lines.",
             "items": {
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
                 "value": {
+                  "description": "Header value.",
                   "type": "string",
                 },
               },
@@ -236,75 +245,70 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy2,
   },
   {
-    source: "policies/log-message",
+    source: "policies/add-headers",
     definition: {
-      "description": "Logs chosen parts of the request and the response (headers, payload up to a size, the request's shared metadata) through the engine's logger, under the category tollgate.policy.log-message, with sensitive headers redacted. The request is not changed.",
-      "name": "log-message",
+      "description": "Adds headers to the request before it goes upstream and/or to the response before it goes to the client, keeping every existing value: each configured value becomes one more field line after those already present.",
+      "name": "add-headers",
       "parameters": {
         "additionalProperties": false,
+        "anyOf": [
+          {
+            "required": [
+              "requestHeaders",
+            ],
+          },
+          {
+            "required": [
+              "responseHeaders",
+            ],
+          },
+        ],
         "properties": {
-          "excludedRequestHeaders": {
-            "default": "",
-            "description": "Comma-separated request headers left out of the record entirely (as in WSO2).",
-            "type": "string",
-          },
-          "excludedResponseHeaders": {
-            "default": "",
-            "description": "Comma-separated response headers left out of the record entirely (as in WSO2).",
-            "type": "string",
-          },
-          "level": {
-            "default": "info",
-            "description": "Log level of the records; records below the engine's log.level are skipped cheaply.",
-            "enum": [
-              "debug",
-              "info",
-              "warning",
-            ],
-            "type": "string",
-          },
-          "logMetadata": {
-            "default": false,
-            "description": "Include the request's shared metadata (what earlier policies wrote) in each record.",
-            "type": "boolean",
-          },
-          "logRequestHeaders": {
-            "default": false,
-            "description": "Include the request headers in the request record.",
-            "type": "boolean",
-          },
-          "logRequestPayload": {
-            "default": false,
-            "description": "Include the request body (buffers it) in the request record.",
-            "type": "boolean",
-          },
-          "logResponseHeaders": {
-            "default": false,
-            "description": "Log a response record (status and headers) for each response.",
-            "type": "boolean",
-          },
-          "logResponsePayload": {
-            "default": false,
-            "description": "Log a response record with the response body (buffers it).",
-            "type": "boolean",
-          },
-          "maxPayloadBytes": {
-            "default": 4096,
-            "description": "Bytes of a payload logged at most; a longer one is cut and marked truncated.",
-            "minimum": 0,
-            "type": "integer",
-          },
-          "redactedHeaders": {
-            "default": [
-              "authorization",
-              "proxy-authorization",
-              "cookie",
-              "set-cookie",
-            ],
-            "description": "Headers whose values are logged as \"[REDACTED]\" (case-insensitive). Listing your own replaces the default list, so keep its entries.",
+          "requestHeaders": {
+            "description": "Headers to add to the request. A name listed twice adds two field lines.",
             "items": {
-              "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
-              "type": "string",
+              "additionalProperties": false,
+              "properties": {
+                "name": {
+                  "description": "Header name (case-insensitive).",
+                  "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+                  "type": "string",
+                },
+                "value": {
+                  "description": "Header value.",
+                  "pattern": "^[^\\r\\n\\u0000]*$",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "name",
+                "value",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "responseHeaders": {
+            "description": "Headers to add to the response. A name listed twice adds two field lines.",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "name": {
+                  "description": "Header name (case-insensitive).",
+                  "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+                  "type": "string",
+                },
+                "value": {
+                  "description": "Header value.",
+                  "pattern": "^[^\\r\\n\\u0000]*$",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "name",
+                "value",
+              ],
+              "type": "object",
             },
             "type": "array",
           },
@@ -325,150 +329,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy3,
-  },
-  {
-    source: "policies/json-schema-validate",
-    definition: {
-      "description": "Validates the JSON request body against a JSON Schema (draft-07) given in the parameters, compiled once per route. A body that is not JSON, or does not match, is answered with 400 and the validation errors as JSON; the upstream is not called.",
-      "name": "json-schema-validate",
-      "parameters": {
-        "additionalProperties": false,
-        "properties": {
-          "allowEmptyBody": {
-            "default": false,
-            "description": "Let requests without a body (e.g. GET) pass; otherwise an empty body is a 400.",
-            "type": "boolean",
-          },
-          "maxErrors": {
-            "default": 10,
-            "description": "Most validation errors listed in the 400 answer.",
-            "maximum": 100,
-            "minimum": 1,
-            "type": "integer",
-          },
-          "schema": {
-            "default": {},
-            "description": "The JSON Schema (draft-07) the body must match, as YAML/JSON, or as a string holding JSON (as WSO2's json-schema-guardrail takes it). Formats such as \"email\" and \"date-time\" are checked; remote $ref are not fetched.",
-            "oneOf": [
-              {
-                "type": "object",
-              },
-              {
-                "type": "boolean",
-              },
-              {
-                "type": "string",
-              },
-            ],
-          },
-        },
-        "required": [
-          "schema",
-        ],
-        "type": "object",
-      },
-      "processingMode": {
-        "requestBodyMode": "BUFFER",
-        "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "SKIP",
-      },
-      "runtime": "typescript",
-      "systemParameters": {
-        "properties": {},
-        "type": "object",
-      },
-      "version": "v1.0.0",
-    },
-    module: policy4,
-  },
-  {
-    source: "policies/request-size-limit",
-    definition: {
-      "description": "Rejects requests whose body is larger than a limit with 413: by the declared content-length as soon as the headers arrive, and optionally by the body actually received (which buffers the body, so that requests without a content-length are limited too).",
-      "name": "request-size-limit",
-      "parameters": {
-        "additionalProperties": false,
-        "properties": {
-          "checkBody": {
-            "default": false,
-            "description": "Also count the body received (the policy then runs once the body has been buffered, after the policies before it). Needed for chunked requests and HTTP/2 requests without content-length; without it those pass unchecked.",
-            "type": "boolean",
-          },
-          "maxBytes": {
-            "default": 1048576,
-            "description": "Largest allowed request body in bytes. Bodies above the engine's limits.maxBodyBytes are refused by the engine anyway when they are buffered.",
-            "minimum": 0,
-            "type": "integer",
-          },
-        },
-        "required": [
-          "maxBytes",
-        ],
-        "type": "object",
-      },
-      "processingMode": {
-        "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "SKIP",
-      },
-      "runtime": "typescript",
-      "systemParameters": {
-        "properties": {},
-        "type": "object",
-      },
-      "version": "v1.0.0",
-    },
-    module: policy5,
-  },
-  {
-    source: "policies/redirect",
-    definition: {
-      "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
-      "name": "redirect",
-      "parameters": {
-        "additionalProperties": false,
-        "properties": {
-          "location": {
-            "default": "",
-            "description": "The Location header, a template: {scheme} (http or https), {host} (the request's Host/:authority, with any port), {path} (the path without the query), {query} (the query with its leading \"?\", or nothing) are replaced by the request's values; {{ and }} are literal braces. The result must be an absolute URL or start with \"/\".",
-            "minLength": 1,
-            "pattern": "^[^\\s]+$",
-            "type": "string",
-          },
-          "statusCode": {
-            "default": 302,
-            "description": "Redirect status. 301 and 308 are permanent, 302, 303 and 307 temporary; 307 and 308 make the client repeat the method and body, 303 makes it use GET.",
-            "enum": [
-              301,
-              302,
-              303,
-              307,
-              308,
-            ],
-            "type": "integer",
-          },
-        },
-        "required": [
-          "location",
-        ],
-        "type": "object",
-      },
-      "processingMode": {
-        "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "SKIP",
-      },
-      "runtime": "typescript",
-      "systemParameters": {
-        "properties": {},
-        "type": "object",
-      },
-      "version": "v1.0.0",
-    },
-    module: policy6,
   },
   {
     source: "policies/cors",
@@ -561,73 +421,222 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
+    module: policy4,
+  },
+  {
+    source: "policies/redirect",
+    definition: {
+      "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
+      "name": "redirect",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "location": {
+            "default": "",
+            "description": "The Location header, a template: {scheme} (http or https), {host} (the request's Host/:authority, with any port), {path} (the path without the query), {query} (the query with its leading \"?\", or nothing) are replaced by the request's values; {{ and }} are literal braces. The result must be an absolute URL or start with \"/\".",
+            "minLength": 1,
+            "pattern": "^[^\\s]+$",
+            "type": "string",
+          },
+          "statusCode": {
+            "default": 302,
+            "description": "Redirect status. 301 and 308 are permanent, 302, 303 and 307 temporary; 307 and 308 make the client repeat the method and body, 303 makes it use GET.",
+            "enum": [
+              301,
+              302,
+              303,
+              307,
+              308,
+            ],
+            "type": "integer",
+          },
+        },
+        "required": [
+          "location",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy5,
+  },
+  {
+    source: "policies/request-size-limit",
+    definition: {
+      "description": "Rejects requests whose body is larger than a limit with 413: by the declared content-length as soon as the headers arrive, and optionally by the body actually received (which buffers the body, so that requests without a content-length are limited too).",
+      "name": "request-size-limit",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "checkBody": {
+            "default": false,
+            "description": "Also count the body received (the policy then runs once the body has been buffered, after the policies before it). Needed for chunked requests and HTTP/2 requests without content-length; without it those pass unchecked.",
+            "type": "boolean",
+          },
+          "maxBytes": {
+            "default": 1048576,
+            "description": "Largest allowed request body in bytes. Bodies above the engine's limits.maxBodyBytes are refused by the engine anyway when they are buffered.",
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "required": [
+          "maxBytes",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy6,
+  },
+  {
+    source: "policies/json-schema-validate",
+    definition: {
+      "description": "Validates the JSON request body against a JSON Schema (draft-07) given in the parameters, compiled once per route. A body that is not JSON, or does not match, is answered with 400 and the validation errors as JSON; the upstream is not called.",
+      "name": "json-schema-validate",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "allowEmptyBody": {
+            "default": false,
+            "description": "Let requests without a body (e.g. GET) pass; otherwise an empty body is a 400.",
+            "type": "boolean",
+          },
+          "maxErrors": {
+            "default": 10,
+            "description": "Most validation errors listed in the 400 answer.",
+            "maximum": 100,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "schema": {
+            "default": {},
+            "description": "The JSON Schema (draft-07) the body must match, as YAML/JSON, or as a string holding JSON (as WSO2's json-schema-guardrail takes it). Formats such as \"email\" and \"date-time\" are checked; remote $ref are not fetched.",
+            "oneOf": [
+              {
+                "type": "object",
+              },
+              {
+                "type": "boolean",
+              },
+              {
+                "type": "string",
+              },
+            ],
+          },
+        },
+        "required": [
+          "schema",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "BUFFER",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
     module: policy7,
   },
   {
-    source: "policies/add-headers",
+    source: "policies/log-message",
     definition: {
-      "description": "Adds headers to the request before it goes upstream and/or to the response before it goes to the client, keeping every existing value: each configured value becomes one more field line after those already present.",
-      "name": "add-headers",
+      "description": "Logs chosen parts of the request and the response (headers, payload up to a size, the request's shared metadata) through the engine's logger, under the category tollgate.policy.log-message, with sensitive headers redacted. The request is not changed.",
+      "name": "log-message",
       "parameters": {
         "additionalProperties": false,
-        "anyOf": [
-          {
-            "required": [
-              "requestHeaders",
-            ],
-          },
-          {
-            "required": [
-              "responseHeaders",
-            ],
-          },
-        ],
         "properties": {
-          "requestHeaders": {
-            "description": "Headers to add to the request. A name listed twice adds two field lines.",
-            "items": {
-              "additionalProperties": false,
-              "properties": {
-                "name": {
-                  "description": "Header name (case-insensitive).",
-                  "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
-                  "type": "string",
-                },
-                "value": {
-                  "description": "Header value.",
-                  "pattern": "^[^\\r\\n\\u0000]*$",
-                  "type": "string",
-                },
-              },
-              "required": [
-                "name",
-                "value",
-              ],
-              "type": "object",
-            },
-            "type": "array",
+          "excludedRequestHeaders": {
+            "default": "",
+            "description": "Comma-separated request headers left out of the record entirely (as in WSO2).",
+            "type": "string",
           },
-          "responseHeaders": {
-            "description": "Headers to add to the response. A name listed twice adds two field lines.",
+          "excludedResponseHeaders": {
+            "default": "",
+            "description": "Comma-separated response headers left out of the record entirely (as in WSO2).",
+            "type": "string",
+          },
+          "level": {
+            "default": "info",
+            "description": "Log level of the records; records below the engine's log.level are skipped cheaply.",
+            "enum": [
+              "debug",
+              "info",
+              "warning",
+            ],
+            "type": "string",
+          },
+          "logMetadata": {
+            "default": false,
+            "description": "Include the request's shared metadata (what earlier policies wrote) in each record.",
+            "type": "boolean",
+          },
+          "logRequestHeaders": {
+            "default": false,
+            "description": "Include the request headers in the request record.",
+            "type": "boolean",
+          },
+          "logRequestPayload": {
+            "default": false,
+            "description": "Include the request body (buffers it) in the request record.",
+            "type": "boolean",
+          },
+          "logResponseHeaders": {
+            "default": false,
+            "description": "Log a response record (status and headers) for each response.",
+            "type": "boolean",
+          },
+          "logResponsePayload": {
+            "default": false,
+            "description": "Log a response record with the response body (buffers it).",
+            "type": "boolean",
+          },
+          "maxPayloadBytes": {
+            "default": 4096,
+            "description": "Bytes of a payload logged at most; a longer one is cut and marked truncated.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "redactedHeaders": {
+            "default": [
+              "authorization",
+              "proxy-authorization",
+              "cookie",
+              "set-cookie",
+            ],
+            "description": "Headers whose values are logged as \"[REDACTED]\" (case-insensitive). Listing your own replaces the default list, so keep its entries.",
             "items": {
-              "additionalProperties": false,
-              "properties": {
-                "name": {
-                  "description": "Header name (case-insensitive).",
-                  "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
-                  "type": "string",
-                },
-                "value": {
-                  "description": "Header value.",
-                  "pattern": "^[^\\r\\n\\u0000]*$",
-                  "type": "string",
-                },
-              },
-              "required": [
-                "name",
-                "value",
-              ],
-              "type": "object",
+              "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+              "type": "string",
             },
             "type": "array",
           },
