@@ -98,3 +98,10 @@ export function jsonBody(action: unknown): Record<string, unknown> {
   assert.ok(body !== undefined, "the action has a body");
   return JSON.parse(typeof body === "string" ? body : new TextDecoder().decode(body));
 }
+
+/** The status of an immediate response, or undefined for any other action. */
+export function immediateStatus(action: unknown): number | undefined {
+  return (action as { kind?: string } | undefined)?.kind === "immediate-response"
+    ? (action as { statusCode: number }).statusCode
+    : undefined;
+}
