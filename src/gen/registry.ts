@@ -5,10 +5,12 @@ import * as policy1 from "../../policies/remove-headers/mod.ts";
 import * as policy2 from "../../policies/respond/mod.ts";
 import * as policy3 from "../../policies/add-headers/mod.ts";
 import * as policy4 from "../../policies/cors/mod.ts";
-import * as policy5 from "../../policies/redirect/mod.ts";
-import * as policy6 from "../../policies/request-size-limit/mod.ts";
-import * as policy7 from "../../policies/json-schema-validate/mod.ts";
-import * as policy8 from "../../policies/log-message/mod.ts";
+import * as policy5 from "../../policies/ip-filter/mod.ts";
+import * as policy6 from "../../policies/request-rewrite/mod.ts";
+import * as policy7 from "../../policies/redirect/mod.ts";
+import * as policy8 from "../../policies/request-size-limit/mod.ts";
+import * as policy9 from "../../policies/json-schema-validate/mod.ts";
+import * as policy10 from "../../policies/log-message/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -412,6 +414,240 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy4,
   },
   {
+    source: "policies/ip-filter",
+    definition: {
+      "description": "Allows or denies requests by client IP address with lists of IPv4 and IPv6 addresses and CIDR ranges. The address is Envoy's downstream address (source.address) or taken from x-forwarded-for behind trusted proxies. A denied or undeterminable address gets 403.",
+      "name": "ip-filter",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "allow": {
+            "default": [],
+            "description": "Addresses or CIDR ranges (e.g. 10.0.0.0/8, 2001:db8::/32, 192.0.2.7). When not empty, only clients in one of them are allowed.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "deny": {
+            "default": [],
+            "description": "Addresses or CIDR ranges that are always refused, even when also allowed.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "source": {
+            "default": "source-address",
+            "description": "Where the client address comes from: Envoy's downstream address (needs request_attributes source.address in Envoy's ext_proc filter), or x-forwarded-for.",
+            "enum": [
+              "source-address",
+              "x-forwarded-for",
+            ],
+            "type": "string",
+          },
+          "trustedHops": {
+            "default": 0,
+            "description": "With x-forwarded-for: how many entries at its right end were written by proxies you trust beyond the nearest one; the client is the (trustedHops + 1)-th entry from the right, as Envoy's xff_num_trusted_hops counts.",
+            "maximum": 10,
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy5,
+  },
+  {
+    source: "policies/request-rewrite",
+    definition: {
+      "description": "Rewrites the request before it goes upstream: the path by prefix replacement or by an RE2 regular expression with capture groups, query parameters (remove, set, add), the method and the host (:authority). Envoy then selects the route again for the new request.",
+      "name": "request-rewrite",
+      "parameters": {
+        "additionalProperties": false,
+        "anyOf": [
+          {
+            "required": [
+              "path",
+            ],
+          },
+          {
+            "required": [
+              "query",
+            ],
+          },
+          {
+            "required": [
+              "method",
+            ],
+          },
+          {
+            "required": [
+              "host",
+            ],
+          },
+        ],
+        "properties": {
+          "host": {
+            "description": "The new Host / :authority, e.g. api.internal:8443.",
+            "pattern": "^([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$",
+            "type": "string",
+          },
+          "method": {
+            "description": "The new method, e.g. POST (needs mutation_rules.allow_all_routing in Envoy).",
+            "pattern": "^[A-Z]+$",
+            "type": "string",
+          },
+          "path": {
+            "additionalProperties": false,
+            "description": "How the path changes (the query is kept); exactly one of prefix or regex.",
+            "oneOf": [
+              {
+                "required": [
+                  "prefix",
+                ],
+              },
+              {
+                "required": [
+                  "regex",
+                ],
+              },
+            ],
+            "properties": {
+              "prefix": {
+                "additionalProperties": false,
+                "description": "Replace a leading part of the path; paths not starting with it are left alone.",
+                "properties": {
+                  "match": {
+                    "default": "/",
+                    "description": "The prefix to replace, e.g. /api/v1.",
+                    "pattern": "^/",
+                    "type": "string",
+                  },
+                  "replacement": {
+                    "default": "/",
+                    "description": "What replaces it, e.g. /v1.",
+                    "pattern": "^/",
+                    "type": "string",
+                  },
+                },
+                "required": [
+                  "match",
+                  "replacement",
+                ],
+                "type": "object",
+              },
+              "regex": {
+                "additionalProperties": false,
+                "description": "Replace every match of an RE2 regular expression in the path; paths without a match are left alone.",
+                "properties": {
+                  "pattern": {
+                    "default": "",
+                    "description": "An RE2 regular expression, e.g. \"^/users/([0-9]+)/profile$\".",
+                    "minLength": 1,
+                    "type": "string",
+                  },
+                  "substitution": {
+                    "default": "",
+                    "description": "The replacement: $1..$9 (and $10...) for numbered groups, $<name> for named groups (?P<name>...), $$ for a literal $. E.g. \"/profiles/$1\".",
+                    "type": "string",
+                  },
+                },
+                "required": [
+                  "pattern",
+                  "substitution",
+                ],
+                "type": "object",
+              },
+            },
+            "type": "object",
+          },
+          "query": {
+            "additionalProperties": false,
+            "description": "Query parameter changes, applied after the path in this order; names are decoded.",
+            "properties": {
+              "add": {
+                "additionalProperties": {
+                  "oneOf": [
+                    {
+                      "type": "string",
+                    },
+                    {
+                      "items": {
+                        "type": "string",
+                      },
+                      "type": "array",
+                    },
+                  ],
+                },
+                "default": {},
+                "description": "Append these pairs after the existing ones.",
+                "type": "object",
+              },
+              "remove": {
+                "default": [],
+                "description": "Remove every pair with these names.",
+                "items": {
+                  "minLength": 1,
+                  "type": "string",
+                },
+                "type": "array",
+              },
+              "set": {
+                "additionalProperties": {
+                  "oneOf": [
+                    {
+                      "type": "string",
+                    },
+                    {
+                      "items": {
+                        "type": "string",
+                      },
+                      "type": "array",
+                    },
+                  ],
+                },
+                "default": {},
+                "description": "Replace every value of these names (a list gives several pairs).",
+                "type": "object",
+              },
+            },
+            "type": "object",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy6,
+  },
+  {
     source: "policies/redirect",
     definition: {
       "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
@@ -457,7 +693,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy5,
+    module: policy7,
   },
   {
     source: "policies/request-size-limit",
@@ -497,7 +733,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy6,
+    module: policy8,
   },
   {
     source: "policies/json-schema-validate",
@@ -553,7 +789,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy7,
+    module: policy9,
   },
   {
     source: "policies/log-message",
@@ -644,7 +880,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy8,
+    module: policy10,
   },
   {
     source: "policies/add-python-header",

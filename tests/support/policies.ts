@@ -47,6 +47,8 @@ export interface TestRequest {
   readonly scheme?: string;
   readonly headers?: Record<string, string | string[]>;
   readonly body?: string | Uint8Array;
+  /** Envoy's downstream address (`ctx.clientAddress`). */
+  readonly clientAddress?: string;
 }
 
 /** An exchange in the request phase. */
@@ -58,6 +60,7 @@ export function requestState(request: TestRequest = {}): ExchangeState {
   state.authority = request.authority ?? "api.example.com";
   state.scheme = request.scheme ?? "https";
   state.requestHeaders = headerMap(request.headers);
+  state.clientAddress = request.clientAddress;
   if (request.body !== undefined) {
     state.requestBody = new Body(
       typeof request.body === "string" ? new TextEncoder().encode(request.body) : request.body,
