@@ -361,7 +361,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "array",
           },
           "allowedOrigins": {
-            "default": [],
             "description": "Origins allowed to read responses: \"*\" (any origin; not with allowCredentials), an exact origin such as \"https://app.example.com\", a wildcard subdomain such as \"https://*.example.com\" (one or more labels), or an RE2 regular expression starting with \"^\" that must match the whole origin, such as \"^https://[a-z]+\\.example\\.com$\".",
             "items": {
               "maxLength": 2048,
@@ -534,13 +533,11 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                 "description": "Replace a leading part of the path; paths not starting with it are left alone.",
                 "properties": {
                   "match": {
-                    "default": "/",
                     "description": "The prefix to replace, e.g. /api/v1.",
                     "pattern": "^/",
                     "type": "string",
                   },
                   "replacement": {
-                    "default": "/",
                     "description": "What replaces it, e.g. /v1.",
                     "pattern": "^/",
                     "type": "string",
@@ -557,14 +554,12 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                 "description": "Replace every match of an RE2 regular expression in the path; paths without a match are left alone.",
                 "properties": {
                   "pattern": {
-                    "default": "",
-                    "description": "An RE2 regular expression, e.g. \"^/users/([0-9]+)/profile$\".",
+                    "description": "An RE2 regular expression, e.g. `^/users/([0-9]+)/profile$`.",
                     "minLength": 1,
                     "type": "string",
                   },
                   "substitution": {
-                    "default": "",
-                    "description": "The replacement: $1..$9 (and $10...) for numbered groups, $<name> for named groups (?P<name>...), $$ for a literal $. E.g. \"/profiles/$1\".",
+                    "description": "The replacement: `$1`, `$2`, ... for numbered groups, `$<name>` for a named group `(?P<name>...)`, `$$` for a literal `$`. E.g. `/profiles/$1`.",
                     "type": "string",
                   },
                 },
@@ -656,7 +651,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "additionalProperties": false,
         "properties": {
           "location": {
-            "default": "",
             "description": "The Location header, a template: {scheme} (http or https), {host} (the request's Host/:authority, with any port), {path} (the path without the query), {query} (the query with its leading \"?\", or nothing) are replaced by the request's values; {{ and }} are literal braces. The result must be an absolute URL or start with \"/\".",
             "minLength": 1,
             "pattern": "^[^\\s]+$",
@@ -715,9 +709,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "integer",
           },
         },
-        "required": [
-          "maxBytes",
-        ],
         "type": "object",
       },
       "processingMode": {
@@ -756,7 +747,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "integer",
           },
           "schema": {
-            "default": {},
             "description": "The JSON Schema (draft-07) the body must match, as YAML/JSON, or as a string holding JSON (as WSO2's json-schema-guardrail takes it). Formats such as \"email\" and \"date-time\" are checked; remote $ref are not fetched.",
             "oneOf": [
               {
