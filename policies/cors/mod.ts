@@ -75,7 +75,10 @@ export const getPolicy: PolicyFactory<CorsParams> = (_metadata, params) => {
       "access-control-max-age": String(params.maxAge),
       vary: [...vary, "Access-Control-Request-Method", "Access-Control-Request-Headers"],
     };
-    if (requestedHeaders && headers.value) answer["access-control-allow-headers"] = headers.value;
+    // "*" is answered with the requested names: a literal "*" does not cover Authorization.
+    if (requestedHeaders) {
+      answer["access-control-allow-headers"] = headers.any ? requestedHeaders : headers.value;
+    }
     if (credentials) answer["access-control-allow-credentials"] = "true";
     return new ImmediateResponse({ statusCode: 204, headers: answer });
   };
