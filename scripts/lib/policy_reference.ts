@@ -66,8 +66,9 @@ function constraints(schema: Schema): string[] {
     ["minItems", "at least"],
     ["maxItems", "at most"],
   ];
+  const items = (n: unknown) => n === 1 ? " item" : " items";
   const found = bounds.filter(([key]) => typeof schema[key] === "number")
-    .map(([key, label]) => `${label} ${schema[key]}${key.endsWith("Items") ? " items" : ""}`);
+    .map(([key, label]) => `${label} ${schema[key]}${key.endsWith("Items") ? items(schema[key]) : ""}`);
   if (found.length > 0) out.push(`${found.join(", ").replace(/^./, (c) => c.toUpperCase())}.`);
   return out;
 }
@@ -108,7 +109,15 @@ function alternatives(schema: JsonSchema): string | undefined {
   return undefined;
 }
 
-const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\\\\|", "\\|");
+/**
+ * Schema prose as a table cell: pipes escaped, and outside code spans the characters
+ * Markdown would read as emphasis, HTML or links (`"*"` must not become emphasis).
+ */
+export function cell(text: string): string {
+  return text.split(/(`[^`]*`)/).map((part, i) =>
+    i % 2 === 1 ? part : part.replace(/[\\*_<>\[\]]/g, (c) => `\\${c}`)
+  ).join("").replaceAll("|", "\\|");
+}
 
 function parameterTable(schema: JsonSchema): string {
   const rows = parameterRows(schema);

@@ -12,7 +12,7 @@ import { buildRouteTable, checkOnlyFactory } from "../../src/kernel/build.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
 import { parseManifest } from "../../src/registry/manifest.ts";
 import { discoverManifest } from "../../scripts/build.ts";
-import { demoteHeadings, parameterRows } from "../../scripts/lib/policy_reference.ts";
+import { cell, demoteHeadings, parameterRows } from "../../scripts/lib/policy_reference.ts";
 import { repoRoot } from "../../scripts/lib/venv.ts";
 import { policyReference, REFERENCE_FILE } from "../../scripts/policy_docs.ts";
 import { parse } from "yaml";
@@ -90,5 +90,12 @@ Deno.test("a policy's docs.md headings go below the section's, code blocks untou
   assert.equal(
     demoteHeadings("# Title\ntext\n```sh\n# comment\n```\n## Sub", 3),
     "#### Title\ntext\n```sh\n# comment\n```\n##### Sub",
+  );
+});
+
+Deno.test("table cells: Markdown characters escaped outside code spans, pipes everywhere", () => {
+  assert.equal(
+    cell('"*" or "https://*.example.com", <b>, a_b, [x], `$<name> | *`, a|b, \\.'),
+    '"\\*" or "https://\\*.example.com", \\<b\\>, a\\_b, \\[x\\], `$<name> \\| *`, a\\|b, \\\\.',
   );
 });
