@@ -1,4 +1,10 @@
 import assert from "node:assert/strict";
+import { parseConfig } from "../../../src/config/load.ts";
+import { formatProblem, ProblemsError } from "../../../src/config/problem.ts";
+import { compileCondition } from "../../../src/executor/condition.ts";
+import { generatedPolicies } from "../../../src/gen/test/registry.ts";
+import { buildRouteTable } from "../../../src/kernel/build.ts";
+import { PolicyRegistry } from "../../../src/registry/registry.ts";
 import { immediateStatus, instantiate, jsonBody, onRequest } from "../../support/policies.ts";
 
 const schema = {
@@ -84,5 +90,29 @@ Deno.test("json-schema-validate: an invalid schema fails the chain build with th
   await assert.rejects(
     instantiate("json-schema-validate", { schema: { type: "string", format: "emial" } }),
     /unknown format/,
+  );
+});
+
+Deno.test("json-schema-validate: a bad schema in a config is reported with its route, policy and place", async () => {
+  const config = parseConfig(
+    "routes:\n  - name: orders\n    policies:\n      - { name: json-schema-validate, version: v1, parameters: { schema: { type: objekt } } }\n",
+    "routes.yaml",
+    {},
+    { pythonInterpreter: "python3", pythonHome: "." },
+  );
+  await assert.rejects(
+    buildRouteTable(config, {
+      registry: new PolicyRegistry(generatedPolicies),
+      factoryFor: (p) => p.factory,
+      compileCondition,
+    }),
+    (error: unknown) => {
+      assert.ok(error instanceof ProblemsError);
+      assert.match(
+        formatProblem(error.problems[0]),
+        /^routes\.yaml:4:9: routes\[0\]\.policies\[0\]: getPolicy failed: schema: not a valid JSON Schema: .* \(route "orders", policy json-schema-validate:v1\)$/,
+      );
+      return true;
+    },
   );
 });
