@@ -109,7 +109,7 @@ export const getPolicy: PolicyFactory<CorsParams> = (_metadata, params) => {
       const problem = preflightProblem(origin, method, splitList(requested));
       if (problem === undefined) return preflightAnswer(origin, requested);
       if (params.forwardPreflight) return undefined;
-      return reject(403, { error: "cors_rejected", message: `CORS preflight refused: ${problem}` });
+      return reject(403, "cors_rejected", `CORS preflight refused: ${problem}`);
     },
     onResponse(ctx) {
       const origin = ctx.requestHeaders.get("origin");

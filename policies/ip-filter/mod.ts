@@ -18,7 +18,7 @@ interface IpFilterParams {
 
 const log = getLogger(["tollgate", "policy", "ip-filter"]);
 
-const forbidden = (message: string) => reject(403, { error: "forbidden", message });
+const forbidden = (message: string) => reject(403, "forbidden", message);
 
 export const getPolicy: PolicyFactory<IpFilterParams> = (metadata, params) => {
   if (params.allow.length === 0 && params.deny.length === 0) {

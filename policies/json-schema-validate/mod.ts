@@ -15,7 +15,7 @@ interface ValidateParams {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-const invalidJson = (message: string) => reject(400, { error: "invalid_json", message });
+const invalidJson = (message: string) => reject(400, "invalid_json", message);
 
 /** The body parsed as JSON, or the reason it is not JSON. */
 function parseBody(bytes: Uint8Array): { value: unknown } | { problem: string } {
@@ -48,13 +48,10 @@ export const getPolicy: PolicyFactory<ValidateParams> = (_metadata, params) => {
       const errors = validate(parsed.value);
       if (errors.length === 0) return undefined;
       const shown = errors.slice(0, params.maxErrors);
-      return reject(400, {
-        error: "invalid_request_body",
-        message: shown.length < errors.length
-          ? `the request body does not match the schema (first ${shown.length} of ${errors.length} errors)`
-          : "the request body does not match the schema",
-        details: { errors: shown },
-      });
+      const message = shown.length < errors.length
+        ? `the request body does not match the schema (first ${shown.length} of ${errors.length} errors)`
+        : "the request body does not match the schema";
+      return reject(400, "invalid_request_body", message, {}, { errors: shown });
     },
   };
 };

@@ -16,10 +16,8 @@ const DIGITS = /^[0-9]+$/;
 export const getPolicy: PolicyFactory<SizeLimitParams> = (_metadata, params) => {
   const { maxBytes } = params;
   const tooLarge = (what: string) =>
-    reject(413, {
-      error: "payload_too_large",
-      message: `${what} exceeds the limit of ${maxBytes} bytes`,
-      details: { limitBytes: maxBytes },
+    reject(413, "payload_too_large", `${what} exceeds the limit of ${maxBytes} bytes`, {}, {
+      limitBytes: maxBytes,
     });
   return {
     mode: () => ({ requestHeaderMode: "PROCESS", requestBodyMode: params.checkBody ? "BUFFER" : "SKIP" }),
@@ -28,7 +26,7 @@ export const getPolicy: PolicyFactory<SizeLimitParams> = (_metadata, params) => 
       if (declared !== undefined) {
         // Envoy rejects malformed values itself; anything else unexpected is refused, not skipped.
         if (!DIGITS.test(declared)) {
-          return reject(400, { error: "invalid_content_length", message: "content-length is not a number" });
+          return reject(400, "invalid_content_length", "content-length is not a number");
         }
         if (Number(declared) > maxBytes) return tooLarge(`content-length ${declared}`);
       }

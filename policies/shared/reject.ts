@@ -1,21 +1,20 @@
-/** The JSON error answer every built-in policy gives bad or refused client input. */
+/** The JSON error answers the built-in policies give (`{"error": "<code>", "message": "..."}`). */
 import { type HeaderRecord, ImmediateResponse } from "@tollgate/sdk";
 
-/** Fields of a rejection beyond the status: `error` is a stable code, `message` is for humans. */
-export interface Rejection {
-  readonly error: string;
-  readonly message: string;
-  /** Extra JSON fields of the body (e.g. the validation errors). */
-  readonly details?: Readonly<Record<string, unknown>>;
-  /** Extra response headers (content-type is always application/json). */
-  readonly headers?: HeaderRecord;
-}
-
-/** An immediate response with `{"error": ..., "message": ..., ...details}` as its JSON body. */
-export function reject(statusCode: number, rejection: Rejection): ImmediateResponse {
+/**
+ * An immediate response with a JSON error body, plus any extra headers, and any extra JSON
+ * fields of the body in `details` (e.g. a list of validation errors).
+ */
+export function reject(
+  statusCode: number,
+  error: string,
+  message: string,
+  headers: HeaderRecord = {},
+  details: Readonly<Record<string, unknown>> = {},
+) {
   return new ImmediateResponse({
     statusCode,
-    headers: { ...rejection.headers, "content-type": "application/json" },
-    body: JSON.stringify({ error: rejection.error, message: rejection.message, ...rejection.details }),
+    headers: { ...headers, "content-type": "application/json" },
+    body: JSON.stringify({ ...details, error, message }),
   });
 }
