@@ -3,7 +3,15 @@ import type { GeneratedPolicy } from "../registry/registry.ts";
 import * as policy0 from "../../policies/set-headers/mod.ts";
 import * as policy1 from "../../policies/remove-headers/mod.ts";
 import * as policy2 from "../../policies/respond/mod.ts";
-import * as policy5 from "../../policies/rate-limit/mod.ts";
+import * as policy3 from "../../policies/add-headers/mod.ts";
+import * as policy4 from "../../policies/cors/mod.ts";
+import * as policy5 from "../../policies/ip-filter/mod.ts";
+import * as policy6 from "../../policies/request-rewrite/mod.ts";
+import * as policy7 from "../../policies/redirect/mod.ts";
+import * as policy8 from "../../policies/request-size-limit/mod.ts";
+import * as policy9 from "../../policies/json-schema-validate/mod.ts";
+import * as policy10 from "../../policies/log-message/mod.ts";
+import * as policy13 from "../../policies/rate-limit/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -33,10 +41,12 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
                 "value": {
+                  "description": "Header value.",
                   "type": "string",
                 },
               },
@@ -54,10 +64,12 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
                 "value": {
+                  "description": "Header value.",
                   "type": "string",
                 },
               },
@@ -113,6 +125,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
@@ -130,6 +143,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
@@ -173,15 +187,18 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "string",
           },
           "headers": {
+            "default": [],
             "description": "Response headers; a name listed twice gives two field lines.",
             "items": {
               "additionalProperties": false,
               "properties": {
                 "name": {
+                  "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
                 },
                 "value": {
+                  "description": "Header value.",
                   "type": "string",
                 },
               },
@@ -217,6 +234,644 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy2,
+  },
+  {
+    source: "policies/add-headers",
+    definition: {
+      "description": "Adds headers to the request before it goes upstream and/or to the response before it goes to the client, keeping every existing value: each configured value becomes one more field line after those already present.",
+      "name": "add-headers",
+      "parameters": {
+        "additionalProperties": false,
+        "anyOf": [
+          {
+            "required": [
+              "requestHeaders",
+            ],
+          },
+          {
+            "required": [
+              "responseHeaders",
+            ],
+          },
+        ],
+        "properties": {
+          "requestHeaders": {
+            "description": "Headers to add to the request. A name listed twice adds two field lines.",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "name": {
+                  "description": "Header name (case-insensitive).",
+                  "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+                  "type": "string",
+                },
+                "value": {
+                  "description": "Header value.",
+                  "pattern": "^[^\\r\\n\\u0000]*$",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "name",
+                "value",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "responseHeaders": {
+            "description": "Headers to add to the response. A name listed twice adds two field lines.",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "name": {
+                  "description": "Header name (case-insensitive).",
+                  "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+                  "type": "string",
+                },
+                "value": {
+                  "description": "Header value.",
+                  "pattern": "^[^\\r\\n\\u0000]*$",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "name",
+                "value",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy3,
+  },
+  {
+    source: "policies/cors",
+    definition: {
+      "description": "Cross-Origin Resource Sharing: answers preflight requests (OPTIONS with Access-Control-Request-Method) itself without calling the upstream, and adds the CORS response headers to the responses of allowed origins. Responses to other origins carry no CORS headers.",
+      "name": "cors",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "allowCredentials": {
+            "default": false,
+            "description": "Allow cookies and HTTP authentication (Access-Control-Allow-Credentials: true). Then no list may contain \"*\": the config is rejected.",
+            "type": "boolean",
+          },
+          "allowedHeaders": {
+            "default": [
+              "Content-Type",
+            ],
+            "description": "Request headers a cross-origin request may send (case-insensitive), or [\"*\"] for any. CORS-safelisted headers need not be listed.",
+            "items": {
+              "pattern": "^([A-Za-z0-9!#$%&'+.^_`|~-]+|\\*)$",
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "allowedMethods": {
+            "default": [
+              "GET",
+              "POST",
+              "PUT",
+              "DELETE",
+              "OPTIONS",
+            ],
+            "description": "Methods allowed in cross-origin requests, or [\"*\"] for any method.",
+            "items": {
+              "pattern": "^([A-Z]+|\\*)$",
+              "type": "string",
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "allowedOrigins": {
+            "description": "Origins allowed to read responses: \"*\" (any origin; not with allowCredentials), an exact origin such as \"https://app.example.com\", a wildcard subdomain such as \"https://*.example.com\" (one or more labels), or an RE2 regular expression starting with \"^\" that must match the whole origin, such as \"^https://[a-z]+\\.example\\.com$\".",
+            "items": {
+              "maxLength": 2048,
+              "minLength": 1,
+              "type": "string",
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "exposedHeaders": {
+            "default": [],
+            "description": "Response headers the browser lets scripts read, beyond the safelisted ones.",
+            "items": {
+              "pattern": "^([A-Za-z0-9!#$%&'+.^_`|~-]+|\\*)$",
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "forwardPreflight": {
+            "default": false,
+            "description": "Send preflight requests that the policy does not allow (origin, method or headers) to the upstream unchanged instead of answering them with 403.",
+            "type": "boolean",
+          },
+          "maxAge": {
+            "default": 3600,
+            "description": "Seconds a browser may cache a preflight answer (Access-Control-Max-Age).",
+            "maximum": 86400,
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "required": [
+          "allowedOrigins",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy4,
+  },
+  {
+    source: "policies/ip-filter",
+    definition: {
+      "description": "Allows or denies requests by client IP address with lists of IPv4 and IPv6 addresses and CIDR ranges. The address is Envoy's downstream address (source.address) or taken from x-forwarded-for behind trusted proxies. A denied or undeterminable address gets 403.",
+      "name": "ip-filter",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "allow": {
+            "default": [],
+            "description": "Addresses or CIDR ranges (e.g. 10.0.0.0/8, 2001:db8::/32, 192.0.2.7). When not empty, only clients in one of them are allowed.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "deny": {
+            "default": [],
+            "description": "Addresses or CIDR ranges that are always refused, even when also allowed.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "source": {
+            "default": "source-address",
+            "description": "Where the client address comes from: Envoy's downstream address (needs request_attributes source.address in Envoy's ext_proc filter), or x-forwarded-for.",
+            "enum": [
+              "source-address",
+              "x-forwarded-for",
+            ],
+            "type": "string",
+          },
+          "trustedHops": {
+            "default": 0,
+            "description": "With x-forwarded-for: how many entries at its right end were written by proxies you trust beyond the nearest one; the client is the (trustedHops + 1)-th entry from the right, as Envoy's xff_num_trusted_hops counts.",
+            "maximum": 10,
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy5,
+  },
+  {
+    source: "policies/request-rewrite",
+    definition: {
+      "description": "Rewrites the request before it goes upstream: the path by prefix replacement or by an RE2 regular expression with capture groups, query parameters (remove, set, add), the method and the host (:authority). Envoy then selects the route again for the new request.",
+      "name": "request-rewrite",
+      "parameters": {
+        "additionalProperties": false,
+        "anyOf": [
+          {
+            "required": [
+              "path",
+            ],
+          },
+          {
+            "required": [
+              "query",
+            ],
+          },
+          {
+            "required": [
+              "method",
+            ],
+          },
+          {
+            "required": [
+              "host",
+            ],
+          },
+        ],
+        "properties": {
+          "host": {
+            "description": "The new Host / :authority, e.g. api.internal:8443.",
+            "pattern": "^([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$",
+            "type": "string",
+          },
+          "method": {
+            "description": "The new method, e.g. POST (needs mutation_rules.allow_all_routing in Envoy).",
+            "pattern": "^[A-Z]+$",
+            "type": "string",
+          },
+          "path": {
+            "additionalProperties": false,
+            "description": "How the path changes (the query is kept); exactly one of prefix or regex.",
+            "oneOf": [
+              {
+                "required": [
+                  "prefix",
+                ],
+              },
+              {
+                "required": [
+                  "regex",
+                ],
+              },
+            ],
+            "properties": {
+              "prefix": {
+                "additionalProperties": false,
+                "description": "Replace a leading part of the path; paths not starting with it are left alone.",
+                "properties": {
+                  "match": {
+                    "description": "The prefix to replace, e.g. /api/v1.",
+                    "pattern": "^/",
+                    "type": "string",
+                  },
+                  "replacement": {
+                    "description": "What replaces it, e.g. /v1.",
+                    "pattern": "^/",
+                    "type": "string",
+                  },
+                },
+                "required": [
+                  "match",
+                  "replacement",
+                ],
+                "type": "object",
+              },
+              "regex": {
+                "additionalProperties": false,
+                "description": "Replace every match of an RE2 regular expression in the path; paths without a match are left alone.",
+                "properties": {
+                  "pattern": {
+                    "description": "An RE2 regular expression, e.g. `^/users/([0-9]+)/profile$`.",
+                    "minLength": 1,
+                    "type": "string",
+                  },
+                  "substitution": {
+                    "description": "The replacement: `$1`, `$2`, ... for numbered groups, `$<name>` for a named group `(?P<name>...)`, `$$` for a literal `$`. E.g. `/profiles/$1`.",
+                    "type": "string",
+                  },
+                },
+                "required": [
+                  "pattern",
+                  "substitution",
+                ],
+                "type": "object",
+              },
+            },
+            "type": "object",
+          },
+          "query": {
+            "additionalProperties": false,
+            "description": "Query parameter changes, applied after the path in this order; names are decoded.",
+            "properties": {
+              "add": {
+                "additionalProperties": {
+                  "oneOf": [
+                    {
+                      "type": "string",
+                    },
+                    {
+                      "items": {
+                        "type": "string",
+                      },
+                      "type": "array",
+                    },
+                  ],
+                },
+                "default": {},
+                "description": "Append these pairs after the existing ones.",
+                "type": "object",
+              },
+              "remove": {
+                "default": [],
+                "description": "Remove every pair with these names.",
+                "items": {
+                  "minLength": 1,
+                  "type": "string",
+                },
+                "type": "array",
+              },
+              "set": {
+                "additionalProperties": {
+                  "oneOf": [
+                    {
+                      "type": "string",
+                    },
+                    {
+                      "items": {
+                        "type": "string",
+                      },
+                      "type": "array",
+                    },
+                  ],
+                },
+                "default": {},
+                "description": "Replace every value of these names (a list gives several pairs).",
+                "type": "object",
+              },
+            },
+            "type": "object",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy6,
+  },
+  {
+    source: "policies/redirect",
+    definition: {
+      "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
+      "name": "redirect",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "location": {
+            "description": "The Location header, a template: {scheme} (http or https), {host} (the request's Host/:authority, with any port), {path} (the path without the query), {query} (the query with its leading \"?\", or nothing) are replaced by the request's values; {{ and }} are literal braces. The result must be an absolute URL or start with \"/\".",
+            "minLength": 1,
+            "pattern": "^[^\\s]+$",
+            "type": "string",
+          },
+          "statusCode": {
+            "default": 302,
+            "description": "Redirect status. 301 and 308 are permanent, 302, 303 and 307 temporary; 307 and 308 make the client repeat the method and body, 303 makes it use GET.",
+            "enum": [
+              301,
+              302,
+              303,
+              307,
+              308,
+            ],
+            "type": "integer",
+          },
+        },
+        "required": [
+          "location",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy7,
+  },
+  {
+    source: "policies/request-size-limit",
+    definition: {
+      "description": "Rejects requests whose body is larger than a limit with 413: by the declared content-length as soon as the headers arrive, and optionally by the body actually received (which buffers the body, so that requests without a content-length are limited too).",
+      "name": "request-size-limit",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "checkBody": {
+            "default": false,
+            "description": "Also count the body received (the policy then runs once the body has been buffered, after the policies before it). Needed for chunked requests and HTTP/2 requests without content-length; without it those pass unchecked.",
+            "type": "boolean",
+          },
+          "maxBytes": {
+            "default": 1048576,
+            "description": "Largest allowed request body in bytes. Bodies above the engine's limits.maxBodyBytes are refused by the engine anyway when they are buffered.",
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy8,
+  },
+  {
+    source: "policies/json-schema-validate",
+    definition: {
+      "description": "Validates the JSON request body against a JSON Schema (draft-07) given in the parameters, compiled once per route. A body that is not JSON, or does not match, is answered with 400 and the validation errors as JSON; the upstream is not called.",
+      "name": "json-schema-validate",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "allowEmptyBody": {
+            "default": false,
+            "description": "Let requests without a body (e.g. GET) pass; otherwise an empty body is a 400.",
+            "type": "boolean",
+          },
+          "maxErrors": {
+            "default": 10,
+            "description": "Most validation errors listed in the 400 answer.",
+            "maximum": 100,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "schema": {
+            "description": "The JSON Schema (draft-07) the body must match, as YAML/JSON, or as a string holding JSON (as WSO2's json-schema-guardrail takes it). Formats such as \"email\" and \"date-time\" are checked; remote $ref are not fetched.",
+            "oneOf": [
+              {
+                "type": "object",
+              },
+              {
+                "type": "boolean",
+              },
+              {
+                "type": "string",
+              },
+            ],
+          },
+        },
+        "required": [
+          "schema",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "BUFFER",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy9,
+  },
+  {
+    source: "policies/log-message",
+    definition: {
+      "description": "Logs chosen parts of the request and the response (headers, payload up to a size, the request's shared metadata) through the engine's logger, under the category tollgate.policy.log-message, with sensitive headers redacted. The request is not changed.",
+      "name": "log-message",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "excludedRequestHeaders": {
+            "default": "",
+            "description": "Comma-separated request headers left out of the record entirely (as in WSO2).",
+            "type": "string",
+          },
+          "excludedResponseHeaders": {
+            "default": "",
+            "description": "Comma-separated response headers left out of the record entirely (as in WSO2).",
+            "type": "string",
+          },
+          "level": {
+            "default": "info",
+            "description": "Log level of the records; records below the engine's log.level are skipped cheaply.",
+            "enum": [
+              "debug",
+              "info",
+              "warning",
+            ],
+            "type": "string",
+          },
+          "logMetadata": {
+            "default": false,
+            "description": "Include the request's shared metadata (what earlier policies wrote) in each record.",
+            "type": "boolean",
+          },
+          "logRequestHeaders": {
+            "default": false,
+            "description": "Include the request headers in the request record.",
+            "type": "boolean",
+          },
+          "logRequestPayload": {
+            "default": false,
+            "description": "Include the request body (buffers it) in the request record.",
+            "type": "boolean",
+          },
+          "logResponseHeaders": {
+            "default": false,
+            "description": "Log a response record (status and headers) for each response.",
+            "type": "boolean",
+          },
+          "logResponsePayload": {
+            "default": false,
+            "description": "Log a response record with the response body (buffers it).",
+            "type": "boolean",
+          },
+          "maxPayloadBytes": {
+            "default": 4096,
+            "description": "Bytes of a payload logged at most; a longer one is cut and marked truncated.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "redactedHeaders": {
+            "default": [
+              "authorization",
+              "proxy-authorization",
+              "cookie",
+              "set-cookie",
+            ],
+            "description": "Headers whose values are logged as \"[REDACTED]\" (case-insensitive). Listing your own replaces the default list, so keep its entries.",
+            "items": {
+              "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+              "type": "string",
+            },
+            "type": "array",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy10,
   },
   {
     source: "policies/add-python-header",
@@ -502,7 +1157,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy5,
+    module: policy13,
   },
 ];
 

@@ -1,0 +1,22 @@
+/** add-headers: appends request and/or response headers, keeping the values already present. */
+import {
+  type PolicyFactory,
+  UpstreamRequestModifications,
+  UpstreamResponseModifications,
+} from "@tollgate/sdk";
+import { fixedActions, groupHeaders, type NamedValue } from "../shared/headers.ts";
+
+interface AddHeadersParams {
+  readonly requestHeaders?: readonly NamedValue[];
+  readonly responseHeaders?: readonly NamedValue[];
+  readonly [key: string]: unknown;
+}
+
+export const getPolicy: PolicyFactory<AddHeadersParams> = (_metadata, params) => {
+  const request = groupHeaders(params.requestHeaders);
+  const response = groupHeaders(params.responseHeaders);
+  return fixedActions(
+    request && new UpstreamRequestModifications({ appendHeaders: request }),
+    response && new UpstreamResponseModifications({ appendHeaders: response }),
+  );
+};
