@@ -184,7 +184,12 @@ function describeRoutes(table: RouteTable) {
     source: table.config.source,
     routes: [...table.chains.values()].map((chain) => ({
       name: chain.route.name,
-      policies: chain.entries.map((e) => ({ policy: e.label, mode: e.mode, onFailure: e.onFailure })),
+      policies: chain.entries.map((e) => ({
+        policy: e.label,
+        parameters: e.shownParams,
+        mode: e.mode,
+        onFailure: e.onFailure,
+      })),
       phases: {
         requestHeaders: chain.request.slice(0, chain.requestHeadersCount).map((e) => e.label),
         requestBody: chain.request.slice(chain.requestHeadersCount).map((e) => e.label),

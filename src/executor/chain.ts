@@ -36,6 +36,8 @@ export interface ChainEntry {
   readonly label: string;
   readonly policy: Policy;
   readonly params: Params;
+  /** The parameters with secrets redacted: what may be shown (/routes). */
+  readonly shownParams: Params;
   readonly mode: ProcessingMode;
   readonly onFailure: FailureRule;
   readonly timeoutMs: number | undefined;

@@ -4,6 +4,7 @@
  * problem of every route is reported at once; nothing is swapped in unless all succeed.
  */
 import { type Problem, ProblemsError } from "../config/problem.ts";
+import { accessProblem } from "../config/scope.ts";
 import type { EngineConfig, PolicyRef, RouteConfig } from "../config/types.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
@@ -65,6 +66,9 @@ async function buildEntry(
     for (const p of resolved.problems) fail(p.segments as (string | number)[], p.message, policy.key);
     return undefined;
   }
+  const outside = resolved.access.filter((need) => accessProblem(need) !== undefined);
+  for (const need of outside) fail(need.segments as (string | number)[], accessProblem(need)!, policy.key);
+  if (outside.length > 0) return undefined;
   let condition: Condition | undefined;
   if (ref.executionCondition !== undefined) {
     try {
@@ -93,6 +97,7 @@ async function buildEntry(
       label: policy.key,
       policy: instance,
       params: resolved.params,
+      shownParams: resolved.shown,
       mode,
       onFailure: ref.onFailure,
       timeoutMs: ref.timeoutMs,

@@ -68,6 +68,7 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
         label: found.policy.key,
         policy,
         params: resolved.params,
+        shownParams: resolved.shown,
         mode: found.policy.definition.processingMode,
         onFailure: "deny" as FailureRule,
         timeoutMs: undefined,

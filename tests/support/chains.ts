@@ -15,6 +15,7 @@ export function entry(label: string, policy: Policy, options: EntryOptions = {})
     label,
     policy,
     params: {},
+    shownParams: {},
     mode: processingMode(options.mode ?? policy.mode?.()),
     onFailure: options.onFailure ?? "deny",
     timeoutMs: options.timeoutMs,
