@@ -12,7 +12,7 @@ import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
 import { compileCondition } from "./executor/condition.ts";
 import { ExtProcServer } from "./extproc/server.ts";
 import { buildRouteTable, type ChainBuildContext } from "./kernel/build.ts";
-import { Kernel, type RouteTable } from "./kernel/routes.ts";
+import { closeChains, Kernel, type RouteTable } from "./kernel/routes.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
@@ -126,7 +126,9 @@ export class Engine {
     try {
       const config = await loadEngineConfig(this.options);
       const table = await buildRouteTable(config, this.build);
-      const previous = this.kernel.swap(table).config;
+      const replaced = this.kernel.swap(table);
+      replaced.retire();
+      const previous = replaced.config;
       this.metrics.configReloaded("applied");
       if (config.log.level !== previous.log.level || config.log.format !== previous.log.format) {
         await configureLogging(config.log.level, config.log.format);
@@ -167,6 +169,8 @@ export class Engine {
     });
     this.#watcher?.close();
     await this.server.shutdown(grace);
+    // Streams cut at the end of the grace period never release the table: close it directly.
+    await closeChains(this.kernel.table.chains.values());
     await this.python?.stop(grace);
     await this.#admin?.shutdown();
     log.info("stopped");

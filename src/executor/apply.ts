@@ -11,10 +11,14 @@ import type {
 } from "../sdk/actions.ts";
 import { Body } from "../sdk/context.ts";
 import type { HeaderMap } from "../sdk/headers.ts";
+import type { QueryChanges, QueryValues } from "../sdk/query.ts";
+import { withQueryChanges } from "./query.ts";
 import type { ExchangeState } from "./state.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 const BAD_VALUE = /[\r\n\0]/;
+/** host or host:port, with a bracketed IPv6 literal allowed (RFC 3986 reg-name characters). */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::\d{1,5})?$/;
 const utf8 = new TextEncoder();
 
 /** A policy returned something Envoy cannot apply; handled like a policy error. */
@@ -110,6 +114,10 @@ export function applyRequestModifications(
   if (action.method !== undefined && !TOKEN.test(action.method.toLowerCase())) {
     throw new InvalidActionError(`method ${JSON.stringify(action.method)}: not a valid method`);
   }
+  if (action.authority !== undefined && !AUTHORITY.test(action.authority)) {
+    throw new InvalidActionError(`authority ${JSON.stringify(action.authority)}: not a valid host[:port]`);
+  }
+  const query = action.query === undefined ? undefined : checkQueryChanges(action.query);
   applyHeaderChanges(state.requestHeaders, headers, state.changes.headers);
   if (action.body !== undefined) {
     state.requestBody = new Body(bodyBytes(action.body), state.requestBody?.endOfStream ?? true);
@@ -119,11 +127,39 @@ export function applyRequestModifications(
     state.path = action.path;
     state.changes.path = true;
   }
+  if (query !== undefined) {
+    const path = withQueryChanges(state.path, query);
+    if (path !== state.path) {
+      state.path = path;
+      state.changes.path = true;
+    }
+  }
   if (action.method !== undefined) {
     state.method = action.method;
     state.changes.method = true;
   }
+  if (action.authority !== undefined) {
+    state.authority = action.authority;
+    state.changes.authority = true;
+  }
   mergeAnalytics(state, action.analyticsMetadata);
+}
+
+function checkQueryValues(name: string, values: QueryValues): void {
+  for (const value of typeof values === "string" ? [values] : values) {
+    if (typeof value !== "string") throw new InvalidActionError(`query ${name}: value must be a string`);
+  }
+}
+
+/** Query changes whose names and values are all strings (they are percent-encoded when applied). */
+function checkQueryChanges(changes: QueryChanges): QueryChanges {
+  for (const name of changes.remove ?? []) {
+    if (typeof name !== "string") throw new InvalidActionError("query remove: names must be strings");
+  }
+  for (const record of [changes.set, changes.add]) {
+    for (const [name, values] of Object.entries(record ?? {})) checkQueryValues(name, values);
+  }
+  return changes;
 }
 
 /** Checks a status code is one Envoy will send (200–599 for ext_proc). */

@@ -5,6 +5,9 @@
  */
 import type { Body, RequestContext, ResponseContext, RouteInfo } from "../sdk/context.ts";
 import { HeaderMap } from "../sdk/headers.ts";
+import { queryOf, type ReadonlyQuery } from "../sdk/query.ts";
+
+const NO_ATTRIBUTES: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** What policies changed during one phase; reset when a phase starts. */
 export class PhaseChanges {
@@ -13,12 +16,14 @@ export class PhaseChanges {
   body = false;
   path = false;
   method = false;
+  authority = false;
   status = false;
   /** Key/values for Envoy's dynamic metadata (namespace `tollgate`). */
   analytics: Record<string, unknown> | undefined;
 
   get any(): boolean {
-    return this.headers.size > 0 || this.body || this.path || this.method || this.status ||
+    return this.headers.size > 0 || this.body || this.path || this.method || this.authority ||
+      this.status ||
       this.analytics !== undefined;
   }
 }
@@ -30,6 +35,12 @@ export class ExchangeState {
   method = "";
   authority = "";
   scheme = "";
+  /** Envoy's request attributes (`request_attributes`), by name. */
+  attributes: Readonly<Record<string, unknown>> = NO_ATTRIBUTES;
+  /** The downstream IP from the `source.address` attribute. */
+  clientAddress: string | undefined;
+  #queryPath: string | undefined;
+  #query: ReadonlyQuery | undefined;
 
   responseHeaders = new HeaderMap();
   responseBody: Body | undefined;
@@ -44,6 +55,15 @@ export class ExchangeState {
 
   constructor(route: RouteInfo) {
     this.shared = { requestId: "", route, metadata: {} };
+  }
+
+  /** The query of the current path, parsed when first asked for after each path change. */
+  get query(): ReadonlyQuery {
+    if (this.#queryPath !== this.path || !this.#query) {
+      this.#query = queryOf(this.path);
+      this.#queryPath = this.path;
+    }
+    return this.#query;
   }
 
   /** Starts tracking the changes of a new phase. */
@@ -71,6 +91,9 @@ function createRequestView(state: ExchangeState): RequestContext {
     get path() {
       return state.path;
     },
+    get query() {
+      return state.query;
+    },
     get method() {
       return state.method;
     },
@@ -79,6 +102,12 @@ function createRequestView(state: ExchangeState): RequestContext {
     },
     get scheme() {
       return state.scheme;
+    },
+    get clientAddress() {
+      return state.clientAddress;
+    },
+    get attributes() {
+      return state.attributes;
     },
   };
 }
@@ -96,6 +125,15 @@ function createResponseView(state: ExchangeState): ResponseContext {
     },
     get requestPath() {
       return state.path;
+    },
+    get requestQuery() {
+      return state.query;
+    },
+    get clientAddress() {
+      return state.clientAddress;
+    },
+    get attributes() {
+      return state.attributes;
     },
     get requestMethod() {
       return state.method;

@@ -83,6 +83,8 @@ export class ExtProcServer {
     const close = () => {
       if (!open) return;
       open = false;
+      // After the message being handled (if any) is done with the chain.
+      queue.finally(() => exchange.release());
       this.#active--;
       observer?.streamsChanged(this.#active);
     };

@@ -19,8 +19,9 @@ import {
 import type { Chain } from "../executor/chain.ts";
 import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../executor/run.ts";
 import { ExchangeState } from "../executor/state.ts";
-import type { Kernel } from "../kernel/routes.ts";
+import type { Kernel, RouteTable } from "../kernel/routes.ts";
 import { Body } from "../sdk/context.ts";
+import { clientAddressOf } from "./address.ts";
 import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
 import {
   analyticsMetadata,
@@ -33,12 +34,21 @@ import {
 /** The attribute namespace Envoy uses for `request_attributes`, whatever the filter's name. */
 const ATTRIBUTES_KEY = "envoy.filters.http.ext_proc";
 const ROUTE_ATTRIBUTE = "xds.route_name";
+const SOURCE_ATTRIBUTE = "source.address";
 
 type PhaseReply = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody";
 
 function routeNameOf(request: ProcessingRequest): string | undefined {
   const value = request.attributes[ATTRIBUTES_KEY]?.[ROUTE_ATTRIBUTE];
   return typeof value === "string" && value ? value : undefined;
+}
+
+/** Gives the state Envoy's request attributes and the client address they carry. */
+function loadAttributes(state: ExchangeState, request: ProcessingRequest): void {
+  const attributes = request.attributes[ATTRIBUTES_KEY];
+  if (!attributes) return;
+  state.attributes = attributes;
+  state.clientAddress = clientAddressOf(attributes[SOURCE_ATTRIBUTE]);
 }
 
 function reply(
@@ -78,12 +88,20 @@ export interface StreamObserver extends RunObserver {
 export class ExchangeStream {
   #chain: Chain | undefined;
   #state: ExchangeState | undefined;
+  /** The table whose chain this stream runs, held until {@link release}. */
+  #table: RouteTable | undefined;
   #maxBodyBytes = 0;
   /** Request entries already run; the rest run when the body arrives. */
   #requestRan = 0;
   #responseRan = 0;
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
+
+  /** The stream has ended: its chain's table may close its policies once no stream uses it. */
+  release(): void {
+    this.#table?.release();
+    this.#table = undefined;
+  }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
   handle(
@@ -109,14 +127,18 @@ export class ExchangeStream {
     }
   }
 
-  /** Binds the stream to the current route table's chain for `route`; false means pass through. */
-  #bind(route: string | undefined): boolean {
+  /** Binds the stream to the current route table's chain for its route; false means pass through. */
+  #bind(request: ProcessingRequest): boolean {
+    const route = routeNameOf(request);
     const table = this.kernel.table;
     const chain = route === undefined ? undefined : table.chains.get(route);
     if (!chain || chain.isEmpty) return false;
+    table.acquire();
+    this.#table = table;
     this.#chain = chain;
     this.#maxBodyBytes = table.config.limits.maxBodyBytes;
     this.#state = new ExchangeState(chain.route);
+    loadAttributes(this.#state, request);
     return true;
   }
 
@@ -139,7 +161,7 @@ export class ExchangeStream {
     headers: Parameters<typeof loadRequestHeaders>[1],
     endOfStream: boolean,
   ): Promise<ProcessingResponse> {
-    if (!this.#bind(routeNameOf(request))) return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
+    if (!this.#bind(request)) return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
     const chain = this.#chain!;
     const state = this.#state!;
     loadRequestHeaders(state, headers);
@@ -164,7 +186,7 @@ export class ExchangeStream {
   ): Promise<ProcessingResponse> {
     // A stream that starts here is an Envoy local reply: no mode override was sent yet.
     const startsHere = this.#state === undefined;
-    if (startsHere && !this.#bind(routeNameOf(request))) return reply("responseHeaders", undefined);
+    if (startsHere && !this.#bind(request)) return reply("responseHeaders", undefined);
     const chain = this.#chain;
     const state = this.#state;
     if (!chain || !state || !chain.needsResponse) return reply("responseHeaders", undefined);

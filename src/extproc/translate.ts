@@ -2,7 +2,7 @@
  * Translation between Envoy's ext_proc messages and the exchange state, following the
  * rules in docs/envoy.md: headers arrive and leave as `raw_value` only; a set is an
  * overwrite (`append` unset) and extra values of the same header are appends; a body change
- * in a body phase rewrites `content-length`; a path change asks Envoy to re-route.
+ * in a body phase rewrites `content-length`; a path or authority change asks Envoy to re-route.
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import type {
@@ -118,6 +118,7 @@ export function commonResponse(state: ExchangeState, spot: PhaseSpot): CommonRes
   const pseudo: [string, string][] = [];
   if (isRequest && changes.path) pseudo.push([":path", state.path]);
   if (isRequest && changes.method) pseudo.push([":method", state.method]);
+  if (isRequest && changes.authority) pseudo.push([":authority", state.authority]);
   if (!isRequest && changes.status) pseudo.push([":status", String(state.status)]);
   if (changes.body && spot.bodyPhase && body) {
     headers.set("content-length", String(body.content.byteLength));
@@ -133,7 +134,8 @@ export function commonResponse(state: ExchangeState, spot: PhaseSpot): CommonRes
     if (!spot.bodyPhase) response.status = CommonResponse_ResponseStatus.CONTINUE_AND_REPLACE;
   }
   // Envoy honours clear_route_cache only with a header mutation in the same response.
-  response.clearRouteCache = isRequest && changes.path && response.headerMutation !== undefined;
+  response.clearRouteCache = isRequest && (changes.path || changes.authority) &&
+    response.headerMutation !== undefined;
   return response;
 }
 

@@ -12,7 +12,7 @@ import type { PolicyRegistry } from "../registry/registry.ts";
 import type { PolicyMetadata } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { PolicyFactory } from "../sdk/policy.ts";
-import { RouteTable } from "./routes.ts";
+import { closeChains, RouteTable } from "./routes.ts";
 
 /** Supplies the factory of a registered policy (the bridge's for Python policies). */
 export type FactoryResolver = (policy: RegisteredPolicy) => PolicyFactory | undefined;
@@ -129,6 +129,10 @@ export async function buildRouteTable(config: EngineConfig, ctx: ChainBuildConte
     }
     chains.set(route.name, new Chain({ name: route.name, api: route.api }, entries));
   }
-  if (problems.length > 0) throw new ProblemsError(`cannot build the routes of ${config.source}`, problems);
+  if (problems.length > 0) {
+    // The instances built so far are never used: let them release timers and connections.
+    await closeChains(chains.values());
+    throw new ProblemsError(`cannot build the routes of ${config.source}`, problems);
+  }
   return new RouteTable(config, chains);
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import type { HeaderValues } from "./headers.ts";
+import type { QueryChanges } from "./query.ts";
 
 /** Header names (case-insensitive) to values. An array sets or appends several field lines. */
 export type HeaderRecord = Readonly<Record<string, HeaderValues>>;
@@ -39,6 +40,13 @@ export interface UpstreamRequestModificationsInit extends HeaderChanges {
   readonly path?: string;
   /** Replace the method (needs `mutation_rules.allow_all_routing` in Envoy). */
   readonly method?: string;
+  /** Change query parameters (applied after `path` when both are given). Envoy re-selects the route. */
+  readonly query?: QueryChanges;
+  /**
+   * Replace `:authority` (the Host), e.g. `api.internal:8443`. Envoy re-selects the route
+   * (needs `mutation_rules.allow_all_routing`).
+   */
+  readonly authority?: string;
 }
 
 /** Continue to the upstream, with changes to the request. */
@@ -51,6 +59,8 @@ export class UpstreamRequestModifications implements UpstreamRequestModification
   readonly body?: BodyInput;
   readonly path?: string;
   readonly method?: string;
+  readonly query?: QueryChanges;
+  readonly authority?: string;
 
   constructor(init: UpstreamRequestModificationsInit = {}) {
     Object.assign(this, init);

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ReadonlyHeaders } from "./headers.ts";
+import type { ReadonlyQuery } from "./query.ts";
 
 const utf8 = new TextDecoder();
 
@@ -58,25 +59,46 @@ export interface SharedContext {
   readonly metadata: Record<string, unknown>;
 }
 
+/** Facts about the downstream connection, the same in every phase of a request. */
+export interface ConnectionInfo {
+  /**
+   * The downstream client's IP address (IPv6 without brackets, no port), from Envoy's
+   * `source.address` request attribute; `undefined` when Envoy does not send it (add
+   * `source.address` to the filter's `request_attributes`, as docs/examples/envoy.yaml does).
+   * This is the address of the peer Envoy sees: behind a load balancer, read
+   * `x-forwarded-for` with a known number of trusted hops instead.
+   */
+  readonly clientAddress: string | undefined;
+  /**
+   * Every request attribute Envoy sent (its `request_attributes`), by attribute name, e.g.
+   * `attributes["source.address"]` is `"203.0.113.7:51234"`.
+   */
+  readonly attributes: Readonly<Record<string, unknown>>;
+}
+
 /** The request as a policy sees it in `onRequest`. */
-export interface RequestContext {
+export interface RequestContext extends ConnectionInfo {
   readonly shared: SharedContext;
   readonly headers: ReadonlyHeaders;
   /** The whole body: present only for policies whose mode buffers the request body. */
   readonly body: Body | undefined;
   /** The `:path` pseudo-header: path and query. */
   readonly path: string;
+  /** The query parameters of {@link RequestContext.path}. */
+  readonly query: ReadonlyQuery;
   readonly method: string;
   readonly authority: string;
   readonly scheme: string;
 }
 
 /** The response (and the request it answers) as a policy sees it in `onResponse`. */
-export interface ResponseContext {
+export interface ResponseContext extends ConnectionInfo {
   readonly shared: SharedContext;
   readonly requestHeaders: ReadonlyHeaders;
   readonly requestBody: Body | undefined;
   readonly requestPath: string;
+  /** The query parameters of {@link ResponseContext.requestPath}. */
+  readonly requestQuery: ReadonlyQuery;
   readonly requestMethod: string;
   readonly responseHeaders: ReadonlyHeaders;
   /** The whole body: present only for policies whose mode buffers the response body. */

@@ -20,3 +20,4 @@ export * from "./context.ts";
 export * from "./headers.ts";
 export * from "./mode.ts";
 export * from "./policy.ts";
+export { type QueryChanges, queryOf, type QueryValues, type ReadonlyQuery } from "./query.ts";

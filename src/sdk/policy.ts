@@ -27,6 +27,13 @@ export interface Policy<P extends Params = Params> {
   onRequest?(ctx: RequestContext, params: P): MaybePromise<RequestAction>;
   /** Runs in the response phase, in reverse chain order. */
   onResponse?(ctx: ResponseContext, params: P): MaybePromise<ResponseAction>;
+  /**
+   * Releases what the instance holds (timers, connections, caches). Called once when a
+   * config reload or the shutdown drops the chain, after every request that was using the
+   * chain has finished. Per-instance state lives in the closure `getPolicy` creates, so it
+   * lasts exactly as long as the chain. Errors are logged, never fatal.
+   */
+  close?(): void | Promise<void>;
 }
 
 /**

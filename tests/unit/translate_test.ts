@@ -180,3 +180,38 @@ Deno.test("an immediate response carries status, every header line, body and det
     [["retry-after", "1", false], ["set-cookie", "a=1", false], ["set-cookie", "b=2", true]],
   );
 });
+
+Deno.test("query changes rewrite :path; an authority change sets :authority; both re-route", () => {
+  const state = requestState();
+  applyRequestModifications(state, {
+    query: { remove: ["b"], set: { c: ["1", "2"] }, add: { d: "x y" } },
+    authority: "up.example:8080",
+  });
+  assert.equal(state.path, "/a?c=1&c=2&d=x+y");
+  assert.equal(state.query.get("d"), "x y", "the query view follows the new path");
+  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  assert.deepEqual(sets(response), [[":path", "/a?c=1&c=2&d=x+y", false], [
+    ":authority",
+    "up.example:8080",
+    false,
+  ]]);
+  assert.equal(response?.clearRouteCache, true);
+});
+
+Deno.test("removing the only query parameter drops the '?'; an unchanged query is no change", () => {
+  const state = requestState();
+  applyRequestModifications(state, { query: { remove: ["absent"] } });
+  assert.equal(state.changes.path, false);
+  applyRequestModifications(state, { query: { remove: ["b"] } });
+  assert.equal(state.path, "/a");
+});
+
+Deno.test("an invalid authority is rejected before anything changes", () => {
+  const state = requestState();
+  assert.throws(
+    () => applyRequestModifications(state, { setHeaders: { "x-a": "1" }, authority: "bad host" }),
+    InvalidActionError,
+  );
+  assert.equal(state.requestHeaders.has("x-a"), false);
+  assert.equal(state.authority, "h");
+});

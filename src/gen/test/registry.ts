@@ -15,6 +15,7 @@ import * as policy17 from "../../../tests/fixtures/policies/tag/mod.ts";
 import * as policy18 from "../../../tests/fixtures/policies/override-status/mod.ts";
 import * as policy19 from "../../../tests/fixtures/policies/json-fields/mod.ts";
 import * as policy20 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy21 from "../../../tests/fixtures/policies/request-facts/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -802,6 +803,39 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy20,
+  },
+  {
+    source: "tests/fixtures/policies/request-facts",
+    definition: {
+      "description": "Test policy. Reflects the client address and a query parameter into request headers, and applies the query and authority changes given in its parameters.",
+      "name": "request-facts",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "authority": {
+            "type": "string",
+          },
+          "query": {
+            "description": "QueryChanges to apply.",
+            "type": "object",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy21,
   },
 ];
 
