@@ -2,7 +2,7 @@
  * Where jwt-auth finds the key for a token: an HMAC secret (HS256), a JWKS given inline or
  * read from a file when the chain is built, or a JWKS fetched from a URL and kept fresh.
  */
-import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, errors, importJWK, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 
 /** The signing keys cannot be had (the JWKS URL fails past its stale window): not the client's fault. */
 export class KeysUnavailable extends Error {
@@ -91,12 +91,23 @@ export class RemoteJwks {
   }
 }
 
-/** A JWKS known when the chain is built; throws if it is not one. */
-export function staticJwks(jwks: unknown, where: string): JWTVerifyGetKey {
+/** Key types of the asymmetric algorithms (HMAC keys come from a secret, never a JWKS). */
+const PUBLIC_KEY_TYPES = ["RSA", "EC", "OKP"];
+
+/**
+ * A JWKS known when the chain is built; throws if it is not one or a key with an `alg`
+ * cannot be imported (so a broken key fails the build, not every request).
+ */
+export async function staticJwks(jwks: unknown, where: string): Promise<JWTVerifyGetKey> {
   try {
-    return createLocalJWKSet(jwks as JSONWebKeySet);
+    const set = createLocalJWKSet(jwks as JSONWebKeySet);
+    for (const [i, key] of (jwks as JSONWebKeySet).keys.entries()) {
+      if (!PUBLIC_KEY_TYPES.includes(key.kty)) throw new Error(`keys[${i}].kty must be RSA, EC or OKP`);
+      if (key.alg) await importJWK(key, key.alg);
+    }
+    return set;
   } catch (error) {
-    throw new Error(`${where} is not a JWKS: ${(error as Error).message}`);
+    throw new Error(`${where} is not a valid JWKS: ${(error as Error).message}`);
   }
 }
 

@@ -31,6 +31,7 @@ interface JwtAuthParams {
   readonly jwksStaleIfError: string;
   readonly secret: string;
   readonly secretFile: string;
+  readonly secretFromConfig: string;
   readonly allowedAlgorithms: readonly string[];
   readonly issuers: readonly string[];
   readonly audiences: readonly string[];
@@ -56,7 +57,8 @@ interface Outcome {
 
 async function readSecret(params: JwtAuthParams): Promise<Uint8Array | undefined> {
   const text = params.secret ||
-    (params.secretFile ? (await Deno.readTextFile(params.secretFile)).replace(/\r?\n$/, "") : "");
+    (params.secretFile ? (await Deno.readTextFile(params.secretFile)).replace(/\r?\n$/, "") : "") ||
+    params.secretFromConfig;
   if (!text) return undefined;
   const bytes = new TextEncoder().encode(text);
   if (bytes.length < MIN_SECRET_BYTES) {

@@ -3,7 +3,7 @@
  * (schema defaults, validation, `${config}` references, as the engine builds them) and
  * request contexts for them.
  */
-import { HeaderMap, ImmediateResponse, type Policy, type RequestContext } from "@tollgate/sdk";
+import { HeaderMap, ImmediateResponse, type Policy, queryOf, type RequestContext } from "@tollgate/sdk";
 import { parse } from "yaml";
 import { generatedPolicies } from "../../../src/gen/registry.ts";
 import { PolicyRegistry } from "../../../src/registry/registry.ts";
@@ -49,9 +49,12 @@ export function request(headers: Record<string, string | string[]> = {}, path = 
     headers: new HeaderMap(pairs),
     body: undefined,
     path,
+    query: queryOf(path),
     method: "GET",
     authority: "example.test",
     scheme: "https",
+    clientAddress: "203.0.113.7",
+    attributes: {},
   };
 }
 
