@@ -64,21 +64,24 @@ export const getPolicy: PolicyFactory<BasicAuthParams> = async (_metadata, param
 
   return {
     mode: () => ({ requestHeaderMode: "PROCESS" }),
-    async onRequest(ctx) {
+    onRequest(ctx) {
       const header = ctx.headers.get("authorization");
       const given = header === undefined ? undefined : credentials(header);
-      if (!given) return denied;
+      if (!given || given.password === "") return denied;
       const digest = createHash("sha256").update(header!).digest("base64");
-      let auth = verified?.get(digest);
-      if (!auth) {
-        const hash = hashes.get(given.username);
-        const matches = await passwordMatches(given.password, hash ?? decoy);
-        if (!matches || hash === undefined) return denied;
-        auth = Object.freeze({ method: "basic", subject: given.username });
-        verified?.set(digest, auth);
+      const cached = verified?.get(digest);
+      if (cached) {
+        ctx.shared.metadata[AUTH_METADATA_KEY] = cached;
+        return pass;
       }
-      ctx.shared.metadata[AUTH_METADATA_KEY] = auth;
-      return pass;
+      const hash = hashes.get(given.username);
+      return passwordMatches(given.password, hash ?? decoy).then((matches) => {
+        if (!matches || hash === undefined) return denied;
+        const auth: AuthMetadata = Object.freeze({ method: "basic", subject: given.username });
+        verified?.set(digest, auth);
+        ctx.shared.metadata[AUTH_METADATA_KEY] = auth;
+        return pass;
+      });
     },
   };
 };

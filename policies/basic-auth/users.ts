@@ -30,7 +30,16 @@ export function checkUsers(entries: readonly Record<string, unknown>[], where: s
   });
 }
 
-/** Whether `password` matches `hash` (a hash checkUsers accepted). */
-export function passwordMatches(password: string, hash: string): Promise<boolean> {
-  return hash.startsWith("$argon2id$") ? argon2Verify({ password, hash }) : bcryptVerify({ password, hash });
+/**
+ * Whether `password` matches `hash` (a hash checkUsers accepted). A password the algorithm
+ * cannot take (hash-wasm throws, e.g. for an empty one) does not match.
+ */
+export async function passwordMatches(password: string, hash: string): Promise<boolean> {
+  try {
+    return await (hash.startsWith("$argon2id$")
+      ? argon2Verify({ password, hash })
+      : bcryptVerify({ password, hash }));
+  } catch {
+    return false;
+  }
 }
