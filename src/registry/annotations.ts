@@ -82,14 +82,14 @@ export interface AccessNeed {
   readonly value: string;
 }
 
-/** Every string value of `value` marked `x-tollgate-access` by its schema. */
+/** Every non-empty string value of `value` marked `x-tollgate-access` by its schema (empty means unset). */
 export function accessNeeds(schema: unknown, value: unknown): AccessNeed[] {
   const needs: AccessNeed[] = [];
   const walk = (schemas: Schema[], node: unknown, segments: (string | number)[]) => {
     const all = withBranches(schemas);
     const kind = annotation(all, ACCESS_KEYWORD);
-    if ((kind === "net" || kind === "read") && typeof node === "string") {
-      needs.push({ kind, segments, value: node });
+    if (kind === "net" || kind === "read") {
+      if (typeof node === "string" && node !== "") needs.push({ kind, segments, value: node });
     } else if (Array.isArray(node)) {
       node.forEach((item, i) => walk(itemSchemas(all, i), item, [...segments, i]));
     } else if (isSchema(node)) {
