@@ -23,7 +23,9 @@ function sha256(text: string): Buffer {
 export function checkEntries(entries: readonly Record<string, unknown>[], where: string): KeyEntry[] {
   return entries.map((entry, i) => {
     const at = `${where}[${i}]`;
-    if (typeof entry.caller !== "string" || entry.caller === "") throw new Error(`${at}.caller must be a name`);
+    if (typeof entry.caller !== "string" || entry.caller === "") {
+      throw new Error(`${at}.caller must be a name`);
+    }
     const hasKey = entry.key !== undefined, hasDigest = entry.sha256 !== undefined;
     if (hasKey === hasDigest) throw new Error(`${at} must have exactly one of key and sha256`);
     if (hasKey && (typeof entry.key !== "string" || entry.key.length < MIN_KEY_LENGTH)) {

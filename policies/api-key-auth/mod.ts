@@ -32,7 +32,9 @@ export const getPolicy: PolicyFactory<ApiKeyAuthParams> = async (_metadata, para
   const where = inQuery ? `query parameter "${name}"` : `header "${params.key}"`;
   const missing = reject(401, "missing_api_key", `an API key is required in the ${where}`);
   const unknown = reject(401, "invalid_api_key", "the API key is not valid");
-  const strip = params.forwardKey ? undefined : new UpstreamRequestModifications(inQuery ? { query: { remove: [name] } } : { removeHeaders: [name] });
+  const strip = params.forwardKey
+    ? undefined
+    : new UpstreamRequestModifications(inQuery ? { query: { remove: [name] } } : { removeHeaders: [name] });
   const subjects = new Map<string, AuthMetadata>();
 
   return {

@@ -102,7 +102,9 @@ export async function staticJwks(jwks: unknown, where: string): Promise<JWTVerif
   try {
     const set = createLocalJWKSet(jwks as JSONWebKeySet);
     for (const [i, key] of (jwks as JSONWebKeySet).keys.entries()) {
-      if (!PUBLIC_KEY_TYPES.includes(String(key.kty))) throw new Error(`keys[${i}].kty must be RSA, EC or OKP`);
+      if (!PUBLIC_KEY_TYPES.includes(String(key.kty))) {
+        throw new Error(`keys[${i}].kty must be RSA, EC or OKP`);
+      }
       if (key.alg) await importJWK(key, key.alg);
     }
     return set;

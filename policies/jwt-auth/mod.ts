@@ -71,7 +71,9 @@ async function jwksGetter(params: JwtAuthParams): Promise<JWTVerifyGetKey | unde
   const sources = [params.jwks.keys.length > 0, params.jwksFile !== "", params.jwksUrl !== ""];
   if (sources.filter(Boolean).length > 1) throw new Error("set only one of jwks, jwksFile and jwksUrl");
   if (params.jwks.keys.length > 0) return staticJwks(params.jwks, "jwks");
-  if (params.jwksFile) return staticJwks(JSON.parse(await Deno.readTextFile(params.jwksFile)), params.jwksFile);
+  if (params.jwksFile) {
+    return staticJwks(JSON.parse(await Deno.readTextFile(params.jwksFile)), params.jwksFile);
+  }
   if (params.jwksUrl) {
     return new RemoteJwks(params.jwksUrl, {
       timeoutMs: durationMs(params.jwksFetchTimeout),
@@ -122,14 +124,18 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
     scheme: params.authHeaderScheme.toLowerCase(),
     cookie: params.cookieName,
   };
-  const mappings = Object.entries(params.claimMappings).map(([claim, header]) => [claim, header.toLowerCase()]);
+  const mappings = Object.entries(params.claimMappings).map((
+    [claim, header],
+  ) => [claim, header.toLowerCase()]);
   // Mapped headers are always removed first, so a client cannot forge a claim header.
   const removed = [
     ...mappings.map(([, header]) => header),
     ...(params.removeToken ? [source.header] : []),
   ];
   const challenge = `Bearer realm=${quoted(params.realm)}`;
-  const missing = reject(401, "missing_token", "a bearer token is required", { "www-authenticate": challenge });
+  const missing = reject(401, "missing_token", "a bearer token is required", {
+    "www-authenticate": challenge,
+  });
   const unavailable = reject(503, "keys_unavailable", "the token's signing keys cannot be fetched now");
   const invalid = (message: string) =>
     reject(401, "invalid_token", message, {
@@ -151,7 +157,9 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
       }
     }
     const scopes = scopesOf(claims);
-    if (!params.requiredScopes.every((scope) => scopes.has(scope))) return { expiresAt, action: insufficient };
+    if (!params.requiredScopes.every((scope) => scopes.has(scope))) {
+      return { expiresAt, action: insufficient };
+    }
     const setHeaders: Record<string, string> = {};
     for (const [claim, header] of mappings) {
       if (claims[claim] !== undefined) setHeaders[header] = headerText(claims[claim]);

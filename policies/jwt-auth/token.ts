@@ -27,7 +27,9 @@ export function findToken(headers: ReadonlyHeaders, source: TokenSource): FoundT
     if (!source.scheme) return { token: value.trim(), from: "header" };
     const space = value.indexOf(" ");
     const scheme = (space === -1 ? value : value.slice(0, space)).toLowerCase();
-    if (scheme === source.scheme) return { token: space === -1 ? "" : value.slice(space + 1).trim(), from: "header" };
+    if (scheme === source.scheme) {
+      return { token: space === -1 ? "" : value.slice(space + 1).trim(), from: "header" };
+    }
   }
   if (!source.cookie) return undefined;
   for (const pair of cookiePairs(headers)) {

@@ -35,7 +35,9 @@ function propertySchemas(schemas: readonly Schema[], key: string): Schema[] {
     if (isSchema(properties) && Object.hasOwn(properties, key)) found.push(properties[key]);
     const patterns = schema.patternProperties;
     if (isSchema(patterns)) {
-      for (const [pattern, sub] of Object.entries(patterns)) if (new RegExp(pattern, "u").test(key)) found.push(sub);
+      for (const [pattern, sub] of Object.entries(patterns)) {
+        if (new RegExp(pattern, "u").test(key)) found.push(sub);
+      }
     }
     if (found.length === 0 && isSchema(schema.additionalProperties)) found.push(schema.additionalProperties);
     return found.filter(isSchema);
@@ -93,7 +95,9 @@ export function accessNeeds(schema: unknown, value: unknown): AccessNeed[] {
     } else if (Array.isArray(node)) {
       node.forEach((item, i) => walk(itemSchemas(all, i), item, [...segments, i]));
     } else if (isSchema(node)) {
-      for (const [key, child] of Object.entries(node)) walk(propertySchemas(all, key), child, [...segments, key]);
+      for (const [key, child] of Object.entries(node)) {
+        walk(propertySchemas(all, key), child, [...segments, key]);
+      }
     }
   };
   walk(isSchema(schema) ? [schema] : [], value, []);

@@ -102,7 +102,12 @@ export function compileParameters(definition: PolicyDefinition): ParameterResolv
         ...rooted("systemParameters", accessNeeds(stripped.schema, systemParams)),
         ...rooted("parameters", accessNeeds(userSchema, ownParams)),
       ];
-      return { ok: true, params: deepFreeze({ ...systemParams, ...ownParams }), shown: deepFreeze(shown), access };
+      return {
+        ok: true,
+        params: deepFreeze({ ...systemParams, ...ownParams }),
+        shown: deepFreeze(shown),
+        access,
+      };
     },
   };
 }

@@ -78,7 +78,10 @@ Deno.test("resolved parameters of the auth policies show secrets redacted, from 
     assert.ok(resolved.ok, JSON.stringify(resolved));
     return resolved;
   };
-  const jwt = resolve("jwt-auth", { secret: "route-secret-route-secret-route-secret", allowedAlgorithms: ["HS256"] }, {
+  const jwt = resolve("jwt-auth", {
+    secret: "route-secret-route-secret-route-secret",
+    allowedAlgorithms: ["HS256"],
+  }, {
     jwtAuth: { secret: "config-secret-config-secret-config-secret" },
   });
   assert.equal(jwt.shown.secret, REDACTED);
@@ -93,5 +96,9 @@ Deno.test("resolved parameters of the auth policies show secrets redacted, from 
   assert.deepEqual(users.shown.users, [{ username: "u", passwordHash: REDACTED }]);
   assert.doesNotMatch(JSON.stringify([jwt.shown, keys.shown, users.shown]), /secret-|k-0|k-f|\$2a/);
   const url = resolve("jwt-auth", { jwksUrl: "https://idp.test/jwks", jwksFile: "" });
-  assert.deepEqual(url.access, [{ kind: "net", segments: ["parameters", "jwksUrl"], value: "https://idp.test/jwks" }]);
+  assert.deepEqual(url.access, [{
+    kind: "net",
+    segments: ["parameters", "jwksUrl"],
+    value: "https://idp.test/jwks",
+  }]);
 });

@@ -18,7 +18,11 @@ Deno.test("api-key-auth through a real Envoy", async (t) => {
         { name: "by-header", policies: [{ name: "api-key-auth", version: "v1", parameters: { keys } }] },
         {
           name: "by-query",
-          policies: [{ name: "api-key-auth", version: "v1", parameters: { key: "api_key", in: "query", keys } }],
+          policies: [{
+            name: "api-key-auth",
+            version: "v1",
+            parameters: { key: "api_key", in: "query", keys },
+          }],
         },
       ],
     },
@@ -43,22 +47,25 @@ Deno.test("api-key-auth through a real Envoy", async (t) => {
       assert.equal(upstream.requestsTo("/query/b")[0].path, "/query/b?page=2&sort=asc");
     });
 
-    await t.step("missing and unknown keys get 401 with a JSON body; the upstream is not called", async () => {
-      const before = upstream.received.length;
-      for (
-        const [url, headers, error] of [
-          ["/header/c", {}, "missing_api_key"],
-          ["/header/c", { "x-api-key": "wrong-key-wrong-key" }, "invalid_api_key"],
-          ["/query/c?api_key=", {}, "missing_api_key"],
-          ["/query/c?api_key=%ff%fe", {}, "invalid_api_key"],
-        ] as const
-      ) {
-        const response = await fetch(`${envoy.url}${url}`, { headers });
-        assert.equal(response.status, 401, url);
-        assert.equal((await response.json()).error, error);
-      }
-      assert.equal(upstream.received.length, before);
-    });
+    await t.step(
+      "missing and unknown keys get 401 with a JSON body; the upstream is not called",
+      async () => {
+        const before = upstream.received.length;
+        for (
+          const [url, headers, error] of [
+            ["/header/c", {}, "missing_api_key"],
+            ["/header/c", { "x-api-key": "wrong-key-wrong-key" }, "invalid_api_key"],
+            ["/query/c?api_key=", {}, "missing_api_key"],
+            ["/query/c?api_key=%ff%fe", {}, "invalid_api_key"],
+          ] as const
+        ) {
+          const response = await fetch(`${envoy.url}${url}`, { headers });
+          assert.equal(response.status, 401, url);
+          assert.equal((await response.json()).error, error);
+        }
+        assert.equal(upstream.received.length, before);
+      },
+    );
   } finally {
     await envoy.stop();
     assert.equal(await engine.stop(), 0);

@@ -12,7 +12,10 @@ import { Upstream } from "../../support/upstream.ts";
 Deno.test("basic-auth through a real Envoy", async (t) => {
   const salt = crypto.getRandomValues(new Uint8Array(16));
   const users = [
-    { username: "alice", passwordHash: await bcrypt({ password: "alice-pw", salt, costFactor: 6, outputType: "encoded" }) },
+    {
+      username: "alice",
+      passwordHash: await bcrypt({ password: "alice-pw", salt, costFactor: 6, outputType: "encoded" }),
+    },
     {
       username: "bob",
       passwordHash: await argon2id({
@@ -29,7 +32,10 @@ Deno.test("basic-auth through a real Envoy", async (t) => {
   const upstream = Upstream.start();
   const engine = await EngineProcess.start({
     config: {
-      routes: [{ name: "office", policies: [{ name: "basic-auth", version: "v1", parameters: { users, realm: "Office" } }] }],
+      routes: [{
+        name: "office",
+        policies: [{ name: "basic-auth", version: "v1", parameters: { users, realm: "Office" } }],
+      }],
     },
   });
   const envoy = await Envoy.start({
@@ -37,7 +43,9 @@ Deno.test("basic-auth through a real Envoy", async (t) => {
     upstreamPort: upstream.port,
     extproc: engine.extproc,
   });
-  const basic = (user: string, password: string) => ({ authorization: `Basic ${btoa(`${user}:${password}`)}` });
+  const basic = (user: string, password: string) => ({
+    authorization: `Basic ${btoa(`${user}:${password}`)}`,
+  });
   try {
     await t.step("bcrypt and argon2id users pass; Authorization does not reach the upstream", async () => {
       for (const [user, password] of [["alice", "alice-pw"], ["bob", "bob-pw"], ["alice", "alice-pw"]]) {
@@ -50,7 +58,11 @@ Deno.test("basic-auth through a real Envoy", async (t) => {
 
     await t.step("missing, malformed and wrong credentials get 401 with the challenge", async () => {
       const before = upstream.received.length;
-      for (const headers of [{}, basic("alice", "nope"), basic("eve", "alice-pw"), { authorization: "Basic %%%" }]) {
+      for (
+        const headers of [{}, basic("alice", "nope"), basic("eve", "alice-pw"), {
+          authorization: "Basic %%%",
+        }]
+      ) {
         const response = await fetch(`${envoy.url}/office/x`, { headers });
         assert.equal(response.status, 401);
         assert.equal(response.headers.get("www-authenticate"), 'Basic realm="Office", charset="UTF-8"');

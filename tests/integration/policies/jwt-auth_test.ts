@@ -49,37 +49,54 @@ Deno.test("jwt-auth through a real Envoy with a JWKS URL", async (t) => {
     extproc: engine.extproc,
   });
   try {
-    await t.step("a valid token reaches the upstream with its subject header and without the token", async () => {
-      const token = await sign({});
-      for (let i = 0; i < 3; i++) {
-        const response = await fetch(`${envoy.url}/orders/${i}`, {
-          headers: { authorization: `Bearer ${token}`, "x-user-id": "forged" },
-        });
-        await response.body?.cancel();
-        assert.equal(response.status, 200);
-        const [received] = upstream.requestsTo(`/orders/${i}`);
-        assert.equal(received.headers.get("x-user-id"), "user-7", "the forged header was replaced");
-        assert.equal(received.headers.get("authorization"), null);
-      }
-      assert.equal(fetches, 1, "the JWKS was fetched once");
-    });
+    await t.step(
+      "a valid token reaches the upstream with its subject header and without the token",
+      async () => {
+        const token = await sign({});
+        for (let i = 0; i < 3; i++) {
+          const response = await fetch(`${envoy.url}/orders/${i}`, {
+            headers: { authorization: `Bearer ${token}`, "x-user-id": "forged" },
+          });
+          await response.body?.cancel();
+          assert.equal(response.status, 200);
+          const [received] = upstream.requestsTo(`/orders/${i}`);
+          assert.equal(received.headers.get("x-user-id"), "user-7", "the forged header was replaced");
+          assert.equal(received.headers.get("authorization"), null);
+        }
+        assert.equal(fetches, 1, "the JWKS was fetched once");
+      },
+    );
 
-    await t.step("missing, malformed, expired and wrong-audience tokens get 401 and never reach the upstream", async () => {
-      const before = upstream.received.length;
-      const missing = await fetch(`${envoy.url}/orders/x`);
-      assert.equal(missing.status, 401);
-      assert.equal(missing.headers.get("www-authenticate"), 'Bearer realm="api"');
-      assert.equal((await missing.json()).error, "missing_token");
-      const cases = ["not-a-jwt", "e30.e30.", "a.b.c", await sign({}, "-10m"), await sign({ aud: "billing" })];
-      for (const token of cases) {
-        const response = await fetch(`${envoy.url}/orders/x`, { headers: { authorization: `Bearer ${token}` } });
-        assert.equal(response.status, 401, token);
-        assert.equal(response.headers.get("content-type"), "application/json");
-        assert.match(response.headers.get("www-authenticate")!, /^Bearer realm="api", error="invalid_token"/);
-        assert.equal((await response.json()).error, "invalid_token");
-      }
-      assert.equal(upstream.received.length, before, "no refused request reached the upstream");
-    });
+    await t.step(
+      "missing, malformed, expired and wrong-audience tokens get 401 and never reach the upstream",
+      async () => {
+        const before = upstream.received.length;
+        const missing = await fetch(`${envoy.url}/orders/x`);
+        assert.equal(missing.status, 401);
+        assert.equal(missing.headers.get("www-authenticate"), 'Bearer realm="api"');
+        assert.equal((await missing.json()).error, "missing_token");
+        const cases = [
+          "not-a-jwt",
+          "e30.e30.",
+          "a.b.c",
+          await sign({}, "-10m"),
+          await sign({ aud: "billing" }),
+        ];
+        for (const token of cases) {
+          const response = await fetch(`${envoy.url}/orders/x`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          assert.equal(response.status, 401, token);
+          assert.equal(response.headers.get("content-type"), "application/json");
+          assert.match(
+            response.headers.get("www-authenticate")!,
+            /^Bearer realm="api", error="invalid_token"/,
+          );
+          assert.equal((await response.json()).error, "invalid_token");
+        }
+        assert.equal(upstream.received.length, before, "no refused request reached the upstream");
+      },
+    );
   } finally {
     await envoy.stop();
     assert.equal(await engine.stop(), 0);

@@ -46,7 +46,11 @@ Deno.test("api-key-auth: a missing, empty or unknown key is 401 with a JSON body
 });
 
 Deno.test("api-key-auth: a query key is read from the query and removed from it", async () => {
-  const policy = await instantiate("api-key-auth", { key: "api_key", in: "query", keys: [{ caller: "c", key: KEY }] });
+  const policy = await instantiate("api-key-auth", {
+    key: "api_key",
+    in: "query",
+    keys: [{ caller: "c", key: KEY }],
+  });
   const action = await policy.onRequest!(request({}, `/orders?page=2&api_key=${KEY}`), {});
   assert.ok(action instanceof UpstreamRequestModifications);
   assert.deepEqual(action.query, { remove: ["api_key"] });
@@ -66,7 +70,10 @@ Deno.test("api-key-auth: value-prefix is required and stripped", async () => {
     "value-prefix": "ApiKey ",
     keys: [{ caller: "c", key: KEY }],
   });
-  assert.ok(await policy.onRequest!(request({ authorization: `apikey ${KEY}` }), {}) instanceof UpstreamRequestModifications);
+  assert.ok(
+    await policy.onRequest!(request({ authorization: `apikey ${KEY}` }), {}) instanceof
+      UpstreamRequestModifications,
+  );
   assert.equal(denial(await policy.onRequest!(request({ authorization: KEY }), {})).status, 401);
 });
 
@@ -86,10 +93,15 @@ Deno.test("api-key-auth: keys from a file and from the engine config; bad entrie
     await fromConfig.onRequest!(other, {});
     assert.deepEqual(other.shared.metadata.auth, { method: "api-key", subject: "from-config" });
     await Deno.writeTextFile(keysFile, `- caller: short\n  key: abc\n`);
-    await assert.rejects(instantiate("api-key-auth", { keysFile }), /\[0\]\.key must be a string of at least 16/);
+    await assert.rejects(
+      instantiate("api-key-auth", { keysFile }),
+      /\[0\]\.key must be a string of at least 16/,
+    );
     await assert.rejects(instantiate("api-key-auth", {}), /no keys/);
     await assert.rejects(
-      instantiate("api-key-auth", { keys: [{ caller: "a", key: KEY }, { caller: "b", sha256: digest(KEY) }] }),
+      instantiate("api-key-auth", {
+        keys: [{ caller: "a", key: KEY }, { caller: "b", sha256: digest(KEY) }],
+      }),
       /the key of caller "b" is listed twice/,
     );
   } finally {

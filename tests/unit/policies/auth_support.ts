@@ -19,7 +19,9 @@ export async function instantiate(
   const found = registry.find(name, "v1");
   if (!found.ok) throw new Error(found.message);
   const resolved = found.policy.parameters.resolve(parameters, policyConfig);
-  if (!resolved.ok) throw new Error(resolved.problems.map((p) => `${p.segments.join(".")}: ${p.message}`).join("; "));
+  if (!resolved.ok) {
+    throw new Error(resolved.problems.map((p) => `${p.segments.join(".")}: ${p.message}`).join("; "));
+  }
   return await found.policy.factory!(
     { routeName: "r", policyName: name, policyVersion: "v1.0.0", attachedTo: "route" },
     resolved.params,
@@ -35,7 +37,9 @@ export function parameterProblems(name: string, parameters: Record<string, unkno
 }
 
 /** The policy refs of a policy's example.yaml. */
-export async function examples(name: string): Promise<{ name: string; parameters: Record<string, unknown> }[]> {
+export async function examples(
+  name: string,
+): Promise<{ name: string; parameters: Record<string, unknown> }[]> {
   return parse(await Deno.readTextFile(new URL(`../../../policies/${name}/example.yaml`, import.meta.url)));
 }
 
@@ -60,7 +64,9 @@ export function request(headers: Record<string, string | string[]> = {}, path = 
 
 /** An immediate response's status, headers and JSON body, for assertions. */
 export function denial(action: unknown): { status: number; headers: Record<string, unknown>; body: unknown } {
-  if (!(action instanceof ImmediateResponse)) throw new Error(`expected an immediate response, got ${action}`);
+  if (!(action instanceof ImmediateResponse)) {
+    throw new Error(`expected an immediate response, got ${action}`);
+  }
   return {
     status: action.statusCode,
     headers: { ...action.headers },

@@ -110,9 +110,15 @@ Deno.test("basic-auth: users from a file and from the engine config", async () =
     const usersFile = join(dir, "users.json");
     await Deno.writeTextFile(usersFile, JSON.stringify([users[0]]));
     const fromFile = await instantiate("basic-auth", { usersFile });
-    assert.ok(await fromFile.onRequest!(request(basic("alice", "alice-pass")), {}) instanceof UpstreamRequestModifications);
+    assert.ok(
+      await fromFile.onRequest!(request(basic("alice", "alice-pass")), {}) instanceof
+        UpstreamRequestModifications,
+    );
     const fromConfig = await instantiate("basic-auth", {}, { basicAuth: { users: [users[1]] } });
-    assert.ok(await fromConfig.onRequest!(request(basic("bob", "bob:pass é")), {}) instanceof UpstreamRequestModifications);
+    assert.ok(
+      await fromConfig.onRequest!(request(basic("bob", "bob:pass é")), {}) instanceof
+        UpstreamRequestModifications,
+    );
     await Deno.writeTextFile(usersFile, "just: a mapping");
     await assert.rejects(instantiate("basic-auth", { usersFile }), /must hold a list of mappings/);
   } finally {

@@ -51,11 +51,16 @@ Deno.test("jwt-auth JWKS URL: fetched once, then again only for an unknown kid",
     const policy = await instantiate("jwt-auth", { jwksUrl: server.url, jwksMinRefreshInterval: "0s" });
     assert.equal(server.fetches, 0, "nothing is fetched before the first request");
     for (const sub of ["a", "b", "c"]) {
-      assert.ok(await policy.onRequest!(bearer(await first.sign({ sub })), {}) instanceof UpstreamRequestModifications);
+      assert.ok(
+        await policy.onRequest!(bearer(await first.sign({ sub })), {}) instanceof
+          UpstreamRequestModifications,
+      );
     }
     assert.equal(server.fetches, 1, "three tokens, one fetch");
     server.keys = [first.jwk, rotated.jwk];
-    assert.ok(await policy.onRequest!(bearer(await rotated.sign()), {}) instanceof UpstreamRequestModifications);
+    assert.ok(
+      await policy.onRequest!(bearer(await rotated.sign()), {}) instanceof UpstreamRequestModifications,
+    );
     assert.equal(server.fetches, 2, "the unknown kid k2 made it fetch again");
     const stranger = await testKey("ES256", "k3");
     assert.equal(denial(await policy.onRequest!(bearer(await stranger.sign()), {})).status, 401);
@@ -127,7 +132,11 @@ Deno.test("RemoteJwks: refreshed when old; stale keys serve within the stale win
     await jwks.getKey(header, token);
     assert.equal(server.fetches, 3, "within jwksMinRefreshInterval of a failure nothing is fetched");
     now = 1500 + 1000 + 10_000;
-    await assert.rejects(async () => await jwks.getKey(header, token), KeysUnavailable, "past the stale window");
+    await assert.rejects(
+      async () => await jwks.getKey(header, token),
+      KeysUnavailable,
+      "past the stale window",
+    );
     server.status = 200;
     now += 200;
     await jwks.getKey(header, token);

@@ -69,13 +69,25 @@ Deno.test("jwt-auth: malformed, unsigned and wrongly signed tokens are 401 inval
   const forged = (await key.sign()).split(".").slice(0, 2).join(".") + "." +
     (await other.sign()).split(".")[2];
   const hmacWithPublicKey = await hmacToken(JSON.stringify(key.jwk));
-  const tokens = ["", "garbage", "a.b.c", "...", `${segment({ alg: "RS256" })}.%%%.x`, unsigned, forged,
-    hmacWithPublicKey, "x".repeat(10_000)];
+  const tokens = [
+    "",
+    "garbage",
+    "a.b.c",
+    "...",
+    `${segment({ alg: "RS256" })}.%%%.x`,
+    unsigned,
+    forged,
+    hmacWithPublicKey,
+    "x".repeat(10_000),
+  ];
   for (const token of tokens) {
     const answer = denial(await policy.onRequest!(request(bearer(token)), {}));
     assert.equal(answer.status, 401, token.slice(0, 40));
     assert.equal((answer.body as { error: string }).error, "invalid_token");
-    assert.match(String(answer.headers["www-authenticate"]), /^Bearer realm="api", error="invalid_token", error_description="/);
+    assert.match(
+      String(answer.headers["www-authenticate"]),
+      /^Bearer realm="api", error="invalid_token", error_description="/,
+    );
   }
 });
 
@@ -83,8 +95,12 @@ Deno.test("jwt-auth: exp and nbf are checked with the configured leeway", async 
   const key = await testKey("ES256");
   const policy = await instantiate("jwt-auth", { jwks: { keys: [key.jwk] }, leeway: "60s" });
   const now = Math.floor(Date.now() / 1000);
-  const check = async (claims: Record<string, number>) => await policy.onRequest!(request(bearer(await key.sign(claims))), {});
-  assert.ok(await check({ exp: now - 30 }) instanceof UpstreamRequestModifications, "expired within the leeway");
+  const check = async (claims: Record<string, number>) =>
+    await policy.onRequest!(request(bearer(await key.sign(claims))), {});
+  assert.ok(
+    await check({ exp: now - 30 }) instanceof UpstreamRequestModifications,
+    "expired within the leeway",
+  );
   const expired = denial(await check({ exp: now - 120 }));
   assert.deepEqual(expired.body, { error: "invalid_token", message: "the token has expired" });
   assert.ok(await check({ nbf: now + 30 }) instanceof UpstreamRequestModifications, "nbf within the leeway");
@@ -101,16 +117,26 @@ Deno.test("jwt-auth: issuer, audience, required claims and scopes", async () => 
     requiredScopes: ["orders:read"],
   });
   const good = { iss: "https://idp.test/", aud: "orders", tenant: "acme", scope: "orders:read other" };
-  const run = async (claims: Record<string, unknown>) => await policy.onRequest!(request(bearer(await key.sign(claims))), {});
+  const run = async (claims: Record<string, unknown>) =>
+    await policy.onRequest!(request(bearer(await key.sign(claims))), {});
   assert.ok(await run(good) instanceof UpstreamRequestModifications);
-  assert.ok(await run({ ...good, scope: undefined, scp: ["orders:read"] }) instanceof UpstreamRequestModifications);
-  for (const bad of [{ iss: "https://evil.test/" }, { aud: "billing" }, { tenant: "other" }, { tenant: undefined }]) {
+  assert.ok(
+    await run({ ...good, scope: undefined, scp: ["orders:read"] }) instanceof UpstreamRequestModifications,
+  );
+  for (
+    const bad of [{ iss: "https://evil.test/" }, { aud: "billing" }, { tenant: "other" }, {
+      tenant: undefined,
+    }]
+  ) {
     const answer = denial(await run({ ...good, ...bad }));
     assert.equal(answer.status, 401, JSON.stringify(bad));
   }
   const scope = denial(await run({ ...good, scope: "other" }));
   assert.equal(scope.status, 403);
-  assert.equal(scope.headers["www-authenticate"], 'Bearer realm="api", error="insufficient_scope", scope="orders:read"');
+  assert.equal(
+    scope.headers["www-authenticate"],
+    'Bearer realm="api", error="insufficient_scope", scope="orders:read"',
+  );
   const named = await instantiate("jwt-auth", { jwks: { keys: [key.jwk] }, requiredClaims: ["email"] });
   assert.equal(denial(await named.onRequest!(request(bearer(await key.sign())), {})).status, 401);
   const withEmail = await named.onRequest!(request(bearer(await key.sign({ email: "a@b.c" }))), {});
@@ -120,14 +146,23 @@ Deno.test("jwt-auth: issuer, audience, required claims and scopes", async () => 
 Deno.test("jwt-auth: only allowed algorithms are accepted", async () => {
   const rsa = await testKey("RS256");
   const ec = await testKey("ES256");
-  const policy = await instantiate("jwt-auth", { jwks: { keys: [rsa.jwk, ec.jwk] }, allowedAlgorithms: ["ES256"] });
-  assert.ok(await policy.onRequest!(request(bearer(await ec.sign())), {}) instanceof UpstreamRequestModifications);
+  const policy = await instantiate("jwt-auth", {
+    jwks: { keys: [rsa.jwk, ec.jwk] },
+    allowedAlgorithms: ["ES256"],
+  });
+  assert.ok(
+    await policy.onRequest!(request(bearer(await ec.sign())), {}) instanceof UpstreamRequestModifications,
+  );
   assert.equal(denial(await policy.onRequest!(request(bearer(await rsa.sign())), {})).status, 401);
 });
 
 Deno.test("jwt-auth: a token from a cookie, removed from the cookie header when removeToken is set", async () => {
   const key = await testKey("ES256");
-  const policy = await instantiate("jwt-auth", { jwks: { keys: [key.jwk] }, cookieName: "session", removeToken: true });
+  const policy = await instantiate("jwt-auth", {
+    jwks: { keys: [key.jwk] },
+    cookieName: "session",
+    removeToken: true,
+  });
   const token = await key.sign();
   const action = await policy.onRequest!(request({ cookie: `a=1; session=${token}; b=2` }), {});
   assert.ok(action instanceof UpstreamRequestModifications);
@@ -150,7 +185,10 @@ Deno.test("jwt-auth: a repeated token is served from the cache; the cache is bou
   assert.ok(evicted instanceof Promise, "a was dropped when b came in (cacheSize 1)");
   const noCache = await instantiate("jwt-auth", { jwks: { keys: [key.jwk] }, cacheMaxAge: "0ms" });
   await noCache.onRequest!(request(bearer(a)), {});
-  assert.ok(noCache.onRequest!(request(bearer(a)), {}) instanceof Promise, "cacheMaxAge 0 verifies every time");
+  assert.ok(
+    noCache.onRequest!(request(bearer(a)), {}) instanceof Promise,
+    "cacheMaxAge 0 verifies every time",
+  );
 });
 
 Deno.test("jwt-auth: HMAC secrets from the route, a file or the engine config; bad key setups fail the build", async () => {
@@ -172,7 +210,10 @@ Deno.test("jwt-auth: HMAC secrets from the route, a file or the engine config; b
       assert.ok(await policy.onRequest!(request(bearer(token)), {}) instanceof UpstreamRequestModifications);
     }
     const fromFile = await instantiate("jwt-auth", { jwksFile });
-    assert.ok(await fromFile.onRequest!(request(bearer(await key.sign())), {}) instanceof UpstreamRequestModifications);
+    assert.ok(
+      await fromFile.onRequest!(request(bearer(await key.sign())), {}) instanceof
+        UpstreamRequestModifications,
+    );
     const refused: [Record<string, unknown>, RegExp][] = [
       [{}, /configure a key/],
       [{ allowedAlgorithms: ["HS256"], secret: "short" }, /at least 32 bytes \(it has 5\)/],
@@ -185,7 +226,10 @@ Deno.test("jwt-auth: HMAC secrets from the route, a file or the engine config; b
     for (const [parameters, message] of refused) {
       await assert.rejects(instantiate("jwt-auth", parameters), message, JSON.stringify(parameters));
     }
-    await assert.rejects(instantiate("jwt-auth", { allowedAlgorithms: ["none"], jwksFile }), /must be one of/);
+    await assert.rejects(
+      instantiate("jwt-auth", { allowedAlgorithms: ["none"], jwksFile }),
+      /must be one of/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
