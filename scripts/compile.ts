@@ -47,6 +47,10 @@ export interface CompileOptions {
   readonly python: string;
   /** Where dist/python-home is installed (python.home); written to the config only. */
   readonly pythonHome: string;
+  /** Hosts (`host:port`) policies may fetch from, e.g. jwt-auth's JWKS URL. */
+  readonly policyHosts?: readonly string[];
+  /** Files policies may read, e.g. key, secret and user files. */
+  readonly policyFiles?: readonly string[];
   /** `deno compile --target`, e.g. aarch64-unknown-linux-gnu. */
   readonly target?: string;
   /** The binary, relative to the repository root or absolute. */
@@ -82,6 +86,8 @@ Options:
   --admin H:P            admin endpoint for probes and metrics (default ${IMAGE_LAYOUT.admin})
   --python PATH          Python interpreter (default ${IMAGE_LAYOUT.python})
   --python-home DIR      where dist/python-home will be installed (default ${IMAGE_LAYOUT.pythonHome})
+  --policy-host H:P      a host policies may fetch from, e.g. jwt-auth's jwksUrl (repeatable)
+  --policy-file PATH     a file policies may read, e.g. a keysFile or secretFile (repeatable)
   --target TRIPLE        cross-compile (deno compile --target), e.g. aarch64-unknown-linux-gnu
   --output FILE          the binary (default ${IMAGE_LAYOUT.output})
   --dry-run              print the deno compile command and build nothing
@@ -141,6 +147,8 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
   checkAddress("admin", options.admin);
   checkPath("python", options.python);
   checkPath("python-home", options.pythonHome);
+  for (const host of options.policyHosts ?? []) checkAddress("policy-host", host);
+  for (const file of options.policyFiles ?? []) checkPath("policy-file", file);
   if (options.listenAddress !== undefined && options.listenAddress === options.admin) {
     throw new CompileUsageError("--listen-address and --admin must differ");
   }
@@ -157,6 +165,8 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     adminAddress: options.admin,
     configDir: options.configDir,
     python: options.python,
+    policyHosts: options.policyHosts,
+    policyFiles: options.policyFiles,
   };
 }
 
@@ -201,6 +211,8 @@ export function parseCompileOptions(
         admin: { type: "string" },
         python: { type: "string" },
         "python-home": { type: "string" },
+        "policy-host": { type: "string", multiple: true },
+        "policy-file": { type: "string", multiple: true },
         target: { type: "string" },
         output: { type: "string", short: "o" },
         "dry-run": { type: "boolean" },
@@ -223,6 +235,8 @@ export function parseCompileOptions(
     admin: values.admin ?? IMAGE_LAYOUT.admin,
     python: values.python ?? IMAGE_LAYOUT.python,
     pythonHome: trim(values["python-home"] ?? IMAGE_LAYOUT.pythonHome),
+    policyHosts: values["policy-host"],
+    policyFiles: values["policy-file"],
     target: values.target,
     output: values.output ?? IMAGE_LAYOUT.output,
   };
