@@ -52,7 +52,8 @@ interface Outcome {
   readonly expiresAt: number;
   /** Set when the request is authenticated. */
   readonly auth?: AuthMetadata;
-  readonly action: UpstreamRequestModifications | ImmediateResponse;
+  /** Undefined when the request passes unchanged (nothing mapped or removed): the cheapest answer. */
+  readonly action: UpstreamRequestModifications | ImmediateResponse | undefined;
 }
 
 async function readSecret(params: JwtAuthParams): Promise<Uint8Array | undefined> {
@@ -90,6 +91,9 @@ function scopesOf(claims: JWTPayload): Set<string> {
   if (typeof scope === "string") return new Set(scope.split(" ").filter(Boolean));
   return new Set(Array.isArray(scope) ? scope.map(String) : []);
 }
+
+/** RFC 6750 §3: error_description holds printable ASCII without `"` and `\`. */
+const descriptionText = (message: string) => message.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "'");
 
 const headerText = (value: unknown) => typeof value === "string" ? value : JSON.stringify(value);
 
@@ -139,7 +143,9 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
   const unavailable = reject(503, "keys_unavailable", "the token's signing keys cannot be fetched now");
   const invalid = (message: string) =>
     reject(401, "invalid_token", message, {
-      "www-authenticate": `${challenge}, error="invalid_token", error_description=${quoted(message)}`,
+      "www-authenticate": `${challenge}, error="invalid_token", error_description="${
+        descriptionText(message)
+      }"`,
     });
   const insufficient = reject(403, "insufficient_scope", `the token lacks a required scope`, {
     "www-authenticate": `${challenge}, error="insufficient_scope", scope=${
@@ -172,7 +178,9 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
         subject: subject === undefined ? "" : headerText(subject),
         claims: Object.freeze({ ...claims }),
       }),
-      action: new UpstreamRequestModifications({ removeHeaders: removed, setHeaders }),
+      action: removed.length > 0
+        ? new UpstreamRequestModifications({ removeHeaders: removed, setHeaders })
+        : undefined,
     };
   };
 
@@ -192,10 +200,10 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
     ctx.shared.metadata[AUTH_METADATA_KEY] = outcome.auth;
     if (from === "header" || !params.removeToken) return outcome.action;
     const cookie = cookieWithout(ctx.headers, source.cookie);
-    const action = outcome.action as UpstreamRequestModifications;
+    const setHeaders = (outcome.action as UpstreamRequestModifications).setHeaders;
     return new UpstreamRequestModifications({
       removeHeaders: cookie === undefined ? [...removed, "cookie"] : removed,
-      setHeaders: cookie === undefined ? action.setHeaders : { ...action.setHeaders, cookie },
+      setHeaders: cookie === undefined ? setHeaders : { ...setHeaders, cookie },
     });
   };
 

@@ -62,6 +62,11 @@ export function request(headers: Record<string, string | string[]> = {}, path = 
   };
 }
 
+/** Whether a request action lets the request continue (anything but an immediate response). */
+export function passes(action: unknown): boolean {
+  return !(action instanceof ImmediateResponse);
+}
+
 /** An immediate response's status, headers and JSON body, for assertions. */
 export function denial(action: unknown): { status: number; headers: Record<string, unknown>; body: unknown } {
   if (!(action instanceof ImmediateResponse)) {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UpstreamRequestModifications } from "@tollgate/sdk";
-import { denial, examples, instantiate, request } from "./auth_support.ts";
+import { denial, examples, instantiate, passes, request } from "./auth_support.ts";
 import { hmacToken, segment, testKey } from "./jwt_keys.ts";
 
 const SECRET = "a-test-secret-of-at-least-32-bytes!";
@@ -34,6 +34,14 @@ Deno.test("jwt-auth: a valid token passes, with its claims in shared metadata an
   assert.deepEqual(auth.claims.roles, ["a", "b"]);
 });
 
+Deno.test("jwt-auth: with nothing to map or remove, a valid token passes the request unchanged", async () => {
+  const key = await testKey("ES256");
+  const policy = await instantiate("jwt-auth", { jwks: { keys: [key.jwk] } });
+  const ctx = request(bearer(await key.sign()));
+  assert.equal(await policy.onRequest!(ctx, {}), undefined);
+  assert.equal((ctx.shared.metadata.auth as { subject: string }).subject, "user-1");
+});
+
 Deno.test("jwt-auth: RS256, RS384, PS256, ES256, ES384, EdDSA and HS256 verify", async () => {
   const algs = ["RS256", "RS384", "PS256", "ES256", "ES384", "EdDSA"];
   const keys = await Promise.all(algs.map((alg) => testKey(alg)));
@@ -43,11 +51,13 @@ Deno.test("jwt-auth: RS256, RS384, PS256, ES256, ES384, EdDSA and HS256 verify",
     allowedAlgorithms: [...algs, "HS256"],
   });
   for (const key of keys) {
-    const action = await policy.onRequest!(request(bearer(await key.sign())), {});
-    assert.ok(action instanceof UpstreamRequestModifications, key.alg);
+    const ctx = request(bearer(await key.sign()));
+    assert.equal(await policy.onRequest!(ctx, {}), undefined, key.alg);
+    assert.equal((ctx.shared.metadata.auth as { subject: string }).subject, "user-1", key.alg);
   }
-  const hmac = await policy.onRequest!(request(bearer(await hmacToken(SECRET))), {});
-  assert.ok(hmac instanceof UpstreamRequestModifications, "HS256");
+  const hmac = request(bearer(await hmacToken(SECRET)));
+  assert.equal(await policy.onRequest!(hmac, {}), undefined, "HS256");
+  assert.ok(hmac.shared.metadata.auth, "HS256");
 });
 
 Deno.test("jwt-auth: no token is 401 with a realm challenge and no error code (RFC 6750)", async () => {
@@ -98,12 +108,12 @@ Deno.test("jwt-auth: exp and nbf are checked with the configured leeway", async 
   const check = async (claims: Record<string, number>) =>
     await policy.onRequest!(request(bearer(await key.sign(claims))), {});
   assert.ok(
-    await check({ exp: now - 30 }) instanceof UpstreamRequestModifications,
+    passes(await check({ exp: now - 30 })),
     "expired within the leeway",
   );
   const expired = denial(await check({ exp: now - 120 }));
   assert.deepEqual(expired.body, { error: "invalid_token", message: "the token has expired" });
-  assert.ok(await check({ nbf: now + 30 }) instanceof UpstreamRequestModifications, "nbf within the leeway");
+  assert.ok(passes(await check({ nbf: now + 30 })), "nbf within the leeway");
   assert.equal(denial(await check({ nbf: now + 120 })).status, 401);
 });
 
@@ -119,9 +129,9 @@ Deno.test("jwt-auth: issuer, audience, required claims and scopes", async () => 
   const good = { iss: "https://idp.test/", aud: "orders", tenant: "acme", scope: "orders:read other" };
   const run = async (claims: Record<string, unknown>) =>
     await policy.onRequest!(request(bearer(await key.sign(claims))), {});
-  assert.ok(await run(good) instanceof UpstreamRequestModifications);
+  assert.ok(passes(await run(good)));
   assert.ok(
-    await run({ ...good, scope: undefined, scp: ["orders:read"] }) instanceof UpstreamRequestModifications,
+    passes(await run({ ...good, scope: undefined, scp: ["orders:read"] })),
   );
   for (
     const bad of [{ iss: "https://evil.test/" }, { aud: "billing" }, { tenant: "other" }, {
@@ -131,6 +141,13 @@ Deno.test("jwt-auth: issuer, audience, required claims and scopes", async () => 
     const answer = denial(await run({ ...good, ...bad }));
     assert.equal(answer.status, 401, JSON.stringify(bad));
   }
+  const audience = denial(await run({ ...good, aud: "billing" }));
+  assert.deepEqual(audience.body, { error: "invalid_token", message: 'unexpected "aud" claim value' });
+  assert.equal(
+    audience.headers["www-authenticate"],
+    `Bearer realm="api", error="invalid_token", error_description="unexpected 'aud' claim value"`,
+    "RFC 6750: no double quote inside error_description",
+  );
   const scope = denial(await run({ ...good, scope: "other" }));
   assert.equal(scope.status, 403);
   assert.equal(
@@ -140,7 +157,7 @@ Deno.test("jwt-auth: issuer, audience, required claims and scopes", async () => 
   const named = await instantiate("jwt-auth", { jwks: { keys: [key.jwk] }, requiredClaims: ["email"] });
   assert.equal(denial(await named.onRequest!(request(bearer(await key.sign())), {})).status, 401);
   const withEmail = await named.onRequest!(request(bearer(await key.sign({ email: "a@b.c" }))), {});
-  assert.ok(withEmail instanceof UpstreamRequestModifications);
+  assert.ok(passes(withEmail));
 });
 
 Deno.test("jwt-auth: only allowed algorithms are accepted", async () => {
@@ -151,7 +168,7 @@ Deno.test("jwt-auth: only allowed algorithms are accepted", async () => {
     allowedAlgorithms: ["ES256"],
   });
   assert.ok(
-    await policy.onRequest!(request(bearer(await ec.sign())), {}) instanceof UpstreamRequestModifications,
+    passes(await policy.onRequest!(request(bearer(await ec.sign())), {})),
   );
   assert.equal(denial(await policy.onRequest!(request(bearer(await rsa.sign())), {})).status, 401);
 });
@@ -174,11 +191,16 @@ Deno.test("jwt-auth: a token from a cookie, removed from the cookie header when 
 
 Deno.test("jwt-auth: a repeated token is served from the cache; the cache is bounded", async () => {
   const key = await testKey("ES256");
-  const policy = await instantiate("jwt-auth", { jwks: { keys: [key.jwk] }, cacheSize: 1 });
+  const policy = await instantiate("jwt-auth", {
+    jwks: { keys: [key.jwk] },
+    cacheSize: 1,
+    claimMappings: { sub: "x-sub" },
+  });
   const [a, b] = [await key.sign({ sub: "a" }), await key.sign({ sub: "b" })];
   const first = await policy.onRequest!(request(bearer(a)), {});
   const again = policy.onRequest!(request(bearer(a)), {});
   assert.ok(!(again instanceof Promise), "a cache hit answers synchronously");
+  assert.ok(first instanceof UpstreamRequestModifications);
   assert.equal(again, first, "the cached outcome itself");
   await policy.onRequest!(request(bearer(b)), {});
   const evicted = policy.onRequest!(request(bearer(a)), {});
@@ -207,12 +229,11 @@ Deno.test("jwt-auth: HMAC secrets from the route, a file or the engine config; b
         await instantiate("jwt-auth", { allowedAlgorithms: ["HS256"] }, { jwtAuth: { secret: SECRET } }),
       ]
     ) {
-      assert.ok(await policy.onRequest!(request(bearer(token)), {}) instanceof UpstreamRequestModifications);
+      assert.ok(passes(await policy.onRequest!(request(bearer(token)), {})));
     }
     const fromFile = await instantiate("jwt-auth", { jwksFile });
     assert.ok(
-      await fromFile.onRequest!(request(bearer(await key.sign())), {}) instanceof
-        UpstreamRequestModifications,
+      passes(await fromFile.onRequest!(request(bearer(await key.sign())), {})),
     );
     const refused: [Record<string, unknown>, RegExp][] = [
       [{}, /configure a key/],
