@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { EngineProcess } from "../../support/engine_process.ts";
 import { Envoy } from "../../support/envoy.ts";
+import { waitFor } from "../../support/ports.ts";
 import { Upstream } from "../../support/upstream.ts";
 
 Deno.test("jwt-auth through a real Envoy with a JWKS URL", async (t) => {
@@ -24,24 +25,25 @@ Deno.test("jwt-auth through a real Envoy with a JWKS URL", async (t) => {
       .setExpirationTime(expiresIn)
       .sign(privateKey);
   const upstream = Upstream.start();
+  const config = (jwksUrl: string) => ({
+    routes: [{
+      name: "orders",
+      policies: [{
+        name: "jwt-auth",
+        version: "v1",
+        parameters: {
+          jwksUrl,
+          issuers: ["https://idp.test/"],
+          audiences: ["orders"],
+          claimMappings: { sub: "x-user-id" },
+          removeToken: true,
+        },
+      }],
+    }],
+  });
   const engine = await EngineProcess.start({
     policyHosts: [jwksHost],
-    config: {
-      routes: [{
-        name: "orders",
-        policies: [{
-          name: "jwt-auth",
-          version: "v1",
-          parameters: {
-            jwksUrl: `http://${jwksHost}/jwks.json`,
-            issuers: ["https://idp.test/"],
-            audiences: ["orders"],
-            claimMappings: { sub: "x-user-id" },
-            removeToken: true,
-          },
-        }],
-      }],
-    },
+    config: config(`http://${jwksHost}/jwks.json`),
   });
   const envoy = await Envoy.start({
     routes: [{ name: "orders", prefix: "/orders" }],
@@ -95,6 +97,24 @@ Deno.test("jwt-auth through a real Envoy with a JWKS URL", async (t) => {
           assert.equal((await response.json()).error, "invalid_token");
         }
         assert.equal(upstream.received.length, before, "no refused request reached the upstream");
+      },
+    );
+
+    await t.step(
+      "a reload to a JWKS host outside the permissions is rejected; the running chain keeps serving",
+      async () => {
+        await engine.writeConfig(config("https://idp.elsewhere.test/jwks.json"));
+        await waitFor("the rejection", () => engine.lines.some((l) => l.includes("config change rejected")));
+        const rejection = engine.lines.find((l) => l.includes("config change rejected"))!;
+        assert.match(
+          rejection,
+          /parameters\.jwksUrl: host idp\.elsewhere\.test:443 is outside the permissions/,
+        );
+        const response = await fetch(`${envoy.url}/orders/after`, {
+          headers: { authorization: `Bearer ${await sign({})}` },
+        });
+        await response.body?.cancel();
+        assert.equal(response.status, 200);
       },
     );
   } finally {
