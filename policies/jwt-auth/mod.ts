@@ -54,6 +54,8 @@ interface Outcome {
   readonly auth?: AuthMetadata;
   /** Undefined when the request passes unchanged (nothing mapped or removed): the cheapest answer. */
   readonly action: UpstreamRequestModifications | ImmediateResponse | undefined;
+  /** The mapped claim headers of an authenticated request. */
+  readonly claimHeaders?: Readonly<Record<string, string>>;
 }
 
 async function readSecret(params: JwtAuthParams): Promise<Uint8Array | undefined> {
@@ -95,7 +97,9 @@ function scopesOf(claims: JWTPayload): Set<string> {
 /** RFC 6750 §3: error_description holds printable ASCII without `"` and `\`. */
 const descriptionText = (message: string) => message.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "'");
 
-const headerText = (value: unknown) => typeof value === "string" ? value : JSON.stringify(value);
+/** A claim as a header value: JSON unless a string; CR, LF and NUL (never valid in a header) become spaces. */
+const headerText = (value: unknown) =>
+  (typeof value === "string" ? value : JSON.stringify(value)).replace(/[\r\n\0]/g, " ");
 
 /** A jose error as the client may read it (never a key or a secret: jose's messages name claims). */
 function describe(error: unknown): string {
@@ -112,13 +116,14 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
   if (allowsHmac && !secret) throw new Error("allowedAlgorithms has HS256 but no secret is configured");
   if (secret && !allowsHmac) throw new Error("a secret is configured but allowedAlgorithms lacks HS256");
   const getKey = keyGetter(secret, jwks);
+  const leewayMs = durationMs(params.leeway);
   const required = params.requiredClaims;
   const claimValues = Array.isArray(required) ? [] : Object.entries(required);
   const options: JWTVerifyOptions = {
     algorithms: [...params.allowedAlgorithms],
     issuer: params.issuers.length > 0 ? [...params.issuers] : undefined,
     audience: params.audiences.length > 0 ? [...params.audiences] : undefined,
-    clockTolerance: durationMs(params.leeway) / 1000,
+    clockTolerance: leewayMs / 1000,
     requiredClaims: Array.isArray(required) ? [...required] : claimValues.map(([name]) => name),
   };
   const maxAgeMs = durationMs(params.cacheMaxAge);
@@ -132,10 +137,8 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
     [claim, header],
   ) => [claim, header.toLowerCase()]);
   // Mapped headers are always removed first, so a client cannot forge a claim header.
-  const removed = [
-    ...mappings.map(([, header]) => header),
-    ...(params.removeToken ? [source.header] : []),
-  ];
+  const mapped = mappings.map(([, header]) => header);
+  const removed = params.removeToken ? [...mapped, source.header] : mapped;
   const challenge = `Bearer realm=${quoted(params.realm)}`;
   const missing = reject(401, "missing_token", "a bearer token is required", {
     "www-authenticate": challenge,
@@ -153,7 +156,6 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
     }`,
   });
 
-  const leewayMs = durationMs(params.leeway);
   const decide = (claims: JWTPayload, now: number): Outcome => {
     const expiry = claims.exp !== undefined ? claims.exp * 1000 + leewayMs : Infinity;
     const expiresAt = Math.min(expiry, now + maxAgeMs);
@@ -166,9 +168,9 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
     if (!params.requiredScopes.every((scope) => scopes.has(scope))) {
       return { expiresAt, action: insufficient };
     }
-    const setHeaders: Record<string, string> = {};
+    const claimHeaders: Record<string, string> = {};
     for (const [claim, header] of mappings) {
-      if (claims[claim] !== undefined) setHeaders[header] = headerText(claims[claim]);
+      if (claims[claim] !== undefined) claimHeaders[header] = headerText(claims[claim]);
     }
     const subject = claims[params.userIdClaim];
     return {
@@ -179,8 +181,9 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
         claims: Object.freeze({ ...claims }),
       }),
       action: removed.length > 0
-        ? new UpstreamRequestModifications({ removeHeaders: removed, setHeaders })
+        ? new UpstreamRequestModifications({ removeHeaders: removed, setHeaders: claimHeaders })
         : undefined,
+      claimHeaders,
     };
   };
 
@@ -199,11 +202,11 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
     if (!outcome.auth) return outcome.action;
     ctx.shared.metadata[AUTH_METADATA_KEY] = outcome.auth;
     if (from === "header" || !params.removeToken) return outcome.action;
+    // The token came from a cookie: only that cookie goes, the token header is not ours to drop.
     const cookie = cookieWithout(ctx.headers, source.cookie);
-    const setHeaders = (outcome.action as UpstreamRequestModifications).setHeaders;
     return new UpstreamRequestModifications({
-      removeHeaders: cookie === undefined ? [...removed, "cookie"] : removed,
-      setHeaders: cookie === undefined ? setHeaders : { ...setHeaders, cookie },
+      removeHeaders: cookie === undefined ? [...mapped, "cookie"] : mapped,
+      setHeaders: cookie === undefined ? outcome.claimHeaders : { ...outcome.claimHeaders, cookie },
     });
   };
 

@@ -19,10 +19,10 @@ Deno.test("jwt-auth: a valid token passes, with its claims in shared metadata an
     claimMappings: { sub: "X-User-Id", roles: "x-roles" },
     removeToken: true,
   });
-  const ctx = request(bearer(await key.sign({ roles: ["a", "b"] })));
+  const ctx = request(bearer(await key.sign({ roles: ["a", "b"], sub: "user-1\r\nx-admin: 1" })));
   const action = await policy.onRequest!(ctx, {});
   assert.ok(action instanceof UpstreamRequestModifications);
-  assert.deepEqual(action.setHeaders, { "x-user-id": "user-1", "x-roles": '["a","b"]' });
+  assert.deepEqual(action.setHeaders, { "x-user-id": "user-1  x-admin: 1", "x-roles": '["a","b"]' });
   assert.deepEqual(
     action.removeHeaders,
     ["x-user-id", "x-roles", "authorization"],
@@ -30,7 +30,7 @@ Deno.test("jwt-auth: a valid token passes, with its claims in shared metadata an
   );
   const auth = ctx.shared.metadata.auth as { method: string; subject: string; claims: { roles: string[] } };
   assert.equal(auth.method, "jwt");
-  assert.equal(auth.subject, "user-1");
+  assert.equal(auth.subject, "user-1  x-admin: 1");
   assert.deepEqual(auth.claims.roles, ["a", "b"]);
 });
 
@@ -184,6 +184,7 @@ Deno.test("jwt-auth: a token from a cookie, removed from the cookie header when 
   const action = await policy.onRequest!(request({ cookie: `a=1; session=${token}; b=2` }), {});
   assert.ok(action instanceof UpstreamRequestModifications);
   assert.deepEqual(action.setHeaders, { cookie: "a=1; b=2" });
+  assert.deepEqual(action.removeHeaders, [], "an Authorization header of another scheme is left alone");
   const only = await policy.onRequest!(request({ cookie: `session=${token}` }), {});
   assert.ok(only instanceof UpstreamRequestModifications);
   assert.ok(only.removeHeaders?.includes("cookie"));
