@@ -5,6 +5,7 @@
  */
 import { type Problem, ProblemsError } from "../config/problem.ts";
 import { accessProblem } from "../config/scope.ts";
+import { scrubSecrets } from "../observe/scrub.ts";
 import type { EngineConfig, PolicyRef, RouteConfig } from "../config/types.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
@@ -98,6 +99,7 @@ async function buildEntry(
       policy: instance,
       params: resolved.params,
       shownParams: resolved.shown,
+      secrets: resolved.secrets,
       mode,
       onFailure: ref.onFailure,
       timeoutMs: ref.timeoutMs,
@@ -105,7 +107,8 @@ async function buildEntry(
       batch: (instance as Partial<Batched>).batchRunner,
     };
   } catch (error) {
-    return fail([], `getPolicy failed: ${(error as Error)?.message ?? error}`, policy.key);
+    const message = scrubSecrets(String((error as Error)?.message ?? error), resolved.secrets);
+    return fail([], `getPolicy failed: ${message}`, policy.key);
   }
 }
 

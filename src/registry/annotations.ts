@@ -103,3 +103,22 @@ export function accessNeeds(schema: unknown, value: unknown): AccessNeed[] {
   walk(isSchema(schema) ? [schema] : [], value, []);
   return needs;
 }
+
+/** Every string inside the values `value`'s schema marks secret (for scrubbing messages). */
+export function secretStrings(schema: unknown, value: unknown): string[] {
+  const found: string[] = [];
+  const collect = (node: unknown): void => {
+    if (typeof node === "string") found.push(node);
+    else if (node !== null && typeof node === "object") Object.values(node).forEach(collect);
+  };
+  const walk = (schemas: Schema[], node: unknown): void => {
+    const all = withBranches(schemas);
+    if (annotation(all, SECRET_KEYWORD) === true) collect(node);
+    else if (Array.isArray(node)) node.forEach((item, i) => walk(itemSchemas(all, i), item));
+    else if (isSchema(node)) {
+      for (const [key, child] of Object.entries(node)) walk(propertySchemas(all, key), child);
+    }
+  };
+  walk(isSchema(schema) ? [schema] : [], value);
+  return found;
+}

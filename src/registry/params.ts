@@ -8,7 +8,7 @@ import { createAjv } from "../config/ajv.ts";
 import type { PathSegments } from "../config/problem.ts";
 import { schemaViolations } from "../config/schema_errors.ts";
 import type { Params } from "../sdk/policy.ts";
-import { type AccessNeed, accessNeeds, redactSecrets } from "./annotations.ts";
+import { type AccessNeed, accessNeeds, redactSecrets, secretStrings } from "./annotations.ts";
 import { type ConfigReference, resolveTemplate, stripConfigReferences } from "./config_refs.ts";
 import type { PolicyDefinition } from "./definition.ts";
 
@@ -26,6 +26,8 @@ export interface ResolvedParameters {
   readonly shown: Params;
   /** Hosts and files the parameters name; segments from the policy entry, as problems' are. */
   readonly access: readonly AccessNeed[];
+  /** The secret values (strings), to scrub from messages that might quote them. */
+  readonly secrets: readonly string[];
 }
 
 export type ParameterResult = ResolvedParameters | { ok: false; problems: ParameterProblem[] };
@@ -102,11 +104,16 @@ export function compileParameters(definition: PolicyDefinition): ParameterResolv
         ...rooted("systemParameters", accessNeeds(stripped.schema, systemParams)),
         ...rooted("parameters", accessNeeds(userSchema, ownParams)),
       ];
+      const secrets = [
+        ...secretStrings(stripped.schema, systemParams),
+        ...secretStrings(userSchema, ownParams),
+      ];
       return {
         ok: true,
         params: deepFreeze({ ...systemParams, ...ownParams }),
         shown: deepFreeze(shown),
         access,
+        secrets,
       };
     },
   };

@@ -69,6 +69,7 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
         policy,
         params: resolved.params,
         shownParams: resolved.shown,
+        secrets: resolved.secrets,
         mode: found.policy.definition.processingMode,
         onFailure: "deny" as FailureRule,
         timeoutMs: undefined,

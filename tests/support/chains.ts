@@ -16,6 +16,7 @@ export function entry(label: string, policy: Policy, options: EntryOptions = {})
     policy,
     params: {},
     shownParams: {},
+    secrets: [],
     mode: processingMode(options.mode ?? policy.mode?.()),
     onFailure: options.onFailure ?? "deny",
     timeoutMs: options.timeoutMs,

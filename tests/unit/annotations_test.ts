@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { createAjv, REDACTED } from "../../src/config/ajv.ts";
 import { urlHost } from "../../src/config/scope.ts";
 import { generatedPolicies } from "../../src/gen/registry.ts";
-import { accessNeeds, redactSecrets } from "../../src/registry/annotations.ts";
+import { scrubSecrets } from "../../src/observe/scrub.ts";
+import { accessNeeds, redactSecrets, secretStrings } from "../../src/registry/annotations.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
 
 const schema = {
@@ -101,4 +102,19 @@ Deno.test("resolved parameters of the auth policies show secrets redacted, from 
     segments: ["parameters", "jwksUrl"],
     value: "https://idp.test/jwks",
   }]);
+});
+
+Deno.test("secretStrings finds every secret string; scrubSecrets replaces them in messages", () => {
+  const secrets = secretStrings(schema, {
+    name: "shown",
+    token: "s-token",
+    keys: [{ caller: "a", key: "s-key" }],
+    whole: { nested: "s-nested", list: ["s-item"] },
+  });
+  assert.deepEqual(secrets, ["s-token", "s-key", "s-nested", "s-item"]);
+  assert.equal(
+    scrubSecrets("bad s-token and s-token-2 near s-key; a", [...secrets, "s-token-2", "a"]),
+    "bad <redacted> and <redacted> near <redacted>; a",
+    "every occurrence, the longest first; values under 4 characters are left alone",
+  );
 });

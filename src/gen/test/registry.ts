@@ -19,6 +19,7 @@ import * as policy21 from "../../../tests/fixtures/policies/override-status/mod.
 import * as policy22 from "../../../tests/fixtures/policies/json-fields/mod.ts";
 import * as policy23 from "../../../tests/fixtures/policies/read-file/mod.ts";
 import * as policy24 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy25 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1279,6 +1280,43 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy24,
+  },
+  {
+    source: "tests/fixtures/policies/leaky",
+    definition: {
+      "description": "Test policy. Throws errors quoting its secret parameter (at build with `failAtBuild`, otherwise on each request), to check that the engine scrubs secrets from messages.",
+      "name": "leaky",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "failAtBuild": {
+            "default": false,
+            "type": "boolean",
+          },
+          "password": {
+            "type": "string",
+            "x-tollgate-secret": true,
+          },
+        },
+        "required": [
+          "password",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy25,
   },
 ];
 

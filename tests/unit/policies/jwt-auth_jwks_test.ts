@@ -5,7 +5,6 @@
  * the stale window, a timeout, and 503 (not 401) when no keys can be had.
  */
 import assert from "node:assert/strict";
-import { UpstreamRequestModifications } from "@tollgate/sdk";
 import type { JWK } from "jose";
 import { KeysUnavailable, RemoteJwks } from "../../../policies/jwt-auth/keys.ts";
 import { denial, instantiate, passes, request } from "./auth_support.ts";
