@@ -62,6 +62,18 @@ export const getPolicy: PolicyFactory<BasicAuthParams> = async (_metadata, param
     ? undefined
     : new UpstreamRequestModifications({ removeHeaders: ["authorization"] });
 
+  // Checks in progress by credentials digest: a burst of requests with the same credentials
+  // (a client's first page load) costs one hash, not one each.
+  const checking = new Map<string, Promise<AuthMetadata | undefined>>();
+  const authenticate = async (username: string, password: string, digest: string) => {
+    const hash = hashes.get(username);
+    const matches = await passwordMatches(password, hash ?? decoy);
+    if (!matches || hash === undefined) return undefined;
+    const auth: AuthMetadata = Object.freeze({ method: "basic", subject: username });
+    verified?.set(digest, auth);
+    return auth;
+  };
+
   return {
     mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
@@ -74,11 +86,14 @@ export const getPolicy: PolicyFactory<BasicAuthParams> = async (_metadata, param
         ctx.shared.metadata[AUTH_METADATA_KEY] = cached;
         return pass;
       }
-      const hash = hashes.get(given.username);
-      return passwordMatches(given.password, hash ?? decoy).then((matches) => {
-        if (!matches || hash === undefined) return denied;
-        const auth: AuthMetadata = Object.freeze({ method: "basic", subject: given.username });
-        verified?.set(digest, auth);
+      let check = checking.get(digest);
+      if (!check) {
+        check = authenticate(given.username, given.password, digest);
+        checking.set(digest, check);
+        check.finally(() => checking.delete(digest));
+      }
+      return check.then((auth) => {
+        if (!auth) return denied;
         ctx.shared.metadata[AUTH_METADATA_KEY] = auth;
         return pass;
       });

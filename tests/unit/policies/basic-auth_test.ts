@@ -104,6 +104,19 @@ Deno.test("basic-auth: a successful check is cached; a wrong password never is",
   await rechecked;
 });
 
+Deno.test("basic-auth: concurrent requests with the same credentials share one check", async () => {
+  const policy = await instantiate("basic-auth", { users, cacheTtl: "0s" });
+  const contexts = Array.from({ length: 5 }, () => request(basic("bob", "bob:pass é")));
+  const pending = contexts.map((ctx) => policy.onRequest!(ctx, {}));
+  const results = await Promise.all(pending);
+  assert.ok(results.every((r) => r instanceof UpstreamRequestModifications));
+  const [first, ...others] = contexts.map((ctx) => ctx.shared.metadata.auth);
+  assert.deepEqual(first, { method: "basic", subject: "bob" });
+  assert.ok(others.every((auth) => auth === first), "one check made one result for all five");
+  const wrong = await Promise.all([1, 2].map(() => policy.onRequest!(request(basic("bob", "x")), {})));
+  assert.ok(wrong.every((r) => denial(r).status === 401));
+});
+
 Deno.test("basic-auth: users from a file and from the engine config", async () => {
   const dir = await Deno.makeTempDir();
   try {
