@@ -49,6 +49,10 @@ export interface CompileOptions {
   readonly pythonHome: string;
   /** Redis/Valkey servers (host:port) the rate-limit policy may connect to. */
   readonly redisHosts?: readonly string[];
+  /** Hosts (`host:port`) policies may fetch from, e.g. jwt-auth's JWKS URL. */
+  readonly policyHosts?: readonly string[];
+  /** Files policies may read, e.g. key, secret and user files. */
+  readonly policyFiles?: readonly string[];
   /** `deno compile --target`, e.g. aarch64-unknown-linux-gnu. */
   readonly target?: string;
   /** The binary, relative to the repository root or absolute. */
@@ -85,6 +89,8 @@ Options:
   --python PATH          Python interpreter (default ${IMAGE_LAYOUT.python})
   --python-home DIR      where dist/python-home will be installed (default ${IMAGE_LAYOUT.pythonHome})
   --redis-host H:P       a Redis server the rate-limit policy may use (repeatable)
+  --policy-host H:P      a host policies may fetch from, e.g. jwt-auth's jwksUrl (repeatable)
+  --policy-file PATH     a file policies may read, e.g. a keysFile or secretFile (repeatable)
   --target TRIPLE        cross-compile (deno compile --target), e.g. aarch64-unknown-linux-gnu
   --output FILE          the binary (default ${IMAGE_LAYOUT.output})
   --dry-run              print the deno compile command and build nothing
@@ -145,6 +151,8 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
   checkPath("python", options.python);
   checkPath("python-home", options.pythonHome);
   for (const host of options.redisHosts ?? []) checkAddress("redis-host", host);
+  for (const host of options.policyHosts ?? []) checkAddress("policy-host", host);
+  for (const file of options.policyFiles ?? []) checkPath("policy-file", file);
   if (options.listenAddress !== undefined && options.listenAddress === options.admin) {
     throw new CompileUsageError("--listen-address and --admin must differ");
   }
@@ -162,6 +170,8 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     configDir: options.configDir,
     python: options.python,
     redisHosts: options.redisHosts,
+    policyHosts: options.policyHosts,
+    policyFiles: options.policyFiles,
   };
 }
 
@@ -207,6 +217,8 @@ export function parseCompileOptions(
         python: { type: "string" },
         "python-home": { type: "string" },
         "redis-host": { type: "string", multiple: true },
+        "policy-host": { type: "string", multiple: true },
+        "policy-file": { type: "string", multiple: true },
         target: { type: "string" },
         output: { type: "string", short: "o" },
         "dry-run": { type: "boolean" },
@@ -230,6 +242,8 @@ export function parseCompileOptions(
     python: values.python ?? IMAGE_LAYOUT.python,
     pythonHome: trim(values["python-home"] ?? IMAGE_LAYOUT.pythonHome),
     redisHosts: values["redis-host"] ?? [],
+    policyHosts: values["policy-host"],
+    policyFiles: values["policy-file"],
     target: values.target,
     output: values.output ?? IMAGE_LAYOUT.output,
   };

@@ -208,7 +208,12 @@ function restartOnlyChanges(before: EngineConfig, after: EngineConfig): string[]
 
 function describeChain(chain: Chain) {
   return {
-    policies: chain.entries.map((e) => ({ policy: e.label, mode: e.mode, onFailure: e.onFailure })),
+    policies: chain.entries.map((e) => ({
+      policy: e.label,
+      parameters: e.shownParams,
+      mode: e.mode,
+      onFailure: e.onFailure,
+    })),
     phases: {
       requestHeaders: chain.request.slice(0, chain.requestHeadersCount).map((e) => e.label),
       requestBody: chain.request.slice(chain.requestHeadersCount).map((e) => e.label),

@@ -1,12 +1,17 @@
 /**
  * The permission layout of an engine started from this checkout (`deno task dev`, the
  * benchmark): derived from the config it will run, so the permission flags name exactly
- * the sockets and address that config uses.
+ * the sockets and address that config uses, and the hosts and files its policies' parameters
+ * name (`x-tollgate-access`).
  */
 import { dirname, resolve } from "node:path";
 import { configDefaults } from "../../src/cli.ts";
 import { readConfigEnv } from "../../src/config/load.ts";
+import { urlHost } from "../../src/config/scope.ts";
+import type { EngineConfig } from "../../src/config/types.ts";
 import { loadEngineConfig } from "../../src/engine.ts";
+import type { AccessNeed } from "../../src/registry/annotations.ts";
+import { PolicyRegistry } from "../../src/registry/registry.ts";
 import type { PermissionLayout } from "./permissions.ts";
 import { venvPython } from "./venv.ts";
 
@@ -19,6 +24,7 @@ export async function layoutForConfig(configPath: string | undefined): Promise<P
     env: { ...readConfigEnv(), TOLLGATE_PYTHON: venvPython },
     defaults: configDefaults(),
   });
+  const needs = await policyAccess(config);
   const sockets = [config.listen.kind === "unix" ? config.listen.socket : undefined, config.python.socket];
   return {
     runtimeDirs: [
@@ -30,5 +36,26 @@ export async function layoutForConfig(configPath: string | undefined): Promise<P
     adminAddress: config.admin.address ?? DEFAULT_ADMIN,
     configDir: configPath ? dirname(resolve(configPath)) : undefined,
     python: venvPython,
+    policyHosts: [...new Set(needs.filter((n) => n.kind === "net").map((n) => urlHost(n.value)!))],
+    policyFiles: [...new Set(needs.filter((n) => n.kind === "read").map((n) => n.value))],
   };
+}
+
+/**
+ * The hosts and files the config's policies name. A parameter that does not resolve is left
+ * out: the engine reports it when it builds the chain.
+ */
+async function policyAccess(config: EngineConfig): Promise<AccessNeed[]> {
+  // Imported late: `deno task dev` regenerates the registry just before it asks for a layout.
+  const { generatedPolicies } = await import("../../src/gen/registry.ts");
+  const registry = new PolicyRegistry(generatedPolicies);
+  return config.routes.flatMap((route) =>
+    route.policies.flatMap((ref) => {
+      const found = registry.find(ref.name, ref.version);
+      const resolved = found.ok && found.policy.parameters.resolve(ref.parameters, config.policyConfig);
+      return resolved && resolved.ok
+        ? resolved.access.filter((n) => n.kind === "read" || urlHost(n.value))
+        : [];
+    })
+  );
 }

@@ -7,7 +7,8 @@
  * The scope: read and write only the runtime directories holding the sockets; read the
  * config's directory (watched for hot reload); connect and listen only on the two Unix
  * sockets (Deno checks Unix sockets as `net` permissions) and the admin address; run only
- * the Python interpreter; read only the environment variables listed below.
+ * the Python interpreter; read only the environment variables listed below. Policies may
+ * reach only the hosts and files the layout lists for them (`policyHosts`, `policyFiles`).
  */
 
 /** Where things are for one deployment of the engine. */
@@ -28,6 +29,13 @@ export interface PermissionLayout {
   readonly python: string;
   /** Redis/Valkey servers (host:port) the rate-limit policy's `redis` backend may connect to. */
   readonly redisHosts?: readonly string[];
+  /**
+   * Hosts (`host:port`) policies may fetch from, e.g. jwt-auth's JWKS URL: the ones the
+   * config's policy parameters name (`x-tollgate-access: net`).
+   */
+  readonly policyHosts?: readonly string[];
+  /** Files policies may read, e.g. key, secret and user files (`x-tollgate-access: read`). */
+  readonly policyFiles?: readonly string[];
 }
 
 /** Environment variables the engine (and the libraries it embeds) may read. */
@@ -70,12 +78,17 @@ export function engineFlags(layout: PermissionLayout): string[] {
 
 /** The `deno run` / `deno compile` permission flags for a layout. */
 export function permissionFlags(layout: PermissionLayout): string[] {
-  const read = [...layout.runtimeDirs, ...(layout.configDir ? [layout.configDir] : [])];
+  const read = [
+    ...layout.runtimeDirs,
+    ...(layout.configDir ? [layout.configDir] : []),
+    ...(layout.policyFiles ?? []),
+  ];
   const net = [
     layout.extprocSocket ? `unix:${layout.extprocSocket}` : layout.extprocAddress,
     `unix:${layout.pythonSocket}`,
     layout.adminAddress,
     ...redisNetHosts(layout),
+    ...(layout.policyHosts ?? []),
   ].filter((v): v is string => v !== undefined);
   return [
     `--allow-read=${read.join(",")}`,

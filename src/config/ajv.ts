@@ -6,7 +6,29 @@
  */
 import { Ajv } from "ajv";
 
+/**
+ * Marks a policy parameter as a secret (an HMAC secret, API key, password hash, password):
+ * the engine shows it as {@link REDACTED} wherever parameters are shown (/routes, logs,
+ * `validate`). Annotation only: it changes nothing about validation.
+ */
+export const SECRET_KEYWORD = "x-tollgate-secret";
+
+/**
+ * Marks a policy parameter as something the engine's permission scope must allow: `net` for
+ * a URL the policy fetches, `read` for a file it reads. Checked when a chain is built.
+ */
+export const ACCESS_KEYWORD = "x-tollgate-access";
+
+/** The kinds of access {@link ACCESS_KEYWORD} can name. */
+export const ACCESS_KINDS = ["net", "read"] as const;
+
+/** What a secret parameter's value is shown as. */
+export const REDACTED = "<redacted>";
+
 /** A new validator instance. */
 export function createAjv(): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false });
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false });
+  ajv.addKeyword({ keyword: SECRET_KEYWORD, schemaType: "boolean" });
+  ajv.addKeyword({ keyword: ACCESS_KEYWORD, schemaType: "string", metaSchema: { enum: ACCESS_KINDS } });
+  return ajv;
 }

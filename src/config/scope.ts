@@ -5,6 +5,7 @@
  * misleading for a binary.
  */
 import { dirname } from "node:path";
+import type { AccessNeed } from "../registry/annotations.ts";
 import type { Problem } from "./problem.ts";
 import type { EngineConfig } from "./types.ts";
 
@@ -55,4 +56,29 @@ export function permissionProblems(
     );
   }
   return problems;
+}
+
+/** `host:port` of an http(s) URL, as Deno's net permission names it; undefined if not such a URL. */
+export function urlHost(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return undefined;
+  return `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? "443" : "80")}`;
+}
+
+/**
+ * Why the permissions refuse what a policy parameter names (a URL it fetches, a file it
+ * reads); undefined when they allow it.
+ */
+export function accessProblem(need: AccessNeed): string | undefined {
+  if (need.kind === "net") {
+    const host = urlHost(need.value);
+    if (host === undefined) return `${need.value} is not an http or https URL`;
+    return granted({ name: "net", host }) ? undefined : `host ${host} ${ADVICE}`;
+  }
+  return granted({ name: "read", path: need.value }) ? undefined : `file ${need.value} ${ADVICE}`;
 }

@@ -39,6 +39,10 @@ export interface ChainEntry {
   readonly label: string;
   readonly policy: Policy;
   readonly params: Params;
+  /** The parameters with secrets redacted: what may be shown (/routes). */
+  readonly shownParams: Params;
+  /** The secret parameter values, scrubbed from the policy's logged error messages. */
+  readonly secrets: readonly string[];
   readonly mode: ProcessingMode;
   readonly onFailure: FailureRule;
   readonly timeoutMs: number | undefined;

@@ -13,6 +13,7 @@ import {
   immediateHeaderLines,
   InvalidActionError,
 } from "./apply.ts";
+import { scrubSecrets } from "../observe/scrub.ts";
 import type { ChainEntry } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
 import type { ExchangeState } from "./state.ts";
@@ -128,7 +129,7 @@ function settle(
       policy: entry.label,
       phase,
       kind: failure.kind,
-      reason: failure.message,
+      reason: scrubSecrets(failure.message, entry.secrets),
       rule: entry.onFailure,
       requestId: state.shared.requestId,
       route: state.shared.route.name,

@@ -11,7 +11,10 @@ import * as policy7 from "../../policies/redirect/mod.ts";
 import * as policy8 from "../../policies/request-size-limit/mod.ts";
 import * as policy9 from "../../policies/json-schema-validate/mod.ts";
 import * as policy10 from "../../policies/log-message/mod.ts";
-import * as policy13 from "../../policies/rate-limit/mod.ts";
+import * as policy11 from "../../policies/jwt-auth/mod.ts";
+import * as policy12 from "../../policies/api-key-auth/mod.ts";
+import * as policy13 from "../../policies/basic-auth/mod.ts";
+import * as policy16 from "../../policies/rate-limit/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -874,6 +877,446 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy10,
   },
   {
+    source: "policies/jwt-auth",
+    definition: {
+      "description": "Authenticates requests with a JSON Web Token (a bearer token in Authorization, another header or a cookie): checks its signature against a JWKS (inline, file or URL) or an HMAC secret, its issuer, audience, lifetime, required claims and scopes. Claims go to the request's shared metadata (`auth`) and optionally to upstream headers. Verified tokens are cached, so a repeated token costs a lookup.",
+      "name": "jwt-auth",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "allowedAlgorithms": {
+            "default": [
+              "RS256",
+              "RS384",
+              "PS256",
+              "ES256",
+              "ES384",
+              "EdDSA",
+            ],
+            "description": "Signing algorithms accepted (`none` never is). HS256 needs a secret.",
+            "items": {
+              "enum": [
+                "RS256",
+                "RS384",
+                "PS256",
+                "ES256",
+                "ES384",
+                "EdDSA",
+                "HS256",
+              ],
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "audiences": {
+            "default": [],
+            "description": "Accepted `aud` values (the token must name one); empty skips the check.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "authHeaderScheme": {
+            "default": "Bearer",
+            "description": "Scheme before the token in the header (compared case-insensitively); empty for a header holding the bare token.",
+            "type": "string",
+          },
+          "cacheMaxAge": {
+            "default": "5m",
+            "description": "Longest time a verified token is trusted without verifying it again (never past its `exp`).",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "cacheSize": {
+            "default": 10000,
+            "description": "Verified tokens remembered (least recently used dropped first).",
+            "minimum": 1,
+            "type": "integer",
+          },
+          "claimMappings": {
+            "additionalProperties": {
+              "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+              "type": "string",
+            },
+            "default": {},
+            "description": "Claim name to upstream request header. The header is always removed from the client's request first, so a client cannot forge it.",
+            "type": "object",
+          },
+          "cookieName": {
+            "default": "",
+            "description": "A cookie carrying the token, read when the header is absent; empty for none.",
+            "type": "string",
+          },
+          "headerName": {
+            "default": "Authorization",
+            "description": "Header carrying the token.",
+            "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+            "type": "string",
+          },
+          "issuers": {
+            "default": [],
+            "description": "Accepted `iss` values; empty accepts any issuer.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "jwks": {
+            "default": {
+              "keys": [],
+            },
+            "description": "An inline JWKS (`{\"keys\": [...]}`) of public keys.",
+            "properties": {
+              "keys": {
+                "default": [],
+                "description": "The JSON Web Keys.",
+                "items": {
+                  "type": "object",
+                },
+                "type": "array",
+              },
+            },
+            "required": [
+              "keys",
+            ],
+            "type": "object",
+          },
+          "jwksFetchTimeout": {
+            "default": "5s",
+            "description": "Time allowed for one fetch of jwksUrl.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksFile": {
+            "default": "",
+            "description": "Absolute path of a JWKS file, read when the chain is built.",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+          "jwksMinRefreshInterval": {
+            "default": "30s",
+            "description": "Least time between two fetches (a token with an unknown `kid` triggers a fetch at most this often, so random kids cannot flood the identity provider).",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksRefreshInterval": {
+            "default": "10m",
+            "description": "Age after which the JWKS is fetched again.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksStaleIfError": {
+            "default": "1h",
+            "description": "How long past jwksRefreshInterval the last fetched keys stay in use while fetching fails.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksUrl": {
+            "default": "",
+            "description": "An http(s) URL serving the JWKS (e.g. an identity provider's `jwks_uri`). Its host must be in the engine's permission scope (docs/deployment.md).",
+            "pattern": "^(https?://.+)?$",
+            "type": "string",
+            "x-tollgate-access": "net",
+          },
+          "leeway": {
+            "default": "30s",
+            "description": "Clock skew allowed when checking `exp` and `nbf`.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "realm": {
+            "default": "api",
+            "description": "Realm named in `WWW-Authenticate`.",
+            "type": "string",
+          },
+          "removeToken": {
+            "default": false,
+            "description": "Remove the token (its header, or its cookie) from the request before the upstream.",
+            "type": "boolean",
+          },
+          "requiredClaims": {
+            "default": [],
+            "description": "Claims the token must have: a list of names, or a map of name to the exact (string) value the claim must have.",
+            "oneOf": [
+              {
+                "items": {
+                  "type": "string",
+                },
+                "type": "array",
+              },
+              {
+                "additionalProperties": {
+                  "type": "string",
+                },
+                "type": "object",
+              },
+            ],
+          },
+          "requiredScopes": {
+            "default": [],
+            "description": "Scopes the token must grant (space-separated `scope` claim or `scp` array); a token missing one gets 403 insufficient_scope.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "secret": {
+            "default": "",
+            "description": "HMAC secret for HS256 tokens (at least 32 bytes). Prefer secretFile or the engine config's `policyConfig.jwtAuth.secret`, which keep it out of the routes.",
+            "type": "string",
+            "x-tollgate-secret": true,
+          },
+          "secretFile": {
+            "default": "",
+            "description": "Absolute path of a file holding the HMAC secret (trailing newline ignored).",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+          "userIdClaim": {
+            "default": "sub",
+            "description": "Claim naming the caller (`auth.subject` in shared metadata).",
+            "type": "string",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "additionalProperties": false,
+        "properties": {
+          "secretFromConfig": {
+            "default": "",
+            "description": "HMAC secret from the engine config (`policyConfig.jwtAuth.secret`), used when the route sets neither secret nor secretFile.",
+            "type": "string",
+            "wso2/defaultValue": "${config.jwtAuth.secret}",
+            "x-tollgate-secret": true,
+          },
+        },
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy11,
+  },
+  {
+    source: "policies/api-key-auth",
+    definition: {
+      "description": "Authenticates requests by a pre-shared API key in a header or a query parameter. Keys are kept only as SHA-256 digests and compared in constant time; each names its caller, written to the request's shared metadata (`auth`). A key in the query is removed before the upstream.",
+      "name": "api-key-auth",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "forwardKey": {
+            "default": false,
+            "description": "Keep the key (header or query parameter) in the request sent upstream.",
+            "type": "boolean",
+          },
+          "in": {
+            "default": "header",
+            "description": "Where the key is, `header` or `query`.",
+            "enum": [
+              "header",
+              "query",
+            ],
+            "type": "string",
+          },
+          "key": {
+            "default": "X-API-Key",
+            "description": "Name of the header (case-insensitive) or query parameter (exact) holding the key.",
+            "maxLength": 128,
+            "minLength": 1,
+            "type": "string",
+          },
+          "keys": {
+            "default": [],
+            "description": "The accepted keys, each with the caller it identifies: the key itself (`key`, at least 16 characters) or its SHA-256 digest in hex (`sha256`), which keeps the key out of the config.",
+            "items": {
+              "additionalProperties": false,
+              "oneOf": [
+                {
+                  "required": [
+                    "key",
+                  ],
+                },
+                {
+                  "required": [
+                    "sha256",
+                  ],
+                },
+              ],
+              "properties": {
+                "caller": {
+                  "description": "Who the key belongs to (`auth.subject` in shared metadata).",
+                  "minLength": 1,
+                  "type": "string",
+                },
+                "key": {
+                  "description": "The key.",
+                  "minLength": 16,
+                  "type": "string",
+                  "x-tollgate-secret": true,
+                },
+                "sha256": {
+                  "description": "The key's SHA-256 digest, 64 hex digits.",
+                  "pattern": "^[0-9a-fA-F]{64}$",
+                  "type": "string",
+                  "x-tollgate-secret": true,
+                },
+              },
+              "required": [
+                "caller",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "keysFile": {
+            "default": "",
+            "description": "Absolute path of a YAML or JSON file holding more keys, as a list shaped like `keys`; read when the chain is built.",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+          "value-prefix": {
+            "default": "",
+            "description": "A prefix removed (case-insensitively) from the value before it is checked, e.g. `Bearer `; a value without it is refused.",
+            "maxLength": 64,
+            "type": "string",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "additionalProperties": false,
+        "properties": {
+          "keysFromConfig": {
+            "default": [],
+            "description": "Keys from the engine config (`policyConfig.apiKeyAuth.keys`), shaped like `keys`.",
+            "items": {
+              "type": "object",
+            },
+            "type": "array",
+            "wso2/defaultValue": "${config.apiKeyAuth.keys}",
+            "x-tollgate-secret": true,
+          },
+        },
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy12,
+  },
+  {
+    source: "policies/basic-auth",
+    definition: {
+      "description": "Authenticates requests with HTTP Basic credentials against users whose passwords are kept as bcrypt or argon2id hashes (plain-text passwords are refused). The user name goes to the request's shared metadata (`auth`); the Authorization header is removed before the upstream.",
+      "name": "basic-auth",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "cacheSize": {
+            "default": 1000,
+            "description": "Successful checks remembered at most (least recently used dropped first).",
+            "minimum": 1,
+            "type": "integer",
+          },
+          "cacheTtl": {
+            "default": "60s",
+            "description": "How long a successful check of a user name and password is remembered (bcrypt and argon2id take tens of milliseconds per check by design); 0s checks every request.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "forwardAuthorization": {
+            "default": false,
+            "description": "Keep the Authorization header in the request sent upstream.",
+            "type": "boolean",
+          },
+          "realm": {
+            "default": "Restricted",
+            "description": "Realm named in `WWW-Authenticate` (shown by browsers in their login prompt).",
+            "maxLength": 256,
+            "minLength": 1,
+            "pattern": "^[^\"\\\\]*$",
+            "type": "string",
+          },
+          "users": {
+            "default": [],
+            "description": "The users, each with a bcrypt (`$2b$...`) or argon2id (`$argon2id$...`) password hash.",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "passwordHash": {
+                  "description": "The password's bcrypt or argon2id hash in its usual `$...` encoding.",
+                  "type": "string",
+                  "x-tollgate-secret": true,
+                },
+                "username": {
+                  "description": "The user name (no colon).",
+                  "pattern": "^[^:]+$",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "username",
+                "passwordHash",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "usersFile": {
+            "default": "",
+            "description": "Absolute path of a YAML or JSON file holding more users, as a list shaped like `users`; read when the chain is built.",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "additionalProperties": false,
+        "properties": {
+          "usersFromConfig": {
+            "default": [],
+            "description": "Users from the engine config (`policyConfig.basicAuth.users`), shaped like `users`.",
+            "items": {
+              "type": "object",
+            },
+            "type": "array",
+            "wso2/defaultValue": "${config.basicAuth.users}",
+            "x-tollgate-secret": true,
+          },
+        },
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy13,
+  },
+  {
     source: "policies/add-python-header",
     definition: {
       "description": "Adds a custom header to requests. Demonstrates a basic Python policy.",
@@ -1157,7 +1600,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy13,
+    module: policy16,
   },
 ];
 

@@ -4,6 +4,8 @@
  * problem of every route is reported at once; nothing is swapped in unless all succeed.
  */
 import { type Problem, ProblemsError } from "../config/problem.ts";
+import { accessProblem } from "../config/scope.ts";
+import { scrubSecrets } from "../observe/scrub.ts";
 import type { EngineConfig, PolicyRef } from "../config/types.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
@@ -72,6 +74,9 @@ async function buildEntry(
     for (const p of resolved.problems) fail(p.segments as (string | number)[], p.message, policy.key);
     return undefined;
   }
+  const outside = resolved.access.filter((need) => accessProblem(need) !== undefined);
+  for (const need of outside) fail(need.segments as (string | number)[], accessProblem(need)!, policy.key);
+  if (outside.length > 0) return undefined;
   let condition: Condition | undefined;
   if (ref.executionCondition !== undefined) {
     try {
@@ -100,6 +105,8 @@ async function buildEntry(
       label: policy.key,
       policy: instance,
       params: resolved.params,
+      shownParams: resolved.shown,
+      secrets: resolved.secrets,
       mode,
       onFailure: ref.onFailure,
       timeoutMs: ref.timeoutMs,
@@ -107,7 +114,8 @@ async function buildEntry(
       batch: (instance as Partial<Batched>).batchRunner,
     };
   } catch (error) {
-    return fail([], `getPolicy failed: ${(error as Error)?.message ?? error}`, policy.key);
+    const message = scrubSecrets(String((error as Error)?.message ?? error), resolved.secrets);
+    return fail([], `getPolicy failed: ${message}`, policy.key);
   }
 }
 

@@ -8,6 +8,7 @@ import { createAjv } from "../config/ajv.ts";
 import type { PathSegments } from "../config/problem.ts";
 import { schemaViolations } from "../config/schema_errors.ts";
 import type { Params } from "../sdk/policy.ts";
+import { type AccessNeed, accessNeeds, redactSecrets, secretStrings } from "./annotations.ts";
 import { type ConfigReference, resolveTemplate, stripConfigReferences } from "./config_refs.ts";
 import type { PolicyDefinition } from "./definition.ts";
 
@@ -17,7 +18,19 @@ export interface ParameterProblem {
   readonly message: string;
 }
 
-export type ParameterResult = { ok: true; params: Params } | { ok: false; problems: ParameterProblem[] };
+/** Parameters ready for a policy instance, and what the engine may show and must allow of them. */
+export interface ResolvedParameters {
+  readonly ok: true;
+  readonly params: Params;
+  /** The parameters with every secret redacted: what /routes and logs may show. */
+  readonly shown: Params;
+  /** Hosts and files the parameters name; segments from the policy entry, as problems' are. */
+  readonly access: readonly AccessNeed[];
+  /** The secret values (strings), to scrub from messages that might quote them. */
+  readonly secrets: readonly string[];
+}
+
+export type ParameterResult = ResolvedParameters | { ok: false; problems: ParameterProblem[] };
 
 /** Resolves and validates parameters for one policy definition. */
 export interface ParameterResolver {
@@ -53,9 +66,14 @@ function check(validate: ValidateFunction, value: unknown, root: string, problem
   }
 }
 
+function rooted(root: string, needs: AccessNeed[]): AccessNeed[] {
+  return needs.map((need) => ({ ...need, segments: [root, ...need.segments] }));
+}
+
 /** Compiles the validators of a definition (throws if a schema is invalid; `validate` reports that earlier). */
 export function compileParameters(definition: PolicyDefinition): ParameterResolver {
-  const user = ajv.compile(stripConfigReferences(definition.parameters).schema);
+  const userSchema = stripConfigReferences(definition.parameters).schema;
+  const user = ajv.compile(userSchema);
   const stripped = stripConfigReferences(definition.systemParameters);
   const system = ajv.compile(stripped.schema);
   const references: readonly ConfigReference[] = stripped.references;
@@ -78,7 +96,25 @@ export function compileParameters(definition: PolicyDefinition): ParameterResolv
       const ownParams = structuredClone(userParams) as Record<string, unknown>;
       check(user, ownParams, "parameters", problems);
       if (problems.length > 0) return { ok: false, problems };
-      return { ok: true, params: deepFreeze({ ...systemParams, ...ownParams }) };
+      const shown = {
+        ...redactSecrets(stripped.schema, systemParams) as Params,
+        ...redactSecrets(userSchema, ownParams) as Params,
+      };
+      const access = [
+        ...rooted("systemParameters", accessNeeds(stripped.schema, systemParams)),
+        ...rooted("parameters", accessNeeds(userSchema, ownParams)),
+      ];
+      const secrets = [
+        ...secretStrings(stripped.schema, systemParams),
+        ...secretStrings(userSchema, ownParams),
+      ];
+      return {
+        ok: true,
+        params: deepFreeze({ ...systemParams, ...ownParams }),
+        shown: deepFreeze(shown),
+        access,
+        secrets,
+      };
     },
   };
 }

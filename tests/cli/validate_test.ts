@@ -91,6 +91,40 @@ Deno.test("tollgate validate checks a config against the compiled-in policies", 
   }
 });
 
+Deno.test("tollgate validate names bad secret parameters without showing their values", async () => {
+  const secrets = ["plain-text-password-1", "short-hmac-2", "short-key-3", 12345678901];
+  const config = await Deno.makeTempFile({ suffix: ".yaml" });
+  await Deno.writeTextFile(
+    config,
+    `routes:
+  - name: r
+    policies:
+      - { name: basic-auth, version: v1, parameters: { users: [{ username: u, passwordHash: ${
+      secrets[0]
+    } }] } }
+      - { name: jwt-auth, version: v1, parameters: { allowedAlgorithms: [HS256], secret: ${secrets[1]} } }
+      - { name: api-key-auth, version: v1, parameters: { keys: [{ caller: c, key: ${secrets[2]} }] } }
+      - { name: api-key-auth, version: v1, parameters: { keys: [{ caller: c, key: ${secrets[3]} }] } }
+`,
+  );
+  try {
+    const { code, stdout, stderr } = await runDeno(["run", "-A", "main.ts", "validate", "--config", config]);
+    assert.equal(code, 2, stderr);
+    assert.match(
+      stderr,
+      /policies\[0\]: getPolicy failed: users\[0\]\.passwordHash is not a bcrypt or argon2id hash/,
+    );
+    assert.match(stderr, /policies\[1\]: getPolicy failed: the HS256 secret must be at least 32 bytes/);
+    assert.match(stderr, /policies\[2\]\.parameters\.keys\[0\]\.key: must NOT have fewer than 16 characters/);
+    assert.match(stderr, /policies\[3\]\.parameters\.keys\[0\]\.key: must be of type string/);
+    for (const secret of secrets) {
+      assert.ok(!`${stdout}${stderr}`.includes(String(secret)), `shows ${secret}`);
+    }
+  } finally {
+    await Deno.remove(config);
+  }
+});
+
 Deno.test("tollgate --help, version and a bad command", async () => {
   const help = await runDeno(["run", "-A", "main.ts", "--help"]);
   assert.equal(help.code, 0);

@@ -68,6 +68,8 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
         label: found.policy.key,
         policy,
         params: resolved.params,
+        shownParams: resolved.shown,
+        secrets: resolved.secrets,
         mode: found.policy.definition.processingMode,
         onFailure: "deny" as FailureRule,
         timeoutMs: undefined,

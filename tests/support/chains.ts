@@ -15,6 +15,8 @@ export function entry(label: string, policy: Policy, options: EntryOptions = {})
     label,
     policy,
     params: {},
+    shownParams: {},
+    secrets: [],
     mode: processingMode(options.mode ?? policy.mode?.()),
     onFailure: options.onFailure ?? "deny",
     timeoutMs: options.timeoutMs,

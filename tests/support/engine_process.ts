@@ -22,6 +22,9 @@ export interface EngineProcessOptions {
   readonly noWait?: boolean;
   /** Use these directories and sockets, e.g. another engine's (for tests of socket ownership). */
   readonly layout?: { readonly dir: string; readonly layout: PermissionLayout };
+  /** Hosts (`host:port`) and files the engine's policies may reach (added to the layout). */
+  readonly policyHosts?: readonly string[];
+  readonly policyFiles?: readonly string[];
 }
 
 export class EngineProcess {
@@ -89,7 +92,9 @@ export class EngineProcess {
   }
 
   static async start(options: EngineProcessOptions): Promise<EngineProcess> {
-    const { dir, layout } = options.layout ?? await EngineProcess.layout(options.tcp);
+    const base = options.layout ?? await EngineProcess.layout(options.tcp);
+    const { dir } = base;
+    const layout = { ...base.layout, policyHosts: options.policyHosts, policyFiles: options.policyFiles };
     await Deno.mkdir(layout.configDir!, { recursive: true });
     const configFile = join(layout.configDir!, options.layout ? "second.yaml" : "tollgate.yaml");
     await Deno.writeTextFile(configFile, stringify(EngineProcess.fullConfig(layout, options.config)));

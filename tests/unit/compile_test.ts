@@ -96,6 +96,26 @@ Deno.test("compile: overridden paths", () => {
   ]);
 });
 
+Deno.test("compile: hosts and files granted to policies (jwt-auth's JWKS URL, key files)", () => {
+  const args = compileArgs(options([
+    "--policy-host",
+    "idp.example.com:443",
+    "--policy-host",
+    "10.0.0.9:8443",
+    "--policy-file",
+    "/run/secrets/api-keys.yaml",
+  ]));
+  const granted = permissionArgs(args);
+  assert.equal(granted[0], "--allow-read=/var/run/tollgate,/etc/tollgate,/run/secrets/api-keys.yaml");
+  assert.equal(
+    granted[2],
+    "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002," +
+      "idp.example.com:443,10.0.0.9:8443",
+  );
+  assert.throws(() => options(["--policy-host", "idp.example.com"]), /--policy-host must be host:port/);
+  assert.throws(() => options(["--policy-file", "keys.yaml"]), /--policy-file must be an absolute path/);
+});
+
 Deno.test("compile: sockets in two directories, and ext_proc on TCP", () => {
   const split = permissionArgs(compileArgs(options([
     "--socket",

@@ -12,20 +12,24 @@ import * as policy8 from "../../../policies/redirect/mod.ts";
 import * as policy9 from "../../../policies/request-size-limit/mod.ts";
 import * as policy10 from "../../../policies/json-schema-validate/mod.ts";
 import * as policy11 from "../../../policies/log-message/mod.ts";
-import * as policy12 from "../../../tests/fixtures/policies/trace/mod.ts";
-import * as policy13 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
-import * as policy14 from "../../../tests/fixtures/policies/replace-body/mod.ts";
-import * as policy15 from "../../../tests/fixtures/policies/fail/mod.ts";
-import * as policy16 from "../../../tests/fixtures/policies/slow/mod.ts";
-import * as policy17 from "../../../tests/fixtures/policies/deny/mod.ts";
-import * as policy18 from "../../../tests/fixtures/policies/echo/mod.ts";
-import * as policy19 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy26 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy27 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy28 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy29 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy30 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy31 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy12 from "../../../policies/jwt-auth/mod.ts";
+import * as policy13 from "../../../policies/api-key-auth/mod.ts";
+import * as policy14 from "../../../policies/basic-auth/mod.ts";
+import * as policy15 from "../../../tests/fixtures/policies/trace/mod.ts";
+import * as policy16 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
+import * as policy17 from "../../../tests/fixtures/policies/replace-body/mod.ts";
+import * as policy18 from "../../../tests/fixtures/policies/fail/mod.ts";
+import * as policy19 from "../../../tests/fixtures/policies/slow/mod.ts";
+import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
+import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
+import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
+import * as policy29 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy30 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy31 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy32 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy33 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1090,6 +1094,446 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy11,
   },
   {
+    source: "policies/jwt-auth",
+    definition: {
+      "description": "Authenticates requests with a JSON Web Token (a bearer token in Authorization, another header or a cookie): checks its signature against a JWKS (inline, file or URL) or an HMAC secret, its issuer, audience, lifetime, required claims and scopes. Claims go to the request's shared metadata (`auth`) and optionally to upstream headers. Verified tokens are cached, so a repeated token costs a lookup.",
+      "name": "jwt-auth",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "allowedAlgorithms": {
+            "default": [
+              "RS256",
+              "RS384",
+              "PS256",
+              "ES256",
+              "ES384",
+              "EdDSA",
+            ],
+            "description": "Signing algorithms accepted (`none` never is). HS256 needs a secret.",
+            "items": {
+              "enum": [
+                "RS256",
+                "RS384",
+                "PS256",
+                "ES256",
+                "ES384",
+                "EdDSA",
+                "HS256",
+              ],
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "audiences": {
+            "default": [],
+            "description": "Accepted `aud` values (the token must name one); empty skips the check.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "authHeaderScheme": {
+            "default": "Bearer",
+            "description": "Scheme before the token in the header (compared case-insensitively); empty for a header holding the bare token.",
+            "type": "string",
+          },
+          "cacheMaxAge": {
+            "default": "5m",
+            "description": "Longest time a verified token is trusted without verifying it again (never past its `exp`).",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "cacheSize": {
+            "default": 10000,
+            "description": "Verified tokens remembered (least recently used dropped first).",
+            "minimum": 1,
+            "type": "integer",
+          },
+          "claimMappings": {
+            "additionalProperties": {
+              "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+              "type": "string",
+            },
+            "default": {},
+            "description": "Claim name to upstream request header. The header is always removed from the client's request first, so a client cannot forge it.",
+            "type": "object",
+          },
+          "cookieName": {
+            "default": "",
+            "description": "A cookie carrying the token, read when the header is absent; empty for none.",
+            "type": "string",
+          },
+          "headerName": {
+            "default": "Authorization",
+            "description": "Header carrying the token.",
+            "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+            "type": "string",
+          },
+          "issuers": {
+            "default": [],
+            "description": "Accepted `iss` values; empty accepts any issuer.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "jwks": {
+            "default": {
+              "keys": [],
+            },
+            "description": "An inline JWKS (`{\"keys\": [...]}`) of public keys.",
+            "properties": {
+              "keys": {
+                "default": [],
+                "description": "The JSON Web Keys.",
+                "items": {
+                  "type": "object",
+                },
+                "type": "array",
+              },
+            },
+            "required": [
+              "keys",
+            ],
+            "type": "object",
+          },
+          "jwksFetchTimeout": {
+            "default": "5s",
+            "description": "Time allowed for one fetch of jwksUrl.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksFile": {
+            "default": "",
+            "description": "Absolute path of a JWKS file, read when the chain is built.",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+          "jwksMinRefreshInterval": {
+            "default": "30s",
+            "description": "Least time between two fetches (a token with an unknown `kid` triggers a fetch at most this often, so random kids cannot flood the identity provider).",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksRefreshInterval": {
+            "default": "10m",
+            "description": "Age after which the JWKS is fetched again.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksStaleIfError": {
+            "default": "1h",
+            "description": "How long past jwksRefreshInterval the last fetched keys stay in use while fetching fails.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "jwksUrl": {
+            "default": "",
+            "description": "An http(s) URL serving the JWKS (e.g. an identity provider's `jwks_uri`). Its host must be in the engine's permission scope (docs/deployment.md).",
+            "pattern": "^(https?://.+)?$",
+            "type": "string",
+            "x-tollgate-access": "net",
+          },
+          "leeway": {
+            "default": "30s",
+            "description": "Clock skew allowed when checking `exp` and `nbf`.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "realm": {
+            "default": "api",
+            "description": "Realm named in `WWW-Authenticate`.",
+            "type": "string",
+          },
+          "removeToken": {
+            "default": false,
+            "description": "Remove the token (its header, or its cookie) from the request before the upstream.",
+            "type": "boolean",
+          },
+          "requiredClaims": {
+            "default": [],
+            "description": "Claims the token must have: a list of names, or a map of name to the exact (string) value the claim must have.",
+            "oneOf": [
+              {
+                "items": {
+                  "type": "string",
+                },
+                "type": "array",
+              },
+              {
+                "additionalProperties": {
+                  "type": "string",
+                },
+                "type": "object",
+              },
+            ],
+          },
+          "requiredScopes": {
+            "default": [],
+            "description": "Scopes the token must grant (space-separated `scope` claim or `scp` array); a token missing one gets 403 insufficient_scope.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "secret": {
+            "default": "",
+            "description": "HMAC secret for HS256 tokens (at least 32 bytes). Prefer secretFile or the engine config's `policyConfig.jwtAuth.secret`, which keep it out of the routes.",
+            "type": "string",
+            "x-tollgate-secret": true,
+          },
+          "secretFile": {
+            "default": "",
+            "description": "Absolute path of a file holding the HMAC secret (trailing newline ignored).",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+          "userIdClaim": {
+            "default": "sub",
+            "description": "Claim naming the caller (`auth.subject` in shared metadata).",
+            "type": "string",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "additionalProperties": false,
+        "properties": {
+          "secretFromConfig": {
+            "default": "",
+            "description": "HMAC secret from the engine config (`policyConfig.jwtAuth.secret`), used when the route sets neither secret nor secretFile.",
+            "type": "string",
+            "wso2/defaultValue": "${config.jwtAuth.secret}",
+            "x-tollgate-secret": true,
+          },
+        },
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy12,
+  },
+  {
+    source: "policies/api-key-auth",
+    definition: {
+      "description": "Authenticates requests by a pre-shared API key in a header or a query parameter. Keys are kept only as SHA-256 digests and compared in constant time; each names its caller, written to the request's shared metadata (`auth`). A key in the query is removed before the upstream.",
+      "name": "api-key-auth",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "forwardKey": {
+            "default": false,
+            "description": "Keep the key (header or query parameter) in the request sent upstream.",
+            "type": "boolean",
+          },
+          "in": {
+            "default": "header",
+            "description": "Where the key is, `header` or `query`.",
+            "enum": [
+              "header",
+              "query",
+            ],
+            "type": "string",
+          },
+          "key": {
+            "default": "X-API-Key",
+            "description": "Name of the header (case-insensitive) or query parameter (exact) holding the key.",
+            "maxLength": 128,
+            "minLength": 1,
+            "type": "string",
+          },
+          "keys": {
+            "default": [],
+            "description": "The accepted keys, each with the caller it identifies: the key itself (`key`, at least 16 characters) or its SHA-256 digest in hex (`sha256`), which keeps the key out of the config.",
+            "items": {
+              "additionalProperties": false,
+              "oneOf": [
+                {
+                  "required": [
+                    "key",
+                  ],
+                },
+                {
+                  "required": [
+                    "sha256",
+                  ],
+                },
+              ],
+              "properties": {
+                "caller": {
+                  "description": "Who the key belongs to (`auth.subject` in shared metadata).",
+                  "minLength": 1,
+                  "type": "string",
+                },
+                "key": {
+                  "description": "The key.",
+                  "minLength": 16,
+                  "type": "string",
+                  "x-tollgate-secret": true,
+                },
+                "sha256": {
+                  "description": "The key's SHA-256 digest, 64 hex digits.",
+                  "pattern": "^[0-9a-fA-F]{64}$",
+                  "type": "string",
+                  "x-tollgate-secret": true,
+                },
+              },
+              "required": [
+                "caller",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "keysFile": {
+            "default": "",
+            "description": "Absolute path of a YAML or JSON file holding more keys, as a list shaped like `keys`; read when the chain is built.",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+          "value-prefix": {
+            "default": "",
+            "description": "A prefix removed (case-insensitively) from the value before it is checked, e.g. `Bearer `; a value without it is refused.",
+            "maxLength": 64,
+            "type": "string",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "additionalProperties": false,
+        "properties": {
+          "keysFromConfig": {
+            "default": [],
+            "description": "Keys from the engine config (`policyConfig.apiKeyAuth.keys`), shaped like `keys`.",
+            "items": {
+              "type": "object",
+            },
+            "type": "array",
+            "wso2/defaultValue": "${config.apiKeyAuth.keys}",
+            "x-tollgate-secret": true,
+          },
+        },
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy13,
+  },
+  {
+    source: "policies/basic-auth",
+    definition: {
+      "description": "Authenticates requests with HTTP Basic credentials against users whose passwords are kept as bcrypt or argon2id hashes (plain-text passwords are refused). The user name goes to the request's shared metadata (`auth`); the Authorization header is removed before the upstream.",
+      "name": "basic-auth",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "cacheSize": {
+            "default": 1000,
+            "description": "Successful checks remembered at most (least recently used dropped first).",
+            "minimum": 1,
+            "type": "integer",
+          },
+          "cacheTtl": {
+            "default": "60s",
+            "description": "How long a successful check of a user name and password is remembered (bcrypt and argon2id take tens of milliseconds per check by design); 0s checks every request.",
+            "pattern": "^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$",
+            "type": "string",
+          },
+          "forwardAuthorization": {
+            "default": false,
+            "description": "Keep the Authorization header in the request sent upstream.",
+            "type": "boolean",
+          },
+          "realm": {
+            "default": "Restricted",
+            "description": "Realm named in `WWW-Authenticate` (shown by browsers in their login prompt).",
+            "maxLength": 256,
+            "minLength": 1,
+            "pattern": "^[^\"\\\\]*$",
+            "type": "string",
+          },
+          "users": {
+            "default": [],
+            "description": "The users, each with a bcrypt (`$2b$...`) or argon2id (`$argon2id$...`) password hash.",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "passwordHash": {
+                  "description": "The password's bcrypt or argon2id hash in its usual `$...` encoding.",
+                  "type": "string",
+                  "x-tollgate-secret": true,
+                },
+                "username": {
+                  "description": "The user name (no colon).",
+                  "pattern": "^[^:]+$",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "username",
+                "passwordHash",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "usersFile": {
+            "default": "",
+            "description": "Absolute path of a YAML or JSON file holding more users, as a list shaped like `users`; read when the chain is built.",
+            "pattern": "^(/.*)?$",
+            "type": "string",
+            "x-tollgate-access": "read",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "additionalProperties": false,
+        "properties": {
+          "usersFromConfig": {
+            "default": [],
+            "description": "Users from the engine config (`policyConfig.basicAuth.users`), shaped like `users`.",
+            "items": {
+              "type": "object",
+            },
+            "type": "array",
+            "wso2/defaultValue": "${config.basicAuth.users}",
+            "x-tollgate-secret": true,
+          },
+        },
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy14,
+  },
+  {
     source: "tests/fixtures/policies/trace",
     definition: {
       "description": "Test policy. Appends its label to x-trace on the request and the response, and to the shared metadata.",
@@ -1119,7 +1563,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy12,
+    module: policy15,
   },
   {
     source: "tests/fixtures/policies/rewrite-path",
@@ -1158,7 +1602,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy13,
+    module: policy16,
   },
   {
     source: "tests/fixtures/policies/replace-body",
@@ -1188,7 +1632,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy14,
+    module: policy17,
   },
   {
     source: "tests/fixtures/policies/fail",
@@ -1222,7 +1666,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy15,
+    module: policy18,
   },
   {
     source: "tests/fixtures/policies/slow",
@@ -1255,7 +1699,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy16,
+    module: policy19,
   },
   {
     source: "tests/fixtures/policies/deny",
@@ -1296,7 +1740,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy17,
+    module: policy20,
   },
   {
     source: "tests/fixtures/policies/echo",
@@ -1320,7 +1764,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy18,
+    module: policy21,
   },
   {
     source: "tests/fixtures/policies/wrap-response-body",
@@ -1344,7 +1788,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy19,
+    module: policy22,
   },
   {
     source: "policies/add-python-header",
@@ -1573,7 +2017,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy26,
+    module: policy29,
   },
   {
     source: "tests/fixtures/policies/override-status",
@@ -1605,7 +2049,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy27,
+    module: policy30,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -1629,7 +2073,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy28,
+    module: policy31,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -1661,7 +2105,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy29,
+    module: policy32,
   },
   {
     source: "tests/fixtures/policies/request-facts",
@@ -1694,7 +2138,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy30,
+    module: policy33,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -1727,7 +2171,44 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy31,
+    module: policy34,
+  },
+  {
+    source: "tests/fixtures/policies/leaky",
+    definition: {
+      "description": "Test policy. Throws errors quoting its secret parameter (at build with `failAtBuild`, otherwise on each request), to check that the engine scrubs secrets from messages.",
+      "name": "leaky",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "failAtBuild": {
+            "default": false,
+            "type": "boolean",
+          },
+          "password": {
+            "type": "string",
+            "x-tollgate-secret": true,
+          },
+        },
+        "required": [
+          "password",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy35,
   },
 ];
 

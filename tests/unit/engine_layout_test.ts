@@ -1,0 +1,29 @@
+/** `deno task dev`'s permission layout grants exactly the hosts and files its config's policies name. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { layoutForConfig } from "../../scripts/lib/engine_layout.ts";
+
+Deno.test("the dev layout grants the JWKS hosts and key files the config's policies name", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = join(dir, "tollgate.yaml");
+    await Deno.writeTextFile(
+      config,
+      `routes:
+  - name: a
+    policies:
+      - { name: jwt-auth, version: v1, parameters: { jwksUrl: "https://idp.example.com/jwks.json" } }
+      - { name: api-key-auth, version: v1, parameters: { keysFile: /run/secrets/keys.yaml } }
+  - name: b
+    policies:
+      - { name: jwt-auth, version: v1, parameters: { jwksUrl: "http://127.0.0.1:8081/k" } }
+      - { name: set-headers, version: v1, parameters: { requestHeaders: [{ name: x, value: "https://no.example" }] } }
+`,
+    );
+    const layout = await layoutForConfig(config);
+    assert.deepEqual(layout.policyHosts, ["idp.example.com:443", "127.0.0.1:8081"]);
+    assert.deepEqual(layout.policyFiles, ["/run/secrets/keys.yaml"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
