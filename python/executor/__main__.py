@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from executor import logs
+from executor import logs, output
 from executor.batch import Runtime
 from executor.cache import InstanceCache
 from executor.loader import RegistryError, load_policies, read_registry
@@ -68,7 +68,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Loads the policies, serves until SIGTERM/SIGINT and returns the exit status."""
     args = parse_args(argv)
-    logs.configure(args.log_level)
+    logs.configure(args.log_level, output.redirect())
     try:
         registry = read_registry(args.registry)
     except RegistryError as error:
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     policies = load_policies(registry, args.policy_root)
     for key, reason in policies.failed.items():
-        log.error("policy failed to load", extra={"policy": key, "error": reason})
+        log.error("policy %s failed to load: %s", key, reason, extra={"policy": key, "error": reason})
     log.info(
         "policies loaded",
         extra={"loaded": sorted(policies.loaded), "failed": sorted(policies.failed)},

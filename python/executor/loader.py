@@ -21,6 +21,7 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any, cast
 
+from executor.output import running
 from sdk.policy import PolicyMetadata
 
 Factory = Callable[[PolicyMetadata, dict[str, Any]], object]
@@ -141,7 +142,8 @@ def load_policies(registry: Mapping[str, Mapping[str, str]], root: Path) -> Poli
     for key, entry in registry.items():
         package = package_name(key, taken)
         try:
-            factory = import_factory(package, root / entry["path"])
+            with running(key):
+                factory = import_factory(package, root / entry["path"])
         except (Exception, SystemExit) as error:  # a policy's import must not stop the executor
             result.failed[key] = f"{type(error).__name__}: {error}"
             continue

@@ -4,17 +4,16 @@
  * serving, and restarts it in place with exponential backoff when it exits, stops
  * answering, or has every worker held by a policy call past its deadline. Requests needing
  * Python meanwhile fail fast (their policy's failure rule applies) and traffic recovers by
- * itself once the executor is back. The executor's output is re-logged under the
- * "tollgate.python" category.
+ * itself once the executor is back. The executor's output is re-logged by ./output.ts.
  */
 import { join } from "node:path";
-import { getLogger, type LogLevel } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
 import type { PythonConfig } from "../config/types.ts";
 import { removeSocketFile } from "../transport/unix_socket.ts";
 import type { ExecutorClient } from "./client.ts";
+import { relogExecutorOutput } from "./output.ts";
 
 const log = getLogger(["tollgate", "python", "supervisor"]);
-const childLog = getLogger(["tollgate", "python", "executor"]);
 
 export type ExecutorState = "starting" | "healthy" | "restarting" | "stopped";
 
@@ -48,17 +47,6 @@ const MIN_RESTART_DELAY_MS = 200;
 const MAX_RESTART_DELAY_MS = 5000;
 /** A run this long counts as stable: the restart backoff starts over. */
 const STABLE_AFTER_MS = 30_000;
-
-const LEVELS: Record<string, LogLevel> = {
-  debug: "debug",
-  info: "info",
-  warning: "warning",
-  error: "error",
-  critical: "fatal",
-};
-
-/** Text as a LogTape message: braces escaped, so the executor's text is never read as placeholders. */
-const literal = (text: string) => text.replaceAll("{", "{{").replaceAll("}", "}}");
 
 /** Thrown when the executor cannot be started at all. */
 export class ExecutorStartError extends Error {
@@ -129,34 +117,10 @@ export class PythonSupervisor {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    this.#forward(child.stderr, "stderr");
-    this.#forward(child.stdout, "stdout");
+    relogExecutorOutput(child.stderr, "stderr");
+    relogExecutorOutput(child.stdout, "stdout");
     log.info("started the Python executor (pid {pid})", { pid: child.pid });
     return child;
-  }
-
-  /** Re-logs the executor's lines: its JSON records keep their level and fields. */
-  async #forward(stream: ReadableStream<Uint8Array>, name: string): Promise<void> {
-    let rest = "";
-    const emit = (line: string) => {
-      if (!line.trim()) return;
-      try {
-        const { level, msg, time: _time, logger, ...fields } = JSON.parse(line);
-        childLog[LEVELS[level] ?? "info"](literal(String(msg)), { ...fields, pythonLogger: logger });
-      } catch {
-        childLog.info(literal(line), { stream: name });
-      }
-    };
-    try {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        const lines = (rest + chunk).split("\n");
-        rest = lines.pop()!;
-        lines.forEach(emit);
-      }
-    } catch {
-      // the child went away mid-line
-    }
-    emit(rest);
   }
 
   /** Spawns and waits until healthy; on failure kills the child and throws. */

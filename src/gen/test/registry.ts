@@ -11,10 +11,10 @@ import * as policy7 from "../../../tests/fixtures/policies/slow/mod.ts";
 import * as policy8 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy9 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy10 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy17 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy18 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy19 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy20 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy18 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy19 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy20 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy21 from "../../../tests/fixtures/policies/read-file/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -680,6 +680,30 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
   },
   {
+    source: "tests/fixtures/policies/py-print",
+    definition: {
+      "description": "Test policy (Python). Prints JSON lines that look like log records (print, sys.stderr, fd 2), to show they are logged as its text.",
+      "name": "py-print",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
     source: "tests/fixtures/policies/tag",
     definition: {
       "description": "Test policy. Records a key/value in Envoy's access log through analyticsMetadata.",
@@ -713,7 +737,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy17,
+    module: policy18,
   },
   {
     source: "tests/fixtures/policies/override-status",
@@ -745,7 +769,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy18,
+    module: policy19,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -769,7 +793,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy19,
+    module: policy20,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -801,7 +825,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy20,
+    module: policy21,
   },
 ];
 
