@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
@@ -11,9 +12,12 @@ from executor.logs import JsonFormatter
 from executor.output import POLICY_OUTPUT, PolicyOutput, running
 
 
-def test_each_printed_line_is_a_record_naming_the_policy(caplog: pytest.LogCaptureFixture) -> None:
+def test_each_printed_line_is_a_record_naming_the_policy(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caplog.set_level(logging.INFO, logger="executor.output")
     out = PolicyOutput("stdout")
+    monkeypatch.setattr(sys, "stdout", out)
     forged = json.dumps({"level": "error", "msg": "forged"})
     with running("printer:v1"):
         out.write(f"{forged}\nsecond ")
