@@ -18,6 +18,7 @@ import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { PythonRuntime } from "./python/runtime.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
+import { refuseLiveSocket } from "./transport/unix_socket.ts";
 
 const log = getLogger(["tollgate", "engine"]);
 
@@ -65,6 +66,9 @@ export class Engine {
     if (outside.length > 0) {
       throw new ProblemsError(`cannot run ${config.source} with these permissions`, outside);
     }
+    // Before starting anything: a second instance must fail here, before its executor could
+    // touch the running engine's sockets.
+    for (const socket of ownSockets(config, registry.hasPythonPolicies())) await refuseLiveSocket(socket);
     const metrics = new Metrics();
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
     const python = registry.hasPythonPolicies()
@@ -171,6 +175,14 @@ export class Engine {
     await this.#admin?.shutdown();
     log.info("stopped");
   }
+}
+
+/** The Unix sockets the engine will serve or start the executor on. */
+function ownSockets(config: EngineConfig, python: boolean): string[] {
+  return [
+    ...(config.listen.kind === "unix" ? [config.listen.socket] : []),
+    ...(python ? [config.python.socket] : []),
+  ];
 }
 
 /** Sections of the config that are read once at startup. */

@@ -62,6 +62,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_MAX_MESSAGE_BYTES,
         help="largest gRPC message accepted or sent (default 64 MiB; must fit buffered bodies)",
     )
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help="replace the live executor serving on --socket (the engine recycling it) instead of refusing",
+    )
     return parser.parse_args(argv)
 
 
@@ -83,9 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     runtime = Runtime(policies=policies, cache=InstanceCache())
     try:
-        finished = asyncio.run(serve(args.socket, runtime, args.workers, args.max_message_bytes))
+        finished = asyncio.run(
+            serve(
+                args.socket, runtime, args.workers, args.max_message_bytes, take_over=args.take_over
+            )
+        )
     except (OSError, RuntimeError) as error:
-        log.error("cannot serve", extra={"socket": str(args.socket), "error": str(error)})
+        log.error("cannot serve on %s: %s", args.socket, error, extra={"socket": str(args.socket), "error": str(error)})
         return 1
     if not finished:
         # Worker threads stuck in policy code would keep the interpreter alive forever.

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket as sockets
+import stat
 import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from tests.support import (
+    ExecutorProcess,
     SpawnExecutor,
     StreamClient,
     execute_request,
@@ -112,3 +115,46 @@ def test_health_counts_workers_still_running_calls_past_their_budget(spawn_execu
             assert (await health(executor.socket)).overdue_workers == 0
 
     run(scenario())
+
+
+def test_a_second_executor_refuses_a_socket_a_live_one_serves(tmp_path: Path) -> None:
+    first = ExecutorProcess(tmp_path / "first", SLEEPY_ONLY).start()
+    try:
+        inode = first.socket.lstat().st_ino
+        second = ExecutorProcess(tmp_path / "second", SLEEPY_ONLY, socket=first.socket)
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            second.start()
+        assert any(
+            r["msg"] == f"cannot serve on {first.socket}: {first.socket} is in use by another live process; "
+            "refusing to replace it"
+            for r in second.log_records()
+        )
+        assert first.socket.lstat().st_ino == inode
+        answer = run(health(first.socket))
+        assert answer.ready and answer.pid == first.process.pid  # type: ignore[union-attr]
+    finally:
+        assert first.stop() == 0
+
+
+def test_take_over_replaces_a_live_executor_whose_exit_leaves_the_new_socket(tmp_path: Path) -> None:
+    first = ExecutorProcess(tmp_path / "first", SLEEPY_ONLY).start()
+    successor = ExecutorProcess(tmp_path / "next", SLEEPY_ONLY, extra_args=["--take-over"], socket=first.socket)
+    try:
+        successor.start()
+        assert run(health(first.socket)).pid == successor.process.pid  # type: ignore[union-attr]
+        assert first.stop() == 0
+        answer = run(health(successor.socket))
+        assert answer.ready and answer.pid == successor.process.pid  # type: ignore[union-attr]
+        assert answer.rss_bytes > 1024 * 1024
+        assert [p.name for p in first.socket.parent.iterdir()] == [first.socket.name]
+    finally:
+        first.stop()
+        assert successor.stop() == 0
+
+
+def test_the_socket_directory_is_created_0750(spawn_executor: SpawnExecutor) -> None:
+    executor = spawn_executor(SLEEPY_ONLY).start()
+    try:
+        assert stat.S_IMODE(executor.socket.parent.stat().st_mode) == 0o750
+    finally:
+        assert executor.stop() == 0
