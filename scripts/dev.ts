@@ -1,5 +1,6 @@
 /**
- * `deno task dev [--config PATH]`: prepares .venv and the generated registry if needed, then
+ * `deno task dev [--config PATH]`: generates the registry and prepares .venv (installing the
+ * policies' requirements when they changed) if needed, then
  * runs the engine with the production permission flags for this checkout's layout (see
  * scripts/lib/permissions.ts). Signals are passed on, so Ctrl-C is a graceful shutdown.
  */
@@ -14,12 +15,13 @@ import { setup } from "./setup.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { config: { type: "string", short: "c" } } });
 
-await setup();
 const problems = await buildManifest("build.yaml", "src/gen");
 if (problems.length > 0) {
   problems.forEach((p) => console.error(formatProblem(p)));
   Deno.exit(2);
 }
+// After the build: it writes the policies' merged requirements, which setup installs when changed.
+await setup();
 let layout;
 try {
   layout = await layoutForConfig(values.config);

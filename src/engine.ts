@@ -16,6 +16,7 @@ import { Kernel, type RouteTable } from "./kernel/routes.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { loadFailureProblems } from "./python/check.ts";
 import { PythonRuntime } from "./python/runtime.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
 import { refuseLiveSocket } from "./transport/unix_socket.ts";
@@ -74,6 +75,14 @@ export class Engine {
     const python = registry.hasPythonPolicies()
       ? await PythonRuntime.start(config, options.pythonRegistry, metrics)
       : undefined;
+    if (python && python.failedPolicies.size > 0) {
+      await python.stop(config.shutdown.gracePeriodMs);
+      const { size } = python.failedPolicies;
+      throw new ProblemsError(
+        `${size} Python ${size === 1 ? "policy" : "policies"} failed to load in the executor`,
+        loadFailureProblems(registry, python.failedPolicies),
+      );
+    }
     const build: ChainBuildContext = {
       registry,
       factoryFor: (p) => p.definition.runtime === "python" ? python?.factoryFor(p) : p.factory,
@@ -118,7 +127,7 @@ export class Engine {
   }
 
   readiness(): { ready: boolean; reasons: string[] } {
-    const reasons = [this.python?.unreadyReason()].filter((r): r is string => r !== undefined);
+    const reasons = this.python?.unreadyReasons() ?? [];
     return { ready: reasons.length === 0, reasons };
   }
 

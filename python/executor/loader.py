@@ -72,7 +72,11 @@ def read_registry(path: Path) -> dict[str, dict[str, str]]:
         spec.loader.exec_module(module)
     except Exception as error:
         raise RegistryError(f"{path}: {type(error).__name__}: {error}") from error
-    registry = getattr(module, "PYTHON_POLICIES", None)
+    return check_registry(getattr(module, "PYTHON_POLICIES", None), path)
+
+
+def check_registry(registry: object, path: Path) -> dict[str, dict[str, str]]:
+    """A ``PYTHON_POLICIES`` mapping read from ``path``, checked for shape."""
     if not isinstance(registry, Mapping):
         raise RegistryError(f"{path}: PYTHON_POLICIES is missing or not a dict")
     checked: dict[str, dict[str, str]] = {}

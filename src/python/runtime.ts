@@ -56,15 +56,31 @@ export class PythonRuntime {
     return new PythonRuntime(client, new PythonBridge(client, config.python.timeoutMs), supervisor);
   }
 
-  /** The factory of a registered Python policy. */
+  /**
+   * The factory of a registered Python policy. It refuses a policy the executor failed to
+   * load, so a chain using one is rejected when it is built (at startup or reload).
+   */
   factoryFor(policy: RegisteredPolicy): PolicyFactory {
-    return this.bridge.factoryFor(policy);
+    const factory = this.bridge.factoryFor(policy);
+    return (metadata, params) => {
+      const reason = this.supervisor.failedPolicies.get(policy.key);
+      if (reason !== undefined) throw new Error(`the Python executor failed to load it: ${reason}`);
+      return factory(metadata, params);
+    };
   }
 
-  /** Why the runtime cannot serve right now, or undefined when it can. */
-  unreadyReason(): string | undefined {
+  /** Python policies the executor failed to load (registry key → reason). */
+  get failedPolicies(): ReadonlyMap<string, string> {
+    return this.supervisor.failedPolicies;
+  }
+
+  /** Why the runtime cannot serve all its policies right now (empty when it can). */
+  unreadyReasons(): string[] {
     const state = this.supervisor.state;
-    return state === "healthy" ? undefined : `python executor ${state}`;
+    return [
+      ...(state === "healthy" ? [] : [`python executor ${state}`]),
+      ...[...this.failedPolicies].map(([key, reason]) => `python policy ${key} failed to load: ${reason}`),
+    ];
   }
 
   /**

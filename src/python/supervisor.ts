@@ -11,6 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import type { PythonConfig } from "../config/types.ts";
 import { removeSocketFile } from "../transport/unix_socket.ts";
 import type { ExecutorClient } from "./client.ts";
+import { executorEnvironment } from "./environment.ts";
 import { relogExecutorOutput } from "./output.ts";
 
 const log = getLogger(["tollgate", "python", "supervisor"]);
@@ -61,6 +62,8 @@ export class PythonSupervisor {
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #stopping = false;
   #restarts = 0;
+  /** Registry key → why it failed to load, as the running executor last reported. */
+  #failedPolicies: ReadonlyMap<string, string> = new Map();
 
   constructor(private readonly options: SupervisorOptions) {}
 
@@ -70,6 +73,27 @@ export class PythonSupervisor {
 
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** Python policies the executor could not load (registry key → reason), as last reported. */
+  get failedPolicies(): ReadonlyMap<string, string> {
+    return this.#failedPolicies;
+  }
+
+  /** Records the policies a health answer says failed to load; logs a change once. */
+  #noteFailedPolicies(reported: readonly string[]): void {
+    // Each entry reads "name:vMAJOR: reason"; the key itself has no space.
+    const failed = new Map(reported.map((entry) => {
+      const at = entry.indexOf(": ");
+      return at < 0 ? [entry, "failed to load"] : [entry.slice(0, at), entry.slice(at + 2)];
+    }));
+    const before = this.#failedPolicies;
+    this.#failedPolicies = failed;
+    for (const [key, reason] of failed) {
+      if (before.get(key) !== reason) {
+        log.error("Python policy {policy} failed to load: {reason}", { policy: key, reason });
+      }
+    }
   }
 
   /** The running executor's process id. */
@@ -108,11 +132,7 @@ export class PythonSupervisor {
         "--max-message-bytes",
         String(this.options.maxMessageBytes),
       ],
-      env: {
-        PYTHONPATH: [join(python.home, "python"), join(python.home, "src", "gen", "python")].join(":"),
-        PYTHONUNBUFFERED: "1",
-        PYTHONDONTWRITEBYTECODE: "1",
-      },
+      env: executorEnvironment(python.home),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -134,7 +154,9 @@ export class PythonSupervisor {
     let lastError = "";
     while (Date.now() < deadline && !exited) {
       try {
-        if ((await this.options.client.health(HEALTH_TIMEOUT_MS)).ready) {
+        const health = await this.options.client.health(HEALTH_TIMEOUT_MS);
+        if (health.ready) {
+          this.#noteFailedPolicies(health.failedPolicies);
           this.#setState("healthy");
           this.options.client.reconnectNow();
           child.status.then((status) => this.#exited(child, status, started));
@@ -207,6 +229,7 @@ export class PythonSupervisor {
       const health = await this.options.client.health(HEALTH_TIMEOUT_MS);
       this.options.observer?.executorOverdueWorkers(health.overdueWorkers);
       if (!health.ready) return "not ready";
+      this.#noteFailedPolicies(health.failedPolicies);
       // Python cannot interrupt a policy that never returns; with every worker held by one,
       // the executor still answers health checks but can run nothing.
       if (health.workers > 0 && health.overdueWorkers >= health.workers) {
