@@ -85,6 +85,9 @@ export class ExecutorClient {
       // The executor may restart: find it again within a fraction of a second.
       "grpc.initial_reconnect_backoff_ms": MIN_BACKOFF_MS,
       "grpc.max_reconnect_backoff_ms": 1000,
+      // A connection of its own: when the executor is recycled, the successor's client must
+      // reach the new process rather than share the old one's connection.
+      "grpc.use_local_subchannel_pool": 1,
     });
   }
 
@@ -190,6 +193,18 @@ export class ExecutorClient {
           error || !response ? reject(error ?? new Error("no health response")) : resolve(response),
       );
     });
+  }
+
+  /**
+   * Resolves once no call is pending (every call ends by its deadline at the latest), or
+   * after `limitMs`; with whether it drained.
+   */
+  async drained(limitMs: number): Promise<boolean> {
+    const until = Date.now() + limitMs;
+    while (this.#pending.size > 0 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.#pending.size === 0;
   }
 
   /** Fails what is pending and closes the connection. */

@@ -16,7 +16,6 @@ const messageLimit = (config: EngineConfig) =>
 
 export class PythonRuntime {
   private constructor(
-    private readonly client: ExecutorClient,
     private readonly bridge: PythonBridge,
     private readonly supervisor: PythonSupervisor,
   ) {}
@@ -33,27 +32,28 @@ export class PythonRuntime {
       );
     }
     const maxMessageBytes = messageLimit(config);
-    const client = new ExecutorClient({
-      socket: config.python.socket,
-      maxInFlight: config.python.maxInFlight,
-      maxMessageBytes,
-      observer,
-    });
     const supervisor = new PythonSupervisor({
       python: config.python,
       registryFile,
       logLevel: config.log.level,
       maxMessageBytes,
-      client,
+      connect: () =>
+        new ExecutorClient({
+          socket: config.python.socket,
+          maxInFlight: config.python.maxInFlight,
+          maxMessageBytes,
+          observer,
+        }),
       observer,
     });
     try {
       await supervisor.start();
     } catch (error) {
-      client.close();
+      supervisor.client.close();
       throw error;
     }
-    return new PythonRuntime(client, new PythonBridge(client, config.python.timeoutMs), supervisor);
+    const bridge = new PythonBridge(() => supervisor.client, config.python.timeoutMs);
+    return new PythonRuntime(bridge, supervisor);
   }
 
   /**
@@ -89,7 +89,6 @@ export class PythonRuntime {
    * the executor going away under an open connection only causes reconnect attempts.
    */
   async stop(graceMs: number): Promise<void> {
-    this.client.close();
     await this.supervisor.stop(graceMs);
   }
 }

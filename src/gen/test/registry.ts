@@ -11,10 +11,10 @@ import * as policy7 from "../../../tests/fixtures/policies/slow/mod.ts";
 import * as policy8 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy9 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy10 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy18 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy19 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy20 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy21 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy19 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy20 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy21 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy22 from "../../../tests/fixtures/policies/read-file/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -704,6 +704,36 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
   },
   {
+    source: "tests/fixtures/policies/py-leak",
+    definition: {
+      "description": "Test policy (Python). Leaks memory on purpose (keeps a block per call in a global list) and names the executor process that ran it.",
+      "name": "py-leak",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "bytesPerCall": {
+            "default": 524288,
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
     source: "tests/fixtures/policies/tag",
     definition: {
       "description": "Test policy. Records a key/value in Envoy's access log through analyticsMetadata.",
@@ -737,7 +767,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy18,
+    module: policy19,
   },
   {
     source: "tests/fixtures/policies/override-status",
@@ -769,7 +799,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy19,
+    module: policy20,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -793,7 +823,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy20,
+    module: policy21,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -825,7 +855,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy21,
+    module: policy22,
   },
 ];
 

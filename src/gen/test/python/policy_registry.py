@@ -37,4 +37,9 @@ PYTHON_POLICIES: dict[str, dict[str, str]] = {
         "version": "v1.0.0",
         "path": "tests/fixtures/policies/py-print",
     },
+    "py-leak:v1": {
+        "name": "py-leak",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-leak",
+    },
 }
