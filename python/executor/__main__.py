@@ -89,12 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime = Runtime(policies=policies, cache=InstanceCache())
     try:
         finished = asyncio.run(
-            serve(
-                args.socket, runtime, args.workers, args.max_message_bytes, take_over=args.take_over
-            )
+            serve(args.socket, runtime, args.workers, args.max_message_bytes, take_over=args.take_over)
         )
     except (OSError, RuntimeError) as error:
-        log.error("cannot serve on %s: %s", args.socket, error, extra={"socket": str(args.socket), "error": str(error)})
+        log.error(
+            "cannot serve on %s: %s",
+            args.socket,
+            error,
+            extra={"socket": str(args.socket), "error": str(error)},
+        )
         return 1
     if not finished:
         # Worker threads stuck in policy code would keep the interpreter alive forever.

@@ -138,6 +138,12 @@ class ExecutorProcess:
         self.stop()
         raise TimeoutError(f"executor not ready after {timeout}s:\n{self.log_text()}")
 
+    @property
+    def pid(self) -> int:
+        """The running process's id."""
+        assert self.process is not None
+        return self.process.pid
+
     def send_signal(self, sig: int) -> None:
         """Sends ``sig`` to the process."""
         assert self.process is not None

@@ -195,16 +195,9 @@ export class ExecutorClient {
     });
   }
 
-  /**
-   * Resolves once no call is pending (every call ends by its deadline at the latest), or
-   * after `limitMs`; with whether it drained.
-   */
-  async drained(limitMs: number): Promise<boolean> {
-    const until = Date.now() + limitMs;
-    while (this.#pending.size > 0 && Date.now() < until) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return this.#pending.size === 0;
+  /** Resolves once no call is pending: every call ends by its deadline at the latest. */
+  async drained(): Promise<void> {
+    while (this.#pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
   /** Fails what is pending and closes the connection. */

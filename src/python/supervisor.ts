@@ -82,6 +82,8 @@ export class PythonSupervisor {
   #child: Deno.ChildProcess | undefined;
   #client: ExecutorClient;
   #recycling = false;
+  /** A recycled executor still finishing its calls. */
+  #retiring: Deno.ChildProcess | undefined;
   #state: ExecutorState = "stopped";
   #restartDelayMs = MIN_RESTART_DELAY_MS;
   #healthTimer: ReturnType<typeof setInterval> | undefined;
@@ -284,9 +286,11 @@ export class PythonSupervisor {
         ms: Date.now() - started,
       });
       // Calls already sent to the old executor end by their deadline at the latest.
-      await oldClient.drained(this.options.python.timeoutMs + HEALTH_TIMEOUT_MS);
+      this.#retiring = old;
+      await oldClient.drained();
       oldClient.close();
       await stopChild(old, this.options.python.timeoutMs);
+      this.#retiring = undefined;
     } catch (error) {
       log.error("recycling the Python executor failed; it keeps serving: {error}", {
         error: (error as Error).message,
@@ -368,7 +372,8 @@ export class PythonSupervisor {
     clearInterval(this.#healthTimer);
     clearTimeout(this.#restartTimer);
     this.#client.close();
-    if (this.#child) await stopChild(this.#child, graceMs);
+    const children = [this.#child, this.#retiring].filter((c): c is Deno.ChildProcess => c !== undefined);
+    await Promise.all(children.map((child) => stopChild(child, graceMs)));
     await removeSocketFile(this.options.python.socket);
     this.#setState("stopped");
   }
