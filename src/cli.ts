@@ -55,7 +55,8 @@ shutdown.gracePeriod, and remove the socket.`,
 
 Checks a config (default: the embedded one) against the compiled-in policies:
 unknown policies or versions, parameters against their schemas, \${config}
-references. Prints every problem with file, line and path; exits 2 if any.
+references; and that every Python policy loads under python.interpreter.
+Prints every problem with file, line and path; exits 2 if any.
 
 Options:
   -c, --config PATH   engine config to check

@@ -44,11 +44,9 @@ function relogStderr(line: string): void {
   if (!record) return logText(line, "stderr");
   const { level, msg, time: _time, logger, ...fields } = record;
   if (msg === POLICY_OUTPUT && typeof fields.text === "string") {
-    childLog.info("policy {policy} printed: {text}", {
-      policy: String(fields.policy || "(outside any policy)"),
-      text: fields.text,
-      stream: fields.stream,
-    });
+    const { policy, text, stream } = fields;
+    if (policy) childLog.info("policy {policy} printed: {text}", { policy: String(policy), text, stream });
+    else childLog.info("the executor printed: {text}", { text, stream }); // e.g. a warning outside any call
     return;
   }
   childLog[LEVELS[String(level)] ?? "info"](literal(String(msg)), { ...fields, pythonLogger: logger });
