@@ -50,8 +50,12 @@ const alive = (pid: number) => {
   }
 };
 
-async function expectRecycled(engine: EngineProcess, route: string, reason: RegExp): Promise<void> {
-  const load = traffic(engine, route);
+async function expectRecycled(
+  engine: EngineProcess,
+  route: string,
+  reason: RegExp,
+  load = traffic(engine, route),
+): Promise<void> {
   try {
     await waitFor("the first answers", () => load.pids.length > 0, 10_000);
     const first = load.pids[0];
@@ -87,18 +91,27 @@ Deno.test("an executor over python.maxMemory is replaced under traffic, failing 
   }
 });
 
-Deno.test("an executor is replaced after python.maxCallsPerProcess calls, failing no request", async () => {
+Deno.test("an executor is replaced after python.maxCallsPerProcess calls, its calls in flight answered", async () => {
   const engine = await EngineProcess.start({
     config: {
-      python: { maxCallsPerProcess: 40 },
+      python: { maxCallsPerProcess: 20 },
       routes: [{
         name: "calls",
-        policies: [{ name: "py-leak", version: "v1", parameters: { bytesPerCall: 0 } }],
+        // Every call takes 300 ms and four are always in flight: the switch happens under them.
+        policies: [
+          { name: "py-leak", version: "v1", parameters: { bytesPerCall: 0 } },
+          { name: "py-sleep", version: "v1", parameters: { seconds: 0.3 }, timeout: "5s" },
+        ],
       }],
     },
   });
   try {
-    await expectRecycled(engine, "calls", /recycling the Python executor .*python\.maxCallsPerProcess: 40/);
+    await expectRecycled(
+      engine,
+      "calls",
+      /recycling the Python executor .*python\.maxCallsPerProcess: 20/,
+      traffic(engine, "calls", 4, 0),
+    );
   } finally {
     assert.equal(await engine.stop(), 0);
   }
