@@ -257,6 +257,7 @@ def prepare_socket(path: Path, take_over: bool = False) -> None:
     destroy data the path was mistyped onto.
     """
     path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    _remove_dead_staging(path)
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
@@ -265,6 +266,14 @@ def prepare_socket(path: Path, take_over: bool = False) -> None:
         raise FileExistsError(f"{path} exists and is not a socket")
     if not take_over and _is_live(path):
         raise SocketInUseError(f"{path} is in use by another live process; refusing to replace it")
+
+
+def _remove_dead_staging(path: Path) -> None:
+    """Removes staging sockets of executors that died before publishing theirs."""
+    for staging in path.parent.glob(f".{path.name}.*"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(staging.lstat().st_mode) and not _is_live(staging):
+                staging.unlink()
 
 
 def staging_path(path: Path) -> Path:

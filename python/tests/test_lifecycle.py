@@ -94,6 +94,22 @@ def test_stale_socket_from_a_previous_run_is_replaced(spawn_executor: SpawnExecu
         assert executor.stop() == 0
 
 
+def test_staging_sockets_of_executors_that_died_before_publishing_are_removed(
+    spawn_executor: SpawnExecutor,
+) -> None:
+    executor = spawn_executor(SLEEPY_ONLY)
+    executor.socket.parent.mkdir(parents=True)
+    dead = executor.socket.with_name(f".{executor.socket.name}.1")
+    stale = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    stale.bind(str(dead))
+    stale.close()
+    executor.start()
+    try:
+        assert sorted(p.name for p in executor.socket.parent.iterdir()) == [executor.socket.name]
+    finally:
+        assert executor.stop() == 0
+
+
 def test_health_counts_workers_still_running_calls_past_their_budget(spawn_executor: SpawnExecutor) -> None:
     executor = spawn_executor(SLEEPY_ONLY, workers=2).start()
 
