@@ -82,6 +82,7 @@ export class PythonSupervisor {
   #child: Deno.ChildProcess | undefined;
   #client: ExecutorClient;
   #recycling = false;
+  #warnedCapTooLow = false;
   /** A recycled executor still finishing its calls. */
   #retiring: Deno.ChildProcess | undefined;
   #state: ExecutorState = "stopped";
@@ -229,6 +230,20 @@ export class PythonSupervisor {
   #recycleReason(health: HealthCheckResponse): string | undefined {
     const { maxMemoryBytes, maxCallsPerProcess } = this.options.python;
     if (maxMemoryBytes !== undefined && Number(health.rssBytes) > maxMemoryBytes) {
+      // Over the cap before any call: a successor would be too, and recycling would never end.
+      if (health.callsServed === 0n) {
+        if (!this.#warnedCapTooLow) {
+          this.#warnedCapTooLow = true;
+          log.warn(
+            "python.maxMemory ({cap} MiB) is below the idle executor's memory ({rss} MiB); not recycling",
+            {
+              cap: mib(maxMemoryBytes),
+              rss: mib(health.rssBytes),
+            },
+          );
+        }
+        return undefined;
+      }
       return `its memory (${mib(health.rssBytes)} MiB resident) is over python.maxMemory (${
         mib(maxMemoryBytes)
       } MiB)`;
