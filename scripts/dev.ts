@@ -1,5 +1,6 @@
 /**
- * `deno task dev [--config PATH] [--redis-host H:P ...]`: prepares .venv and the generated registry if needed, then
+ * `deno task dev [--config PATH] [--redis-host H:P ...]`: generates the registry and prepares .venv
+ * (installing the policies' requirements when they changed) if needed, then
  * runs the engine with the production permission flags for this checkout's layout (see
  * scripts/lib/permissions.ts). Signals are passed on, so Ctrl-C is a graceful shutdown.
  */
@@ -17,12 +18,13 @@ const { values } = parseArgs({
   options: { config: { type: "string", short: "c" }, "redis-host": { type: "string", multiple: true } },
 });
 
-await setup();
 const problems = await buildManifest("build.yaml", "src/gen");
 if (problems.length > 0) {
   problems.forEach((p) => console.error(formatProblem(p)));
   Deno.exit(2);
 }
+// After the build: it writes the policies' merged requirements, which setup installs when changed.
+await setup();
 let layout;
 try {
   layout = { ...await layoutForConfig(values.config), redisHosts: values["redis-host"] ?? [] };

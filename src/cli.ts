@@ -2,7 +2,8 @@
  * The `tollgate` command line: `serve` (default), `validate`, `version`. Exit codes:
  *   0  success
  *   1  runtime failure (e.g. the socket is owned by another live process, bind failed)
- *   2  invalid usage, config, policy definitions or manifest
+ *   2  invalid usage, config, policy definitions or manifest, or a policy that cannot be
+ *      loaded (e.g. a Python policy failing to import): a restart will not fix it
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,7 +35,8 @@ Commands:
   version    print the version, the Deno version and the compiled-in policies
 
 Run "tollgate <command> --help" for a command's options.
-Exit codes: 0 ok, 1 runtime failure, 2 invalid usage, config or policies.`,
+Exit codes: 0 ok, 1 runtime failure, 2 invalid usage, config or policies (including a
+policy that fails to load).`,
   serve: `Usage: tollgate serve [--config PATH]
 
 Runs the ext_proc server. Without --config it serves the embedded default config.
@@ -53,7 +55,8 @@ shutdown.gracePeriod, and remove the socket.`,
 
 Checks a config (default: the embedded one) against the compiled-in policies:
 unknown policies or versions, parameters against their schemas, \${config}
-references. Prints every problem with file, line and path; exits 2 if any.
+references; and that every Python policy loads under python.interpreter.
+Prints every problem with file, line and path; exits 2 if any.
 
 Options:
   -c, --config PATH   engine config to check

@@ -18,8 +18,10 @@ import { closeChains, Kernel, type RouteTable } from "./kernel/routes.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { loadFailureProblems } from "./python/check.ts";
 import { PythonRuntime } from "./python/runtime.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
+import { refuseLiveSocket } from "./transport/unix_socket.ts";
 
 const log = getLogger(["tollgate", "engine"]);
 
@@ -76,11 +78,22 @@ export class Engine {
     if (outside.length > 0) {
       throw new ProblemsError(`cannot run ${config.source} with these permissions`, outside);
     }
+    // Before starting anything: a second instance must fail here, before its executor could
+    // touch the running engine's sockets.
+    for (const socket of ownSockets(config, registry.hasPythonPolicies())) await refuseLiveSocket(socket);
     const metrics = new Metrics();
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
     const python = registry.hasPythonPolicies()
       ? await PythonRuntime.start(config, options.pythonRegistry, metrics)
       : undefined;
+    if (python && python.failedPolicies.size > 0) {
+      await python.stop(config.shutdown.gracePeriodMs);
+      const { size } = python.failedPolicies;
+      throw new ProblemsError(
+        `${size} Python ${size === 1 ? "policy" : "policies"} failed to load in the executor`,
+        loadFailureProblems(registry, python.failedPolicies),
+      );
+    }
     const build: ChainBuildContext = {
       registry,
       factoryFor: (p) => p.definition.runtime === "python" ? python?.factoryFor(p) : p.factory,
@@ -126,7 +139,7 @@ export class Engine {
   }
 
   readiness(): { ready: boolean; reasons: string[] } {
-    const reasons = [this.server.unreadyReason(), this.python?.unreadyReason()]
+    const reasons = [this.server.unreadyReason(), ...(this.python?.unreadyReasons() ?? [])]
       .filter((r): r is string => r !== undefined);
     return { ready: reasons.length === 0, reasons };
   }
@@ -196,6 +209,14 @@ export class Engine {
     await this.#admin?.shutdown();
     log.info("stopped");
   }
+}
+
+/** The Unix sockets the engine will serve or start the executor on. */
+function ownSockets(config: EngineConfig, python: boolean): string[] {
+  return [
+    ...(config.listen.kind === "unix" ? [config.listen.socket] : []),
+    ...(python ? [config.python.socket] : []),
+  ];
 }
 
 /** Sections of the config that are read once at startup. */

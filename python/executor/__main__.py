@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from executor import logs
+from executor import logs, output
 from executor.batch import Runtime
 from executor.cache import InstanceCache
 from executor.loader import RegistryError, load_policies, read_registry
@@ -62,13 +62,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_MAX_MESSAGE_BYTES,
         help="largest gRPC message accepted or sent (default 64 MiB; must fit buffered bodies)",
     )
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help="replace the live executor serving on --socket (the engine recycling it) instead of refusing",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Loads the policies, serves until SIGTERM/SIGINT and returns the exit status."""
     args = parse_args(argv)
-    logs.configure(args.log_level)
+    logs.configure(args.log_level, output.redirect())
     try:
         registry = read_registry(args.registry)
     except RegistryError as error:
@@ -76,16 +81,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     policies = load_policies(registry, args.policy_root)
     for key, reason in policies.failed.items():
-        log.error("policy failed to load", extra={"policy": key, "error": reason})
+        log.error("policy %s failed to load: %s", key, reason, extra={"policy": key, "error": reason})
     log.info(
         "policies loaded",
         extra={"loaded": sorted(policies.loaded), "failed": sorted(policies.failed)},
     )
     runtime = Runtime(policies=policies, cache=InstanceCache())
     try:
-        finished = asyncio.run(serve(args.socket, runtime, args.workers, args.max_message_bytes))
+        finished = asyncio.run(
+            serve(args.socket, runtime, args.workers, args.max_message_bytes, take_over=args.take_over)
+        )
     except (OSError, RuntimeError) as error:
-        log.error("cannot serve", extra={"socket": str(args.socket), "error": str(error)})
+        log.error(
+            "cannot serve on %s: %s",
+            args.socket,
+            error,
+            extra={"socket": str(args.socket), "error": str(error)},
+        )
         return 1
     if not finished:
         # Worker threads stuck in policy code would keep the interpreter alive forever.

@@ -21,6 +21,7 @@ from executor.cache import InstanceCache, PolicyInitError
 from executor.exchange import Exchange
 from executor.jsonvalue import NotJsonError, dict_to_struct, struct_to_dict
 from executor.loader import PolicySet, registry_key
+from executor.output import running
 from executor.running import call_deadline
 from executor.translate import Changes, Immediate, read_action
 from sdk.policy import PolicyMetadata, SharedContext
@@ -135,6 +136,10 @@ class _Batch:
     def run(self, invocation: pb.PolicyInvocation) -> bool:
         """Runs one policy and records its result; False when the batch must stop here."""
         key = registry_key(invocation.name, invocation.version)
+        with running(key):
+            return self._run(key, invocation)
+
+    def _run(self, key: str, invocation: pb.PolicyInvocation) -> bool:
         found = self._runtime.policies.lookup(invocation.name, invocation.version)
         if found is None:
             return self.fail(invocation, pb.ERROR_KIND_NOT_FOUND, f"{key} is not in the executor's registry")

@@ -21,6 +21,7 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any, cast
 
+from executor.output import running
 from sdk.policy import PolicyMetadata
 
 Factory = Callable[[PolicyMetadata, dict[str, Any]], object]
@@ -71,7 +72,11 @@ def read_registry(path: Path) -> dict[str, dict[str, str]]:
         spec.loader.exec_module(module)
     except Exception as error:
         raise RegistryError(f"{path}: {type(error).__name__}: {error}") from error
-    registry = getattr(module, "PYTHON_POLICIES", None)
+    return check_registry(getattr(module, "PYTHON_POLICIES", None), path)
+
+
+def check_registry(registry: object, path: Path) -> dict[str, dict[str, str]]:
+    """A ``PYTHON_POLICIES`` mapping read from ``path``, checked for shape."""
     if not isinstance(registry, Mapping):
         raise RegistryError(f"{path}: PYTHON_POLICIES is missing or not a dict")
     checked: dict[str, dict[str, str]] = {}
@@ -141,7 +146,8 @@ def load_policies(registry: Mapping[str, Mapping[str, str]], root: Path) -> Poli
     for key, entry in registry.items():
         package = package_name(key, taken)
         try:
-            factory = import_factory(package, root / entry["path"])
+            with running(key):
+                factory = import_factory(package, root / entry["path"])
         except (Exception, SystemExit) as error:  # a policy's import must not stop the executor
             result.failed[key] = f"{type(error).__name__}: {error}"
             continue

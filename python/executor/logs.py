@@ -1,7 +1,8 @@
 """JSON-lines logging on stderr, one object per line, like the engine's own logs.
 
 The engine (or the container's entrypoint) forwards the executor's stderr; structured lines
-let the same tools parse both processes' logs. Fields passed with ``extra=`` become
+let the same tools parse both processes' logs. Only the executor writes there: what policies
+print goes through ``executor.output``. Fields passed with ``extra=`` become
 top-level keys next to ``time``, ``level``, ``logger`` and ``msg``.
 """
 
@@ -12,6 +13,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from executor.output import current_policy
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 """Accepted ``--log-level`` values."""
@@ -34,6 +37,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in entry:
                 entry[key] = value
+        # Records logged while policy code runs (its own logging included) name that policy.
+        policy = current_policy.get()
+        if policy is not None:
+            entry["policy"] = policy
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=repr, ensure_ascii=False)

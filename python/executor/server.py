@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +35,18 @@ GRACE_SECONDS = 10.0
 """How long in-flight calls get to finish on SIGTERM/SIGINT."""
 
 Context = grpc.aio.ServicerContext[pb.ExecuteRequest, pb.ExecuteResponse]
+
+
+def resident_bytes() -> int:
+    """This process's resident set size from /proc (Linux); 0 where that is not available."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
@@ -85,6 +98,8 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
             workers=self._workers,
             calls_served=self._calls_served,
             overdue_workers=self._running.overdue(),
+            pid=os.getpid(),
+            rss_bytes=resident_bytes(),
         )
 
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
@@ -219,25 +234,86 @@ class _Session:
         self.wake()
 
 
-def prepare_socket(path: Path) -> None:
-    """Creates the socket's directory and removes a stale socket left by a previous run.
+class SocketInUseError(OSError):
+    """Another live process serves on the socket path."""
 
-    Anything at ``path`` that is not a socket is left alone and reported, since deleting
-    it could destroy data the path was mistyped onto.
+
+def _is_live(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+    return True
+
+
+def prepare_socket(path: Path, take_over: bool = False) -> None:
+    """Creates the socket's directory (0750) and refuses a path it must not replace.
+
+    A socket another live process serves is refused unless ``take_over`` (the engine
+    replacing its own executor, see ``publish_socket``): replacing it would cut a running
+    engine off its executor. A stale socket is left for ``publish_socket`` to replace. Anything
+    at ``path`` that is not a socket is left alone and reported, since deleting it could
+    destroy data the path was mistyped onto.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    _remove_dead_staging(path)
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
         raise FileExistsError(f"{path} exists and is not a socket")
-    path.unlink()
+    if not take_over and _is_live(path):
+        raise SocketInUseError(f"{path} is in use by another live process; refusing to replace it")
 
 
-def _remove_socket(path: Path) -> None:
+def _remove_dead_staging(path: Path) -> None:
+    """Removes staging sockets of executors that died before publishing theirs."""
+    for staging in path.parent.glob(f".{path.name}.*"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(staging.lstat().st_mode) and not _is_live(staging):
+                staging.unlink()
+
+
+def staging_path(path: Path) -> Path:
+    """Where this process binds before its socket is renamed onto ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}")
+
+
+def bind_staging(server: grpc.aio.Server, path: Path) -> Path:
+    """Binds ``server`` on a private path beside ``path`` (owner-only); returns that path."""
+    staging = staging_path(path)
+    _remove_socket(staging)
+    # Bind with a umask that leaves the socket owner-only from the start, then chmod anyway
+    # in case the platform ignores the umask for sockets.
+    previous_umask = os.umask(0o177)
     try:
-        if stat.S_ISSOCK(path.lstat().st_mode):
+        server.add_insecure_port(f"unix:{staging}")
+    finally:
+        os.umask(previous_umask)
+    os.chmod(staging, 0o600)
+    return staging
+
+
+def publish_socket(staging: Path, path: Path, take_over: bool) -> int:
+    """Renames the serving socket at ``staging`` onto ``path``; returns its inode.
+
+    The rename replaces whatever socket was at ``path`` in one step: a stale one, or with
+    ``take_over`` the live one of the executor this one replaces, which keeps serving the
+    connections it has while new ones reach this executor. The path is never missing.
+    """
+    if not take_over and _is_live(path):
+        raise SocketInUseError(f"{path} is in use by another live process; refusing to replace it")
+    os.rename(staging, path)
+    return path.lstat().st_ino
+
+
+def _remove_socket(path: Path, inode: int | None = None) -> None:
+    """Removes the socket at ``path`` (only if it is still the one with ``inode``, when given)."""
+    try:
+        info = path.lstat()
+        if stat.S_ISSOCK(info.st_mode) and inode in (None, info.st_ino):
             path.unlink()
     except FileNotFoundError:
         pass
@@ -269,14 +345,18 @@ async def serve(
     workers: int,
     max_message_bytes: int,
     grace: float = GRACE_SECONDS,
+    take_over: bool = False,
 ) -> bool:
     """Serves on ``socket_path`` until SIGTERM or SIGINT, then shuts down gracefully.
+
+    With ``take_over`` it replaces the live executor serving on ``socket_path`` (see
+    ``publish_socket``); otherwise it refuses to start if one is there.
 
     Returns:
         Whether every call finished within the grace period (if not, worker threads are
         still running policy code that cannot be interrupted).
     """
-    prepare_socket(socket_path)
+    prepare_socket(socket_path, take_over)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policy")
     service = ExecutorService(runtime, pool, workers)
     server = grpc.aio.server(
@@ -286,15 +366,14 @@ async def serve(
         ]
     )
     executor_pb2_grpc.add_PythonExecutorServicer_to_server(service, server)
-    # Bind with a umask that leaves the socket owner-only from the start, then chmod anyway
-    # in case the platform ignores the umask for sockets.
-    previous_umask = os.umask(0o177)
+    staging = bind_staging(server, socket_path)
     try:
-        server.add_insecure_port(f"unix:{socket_path}")
         await server.start()
-    finally:
-        os.umask(previous_umask)
-    os.chmod(socket_path, 0o600)
+        inode = publish_socket(staging, socket_path, take_over)
+    except BaseException:
+        _remove_socket(staging)
+        await server.stop(None)
+        raise
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -312,7 +391,8 @@ async def serve(
     finished = await service.wait_idle(grace)
     await server.stop(max(0.0, grace - (time.monotonic() - started)))
     pool.shutdown(wait=False, cancel_futures=True)
-    _remove_socket(socket_path)
+    # After a take-over the path is the successor's socket: never remove that one.
+    _remove_socket(socket_path, inode)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     if finished:

@@ -91,10 +91,11 @@ class ExecutorProcess:
         policies: Mapping[str, tuple[str, str, str]] = ALL_POLICIES,
         workers: int = 8,
         extra_args: Sequence[str] = (),
+        socket: Path | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         # A directory that does not exist yet: the executor must create it.
-        self.socket = workdir / "run" / "nested" / "executor.sock"
+        self.socket = socket or workdir / "run" / "nested" / "executor.sock"
         self.registry = write_registry(workdir / "policy_registry.py", policies)
         self.log_path = workdir / "executor.log"
         self.args = [
@@ -127,13 +128,21 @@ class ExecutorProcess:
                 raise RuntimeError(f"executor exited with {self.process.returncode}:\n{self.log_text()}")
             if self.socket.exists():
                 try:
-                    if run(health(self.socket)).ready:
+                    answer = run(health(self.socket))
+                    # Another executor may serve this path until this one takes it over.
+                    if answer.ready and answer.pid == self.process.pid:
                         return self
                 except grpc.aio.AioRpcError:
                     pass
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"executor not ready after {timeout}s:\n{self.log_text()}")
+
+    @property
+    def pid(self) -> int:
+        """The running process's id."""
+        assert self.process is not None
+        return self.process.pid
 
     def send_signal(self, sig: int) -> None:
         """Sends ``sig`` to the process."""

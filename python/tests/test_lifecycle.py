@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket as sockets
+import stat
 import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from tests.support import (
+    ExecutorProcess,
     SpawnExecutor,
     StreamClient,
     execute_request,
@@ -91,6 +94,22 @@ def test_stale_socket_from_a_previous_run_is_replaced(spawn_executor: SpawnExecu
         assert executor.stop() == 0
 
 
+def test_staging_sockets_of_executors_that_died_before_publishing_are_removed(
+    spawn_executor: SpawnExecutor,
+) -> None:
+    executor = spawn_executor(SLEEPY_ONLY)
+    executor.socket.parent.mkdir(parents=True)
+    dead = executor.socket.with_name(f".{executor.socket.name}.1")
+    stale = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    stale.bind(str(dead))
+    stale.close()
+    executor.start()
+    try:
+        assert sorted(p.name for p in executor.socket.parent.iterdir()) == [executor.socket.name]
+    finally:
+        assert executor.stop() == 0
+
+
 def test_health_counts_workers_still_running_calls_past_their_budget(spawn_executor: SpawnExecutor) -> None:
     executor = spawn_executor(SLEEPY_ONLY, workers=2).start()
 
@@ -112,3 +131,50 @@ def test_health_counts_workers_still_running_calls_past_their_budget(spawn_execu
             assert (await health(executor.socket)).overdue_workers == 0
 
     run(scenario())
+
+
+def test_a_second_executor_refuses_a_socket_a_live_one_serves(tmp_path: Path) -> None:
+    first = ExecutorProcess(tmp_path / "first", SLEEPY_ONLY).start()
+    try:
+        inode = first.socket.lstat().st_ino
+        second = ExecutorProcess(tmp_path / "second", SLEEPY_ONLY, socket=first.socket)
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            second.start()
+        assert any(
+            r["msg"] == f"cannot serve on {first.socket}: {first.socket} is in use by another live process; "
+            "refusing to replace it"
+            for r in second.log_records()
+        )
+        assert first.socket.lstat().st_ino == inode
+        answer = run(health(first.socket))
+        assert answer.ready
+        assert answer.pid == first.pid
+    finally:
+        assert first.stop() == 0
+
+
+def test_take_over_replaces_a_live_executor_whose_exit_leaves_the_new_socket(tmp_path: Path) -> None:
+    first = ExecutorProcess(tmp_path / "first", SLEEPY_ONLY).start()
+    successor = ExecutorProcess(
+        tmp_path / "next", SLEEPY_ONLY, extra_args=["--take-over"], socket=first.socket
+    )
+    try:
+        successor.start()
+        assert run(health(first.socket)).pid == successor.pid
+        assert first.stop() == 0
+        answer = run(health(successor.socket))
+        assert answer.ready
+        assert answer.pid == successor.pid
+        assert answer.rss_bytes > 1024 * 1024
+        assert [p.name for p in first.socket.parent.iterdir()] == [first.socket.name]
+    finally:
+        first.stop()
+        assert successor.stop() == 0
+
+
+def test_the_socket_directory_is_created_0750(spawn_executor: SpawnExecutor) -> None:
+    executor = spawn_executor(SLEEPY_ONLY).start()
+    try:
+        assert stat.S_IMODE(executor.socket.parent.stat().st_mode) == 0o750
+    finally:
+        assert executor.stop() == 0

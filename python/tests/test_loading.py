@@ -84,8 +84,13 @@ def test_startup_logs_are_json_lines_naming_loaded_and_failed_policies(executor:
     assert loaded["level"] == "info"
     assert "add-python-header:v1" in loaded["loaded"]
     assert loaded["failed"] == ["broken-import:v1", "no-factory:v1"]
-    failures = {r["policy"]: r for r in records if r["msg"] == "policy failed to load"}
+    failures = {r["policy"]: r for r in records if r["msg"].endswith(f"failed to load: {r.get('error')}")}
     assert set(failures) == {"broken-import:v1", "no-factory:v1"}
+    # The message itself names the policy and the cause, for readers of plain-text logs.
+    assert failures["no-factory:v1"]["msg"] == (
+        "policy no-factory:v1 failed to load: AttributeError: "
+        "policy.py does not define a callable get_policy(metadata, params)"
+    )
     assert any(r["msg"] == "executor serving" for r in records)
 
 

@@ -8,6 +8,7 @@ import { parseDuration } from "./duration.ts";
 import { type Problem, ProblemsError } from "./problem.ts";
 import { configSchema } from "./schema.ts";
 import { schemaViolations } from "./schema_errors.ts";
+import { parseSize } from "./size.ts";
 import type { EngineConfig, FailureRule, LogLevel, PolicyRef, RouteConfig } from "./types.ts";
 import { parseYamlSource } from "./yaml_source.ts";
 
@@ -159,6 +160,8 @@ function normalize(
       interpreter: env.TOLLGATE_PYTHON ?? raw.python.interpreter ?? defaults.pythonInterpreter,
       home: env.TOLLGATE_PYTHON_HOME ?? raw.python.home ?? defaults.pythonHome,
       maxInFlight: raw.python.maxInFlight,
+      maxMemoryBytes: raw.python.maxMemory === undefined ? undefined : parseSize(raw.python.maxMemory),
+      maxCallsPerProcess: raw.python.maxCallsPerProcess,
     },
     limits: {
       maxBodyBytes: raw.limits.maxBodyBytes,

@@ -3,6 +3,7 @@
  * docs/configuration.md. Defaults here are the engine's defaults.
  */
 import { DURATION_PATTERN } from "./duration.ts";
+import { SIZE_PATTERN } from "./size.ts";
 
 const duration = { type: "string", pattern: DURATION_PATTERN };
 const hostPort = { type: "string", pattern: "^[^\\s:]+:\\d{1,5}$" };
@@ -82,6 +83,9 @@ export const configSchema = {
         interpreter: { type: "string", minLength: 1 },
         home: { type: "string", minLength: 1 },
         maxInFlight: { type: "integer", minimum: 1, default: 1024 },
+        // Recycling (docs/python.md): off unless set.
+        maxMemory: { anyOf: [{ type: "integer", minimum: 1 }, { type: "string", pattern: SIZE_PATTERN }] },
+        maxCallsPerProcess: { type: "integer", minimum: 1 },
       },
     },
     limits: {

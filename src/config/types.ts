@@ -73,6 +73,10 @@ export interface PythonConfig {
   readonly home: string;
   /** Calls to the executor allowed in flight at once; more fail fast as unavailable. */
   readonly maxInFlight: number;
+  /** Recycle the executor once its resident memory exceeds this many bytes (unset: never). */
+  readonly maxMemoryBytes?: number;
+  /** Recycle the executor after it has served this many calls (unset: never). */
+  readonly maxCallsPerProcess?: number;
 }
 
 export interface EngineConfig {

@@ -146,7 +146,8 @@ function mergeMetadata(
 }
 
 export class PythonBridge implements BatchRunner {
-  constructor(private readonly client: ExecutorClient, private readonly defaultTimeoutMs: number) {}
+  /** `client` gives the client of the executor serving now (it changes when one is recycled). */
+  constructor(private readonly client: () => ExecutorClient, private readonly defaultTimeoutMs: number) {}
 
   /** The factory of a registered Python policy: instances carry their invocation. */
   factoryFor(policy: RegisteredPolicy): PolicyFactory {
@@ -184,7 +185,7 @@ export class PythonBridge implements BatchRunner {
     const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
     let response: ExecuteResponse;
     try {
-      response = await this.client.call({
+      response = await this.client().call({
         phase,
         policies: entries.map((entry) => ({
           ...(entry.policy as PythonPolicy).invocation,

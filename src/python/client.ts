@@ -85,6 +85,9 @@ export class ExecutorClient {
       // The executor may restart: find it again within a fraction of a second.
       "grpc.initial_reconnect_backoff_ms": MIN_BACKOFF_MS,
       "grpc.max_reconnect_backoff_ms": 1000,
+      // A connection of its own: when the executor is recycled, the successor's client must
+      // reach the new process rather than share the old one's connection.
+      "grpc.use_local_subchannel_pool": 1,
     });
   }
 
@@ -190,6 +193,11 @@ export class ExecutorClient {
           error || !response ? reject(error ?? new Error("no health response")) : resolve(response),
       );
     });
+  }
+
+  /** Resolves once no call is pending: every call ends by its deadline at the latest. */
+  async drained(): Promise<void> {
+    while (this.#pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
   /** Fails what is pending and closes the connection. */

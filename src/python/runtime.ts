@@ -16,7 +16,6 @@ const messageLimit = (config: EngineConfig) =>
 
 export class PythonRuntime {
   private constructor(
-    private readonly client: ExecutorClient,
     private readonly bridge: PythonBridge,
     private readonly supervisor: PythonSupervisor,
   ) {}
@@ -33,38 +32,55 @@ export class PythonRuntime {
       );
     }
     const maxMessageBytes = messageLimit(config);
-    const client = new ExecutorClient({
-      socket: config.python.socket,
-      maxInFlight: config.python.maxInFlight,
-      maxMessageBytes,
-      observer,
-    });
     const supervisor = new PythonSupervisor({
       python: config.python,
       registryFile,
       logLevel: config.log.level,
       maxMessageBytes,
-      client,
+      connect: () =>
+        new ExecutorClient({
+          socket: config.python.socket,
+          maxInFlight: config.python.maxInFlight,
+          maxMessageBytes,
+          observer,
+        }),
       observer,
     });
     try {
       await supervisor.start();
     } catch (error) {
-      client.close();
+      supervisor.client.close();
       throw error;
     }
-    return new PythonRuntime(client, new PythonBridge(client, config.python.timeoutMs), supervisor);
+    const bridge = new PythonBridge(() => supervisor.client, config.python.timeoutMs);
+    return new PythonRuntime(bridge, supervisor);
   }
 
-  /** The factory of a registered Python policy. */
+  /**
+   * The factory of a registered Python policy. It refuses a policy the executor failed to
+   * load, so a chain using one is rejected when it is built (at startup or reload).
+   */
   factoryFor(policy: RegisteredPolicy): PolicyFactory {
-    return this.bridge.factoryFor(policy);
+    const factory = this.bridge.factoryFor(policy);
+    return (metadata, params) => {
+      const reason = this.supervisor.failedPolicies.get(policy.key);
+      if (reason !== undefined) throw new Error(`the Python executor failed to load it: ${reason}`);
+      return factory(metadata, params);
+    };
   }
 
-  /** Why the runtime cannot serve right now, or undefined when it can. */
-  unreadyReason(): string | undefined {
+  /** Python policies the executor failed to load (registry key → reason). */
+  get failedPolicies(): ReadonlyMap<string, string> {
+    return this.supervisor.failedPolicies;
+  }
+
+  /** Why the runtime cannot serve all its policies right now (empty when it can). */
+  unreadyReasons(): string[] {
     const state = this.supervisor.state;
-    return state === "healthy" ? undefined : `python executor ${state}`;
+    return [
+      ...(state === "healthy" ? [] : [`python executor ${state}`]),
+      ...[...this.failedPolicies].map(([key, reason]) => `python policy ${key} failed to load: ${reason}`),
+    ];
   }
 
   /**
@@ -73,7 +89,6 @@ export class PythonRuntime {
    * the executor going away under an open connection only causes reconnect attempts.
    */
   async stop(graceMs: number): Promise<void> {
-    this.client.close();
     await this.supervisor.stop(graceMs);
   }
 }

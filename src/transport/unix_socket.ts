@@ -21,11 +21,12 @@ async function isLive(path: string): Promise<boolean> {
 }
 
 /**
- * Makes `path` ready to bind: creates its directory (mode 0750) if missing, removes a stale
- * socket left by a crashed process, and refuses when another live process serves on it or
- * when the path is not a socket at all.
+ * Refuses to go on when another live process serves on `path` (or the path is not a
+ * socket), after creating its directory (mode 0750) if missing. Leaves a stale socket for
+ * whoever binds it. The engine checks every socket it will use this way before starting
+ * anything, so that a second instance never touches a running one's sockets.
  */
-export async function prepareSocketPath(path: string): Promise<void> {
+export async function refuseLiveSocket(path: string): Promise<void> {
   await Deno.mkdir(dirname(path), { recursive: true, mode: 0o750 });
   let info: Deno.FileInfo;
   try {
@@ -40,7 +41,16 @@ export async function prepareSocketPath(path: string): Promise<void> {
   if (await isLive(path)) {
     throw new SocketInUseError(`${path} is in use by another live process (is another Tollgate running?)`);
   }
-  await Deno.remove(path);
+}
+
+/**
+ * Makes `path` ready to bind: creates its directory (mode 0750) if missing, removes a stale
+ * socket left by a crashed process, and refuses when another live process serves on it or
+ * when the path is not a socket at all.
+ */
+export async function prepareSocketPath(path: string): Promise<void> {
+  await refuseLiveSocket(path);
+  await removeSocketFile(path);
 }
 
 /** Removes a socket file we created; a missing file is fine. */

@@ -35,6 +35,7 @@ Deno.test("deno task validate reports every kind of mistake, each with file and 
     // code shape
     `${FIXTURES}/policies/no-factory/mod.ts: does not export getPolicy(metadata, params)`,
     `${FIXTURES}/policies/py-no-factory/policy.py: does not define get_policy(metadata, params)`,
+    `${FIXTURES}/policies/py-missing-requirement/policy.py: cannot be loaded: ModuleNotFoundError: No module named 'tollgate_absent_requirement' (a missing requirement?`,
     // config routes
     `${FIXTURES}/config.yaml:7:17: routes[0].policies[0].name: unknown policy does-not-exist`,
     `${FIXTURES}/config.yaml:10:17: routes[1].policies[0].name: policy good-policy has no version v2 in this build (available: v1.2.0)`,
@@ -46,7 +47,7 @@ Deno.test("deno task validate reports every kind of mistake, each with file and 
   for (const line of expected) {
     assert.ok(lines.some((l) => l.startsWith(line)), `missing: ${line}\n---\n${stderr}`);
   }
-  assert.match(stderr, /validate: 17 problems found/);
+  assert.match(stderr, /validate: 18 problems found/);
   assert.ok(!/python-ok/.test(stderr), "the valid Python route is accepted without the executor");
 });
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { EngineProcess } from "../support/engine_process.ts";
 import { Envoy } from "../support/envoy.ts";
+import { waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
 
 const policy = (
@@ -40,6 +41,7 @@ const config = {
     },
     { name: "py-deny", policies: [policy("py-deny"), policy("trace", { label: "never" })] },
     { name: "py-raise", policies: [policy("py-raise")] },
+    { name: "print", policies: [policy("py-print")] },
     {
       name: "continue-after-raise",
       policies: [
@@ -158,6 +160,30 @@ Deno.test("Python policies through a real Envoy", async (t) => {
         assert.equal(bad.status, 400);
       },
     );
+
+    await t.step("what a policy prints is logged as its text, never as a record it chose", async () => {
+      const printed = await get(`${envoy.url}/print`);
+      assert.equal(printed.status, 200);
+      const forged = (channel: string) =>
+        engine.records().filter((r) => String(r.message).includes(`forged via ${channel}`));
+      await waitFor("the printed lines in the engine's log", () => forged("fd 2").length > 0, 5000);
+      for (const channel of ["print", "sys.stderr", "fd 2"]) {
+        const records = forged(channel);
+        assert.ok(records.length > 0, channel);
+        for (const record of records) {
+          assert.equal(record.level, "INFO", channel);
+          assert.notEqual(record.message, `forged via ${channel}`, channel);
+          assert.deepEqual(JSON.parse(String(record.text)), {
+            level: "error",
+            logger: "executor.server",
+            msg: `forged via ${channel}`,
+          });
+        }
+      }
+      for (const channel of ["print", "sys.stderr"]) {
+        assert.ok(forged(channel).every((r) => r.policy === "py-print:v1"), channel);
+      }
+    });
 
     await t.step("the executor's log lines appear in the engine's log, marked as Python's", () => {
       const records = engine.records();

@@ -41,11 +41,11 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
     registryFile: pythonRegistry,
     logLevel: "warning",
     maxMessageBytes: 4 << 20,
-    client,
+    connect: () => client,
     healthIntervalMs: 500,
   });
   await supervisor.start();
-  const bridge = new PythonBridge(client, python.timeoutMs);
+  const bridge = new PythonBridge(() => client, python.timeoutMs);
   return {
     client,
     supervisor,
@@ -79,7 +79,6 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
       } satisfies ChainEntry;
     },
     async stop() {
-      client.close();
       await supervisor.stop(2000);
       await Deno.remove(dir, { recursive: true });
     },

@@ -23,13 +23,13 @@ import * as policy19 from "../../../tests/fixtures/policies/slow/mod.ts";
 import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy29 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy30 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy31 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy32 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy33 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy34 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy35 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy31 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy32 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy33 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy36 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy37 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1984,6 +1984,60 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
   },
   {
+    source: "tests/fixtures/policies/py-print",
+    definition: {
+      "description": "Test policy (Python). Prints JSON lines that look like log records (print, sys.stderr, fd 2), to show they are logged as its text.",
+      "name": "py-print",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
+    source: "tests/fixtures/policies/py-leak",
+    definition: {
+      "description": "Test policy (Python). Leaks memory on purpose (keeps a block per call in a global list) and names the executor process that ran it.",
+      "name": "py-leak",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "bytesPerCall": {
+            "default": 524288,
+            "minimum": 0,
+            "type": "integer",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
     source: "tests/fixtures/policies/tag",
     definition: {
       "description": "Test policy. Records a key/value in Envoy's access log through analyticsMetadata.",
@@ -2017,7 +2071,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy29,
+    module: policy31,
   },
   {
     source: "tests/fixtures/policies/override-status",
@@ -2049,7 +2103,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy30,
+    module: policy32,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -2073,7 +2127,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy31,
+    module: policy33,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -2105,7 +2159,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy32,
+    module: policy34,
   },
   {
     source: "tests/fixtures/policies/request-facts",
@@ -2138,7 +2192,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy33,
+    module: policy35,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -2171,7 +2225,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy34,
+    module: policy36,
   },
   {
     source: "tests/fixtures/policies/leaky",
@@ -2208,7 +2262,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy35,
+    module: policy37,
   },
 ];
 

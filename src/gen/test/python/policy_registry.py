@@ -32,4 +32,14 @@ PYTHON_POLICIES: dict[str, dict[str, str]] = {
         "version": "v1.0.0",
         "path": "tests/fixtures/policies/py-sleep",
     },
+    "py-print:v1": {
+        "name": "py-print",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-print",
+    },
+    "py-leak:v1": {
+        "name": "py-leak",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-leak",
+    },
 }

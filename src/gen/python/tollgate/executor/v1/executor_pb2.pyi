@@ -206,17 +206,21 @@ class HealthCheckRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthCheckResponse(_message.Message):
-    __slots__ = ("ready", "loaded_policies", "failed_policies", "workers", "calls_served", "overdue_workers")
+    __slots__ = ("ready", "loaded_policies", "failed_policies", "workers", "calls_served", "overdue_workers", "pid", "rss_bytes")
     READY_FIELD_NUMBER: _ClassVar[int]
     LOADED_POLICIES_FIELD_NUMBER: _ClassVar[int]
     FAILED_POLICIES_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     CALLS_SERVED_FIELD_NUMBER: _ClassVar[int]
     OVERDUE_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     ready: bool
     loaded_policies: int
     failed_policies: _containers.RepeatedScalarFieldContainer[str]
     workers: int
     calls_served: int
     overdue_workers: int
-    def __init__(self, ready: _Optional[bool] = ..., loaded_policies: _Optional[int] = ..., failed_policies: _Optional[_Iterable[str]] = ..., workers: _Optional[int] = ..., calls_served: _Optional[int] = ..., overdue_workers: _Optional[int] = ...) -> None: ...
+    pid: int
+    rss_bytes: int
+    def __init__(self, ready: _Optional[bool] = ..., loaded_policies: _Optional[int] = ..., failed_policies: _Optional[_Iterable[str]] = ..., workers: _Optional[int] = ..., calls_served: _Optional[int] = ..., overdue_workers: _Optional[int] = ..., pid: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
