@@ -10,7 +10,7 @@ import { permissionProblems } from "./config/scope.ts";
 import type { EngineConfig } from "./config/types.ts";
 import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
 import { compileCondition } from "./executor/condition.ts";
-import { ExtProcServer } from "./extproc/server.ts";
+import { type ExtProcTransport, startExtProcServer } from "./extproc/transport.ts";
 import { buildRouteTable, type ChainBuildContext } from "./kernel/build.ts";
 import { closeChains, Kernel, type RouteTable } from "./kernel/routes.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
@@ -52,7 +52,7 @@ export class Engine {
     readonly kernel: Kernel,
     readonly metrics: Metrics,
     private readonly build: ChainBuildContext,
-    private readonly server: ExtProcServer,
+    private readonly server: ExtProcTransport,
     private readonly python: PythonRuntime | undefined,
   ) {}
 
@@ -75,11 +75,11 @@ export class Engine {
       factoryFor: (p) => p.definition.runtime === "python" ? python?.factoryFor(p) : p.factory,
       compileCondition,
     };
-    let server: ExtProcServer;
+    let server: ExtProcTransport;
     let kernel: Kernel;
     try {
       kernel = new Kernel(await buildRouteTable(config, build));
-      server = await ExtProcServer.start({
+      server = await startExtProcServer({
         kernel,
         listen: config.listen,
         maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),

@@ -121,11 +121,12 @@ function normalize(
     source,
     locate,
     listen: listen.address !== undefined && envSocket === undefined
-      ? { kind: "tcp", address: listen.address }
+      ? { kind: "tcp", address: listen.address, transport: listen.transport }
       : {
         kind: "unix",
         socket: envSocket ?? listen.socket ?? DEFAULT_SOCKET,
         socketMode: parseInt(listen.socketMode, 8),
+        transport: listen.transport,
       },
     admin: { address: env.TOLLGATE_ADMIN_ADDRESS ?? raw.admin.address },
     python: {

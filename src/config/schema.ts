@@ -55,6 +55,7 @@ export const configSchema = {
         socket: { type: "string", minLength: 1 },
         address: hostPort,
         socketMode: { type: "string", pattern: "^0?[0-7]{3}$", default: "0660" },
+        transport: { enum: ["lean", "grpc-js"], default: "lean" },
       },
     },
     admin: {

@@ -33,9 +33,15 @@ export interface RouteConfig {
   readonly policies: readonly PolicyRef[];
 }
 
+/** The ext_proc server implementation: the lean `node:http2` one, or grpc-js (the reference). */
+export type ListenTransport = "lean" | "grpc-js";
+
 export type ListenConfig =
-  | { readonly kind: "unix"; readonly socket: string; readonly socketMode: number }
-  | { readonly kind: "tcp"; readonly address: string };
+  & (
+    | { readonly kind: "unix"; readonly socket: string; readonly socketMode: number }
+    | { readonly kind: "tcp"; readonly address: string }
+  )
+  & { readonly transport: ListenTransport };
 
 export interface PythonConfig {
   readonly socket: string;

@@ -1,6 +1,8 @@
 /**
  * The ext_proc server as Envoy sees it: a grpc-js client speaking Envoy's side of the
- * protocol to the real server over its Unix socket.
+ * protocol to the real server over its Unix socket, and a bare HTTP/2 client for what a
+ * gRPC library would not send (malformed, compressed, oversized frames) and for checking
+ * the wire itself (trailers, GOAWAY). Every case runs against both transports.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -23,6 +25,10 @@ import {
   responseHeaders,
 } from "../support/extproc_client.ts";
 import { freePort } from "../support/ports.ts";
+import { frame, RawGrpcClient, requestFrame } from "../support/raw_grpc.ts";
+import type { ListenTransport } from "../../src/config/types.ts";
+
+const TRANSPORTS: readonly ListenTransport[] = ["lean", "grpc-js"];
 
 const policy = (name: string, parameters: Record<string, unknown> = {}) => ({
   name,
@@ -58,7 +64,7 @@ const routes = [
   },
 ];
 
-async function startEngine() {
+async function startEngine(transport: ListenTransport) {
   const dir = await Deno.makeTempDir({ prefix: "tollgate-protocol-" });
   const socket = join(dir, "extproc.sock");
   const configPath = join(dir, "tollgate.yaml");
@@ -66,7 +72,7 @@ async function startEngine() {
   await Deno.writeTextFile(
     configPath,
     stringify({
-      listen: { socket },
+      listen: { socket, transport },
       admin: { address: `127.0.0.1:${adminPort}` },
       limits: { maxBodyBytes: 64 },
       python: { socket: join(dir, "python.sock"), interpreter: venvPython },
@@ -83,24 +89,30 @@ async function startEngine() {
     defaults: configDefaults(),
   });
   const client = new ExtProcClient(`unix:${socket}`);
+  let stopping: Promise<void> | undefined;
   return {
     engine,
     client,
+    socket,
     adminPort,
-    async stop() {
-      client.close();
-      await engine.stop();
-      await Deno.remove(dir, { recursive: true });
+    stop() {
+      stopping ??= (async () => {
+        client.close();
+        await engine.stop();
+        await Deno.remove(dir, { recursive: true });
+      })();
+      return stopping;
     },
   };
 }
 
+for (const transport of TRANSPORTS) {
 Deno.test({
-  name: "ext_proc protocol over a Unix socket",
+  name: `ext_proc protocol over a Unix socket (${transport} transport)`,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const { client, stop, adminPort } = await startEngine();
+    const { client, stop, adminPort, socket } = await startEngine(transport);
     try {
       await t.step(
         "every phase: headers, buffered bodies, response headers and body, with the smallest mode",
@@ -277,3 +289,4 @@ Deno.test({
     }
   },
 });
+}
