@@ -265,7 +265,9 @@ export class LeanExtProcServer {
       })
     ));
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<"expired">((resolve) => timer = setTimeout(() => resolve("expired"), graceMs));
+    const expired = new Promise<"expired">((resolve) =>
+      timer = setTimeout(() => resolve("expired"), graceMs)
+    );
     if (await Promise.race([drained, expired]) === "expired") {
       log.warn("grace period over; closing {count} open streams", { count: this.#active });
       for (const session of this.#sessions.keys()) session.destroy();

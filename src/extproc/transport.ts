@@ -13,5 +13,7 @@ export interface ExtProcTransport {
 
 /** Binds and starts the configured ext_proc server. */
 export function startExtProcServer(options: ExtProcServerOptions): Promise<ExtProcTransport> {
-  return options.listen.transport === "grpc-js" ? ExtProcServer.start(options) : LeanExtProcServer.start(options);
+  return options.listen.transport === "grpc-js"
+    ? ExtProcServer.start(options)
+    : LeanExtProcServer.start(options);
 }

@@ -108,6 +108,7 @@ export class MessageDecoder {
 
   /** The first `count` pending bytes (one view when they are in one chunk); `consume` drops them. */
   #take(count: number, consume: boolean): Uint8Array {
+    if (count === 0) return new Uint8Array(0);
     const first = this.#pending[0];
     let out: Uint8Array;
     if (first.byteLength >= count) {

@@ -62,7 +62,9 @@ export class RawGrpcClient {
       const parts: Uint8Array[] = [];
       stream.on("response", (h) => {
         headers = h;
-        if (h["grpc-status"] !== undefined) trailers = { "grpc-status": h["grpc-status"], "grpc-message": h["grpc-message"] };
+        if (h["grpc-status"] !== undefined) {
+          trailers = { "grpc-status": h["grpc-status"], "grpc-message": h["grpc-message"] };
+        }
       });
       stream.on("trailers", (t) => trailers = t);
       stream.on("data", (chunk: Uint8Array) => parts.push(chunk));
