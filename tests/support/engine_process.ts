@@ -10,7 +10,7 @@ import { repoRoot, venvPython } from "../../scripts/lib/venv.ts";
 import { freePort, waitFor } from "./ports.ts";
 
 export interface EngineProcessOptions {
-  /** Config without listen/admin/python.socket (the harness fills those in). */
+  /** Config without admin/python.socket and listen's socket or address (the harness fills those in). */
   readonly config: Record<string, unknown>;
   /** Serve on TCP instead of the Unix socket. */
   readonly tcp?: boolean;
@@ -70,7 +70,10 @@ export class EngineProcess {
   static fullConfig(layout: PermissionLayout, config: Record<string, unknown>): Record<string, unknown> {
     return {
       ...config,
-      listen: layout.extprocSocket ? { socket: layout.extprocSocket } : { address: layout.extprocAddress },
+      listen: {
+        ...(config.listen as object | undefined),
+        ...(layout.extprocSocket ? { socket: layout.extprocSocket } : { address: layout.extprocAddress }),
+      },
       admin: { address: layout.adminAddress },
       python: {
         ...(config.python as object | undefined),
