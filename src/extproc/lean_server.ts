@@ -106,6 +106,10 @@ export class LeanExtProcServer {
       }
     });
     server.on("error", (error) => log.error("ext_proc server error: {error}", { error: String(error) }));
+    server.on(
+      "sessionError",
+      (error) => log.debug("ext_proc connection error: {error}", { error: String(error) }),
+    );
     if (listen.kind === "unix") await Deno.chmod(listen.socket, listen.socketMode);
     log.info("ext_proc listening on {target} (lean transport)", { target });
     return instance;

@@ -1,0 +1,106 @@
+/**
+ * The lean transport's connection and stream limits, on a real socket with short timeouts:
+ * the stream limit advertised in SETTINGS, keepalive pings answered, an idle connection
+ * closed with GOAWAY, a silent stream ended with DEADLINE_EXCEEDED.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { configDefaults } from "../../src/cli.ts";
+import { parseConfig } from "../../src/config/load.ts";
+import { compileCondition } from "../../src/executor/condition.ts";
+import { LeanExtProcServer } from "../../src/extproc/lean_server.ts";
+import { generatedPolicies } from "../../src/gen/test/registry.ts";
+import { buildRouteTable } from "../../src/kernel/build.ts";
+import { Kernel } from "../../src/kernel/routes.ts";
+import { PolicyRegistry } from "../../src/registry/registry.ts";
+import { requestHeaders } from "../support/extproc_client.ts";
+import { waitFor } from "../support/ports.ts";
+import { RawGrpcClient, requestFrame } from "../support/raw_grpc.ts";
+
+async function startLean(limits: { idleTimeoutMs: number; streamIdleTimeoutMs: number }) {
+  const dir = await Deno.makeTempDir({ prefix: "tollgate-lean-" });
+  const socket = join(dir, "extproc.sock");
+  const config = parseConfig(
+    stringify({ listen: { socket }, routes: [{ name: "empty", policies: [] }] }),
+    "lean-limits",
+    {},
+    configDefaults(),
+  );
+  const registry = new PolicyRegistry(generatedPolicies);
+  const kernel = new Kernel(
+    await buildRouteTable(config, { registry, factoryFor: (p) => p.factory, compileCondition }),
+  );
+  const server = await LeanExtProcServer.start({
+    kernel,
+    listen: config.listen,
+    maxMessageBytes: 64 * 1024,
+    maxConcurrentStreams: 7,
+    ...limits,
+  });
+  return {
+    socket,
+    server,
+    async stop() {
+      await server.shutdown(1000);
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test({
+  name: "lean transport: SETTINGS, pings, idle connections and silent streams",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const lean = await startLean({ idleTimeoutMs: 300, streamIdleTimeoutMs: 300 });
+    try {
+      await t.step("the stream limit is advertised and pings are answered", async () => {
+        const raw = new RawGrpcClient(lean.socket);
+        try {
+          const settings = await new Promise<{ maxConcurrentStreams?: number }>((resolve) =>
+            raw.session.once("remoteSettings", resolve)
+          );
+          assert.equal(settings.maxConcurrentStreams, 7);
+          await new Promise<void>((resolve, reject) =>
+            raw.session.ping((error) => error ? reject(error) : resolve())
+          );
+        } finally {
+          raw.close();
+        }
+      });
+
+      await t.step("a connection without streams is closed with GOAWAY after the idle timeout", async () => {
+        const raw = new RawGrpcClient(lean.socket);
+        const { trailers } = await raw.call([requestFrame(requestHeaders("empty", "/x"))]).result;
+        assert.equal(trailers["grpc-status"], "0");
+        await sleep(150);
+        assert.equal(raw.goaway, false, "not before the timeout");
+        await sleep(450);
+        assert.equal(raw.goaway, true);
+        raw.close();
+      });
+
+      await t.step(
+        "a silent stream ends with DEADLINE_EXCEEDED and is released",
+        async () => {
+          const raw = new RawGrpcClient(lean.socket);
+          try {
+            const started = Date.now();
+            const { result } = raw.call([], { keepOpen: true });
+            const { trailers } = await result;
+            assert.equal(trailers["grpc-status"], "4");
+            assert.ok(Date.now() - started >= 250, "not before the stream idle timeout");
+            await waitFor("the stream to be released", () => lean.server.activeStreams === 0, 2000);
+          } finally {
+            raw.close();
+          }
+        },
+      );
+    } finally {
+      await lean.stop();
+    }
+  },
+});
