@@ -55,7 +55,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const lean = await startLean({ idleTimeoutMs: 300, streamIdleTimeoutMs: 300 });
+    const lean = await startLean({ idleTimeoutMs: 300, streamIdleTimeoutMs: 700 });
     try {
       await t.step("the stream limit is advertised and pings are answered", async () => {
         const raw = new RawGrpcClient(lean.socket);
@@ -83,6 +83,19 @@ Deno.test({
         raw.close();
       });
 
+      await t.step("a connection with an open stream is not idle", async () => {
+        const raw = new RawGrpcClient(lean.socket);
+        try {
+          const { stream, result } = raw.call([], { keepOpen: true });
+          await sleep(500);
+          assert.equal(raw.goaway, false, "past the idle timeout, with a stream open");
+          stream.end(requestFrame(requestHeaders("empty", "/late")));
+          assert.equal((await result).trailers["grpc-status"], "0");
+        } finally {
+          raw.close();
+        }
+      });
+
       await t.step(
         "a silent stream ends with DEADLINE_EXCEEDED and is released",
         async () => {
@@ -92,7 +105,7 @@ Deno.test({
             const { result } = raw.call([], { keepOpen: true });
             const { trailers } = await result;
             assert.equal(trailers["grpc-status"], "4");
-            assert.ok(Date.now() - started >= 250, "not before the stream idle timeout");
+            assert.ok(Date.now() - started >= 650, "not before the stream idle timeout");
             await waitFor("the stream to be released", () => lean.server.activeStreams === 0, 2000);
           } finally {
             raw.close();
