@@ -43,7 +43,12 @@ export interface LeanTransportLimits {
 }
 
 const DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
-const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+/**
+ * Envoy's own default idle timeout for upstream connections: closing sooner would only
+ * add reconnects, and under Deno 2.9.3 every accepted connection costs ~22 KB that is
+ * never freed (docs/performance.md, "Lean transport").
+ */
+const DEFAULT_IDLE_TIMEOUT_MS = 60 * 60_000;
 /** Longer than any upstream Envoy would wait for between two phases of one exchange. */
 const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 10 * 60_000;
 /** Messages queued on a stream before reading from it pauses (HTTP/2 flow control then holds the peer). */
