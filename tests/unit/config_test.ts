@@ -16,7 +16,12 @@ function problems(text: string): string[] {
 
 Deno.test("an empty config gets every default", () => {
   const config = parseConfig("", "cfg.yaml", {}, defaults);
-  assert.deepEqual(config.listen, { kind: "unix", socket: "/tmp/tollgate/extproc.sock", socketMode: 0o660 });
+  assert.deepEqual(config.listen, {
+    kind: "unix",
+    socket: "/tmp/tollgate/extproc.sock",
+    socketMode: 0o660,
+    transport: "lean",
+  });
   assert.equal(config.python.workers, 4);
   assert.equal(config.python.timeoutMs, 30_000);
   assert.equal(config.python.interpreter, "python3");
@@ -84,7 +89,12 @@ Deno.test("environment variables override sockets, log level and the interpreter
     TOLLGATE_LOG_LEVEL: "debug",
     TOLLGATE_PYTHON: "/usr/bin/python3",
   }, defaults);
-  assert.deepEqual(config.listen, { kind: "unix", socket: "/run/t/x.sock", socketMode: 0o660 });
+  assert.deepEqual(config.listen, {
+    kind: "unix",
+    socket: "/run/t/x.sock",
+    socketMode: 0o660,
+    transport: "lean",
+  });
   assert.equal(config.python.socket, "/run/t/p.sock");
   assert.equal(config.log.level, "debug");
   assert.equal(config.python.interpreter, "/usr/bin/python3");
@@ -106,10 +116,22 @@ Deno.test("TCP listening and a custom socket mode", () => {
   assert.deepEqual(parseConfig("listen: { address: 0.0.0.0:9001 }", "c", {}, defaults).listen, {
     kind: "tcp",
     address: "0.0.0.0:9001",
+    transport: "lean",
   });
   assert.equal(
     (parseConfig("listen: { socketMode: '0600' }", "c", {}, defaults).listen as { socketMode: number })
       .socketMode,
     0o600,
   );
+});
+
+Deno.test("listen.transport selects the ext_proc server: lean by default, or grpc-js", () => {
+  assert.equal(parseConfig("listen: { transport: grpc-js }", "c", {}, defaults).listen.transport, "grpc-js");
+  assert.equal(
+    parseConfig("listen: { address: 127.0.0.1:9001, transport: lean }", "c", {}, defaults).listen.transport,
+    "lean",
+  );
+  const [problem] = problems("listen:\n  transport: grpc\n");
+  assert.match(problem, /^cfg\.yaml:2:\d+: listen\.transport: /);
+  assert.match(problem, /lean/);
 });
