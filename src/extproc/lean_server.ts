@@ -194,9 +194,8 @@ export class LeanExtProcServer {
 
   /**
    * Serves one Process stream; returns what to do when it closes. An answer that is ready at
-   * once (a route without policies) is written while the frames that asked for it are still
-   * being read, so its HEADERS and DATA leave in the same socket write as the read's
-   * WINDOW_UPDATE: about a third of the transport's cost per stream is socket writes.
+   * once (a route without policies, trailers) is written in the same tick as the message
+   * that asked for it, without a promise hop; answers that wait for policies queue in order.
    */
   #serve(stream: Stream): () => void {
     const exchange = new ExchangeStream(this.options.kernel, this.options.observer);
