@@ -21,7 +21,10 @@ export interface Summary {
   readonly p90: number;
   readonly p99: number;
   readonly messagesPerRequest: number;
-  /** CPU µs per request of the ext_proc server (Tollgate with its Python executor, or the pass-through server). */
+  /**
+   * CPU µs per request of the ext_proc server (Tollgate with its Python executor, the
+   * pass-through server or the Go reference).
+   */
   readonly extprocCpuUs: Record<Load, number | undefined>;
   /** CPU µs per request of Envoy plus the ext_proc server. */
   readonly totalCpuUs: Record<Load, number>;
@@ -256,7 +259,7 @@ export function markdown(results: Results): string {
     ),
     "",
     'CPU time per request (from /proc, saturated and at the fixed rate; "server" is the ext_proc server: ' +
-    "Tollgate with its Python executor, or the pass-through server) and peak resident memory (VmHWM) at " +
+    "Tollgate with its Python executor, the pass-through server or the Go reference) and peak resident memory (VmHWM) at " +
     "the end of a run:",
     "",
     "| scenario | server CPU µs/req, saturated | at fixed rate | Envoy + server CPU µs/req, saturated | " +
