@@ -43,7 +43,9 @@ export async function ensureGoReference(): Promise<string> {
       });
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
-        throw new Error("bench: the Go toolchain (go >= 1.24) is needed to build the compiled reference");
+        throw new Error(
+          "bench: the Go toolchain (1.26 or newer, as scripts/bench/go/go.mod says) is needed to build the compiled reference",
+        );
       }
       throw error;
     }
