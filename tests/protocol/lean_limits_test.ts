@@ -9,7 +9,10 @@ import { stringify } from "yaml";
 import { configDefaults } from "../../src/cli.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { compileCondition } from "../../src/executor/condition.ts";
+import { fromBinary } from "@bufbuild/protobuf";
 import { LeanExtProcServer } from "../../src/extproc/lean_server.ts";
+import { ProcessingResponseSchema } from "../../src/gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
+import { MessageDecoder } from "../../src/transport/grpc_frames.ts";
 import { generatedPolicies } from "../../src/gen/test/registry.ts";
 import { buildRouteTable } from "../../src/kernel/build.ts";
 import { Kernel } from "../../src/kernel/routes.ts";
@@ -22,7 +25,19 @@ async function startLean(limits: { idleTimeoutMs: number; streamIdleTimeoutMs: n
   const dir = await Deno.makeTempDir({ prefix: "tollgate-lean-" });
   const socket = join(dir, "extproc.sock");
   const config = parseConfig(
-    stringify({ listen: { socket }, routes: [{ name: "empty", policies: [] }] }),
+    stringify({
+      listen: { socket },
+      routes: [
+        { name: "empty", policies: [] },
+        {
+          name: "slow",
+          policies: [{ name: "slow", version: "v1", parameters: { delayMs: 100 } }, {
+            name: "echo",
+            version: "v1",
+          }],
+        },
+      ],
+    }),
     "lean-limits",
     {},
     configDefaults(),
@@ -46,6 +61,24 @@ async function startLean(limits: { idleTimeoutMs: number; streamIdleTimeoutMs: n
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/** The response messages in a stream's body, in order. */
+function decodeResponses(body: Uint8Array) {
+  const decoder = new MessageDecoder(1 << 20);
+  const messages = decoder.push(body).map((payload) => fromBinary(ProcessingResponseSchema, payload));
+  decoder.finish();
+  return messages;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -81,6 +114,26 @@ Deno.test({
         await sleep(450);
         assert.equal(raw.goaway, true);
         raw.close();
+      });
+
+      await t.step("messages queued behind a slow policy are answered in order, none lost", async () => {
+        const raw = new RawGrpcClient(lean.socket);
+        try {
+          const trailers = Array.from(
+            { length: 9 },
+            () => requestFrame({ request: { case: "requestTrailers", value: {} } }),
+          );
+          // One chunk: the slow answer first, nine more behind it (reading pauses at four queued).
+          const { body, trailers: status } = await raw.call([concat([
+            requestFrame(requestHeaders("slow", "/queued")),
+            ...trailers,
+          ])]).result;
+          assert.equal(status["grpc-status"], "0");
+          const kinds = decodeResponses(body).map((r) => r.response.case);
+          assert.deepEqual(kinds, ["requestHeaders", ...Array(9).fill("requestTrailers")]);
+        } finally {
+          raw.close();
+        }
       });
 
       await t.step("a connection with an open stream is not idle", async () => {
