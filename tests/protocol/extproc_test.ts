@@ -132,296 +132,299 @@ async function startEngine(transport: ListenTransport) {
   };
 }
 
-for (const transport of TRANSPORTS) {
-  Deno.test({
-    name: `ext_proc protocol over a Unix socket (${transport} transport)`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn(t) {
-      const { client, stop, adminPort, socket } = await startEngine(transport);
-      const expected = EXPECTED[transport];
-      try {
+const protocolSuite = (transport: ListenTransport): Deno.TestDefinition => ({
+  name: `ext_proc protocol over a Unix socket (${transport} transport)`,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const { client, stop, adminPort, socket } = await startEngine(transport);
+    const expected = EXPECTED[transport];
+    try {
+      await t.step(
+        "every phase: headers, buffered bodies, response headers and body, with the smallest mode",
+        async () => {
+          const stream = client.open();
+          const headers = await stream.exchange(requestHeaders("full", "/p", [["content-length", "7"]]));
+          assert.equal(headers.response.case, "requestHeaders");
+          assert.deepEqual(
+            mutationLines(headers),
+            ["x-trace=A"],
+            "only the policy before the body policy ran",
+          );
+          const mode = headers.modeOverride!;
+          assert.equal(mode.requestBodyMode, BodyMode.BUFFERED);
+          assert.equal(mode.responseHeaderMode, HeaderMode.SEND);
+          assert.equal(mode.responseBodyMode, BodyMode.BUFFERED);
+
+          const body = await stream.exchange(requestBody('{"a":1}'));
+          assert.equal(body.response.case, "requestBody");
+          const bodyMutation = body.response.case === "requestBody"
+            ? body.response.value.response?.bodyMutation
+            : undefined;
+          const newBody = text.decode(bodyMutation?.mutation.value as Uint8Array);
+          assert.deepEqual(JSON.parse(newBody), { a: 1, added: true, originalLength: 7 });
+          assert.deepEqual(mutationLines(body).sort(), [
+            "+x-trace=B",
+            `content-length=${newBody.length}`,
+            "content-type=application/json",
+            "x-trace=A",
+          ], "net header changes of the body phase: x-trace ends as A, B");
+
+          const respHeaders = await stream.exchange(responseHeaders(200, [["content-type", "text/plain"]]));
+          assert.equal(respHeaders.response.case, "responseHeaders");
+          assert.deepEqual(
+            mutationLines(respHeaders).sort(),
+            ["x-trace-metadata=A,B", "x-trace=B"],
+            "B runs first in the response, before the body policy, and reads the request's metadata",
+          );
+          assert.equal(respHeaders.modeOverride, undefined);
+
+          const respBody = await stream.exchange(responseBody("hello"));
+          assert.equal(respBody.response.case, "responseBody");
+          const wrapped = respBody.response.case === "responseBody"
+            ? text.decode(respBody.response.value.response?.bodyMutation?.mutation.value as Uint8Array)
+            : "";
+          assert.deepEqual(JSON.parse(wrapped), { wrapped: "hello", status: 200 });
+          assert.deepEqual(mutationLines(respBody).sort(), [
+            "+x-trace=A",
+            `content-length=${wrapped.length}`,
+            "content-type=application/json",
+            "x-trace-metadata=A,B",
+            "x-trace=B",
+          ], "A ran after the body policy, in reverse order");
+          assert.equal((await stream.finish()).code, 0);
+        },
+      );
+
+      await t.step("a headers-only chain skips the rest of the exchange", async () => {
+        const stream = client.open();
+        const response = await stream.exchange(requestHeaders("headers-only", "/x"));
+        assert.deepEqual(mutationLines(response), ["x-a=1"]);
+        assert.equal(response.modeOverride?.responseHeaderMode, HeaderMode.SKIP);
+        assert.equal(response.modeOverride?.requestBodyMode, BodyMode.NONE);
+        assert.equal(response.modeOverride?.responseBodyMode, BodyMode.NONE);
+        assert.equal((await stream.finish()).code, 0);
+      });
+
+      for (const route of ["empty", "unknown-route", undefined]) {
         await t.step(
-          "every phase: headers, buffered bodies, response headers and body, with the smallest mode",
+          `route ${route ?? "(attribute missing)"} passes through with one message`,
           async () => {
             const stream = client.open();
-            const headers = await stream.exchange(requestHeaders("full", "/p", [["content-length", "7"]]));
-            assert.equal(headers.response.case, "requestHeaders");
-            assert.deepEqual(
-              mutationLines(headers),
-              ["x-trace=A"],
-              "only the policy before the body policy ran",
-            );
-            const mode = headers.modeOverride!;
-            assert.equal(mode.requestBodyMode, BodyMode.BUFFERED);
-            assert.equal(mode.responseHeaderMode, HeaderMode.SEND);
-            assert.equal(mode.responseBodyMode, BodyMode.BUFFERED);
-
-            const body = await stream.exchange(requestBody('{"a":1}'));
-            assert.equal(body.response.case, "requestBody");
-            const bodyMutation = body.response.case === "requestBody"
-              ? body.response.value.response?.bodyMutation
-              : undefined;
-            const newBody = text.decode(bodyMutation?.mutation.value as Uint8Array);
-            assert.deepEqual(JSON.parse(newBody), { a: 1, added: true, originalLength: 7 });
-            assert.deepEqual(mutationLines(body).sort(), [
-              "+x-trace=B",
-              `content-length=${newBody.length}`,
-              "content-type=application/json",
-              "x-trace=A",
-            ], "net header changes of the body phase: x-trace ends as A, B");
-
-            const respHeaders = await stream.exchange(responseHeaders(200, [["content-type", "text/plain"]]));
-            assert.equal(respHeaders.response.case, "responseHeaders");
-            assert.deepEqual(
-              mutationLines(respHeaders).sort(),
-              ["x-trace-metadata=A,B", "x-trace=B"],
-              "B runs first in the response, before the body policy, and reads the request's metadata",
-            );
-            assert.equal(respHeaders.modeOverride, undefined);
-
-            const respBody = await stream.exchange(responseBody("hello"));
-            assert.equal(respBody.response.case, "responseBody");
-            const wrapped = respBody.response.case === "responseBody"
-              ? text.decode(respBody.response.value.response?.bodyMutation?.mutation.value as Uint8Array)
-              : "";
-            assert.deepEqual(JSON.parse(wrapped), { wrapped: "hello", status: 200 });
-            assert.deepEqual(mutationLines(respBody).sort(), [
-              "+x-trace=A",
-              `content-length=${wrapped.length}`,
-              "content-type=application/json",
-              "x-trace-metadata=A,B",
-              "x-trace=B",
-            ], "A ran after the body policy, in reverse order");
+            const response = await stream.exchange(requestHeaders(route, "/x"));
+            assert.equal(response.response.case, "requestHeaders");
+            assert.deepEqual(mutationLines(response), []);
+            assert.equal(response.modeOverride?.responseHeaderMode, HeaderMode.SKIP);
+            assert.equal(response.modeOverride?.requestBodyMode, BodyMode.NONE);
             assert.equal((await stream.finish()).code, 0);
           },
         );
+      }
 
-        await t.step("a headers-only chain skips the rest of the exchange", async () => {
+      await t.step("an immediate response in each phase", async () => {
+        const phases = [
+          { route: "deny-requestHeaders", steps: [requestHeaders("deny-requestHeaders", "/x")] },
+          {
+            route: "deny-requestBody",
+            steps: [requestHeaders("deny-requestBody", "/x"), requestBody("b")],
+          },
+          {
+            route: "deny-responseHeaders",
+            steps: [requestHeaders("deny-responseHeaders", "/x"), responseHeaders(200)],
+          },
+          {
+            route: "deny-responseBody",
+            steps: [requestHeaders("deny-responseBody", "/x"), responseHeaders(200), responseBody("b")],
+          },
+        ];
+        for (const { route, steps } of phases) {
           const stream = client.open();
-          const response = await stream.exchange(requestHeaders("headers-only", "/x"));
-          assert.deepEqual(mutationLines(response), ["x-a=1"]);
-          assert.equal(response.modeOverride?.responseHeaderMode, HeaderMode.SKIP);
-          assert.equal(response.modeOverride?.requestBodyMode, BodyMode.NONE);
-          assert.equal(response.modeOverride?.responseBodyMode, BodyMode.NONE);
-          assert.equal((await stream.finish()).code, 0);
-        });
-
-        for (const route of ["empty", "unknown-route", undefined]) {
-          await t.step(
-            `route ${route ?? "(attribute missing)"} passes through with one message`,
-            async () => {
-              const stream = client.open();
-              const response = await stream.exchange(requestHeaders(route, "/x"));
-              assert.equal(response.response.case, "requestHeaders");
-              assert.deepEqual(mutationLines(response), []);
-              assert.equal(response.modeOverride?.responseHeaderMode, HeaderMode.SKIP);
-              assert.equal(response.modeOverride?.requestBodyMode, BodyMode.NONE);
-              assert.equal((await stream.finish()).code, 0);
-            },
-          );
+          let last: ProcessingResponse | undefined;
+          for (const step of steps) last = await stream.exchange(step);
+          assert.equal(last?.response.case, "immediateResponse", route);
+          const immediate = last?.response.case === "immediateResponse" ? last.response.value : undefined;
+          assert.equal(immediate?.status?.code, 451);
+          assert.equal(text.decode(immediate?.body), `denied in ${route.slice(5)}`);
+          assert.equal(immediate?.details, "tollgate_deny_v1");
+          await stream.finish();
         }
+      });
 
-        await t.step("an immediate response in each phase", async () => {
-          const phases = [
-            { route: "deny-requestHeaders", steps: [requestHeaders("deny-requestHeaders", "/x")] },
-            {
-              route: "deny-requestBody",
-              steps: [requestHeaders("deny-requestBody", "/x"), requestBody("b")],
-            },
-            {
-              route: "deny-responseHeaders",
-              steps: [requestHeaders("deny-responseHeaders", "/x"), responseHeaders(200)],
-            },
-            {
-              route: "deny-responseBody",
-              steps: [requestHeaders("deny-responseBody", "/x"), responseHeaders(200), responseBody("b")],
-            },
-          ];
-          for (const { route, steps } of phases) {
-            const stream = client.open();
-            let last: ProcessingResponse | undefined;
-            for (const step of steps) last = await stream.exchange(step);
-            assert.equal(last?.response.case, "immediateResponse", route);
-            const immediate = last?.response.case === "immediateResponse" ? last.response.value : undefined;
-            assert.equal(immediate?.status?.code, 451);
-            assert.equal(text.decode(immediate?.body), `denied in ${route.slice(5)}`);
-            assert.equal(immediate?.details, "tollgate_deny_v1");
-            await stream.finish();
-          }
-        });
-
-        await t.step("a body over limits.maxBodyBytes is refused with 413", async () => {
-          const stream = client.open();
-          await stream.exchange(requestHeaders("full", "/big"));
-          const response = await stream.exchange(requestBody("x".repeat(65)));
-          assert.equal(response.response.case, "immediateResponse");
-          assert.equal(
-            response.response.case === "immediateResponse" && response.response.value.status?.code,
-            413,
-          );
-          await stream.finish();
-        });
-
-        await t.step("a stream that starts with response headers (an Envoy local reply)", async () => {
-          const stream = client.open();
-          const response = await stream.exchange(responseHeaders(503, [], true, "local-reply"));
-          assert.equal(response.response.case, "responseHeaders");
-          assert.deepEqual(mutationLines(response), ["x-local=seen"]);
-          await stream.finish();
-          const anonymous = client.open();
-          const passed = await anonymous.exchange(responseHeaders(404, [], true));
-          assert.equal(passed.response.case, "responseHeaders");
-          assert.deepEqual(mutationLines(passed), []);
-          await anonymous.finish();
-        });
-
-        await t.step("trailers are answered and passed through", async () => {
-          const stream = client.open();
-          await stream.exchange(requestHeaders("echo", "/t"));
-          const trailers = await stream.exchange({ request: { case: "requestTrailers", value: {} } });
-          assert.equal(trailers.response.case, "requestTrailers");
-          const responseTrailers = await stream.exchange({
-            request: { case: "responseTrailers", value: {} },
-          });
-          assert.equal(responseTrailers.response.case, "responseTrailers");
-          await stream.finish();
-        });
-
-        await t.step("cancellation mid-stream is a normal end; the server keeps serving", async () => {
-          const stream = client.open();
-          stream.send(requestHeaders("slow", "/cancelled"));
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          stream.call.cancel();
-          assert.equal((await stream.status).code, 1, "CANCELLED, as Envoy resets streams");
-          await new Promise((resolve) => setTimeout(resolve, 400));
-          const after = client.open();
-          const response = await after.exchange(requestHeaders("echo", "/after"));
-          assert.ok(mutationLines(response).includes("x-echo-path=/after"));
-          await after.finish();
-          const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-          assert.match(metrics, /^tollgate_extproc_streams_active 0$/m);
-        });
-
-        await t.step("concurrent streams never see each other's data", async () => {
-          const count = 200;
-          await Promise.all(Array.from({ length: count }, async (_, i) => {
-            const stream = client.open();
-            const request = await stream.exchange(
-              requestHeaders("echo", `/c/${i}`, [["x-request-id", `id-${i}`]]),
-            );
-            assert.deepEqual(mutationLines(request).sort(), [`x-echo-id=id-${i}`, `x-echo-path=/c/${i}`]);
-            const response = await stream.exchange(responseHeaders(200 + (i % 3)));
-            assert.deepEqual(mutationLines(response).sort(), [
-              `x-echo-path=/c/${i}`,
-              `x-echo-status=${200 + (i % 3)}`,
-            ]);
-            assert.equal((await stream.finish()).code, 0);
-          }));
-        });
-
-        await t.step("a message over the size limit ends the stream with RESOURCE_EXHAUSTED", async () => {
-          const stream = client.open();
-          await stream.exchange(requestHeaders("full", "/huge"));
-          stream.send(requestBody("x".repeat(MAX_MESSAGE_BYTES + 1)));
-          const status = await stream.status;
-          assert.equal(status.code, 8, status.details);
-        });
-
-        await t.step("malformed frames end the stream with a gRPC status, never silently", async () => {
-          const raw = new RawGrpcClient(socket);
-          try {
-            const oversized = raw.call([frame(new Uint8Array(0), false, MAX_MESSAGE_BYTES + 1)]);
-            assert.equal(
-              (await oversized.result).trailers["grpc-status"],
-              "8",
-              "announced length over the limit",
-            );
-            const garbage = raw.call([frame(new Uint8Array([0xff, 0xff, 0xff, 0xff]))]);
-            assert.equal((await garbage.result).trailers["grpc-status"], "13", "undecodable protobuf");
-            const compressed = raw.call([frame(new Uint8Array([0x0a, 0x00]), true)]);
-            assert.equal(
-              (await compressed.result).trailers["grpc-status"],
-              expected.compressed,
-              "a compressed frame (no grpc-encoding was negotiated)",
-            );
-            const truncated = raw.call([frame(new Uint8Array(3), false, 100)]);
-            assert.equal(
-              (await truncated.result).trailers["grpc-status"],
-              expected.truncated,
-              "the stream ends inside a message",
-            );
-            const wrongPath = raw.call([], { headers: { ":path": "/envoy.Other/Call%20me" } });
-            const wrong = await wrongPath.result;
-            assert.equal(wrong.trailers["grpc-status"], "12");
-            assert.match(String(wrong.trailers["grpc-message"]), /^[\x20-\x7e]*$/, "percent-encoded");
-            assert.match(decodeURIComponent(String(wrong.trailers["grpc-message"])), /\/envoy\.Other\/Call/);
-            const notGrpc = await raw.call([], { headers: { "content-type": "application/json" } }).result;
-            assert.equal(notGrpc.headers[":status"], expected.notGrpcHttpStatus);
-            // The server is unharmed.
-            const after = client.open();
-            assert.equal(
-              (await after.exchange(requestHeaders("empty", "/after"))).response.case,
-              "requestHeaders",
-            );
-            assert.equal((await after.finish()).code, 0);
-          } finally {
-            raw.close();
-          }
-        });
-
-        await t.step("every stream the server ends carries grpc-status trailers", async () => {
-          const raw = new RawGrpcClient(socket);
-          try {
-            const exchanges = [
-              [requestFrame(requestHeaders("empty", "/pass"))],
-              [requestFrame(requestHeaders("echo", "/echo")), requestFrame(responseHeaders(200))],
-              [requestFrame(requestHeaders("deny-requestHeaders", "/deny"))],
-              [],
-            ];
-            for (const chunks of exchanges) {
-              const { headers, trailers, body, reset } = await raw.call(chunks).result;
-              assert.equal(reset, false);
-              assert.equal(headers[":status"], 200);
-              assert.equal(trailers["grpc-status"], "0", `after ${chunks.length} messages`);
-              assert.equal(countFrames(body), chunks.length, "one answer per message");
-            }
-          } finally {
-            raw.close();
-          }
-        });
-      } finally {
-        await stop();
-      }
-    },
-  });
-
-  Deno.test({
-    name: `ext_proc shutdown sends GOAWAY and drains in-flight streams (${transport} transport)`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const { stop, socket } = await startEngine(transport);
-      const raw = new RawGrpcClient(socket);
-      try {
-        // Warm the connection up, so the stream below is in flight when the shutdown starts.
+      await t.step("a body over limits.maxBodyBytes is refused with 413", async () => {
+        const stream = client.open();
+        await stream.exchange(requestHeaders("full", "/big"));
+        const response = await stream.exchange(requestBody("x".repeat(65)));
+        assert.equal(response.response.case, "immediateResponse");
         assert.equal(
-          (await raw.call([requestFrame(requestHeaders("empty", "/warm"))]).result).trailers["grpc-status"],
-          "0",
+          response.response.case === "immediateResponse" && response.response.value.status?.code,
+          413,
         );
-        const inFlight = raw.call([requestFrame(requestHeaders("slow", "/in-flight"))]).result;
+        await stream.finish();
+      });
+
+      await t.step("a stream that starts with response headers (an Envoy local reply)", async () => {
+        const stream = client.open();
+        const response = await stream.exchange(responseHeaders(503, [], true, "local-reply"));
+        assert.equal(response.response.case, "responseHeaders");
+        assert.deepEqual(mutationLines(response), ["x-local=seen"]);
+        await stream.finish();
+        const anonymous = client.open();
+        const passed = await anonymous.exchange(responseHeaders(404, [], true));
+        assert.equal(passed.response.case, "responseHeaders");
+        assert.deepEqual(mutationLines(passed), []);
+        await anonymous.finish();
+      });
+
+      await t.step("trailers are answered and passed through", async () => {
+        const stream = client.open();
+        await stream.exchange(requestHeaders("echo", "/t"));
+        const trailers = await stream.exchange({ request: { case: "requestTrailers", value: {} } });
+        assert.equal(trailers.response.case, "requestTrailers");
+        const responseTrailers = await stream.exchange({
+          request: { case: "responseTrailers", value: {} },
+        });
+        assert.equal(responseTrailers.response.case, "responseTrailers");
+        await stream.finish();
+      });
+
+      await t.step("cancellation mid-stream is a normal end; the server keeps serving", async () => {
+        const stream = client.open();
+        stream.send(requestHeaders("slow", "/cancelled"));
         await new Promise((resolve) => setTimeout(resolve, 50));
-        const stopped = stop();
-        const { trailers, body } = await inFlight;
-        assert.equal(trailers["grpc-status"], "0", "the in-flight stream finished normally");
-        assert.equal(countFrames(body), 1, "and got its answer");
-        await stopped;
-        assert.equal(raw.goaway, true, "the connection was told to go away");
-        assert.ok(raw.session.closed || raw.session.destroyed, "the connection is closed, not left open");
-      } finally {
-        raw.close();
-        await stop();
-      }
-    },
-  });
+        stream.call.cancel();
+        assert.equal((await stream.status).code, 1, "CANCELLED, as Envoy resets streams");
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        const after = client.open();
+        const response = await after.exchange(requestHeaders("echo", "/after"));
+        assert.ok(mutationLines(response).includes("x-echo-path=/after"));
+        await after.finish();
+        const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+        assert.match(metrics, /^tollgate_extproc_streams_active 0$/m);
+      });
+
+      await t.step("concurrent streams never see each other's data", async () => {
+        const count = 200;
+        await Promise.all(Array.from({ length: count }, async (_, i) => {
+          const stream = client.open();
+          const request = await stream.exchange(
+            requestHeaders("echo", `/c/${i}`, [["x-request-id", `id-${i}`]]),
+          );
+          assert.deepEqual(mutationLines(request).sort(), [`x-echo-id=id-${i}`, `x-echo-path=/c/${i}`]);
+          const response = await stream.exchange(responseHeaders(200 + (i % 3)));
+          assert.deepEqual(mutationLines(response).sort(), [
+            `x-echo-path=/c/${i}`,
+            `x-echo-status=${200 + (i % 3)}`,
+          ]);
+          assert.equal((await stream.finish()).code, 0);
+        }));
+      });
+
+      await t.step("a message over the size limit ends the stream with RESOURCE_EXHAUSTED", async () => {
+        const stream = client.open();
+        await stream.exchange(requestHeaders("full", "/huge"));
+        stream.send(requestBody("x".repeat(MAX_MESSAGE_BYTES + 1)));
+        const status = await stream.status;
+        assert.equal(status.code, 8, status.details);
+      });
+
+      await t.step("malformed frames end the stream with a gRPC status, never silently", async () => {
+        const raw = new RawGrpcClient(socket);
+        try {
+          const oversized = raw.call([frame(new Uint8Array(0), false, MAX_MESSAGE_BYTES + 1)]);
+          assert.equal(
+            (await oversized.result).trailers["grpc-status"],
+            "8",
+            "announced length over the limit",
+          );
+          const garbage = raw.call([frame(new Uint8Array([0xff, 0xff, 0xff, 0xff]))]);
+          assert.equal((await garbage.result).trailers["grpc-status"], "13", "undecodable protobuf");
+          const compressed = raw.call([frame(new Uint8Array([0x0a, 0x00]), true)]);
+          assert.equal(
+            (await compressed.result).trailers["grpc-status"],
+            expected.compressed,
+            "a compressed frame (no grpc-encoding was negotiated)",
+          );
+          const truncated = raw.call([frame(new Uint8Array(3), false, 100)]);
+          assert.equal(
+            (await truncated.result).trailers["grpc-status"],
+            expected.truncated,
+            "the stream ends inside a message",
+          );
+          const wrongPath = raw.call([], { headers: { ":path": "/envoy.Other/Call%20me" } });
+          const wrong = await wrongPath.result;
+          assert.equal(wrong.trailers["grpc-status"], "12");
+          assert.match(String(wrong.trailers["grpc-message"]), /^[\x20-\x7e]*$/, "percent-encoded");
+          assert.match(decodeURIComponent(String(wrong.trailers["grpc-message"])), /\/envoy\.Other\/Call/);
+          const notGrpc = await raw.call([], { headers: { "content-type": "application/json" } }).result;
+          assert.equal(notGrpc.headers[":status"], expected.notGrpcHttpStatus);
+          // The server is unharmed.
+          const after = client.open();
+          assert.equal(
+            (await after.exchange(requestHeaders("empty", "/after"))).response.case,
+            "requestHeaders",
+          );
+          assert.equal((await after.finish()).code, 0);
+        } finally {
+          raw.close();
+        }
+      });
+
+      await t.step("every stream the server ends carries grpc-status trailers", async () => {
+        const raw = new RawGrpcClient(socket);
+        try {
+          const exchanges = [
+            [requestFrame(requestHeaders("empty", "/pass"))],
+            [requestFrame(requestHeaders("echo", "/echo")), requestFrame(responseHeaders(200))],
+            [requestFrame(requestHeaders("deny-requestHeaders", "/deny"))],
+            [],
+          ];
+          for (const chunks of exchanges) {
+            const { headers, trailers, body, reset } = await raw.call(chunks).result;
+            assert.equal(reset, false);
+            assert.equal(headers[":status"], 200);
+            assert.equal(trailers["grpc-status"], "0", `after ${chunks.length} messages`);
+            assert.equal(countFrames(body), chunks.length, "one answer per message");
+          }
+        } finally {
+          raw.close();
+        }
+      });
+    } finally {
+      await stop();
+    }
+  },
+});
+
+const shutdownSuite = (transport: ListenTransport): Deno.TestDefinition => ({
+  name: `ext_proc shutdown sends GOAWAY and drains in-flight streams (${transport} transport)`,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { stop, socket } = await startEngine(transport);
+    const raw = new RawGrpcClient(socket);
+    try {
+      // Warm the connection up, so the stream below is in flight when the shutdown starts.
+      assert.equal(
+        (await raw.call([requestFrame(requestHeaders("empty", "/warm"))]).result).trailers["grpc-status"],
+        "0",
+      );
+      const inFlight = raw.call([requestFrame(requestHeaders("slow", "/in-flight"))]).result;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const stopped = stop();
+      const { trailers, body } = await inFlight;
+      assert.equal(trailers["grpc-status"], "0", "the in-flight stream finished normally");
+      assert.equal(countFrames(body), 1, "and got its answer");
+      await stopped;
+      assert.equal(raw.goaway, true, "the connection was told to go away");
+      assert.ok(raw.session.closed || raw.session.destroyed, "the connection is closed, not left open");
+    } finally {
+      raw.close();
+      await stop();
+    }
+  },
+});
+
+for (const transport of TRANSPORTS) {
+  Deno.test(protocolSuite(transport));
+  Deno.test(shutdownSuite(transport));
 }
