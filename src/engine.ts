@@ -11,7 +11,7 @@ import type { EngineConfig } from "./config/types.ts";
 import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
 import type { Chain } from "./executor/chain.ts";
 import { compileCondition } from "./executor/condition.ts";
-import { ExtProcServer } from "./extproc/server.ts";
+import { type ExtProcTransport, startExtProcServer } from "./extproc/transport.ts";
 import { buildRouteTable, type ChainBuildContext } from "./kernel/build.ts";
 import { droppedProtection } from "./kernel/dropped.ts";
 import { closeChains, Kernel, type RouteTable } from "./kernel/routes.ts";
@@ -65,7 +65,7 @@ export class Engine {
     readonly kernel: Kernel,
     readonly metrics: Metrics,
     private readonly build: ChainBuildContext,
-    private readonly server: ExtProcServer,
+    private readonly server: ExtProcTransport,
     private readonly python: PythonRuntime | undefined,
   ) {}
 
@@ -99,11 +99,11 @@ export class Engine {
       factoryFor: (p) => p.definition.runtime === "python" ? python?.factoryFor(p) : p.factory,
       compileCondition,
     };
-    let server: ExtProcServer;
+    let server: ExtProcTransport;
     let kernel: Kernel;
     try {
       kernel = new Kernel(await buildRouteTable(config, build));
-      server = await ExtProcServer.start({
+      server = await startExtProcServer({
         kernel,
         listen: config.listen,
         connections: config.connections,

@@ -11,6 +11,8 @@ import { buildManifest, DEFAULT_TARGETS } from "../build.ts";
 import { repoRoot, run } from "../lib/venv.ts";
 import { setup } from "../setup.ts";
 import { machine, versions } from "./environment.ts";
+import type { ListenTransport } from "../../src/config/types.ts";
+import { ensureGoReference } from "./go_reference.ts";
 import { ensureOha } from "./loadgen.ts";
 import { measureRun, type RunResult, type RunSettings } from "./measure.ts";
 import { judgeTargets, markdown, replaceSection, type Results, summarize } from "./report.ts";
@@ -22,7 +24,8 @@ import { latencyChart } from "./svg.ts";
 const USAGE = `Usage: deno task bench [options]
 
 Runs every scenario (or those named) behind a real Envoy and writes the results.
-baseline and passthrough always run too: every figure is reported as a ratio to them.
+baseline and passthrough always run too: every figure is reported as a ratio to them;
+a named scenario with a compiled reference (go-passthrough, go-headers-5) brings it along.
 
 Options:
   --scenario NAME      run only this scenario (repeatable, or comma-separated)
@@ -32,6 +35,7 @@ Options:
   --rate N             the fixed rate for latency, req/s, the same for every scenario (default 1000)
   --connections N      client connections (default 32)
   --envoy-workers N    Envoy worker threads (default 2)
+  --transport T        Tollgate's listen.transport: lean | grpc-js (default: the engine's default)
   --soak D             instead: the leak check, one saturated run of D (e.g. 5m) per scenario
   --out DIR            where results go (default: docs/ for a full run, bench-results/ otherwise)
   -h, --help           show this help`;
@@ -46,6 +50,7 @@ const { values } = parseArgs({
     rate: { type: "string", default: "1000" },
     connections: { type: "string", default: "32" },
     "envoy-workers": { type: "string", default: "2" },
+    transport: { type: "string" },
     soak: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -62,6 +67,11 @@ function positive(name: string, text: string): number {
   return value;
 }
 
+function transportOf(text: string | undefined): ListenTransport | undefined {
+  if (text === undefined || text === "lean" || text === "grpc-js") return text;
+  throw new Error("--transport must be lean or grpc-js");
+}
+
 const seconds = (text: string) => parseDuration(text) / 1000;
 const named = values.scenario.flatMap((s) => s.split(",")).filter(Boolean);
 const scenarios = selectScenarios(named.length ? ["baseline", "passthrough", ...named] : []);
@@ -72,6 +82,7 @@ const settings: RunSettings = {
   connections: positive("connections", values.connections),
   rate: positive("rate", values.rate),
   envoyWorkers: positive("envoy-workers", values["envoy-workers"]),
+  transport: transportOf(values.transport),
 };
 const runs = positive("runs", values.runs);
 const docs = values.out === undefined && full;
@@ -107,13 +118,15 @@ async function bodies(
   return out;
 }
 
-async function prepare(): Promise<string> {
+/** Sets up, builds, and builds the tools; returns the oha and Go reference versions. */
+async function prepare(): Promise<{ oha: string; go: string }> {
   await setup();
   for (const target of DEFAULT_TARGETS) {
     const problems = await buildManifest(target.manifest, target.out);
     if (problems.length > 0) throw new Error(problems.map(formatProblem).join("\n"));
   }
-  return await ensureOha();
+  const go = scenarios.some((s) => s.server.startsWith("go-")) ? await ensureGoReference() : "not run";
+  return { oha: await ensureOha(), go };
 }
 
 function describe(result: RunResult): string {
@@ -136,7 +149,7 @@ async function updateDocs(section: string, content: string, also: readonly strin
  * Runs round-robin (every scenario once, then again), so slow drifts of the machine hit
  * all alike. Resolves false if a run failed.
  */
-async function benchmark(tmp: string, oha: string): Promise<boolean> {
+async function benchmark(tmp: string, tools: { oha: string; go: string }): Promise<boolean> {
   const files = await bodies(tmp);
   const results = new Map<string, RunResult[]>(scenarios.map((s) => [s.name, []]));
   for (let round = 1; round <= runs; round++) {
@@ -151,7 +164,7 @@ async function benchmark(tmp: string, oha: string): Promise<boolean> {
   const report: Results = {
     date: new Date().toISOString(),
     machine: await machine(),
-    versions: await versions(oha),
+    versions: { ...await versions(tools.oha), go: tools.go },
     settings: { ...settings, runs },
     summaries,
     targets: judgeTargets(summaries),
@@ -204,8 +217,8 @@ async function soakAll(tmp: string, duration: number): Promise<boolean> {
 
 let ok = false;
 try {
-  const oha = await prepare();
-  ok = values.soak !== undefined ? await soakAll(tmp, seconds(values.soak)) : await benchmark(tmp, oha);
+  const tools = await prepare();
+  ok = values.soak !== undefined ? await soakAll(tmp, seconds(values.soak)) : await benchmark(tmp, tools);
 } catch (error) {
   // After an interrupt, what was running fails as it is stopped: the signal handler exits.
   if (!interrupted) throw error;

@@ -3,6 +3,7 @@
  * up (not measured), saturate, then hold the fixed rate while sampling CPU from /proc,
  * and stop everything, whatever happens.
  */
+import type { ListenTransport } from "../../src/config/types.ts";
 import { REFLECTED } from "./envoy.ts";
 import { loadProblems, type LoadResult, runLoad } from "./loadgen.ts";
 import { cpuOf, memory } from "./proc_stats.ts";
@@ -17,6 +18,8 @@ export interface RunSettings {
   readonly connections: number;
   readonly rate: number;
   readonly envoyWorkers: number;
+  /** Tollgate's `listen.transport`; undefined runs the engine's default. */
+  readonly transport?: ListenTransport;
 }
 
 /** The request a scenario sends, and where the run registers what it starts. */
@@ -141,7 +144,7 @@ export async function measureRun(
   settings: RunSettings,
   context: RunContext,
 ): Promise<RunResult> {
-  const starting = Stack.start(scenario, settings.envoyWorkers);
+  const starting = Stack.start(scenario, settings.envoyWorkers, settings.transport);
   const done = context.running.add(async () => (await starting.catch(() => undefined))?.stop());
   const stack = await starting;
   try {

@@ -9,6 +9,8 @@ import type { Scenario } from "./scenarios.ts";
 export interface Summary {
   readonly name: string;
   readonly description: string;
+  /** The compiled reference scenario doing the same work, if any. */
+  readonly reference?: string;
   /** Empty when every run was clean (no errors, no non-2xx, no failed policy); else totals over runs. */
   readonly problems: readonly string[];
   /** Runs that had problems. */
@@ -19,7 +21,10 @@ export interface Summary {
   readonly p90: number;
   readonly p99: number;
   readonly messagesPerRequest: number;
-  /** CPU µs per request of the ext_proc server (Tollgate with its Python executor, or the pass-through server). */
+  /**
+   * CPU µs per request of the ext_proc server (Tollgate with its Python executor, the
+   * pass-through server or the Go reference).
+   */
   readonly extprocCpuUs: Record<Load, number | undefined>;
   /** CPU µs per request of Envoy plus the ext_proc server. */
   readonly totalCpuUs: Record<Load, number>;
@@ -76,6 +81,7 @@ export function summarize(scenario: Scenario, runs: readonly RunResult[]): Summa
   return {
     name: scenario.name,
     description: scenario.description,
+    reference: scenario.reference,
     problems: totals(runs.flatMap((r) => r.problems)),
     failedRuns: runs.filter((r) => r.problems.length > 0).length,
     runs: runs.length,
@@ -137,11 +143,64 @@ export function judgeTargets(summaries: readonly Summary[]): Target[] {
       });
     }
   };
+  const compiled = (name: string, limit: number) => {
+    const s = by.get(name);
+    const reference = s?.reference === undefined ? undefined : by.get(s.reference);
+    const value = referenceRatio(s, reference, "saturated");
+    if (!s || !reference || value === undefined) return;
+    targets.push({
+      target: `${name} server CPU/req ≤ ${limit} × ${reference.name} (saturated)`,
+      value: `${value.toFixed(2)} ×`,
+      met: value <= limit,
+    });
+  };
   ratio("empty-chain", 0.9);
   ratio("headers-5ts", 0.8);
   added("headers-5ts", 1, 3);
   added("python-1", 1.5, 5);
+  compiled("empty-chain", 1.2);
+  compiled("headers-5ts", 1.3);
   return targets;
+}
+
+/** A scenario's ext_proc server CPU per request over its compiled reference's. */
+function referenceRatio(
+  s: Summary | undefined,
+  reference: Summary | undefined,
+  load: Load,
+): number | undefined {
+  const ours = s?.extprocCpuUs[load];
+  const theirs = reference?.extprocCpuUs[load];
+  return ours === undefined || !theirs ? undefined : ours / theirs;
+}
+
+/** The rows comparing Tollgate scenarios with their compiled references (empty without any). */
+function referenceTable(summaries: readonly Summary[]): string[] {
+  const by = new Map(summaries.map((s) => [s.name, s]));
+  const pairs = summaries.flatMap((s) => {
+    const reference = s.reference === undefined ? undefined : by.get(s.reference);
+    return reference ? [[s, reference] as const] : [];
+  });
+  if (pairs.length === 0) return [];
+  const ratio = (s: Summary, r: Summary, load: Load) => {
+    const value = referenceRatio(s, r, load);
+    return value === undefined ? "–" : `${value.toFixed(2)} ×`;
+  };
+  return [
+    "",
+    "Against the compiled reference (a Go ext_proc server on grpc-go doing the same work): server CPU " +
+    "µs per request and Tollgate's ratio to it:",
+    "",
+    "| scenario | reference | saturated | reference, saturated | ratio | at fixed rate | reference, at fixed rate | ratio |",
+    "| --- | --- | --: | --: | --: | --: | --: | --: |",
+    ...pairs.map(([s, r]) =>
+      `| ${s.name} | ${r.name} | ${fmt(s.extprocCpuUs.saturated, 0)} | ${
+        fmt(r.extprocCpuUs.saturated, 0)
+      } | ` +
+      `${ratio(s, r, "saturated")} | ${fmt(s.extprocCpuUs.fixed, 0)} | ${fmt(r.extprocCpuUs.fixed, 0)} | ` +
+      `${ratio(s, r, "fixed")} |`
+    ),
+  ];
 }
 
 const fmt = (value: number | undefined, digits: number) =>
@@ -182,7 +241,10 @@ export function markdown(results: Results): string {
     "",
     `Settings: ${settings.runs} runs per scenario (medians shown), ${settings.warmupSeconds} s warm-up ` +
     `(not measured), ${settings.seconds} s per measurement, ${settings.connections} connections, ` +
-    `fixed rate ${settings.rate} req/s, ${settings.envoyWorkers} Envoy worker threads.`,
+    `fixed rate ${settings.rate} req/s, ${settings.envoyWorkers} Envoy worker threads, ` +
+    `Tollgate's ext_proc transport ${settings.transport ?? "(the default)"}. Go reference: Go ${
+      versions.go ?? "–"
+    }.`,
     "",
     "Each figure is followed by its ratios `(× baseline · × passthrough)`.",
     "",
@@ -197,7 +259,7 @@ export function markdown(results: Results): string {
     ),
     "",
     'CPU time per request (from /proc, saturated and at the fixed rate; "server" is the ext_proc server: ' +
-    "Tollgate with its Python executor, or the pass-through server) and peak resident memory (VmHWM) at " +
+    "Tollgate with its Python executor, the pass-through server or the Go reference) and peak resident memory (VmHWM) at " +
     "the end of a run:",
     "",
     "| scenario | server CPU µs/req, saturated | at fixed rate | Envoy + server CPU µs/req, saturated | " +
@@ -210,6 +272,7 @@ export function markdown(results: Results): string {
       `${cell((x) => x.totalCpuUs.saturated, 0, s)} | ${cell((x) => x.totalCpuUs.fixed, 0, s)} | ` +
       `${cell((x) => x.extprocPeakMiB, 1, s)} | ${cell((x) => x.envoyPeakMiB, 1, s)} |`
     ),
+    ...referenceTable(results.summaries),
     "",
     "Targets (2-core machine):",
     "",

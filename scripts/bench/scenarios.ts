@@ -3,8 +3,8 @@
  * load generator sends. Every scenario uses one Envoy route named `bench`.
  */
 
-/** What serves ext_proc for a scenario. */
-export type ServerKind = "none" | "passthrough" | "tollgate";
+/** What serves ext_proc for a scenario; `go-…` are the compiled reference (scripts/bench/go/). */
+export type ServerKind = "none" | "passthrough" | "tollgate" | "go-passthrough" | "go-headers-5";
 
 /** One policy of a Tollgate chain, as written in the engine config. */
 export interface PolicyRef {
@@ -19,6 +19,11 @@ export interface Scenario {
   readonly server: ServerKind;
   /** The `bench` route's chain (Tollgate scenarios only). */
   readonly policies?: readonly PolicyRef[];
+  /**
+   * The compiled reference scenario doing the same work, run along with this one: the
+   * report gives this scenario's server CPU per request as a ratio to it.
+   */
+  readonly reference?: string;
   /** Request body: a JSON document of exactly this many bytes, sent with POST. */
   readonly bodyBytes?: number;
   /**
@@ -61,6 +66,17 @@ function expect(...checks: [string | null | undefined, string | null, string][])
 const unchanged: Scenario["check"] = (saw) =>
   expect([saw["x-client-debug"], "1", "x-client-debug"], [saw["x-bench-3"], "-", "x-bench-3"]);
 
+/** The net effect of the five header policies (headers-5ts, and go-headers-5 doing the same). */
+function fiveHeadersCheck(saw: Record<string, string>, response: Headers): string | undefined {
+  return expect(
+    [saw["x-bench-3"], "bench", "x-bench-3"],
+    [saw["x-client-debug"], "-", "x-client-debug"],
+    [response.get("x-bench-r1"), "bench", "response x-bench-r1"],
+    [response.get("x-bench-r3"), "bench", "response x-bench-r3"],
+    [response.get("x-upstream"), null, "response x-upstream"],
+  );
+}
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: "baseline",
@@ -75,10 +91,23 @@ export const SCENARIOS: readonly Scenario[] = [
     check: unchanged,
   },
   {
+    name: "go-passthrough",
+    description: "ext_proc to a compiled Go server (grpc-go) answering CONTINUE (a compiled engine's floor)",
+    server: "go-passthrough",
+    check: unchanged,
+  },
+  {
+    name: "go-headers-5",
+    description: "the compiled Go server doing headers-5ts's header changes (a compiled engine's cost)",
+    server: "go-headers-5",
+    check: (saw, response) => fiveHeadersCheck(saw, response),
+  },
+  {
     name: "empty-chain",
     description: "Tollgate, route with no policies",
     server: "tollgate",
     policies: [],
+    reference: "go-passthrough",
     check: unchanged,
   },
   {
@@ -92,14 +121,8 @@ export const SCENARIOS: readonly Scenario[] = [
       removeHeaders("x-bench-1", "x-bench-r1"),
       setHeaders("x-bench-3", "x-bench-r3"),
     ],
-    check: (saw, response) =>
-      expect(
-        [saw["x-bench-3"], "bench", "x-bench-3"],
-        [saw["x-client-debug"], "-", "x-client-debug"],
-        [response.get("x-bench-r1"), "bench", "response x-bench-r1"],
-        [response.get("x-bench-r3"), "bench", "response x-bench-r3"],
-        [response.get("x-upstream"), null, "response x-upstream"],
-      ),
+    reference: "go-headers-5",
+    check: (saw, response) => fiveHeadersCheck(saw, response),
   },
   {
     name: "python-1",
@@ -154,7 +177,7 @@ export function jsonBody(bytes: number): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(JSON.stringify(document));
 }
 
-/** The scenarios named in `names` (all when empty); unknown names throw. */
+/** The scenarios named in `names` with their compiled references (all when empty); unknown names throw. */
 export function selectScenarios(names: readonly string[]): Scenario[] {
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (unknown.length > 0) {
@@ -162,7 +185,9 @@ export function selectScenarios(names: readonly string[]): Scenario[] {
       `unknown scenario ${unknown.join(", ")} (known: ${SCENARIOS.map((s) => s.name).join(", ")})`,
     );
   }
-  return SCENARIOS.filter((s) => names.length === 0 || names.includes(s.name));
+  const references = SCENARIOS.filter((s) => names.includes(s.name)).flatMap((s) => s.reference ?? []);
+  const wanted = new Set([...names, ...references]);
+  return SCENARIOS.filter((s) => names.length === 0 || wanted.has(s.name));
 }
 
 /** Size of the `mixed-body` request after its chain: Python renames, removes and sets, then TypeScript adds. */

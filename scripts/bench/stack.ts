@@ -1,7 +1,8 @@
 /**
  * Everything one scenario runs: its ext_proc server (Tollgate through the integration
- * tests' EngineProcess, i.e. the test build under the production permission flags; or the
- * pass-through server under the same flags; or nothing) and Envoy in front of it. Knows
+ * tests' EngineProcess, i.e. the test build under the production permission flags; the
+ * pass-through server under the same flags; the compiled Go reference; or nothing) and
+ * Envoy in front of it. Knows
  * the processes' ids for /proc sampling and stops them all.
  */
 import { join } from "node:path";
@@ -10,7 +11,9 @@ import { waitFor } from "../../tests/support/ports.ts";
 import { engineFlags } from "../lib/permissions.ts";
 import { repoRoot } from "../lib/venv.ts";
 import type { Envoy } from "../../tests/support/envoy.ts";
+import type { ListenTransport } from "../../src/config/types.ts";
 import { startBenchEnvoy } from "./envoy.ts";
+import { goReferencePath } from "./go_reference.ts";
 import { childrenOf } from "./proc_stats.ts";
 import { killChild } from "./running.ts";
 import { ROUTE, type Scenario } from "./scenarios.ts";
@@ -56,8 +59,10 @@ async function stopWithin(what: string, stop: () => Promise<unknown>, kill: () =
 async function startPassthrough(): Promise<Server> {
   const { dir, layout } = await EngineProcess.layout();
   const socket = layout.extprocSocket!;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
+  return await startServerProcess(
+    "the pass-through server",
+    Deno.execPath(),
+    [
       "run",
       "--quiet",
       // The same flags as the engine (V8 settings included), so the floor is comparable.
@@ -65,19 +70,34 @@ async function startPassthrough(): Promise<Server> {
       join(repoRoot, "scripts/bench/passthrough_server.ts"),
       socket,
     ],
+    socket,
+    dir,
+  );
+}
+
+/** Starts a child that serves ext_proc on `socket` and waits until the socket accepts. */
+async function startServerProcess(
+  what: string,
+  command: string,
+  args: readonly string[],
+  socket: string,
+  dir: string,
+): Promise<Server> {
+  const child = new Deno.Command(command, {
+    args: [...args],
     cwd: repoRoot,
     stdout: "null",
     stderr: "inherit",
   }).spawn();
   const stop = async () => {
-    await stopWithin("the pass-through server", async () => {
+    await stopWithin(what, async () => {
       killChild(child);
       await child.status;
     }, () => killChild(child, "SIGKILL"));
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    await waitFor("the pass-through server", async () => {
+    await waitFor(what, async () => {
       (await Deno.connect({ transport: "unix", path: socket })).close();
       return true;
     }, 30_000);
@@ -88,10 +108,24 @@ async function startPassthrough(): Promise<Server> {
   return { socket, pid: child.pid, stop };
 }
 
-async function startTollgate(scenario: Scenario): Promise<Server> {
+/** The compiled reference in `mode` (scripts/bench/go/), on a socket in a fresh directory. */
+async function startGoReference(mode: "passthrough" | "headers-5"): Promise<Server> {
+  const dir = await Deno.makeTempDir({ prefix: "tollgate-bench-go-" });
+  const socket = join(dir, "extproc.sock");
+  return await startServerProcess(
+    `the Go ${mode} server`,
+    goReferencePath,
+    ["-socket", socket, "-mode", mode],
+    socket,
+    dir,
+  );
+}
+
+async function startTollgate(scenario: Scenario, transport: ListenTransport | undefined): Promise<Server> {
   const engine = await EngineProcess.start({
     config: {
       routes: [{ name: ROUTE, policies: scenario.policies ?? [] }],
+      ...(transport ? { listen: { transport } } : {}),
       log: { level: "warning" },
       shutdown: { gracePeriod: "2s" },
     },
@@ -105,6 +139,24 @@ async function startTollgate(scenario: Scenario): Promise<Server> {
   return { socket: (engine.extproc as { socket: string }).socket, pid, adminUrl: engine.adminUrl, stop };
 }
 
+function startServer(
+  scenario: Scenario,
+  transport: ListenTransport | undefined,
+): Promise<Server | undefined> {
+  switch (scenario.server) {
+    case "none":
+      return Promise.resolve(undefined);
+    case "passthrough":
+      return startPassthrough();
+    case "go-passthrough":
+      return startGoReference("passthrough");
+    case "go-headers-5":
+      return startGoReference("headers-5");
+    case "tollgate":
+      return startTollgate(scenario, transport);
+  }
+}
+
 export class Stack {
   #stopping: Promise<void> | undefined;
 
@@ -115,12 +167,13 @@ export class Stack {
     readonly pids: Partial<Record<Role, number>>,
   ) {}
 
-  static async start(scenario: Scenario, envoyWorkers: number): Promise<Stack> {
-    const server = scenario.server === "none"
-      ? undefined
-      : scenario.server === "passthrough"
-      ? await startPassthrough()
-      : await startTollgate(scenario);
+  /** `transport` picks Tollgate's `listen.transport` (undefined: the engine's default). */
+  static async start(
+    scenario: Scenario,
+    envoyWorkers: number,
+    transport?: ListenTransport,
+  ): Promise<Stack> {
+    const server = await startServer(scenario, transport);
     let envoy: Envoy;
     try {
       envoy = await startBenchEnvoy({

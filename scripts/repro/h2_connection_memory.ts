@@ -48,7 +48,7 @@ async function serve(kind: Kind, socket: string): Promise<void> {
     const config = parseConfig("routes: []\n", "<repro>", {}, { pythonInterpreter: "", pythonHome: "" });
     await ExtProcServer.start({
       kernel: new Kernel(new RouteTable(config, new Map())),
-      listen: { kind: "unix", socket, socketMode: 0o600 },
+      listen: { kind: "unix", socket, socketMode: 0o600, transport: "grpc-js" },
       connections: config.connections,
       maxMessageBytes: 4 * 1024 * 1024,
     });

@@ -140,11 +140,12 @@ function normalize(
     source,
     locate,
     listen: listen.address !== undefined && envSocket === undefined
-      ? { kind: "tcp", address: listen.address }
+      ? { kind: "tcp", address: listen.address, transport: listen.transport }
       : {
         kind: "unix",
         socket: envSocket ?? listen.socket ?? DEFAULT_SOCKET,
         socketMode: parseInt(listen.socketMode, 8),
+        transport: listen.transport,
       },
     connections: {
       maxConcurrentStreams: listen.maxConcurrentStreams,

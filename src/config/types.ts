@@ -42,10 +42,15 @@ export interface RouteConfig {
  * default chain, `defaultPolicies`), `deny` answers 404.
  */
 export type UnmatchedRoutes = "pass" | "deny";
+/** The ext_proc server implementation: the lean `node:http2` one, or grpc-js (the reference). */
+export type ListenTransport = "lean" | "grpc-js";
 
 export type ListenConfig =
-  | { readonly kind: "unix"; readonly socket: string; readonly socketMode: number }
-  | { readonly kind: "tcp"; readonly address: string };
+  & (
+    | { readonly kind: "unix"; readonly socket: string; readonly socketMode: number }
+    | { readonly kind: "tcp"; readonly address: string }
+  )
+  & { readonly transport: ListenTransport };
 
 /** Limits on the connections Envoy opens to the ext_proc listener (`listen.*` in the YAML). */
 export interface ConnectionLimits {

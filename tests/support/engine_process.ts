@@ -10,7 +10,7 @@ import { repoRoot, venvPython } from "../../scripts/lib/venv.ts";
 import { freePort, waitFor } from "./ports.ts";
 
 export interface EngineProcessOptions {
-  /** Config without listen.socket/address, admin and python.socket (the harness fills those in). */
+  /** Config without admin/python.socket and listen's socket or address (the harness fills those in). */
   readonly config: Record<string, unknown>;
   /** Serve on TCP instead of the Unix socket. */
   readonly tcp?: boolean;

@@ -182,7 +182,12 @@ Deno.test("compile: the generated config names exactly the compiled layout", () 
       pythonInterpreter: "unused",
       pythonHome: "unused",
     });
-    assert.deepEqual(config.listen, { kind: "unix", socket: opts.socket, socketMode: 0o660 });
+    assert.deepEqual(config.listen, {
+      kind: "unix",
+      socket: opts.socket,
+      socketMode: 0o660,
+      transport: "grpc-js",
+    });
     assert.equal(config.admin.address, opts.admin);
     assert.equal(config.python.socket, opts.pythonSocket);
     assert.equal(config.python.interpreter, opts.python);
@@ -197,7 +202,7 @@ Deno.test("compile: the generated config names exactly the compiled layout", () 
     {},
     { pythonInterpreter: "unused", pythonHome: "unused" },
   );
-  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001" });
+  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001", transport: "lean" });
 });
 
 Deno.test("compile: Python policy paths must stay inside the python home", () => {

@@ -16,7 +16,12 @@ function problems(text: string): string[] {
 
 Deno.test("a config with only `routes: []` gets every default", () => {
   const config = parseConfig("routes: []\n", "cfg.yaml", {}, defaults);
-  assert.deepEqual(config.listen, { kind: "unix", socket: "/tmp/tollgate/extproc.sock", socketMode: 0o660 });
+  assert.deepEqual(config.listen, {
+    kind: "unix",
+    socket: "/tmp/tollgate/extproc.sock",
+    socketMode: 0o660,
+    transport: "grpc-js",
+  });
   assert.equal(config.python.workers, 4);
   assert.equal(config.python.timeoutMs, 30_000);
   assert.equal(config.python.interpreter, "python3");
@@ -105,7 +110,12 @@ Deno.test("environment variables override sockets, log level and the interpreter
     TOLLGATE_LOG_LEVEL: "debug",
     TOLLGATE_PYTHON: "/usr/bin/python3",
   }, defaults);
-  assert.deepEqual(config.listen, { kind: "unix", socket: "/run/t/x.sock", socketMode: 0o660 });
+  assert.deepEqual(config.listen, {
+    kind: "unix",
+    socket: "/run/t/x.sock",
+    socketMode: 0o660,
+    transport: "grpc-js",
+  });
   assert.equal(config.python.socket, "/run/t/p.sock");
   assert.equal(config.log.level, "debug");
   assert.equal(config.python.interpreter, "/usr/bin/python3");
@@ -127,6 +137,7 @@ Deno.test("TCP listening and a custom socket mode", () => {
   assert.deepEqual(parseConfig("listen: { address: 0.0.0.0:9001 }\nroutes: []", "c", {}, defaults).listen, {
     kind: "tcp",
     address: "0.0.0.0:9001",
+    transport: "grpc-js",
   });
   assert.equal(
     (parseConfig("listen: { socketMode: '0600' }\nroutes: []", "c", {}, defaults).listen as {
@@ -168,4 +179,19 @@ Deno.test("unmatchedRoutes and defaultPolicies: defaults, values, and deny with 
       "cfg.yaml:3:3: defaultPolicies: would never run: unmatchedRoutes is deny (set unmatchedRoutes: pass to apply a default chain)",
     ],
   );
+});
+
+Deno.test("listen.transport selects the ext_proc server: grpc-js (for now the default) or lean", () => {
+  assert.equal(
+    parseConfig("listen: { transport: grpc-js }\nroutes: []", "c", {}, defaults).listen.transport,
+    "grpc-js",
+  );
+  assert.equal(
+    parseConfig("listen: { address: 127.0.0.1:9001, transport: lean }\nroutes: []", "c", {}, defaults).listen
+      .transport,
+    "lean",
+  );
+  const [problem] = problems("listen:\n  transport: grpc\nroutes: []\n");
+  assert.match(problem, /^cfg\.yaml:2:\d+: listen\.transport: /);
+  assert.match(problem, /lean/);
 });
