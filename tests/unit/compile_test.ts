@@ -202,7 +202,7 @@ Deno.test("compile: the generated config names exactly the compiled layout", () 
     {},
     { pythonInterpreter: "unused", pythonHome: "unused" },
   );
-  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001", transport: "lean" });
+  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001", transport: "grpc-js" });
 });
 
 Deno.test("compile: Python policy paths must stay inside the python home", () => {
