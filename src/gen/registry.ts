@@ -1407,6 +1407,16 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
+        "if": {
+          "properties": {
+            "backend": {
+              "const": "redis",
+            },
+          },
+          "required": [
+            "backend",
+          ],
+        },
         "properties": {
           "algorithm": {
             "default": "token-bucket",
@@ -1531,7 +1541,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
           "redis": {
             "additionalProperties": false,
             "default": {},
-            "description": "The Redis backend (the engine's permissions must allow host:port).",
+            "description": "The Redis backend (with `backend: redis`, the engine's permissions must allow host:port: docs/deployment.md).",
             "properties": {
               "commandTimeout": {
                 "default": "100ms",
@@ -1564,8 +1574,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                 "type": "string",
               },
               "password": {
-                "description": "Password (AUTH); a secret.",
+                "description": "Password (AUTH); a secret, shown redacted.",
                 "type": "string",
+                "x-tollgate-secret": true,
               },
               "port": {
                 "default": 6379,
@@ -1585,6 +1596,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "required": [
           "limits",
         ],
+        "then": {
+          "properties": {
+            "redis": {
+              "x-tollgate-access": "tcp",
+            },
+          },
+        },
         "type": "object",
       },
       "processingMode": {

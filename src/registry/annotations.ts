@@ -5,6 +5,7 @@
  * `patternProperties`, `additionalProperties`, `items` and the `allOf`/`anyOf`/`oneOf`/
  * `if`/`then`/`else` branches (a value matched by several subschemas gets every annotation).
  */
+import { Ajv, type ValidateFunction } from "ajv";
 import { ACCESS_KEYWORD, REDACTED, SECRET_KEYWORD } from "../config/ajv.ts";
 import type { PathSegments } from "../config/problem.ts";
 
@@ -13,8 +14,21 @@ type Schema = Record<string, unknown>;
 const isSchema = (value: unknown): value is Schema =>
   value !== null && typeof value === "object" && !Array.isArray(value);
 
-/** The schema and every branch schema that applies to the same value. */
-function withBranches(schemas: readonly Schema[]): Schema[] {
+/** Evaluates `if` subschemas (fragments of an already checked schema, so not strict). */
+const conditionAjv = new Ajv({ strict: false });
+const conditions = new WeakMap<Schema, ValidateFunction>();
+
+function holds(condition: Schema, value: unknown): boolean {
+  let validate = conditions.get(condition);
+  if (validate === undefined) conditions.set(condition, validate = conditionAjv.compile(condition));
+  return validate(value) === true;
+}
+
+/**
+ * The schema and every branch schema that applies to the same value. With `value`, only the
+ * `then` or `else` branch its `if` selects; without, both (redaction errs on the safe side).
+ */
+function withBranches(schemas: readonly Schema[], value?: { readonly node: unknown }): Schema[] {
   const out: Schema[] = [];
   const add = (schema: unknown) => {
     if (!isSchema(schema) || out.includes(schema)) return;
@@ -22,7 +36,8 @@ function withBranches(schemas: readonly Schema[]): Schema[] {
     for (const key of ["allOf", "anyOf", "oneOf"]) {
       if (Array.isArray(schema[key])) (schema[key] as unknown[]).forEach(add);
     }
-    for (const key of ["if", "then", "else"]) add(schema[key]);
+    if (value === undefined) for (const key of ["if", "then", "else"]) add(schema[key]);
+    else if (isSchema(schema.if)) add(holds(schema.if, value.node) ? schema.then : schema.else);
   };
   schemas.forEach(add);
   return out;
@@ -75,23 +90,36 @@ export function redactSecrets(schema: unknown, value: unknown): unknown {
   return walk(isSchema(schema) ? [schema] : [], value);
 }
 
-/** A string parameter value the permission scope must allow. */
+/** A parameter value the permission scope must allow. */
 export interface AccessNeed {
-  readonly kind: "net" | "read";
+  readonly kind: "net" | "read" | "tcp";
   /** Path of the value from the parameters object. */
   readonly segments: PathSegments;
-  /** A URL (`net`) or a file path (`read`). */
+  /** A URL (`net`), a file path (`read`) or a server's `host:port` (`tcp`). */
   readonly value: string;
 }
 
-/** Every non-empty string value of `value` marked `x-tollgate-access` by its schema (empty means unset). */
+/** `host:port` of a `tcp` value (`{ host, port }`); undefined when either is missing. */
+function tcpAddress(node: unknown): string | undefined {
+  if (!isSchema(node) || typeof node.host !== "string" || node.host === "") return undefined;
+  if (typeof node.port !== "number") return undefined;
+  return `${node.host.includes(":") ? `[${node.host}]` : node.host}:${node.port}`;
+}
+
+/**
+ * Every value of `value` marked `x-tollgate-access` by its schema: non-empty strings for `net`
+ * and `read` (empty means unset), objects with a host and port for `tcp`.
+ */
 export function accessNeeds(schema: unknown, value: unknown): AccessNeed[] {
   const needs: AccessNeed[] = [];
   const walk = (schemas: Schema[], node: unknown, segments: (string | number)[]) => {
-    const all = withBranches(schemas);
+    const all = withBranches(schemas, { node });
     const kind = annotation(all, ACCESS_KEYWORD);
     if (kind === "net" || kind === "read") {
       if (typeof node === "string" && node !== "") needs.push({ kind, segments, value: node });
+    } else if (kind === "tcp") {
+      const address = tcpAddress(node);
+      if (address !== undefined) needs.push({ kind, segments, value: address });
     } else if (Array.isArray(node)) {
       node.forEach((item, i) => walk(itemSchemas(all, i), item, [...segments, i]));
     } else if (isSchema(node)) {

@@ -260,6 +260,16 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
+        "if": {
+          "properties": {
+            "backend": {
+              "const": "redis",
+            },
+          },
+          "required": [
+            "backend",
+          ],
+        },
         "properties": {
           "algorithm": {
             "default": "token-bucket",
@@ -384,7 +394,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
           "redis": {
             "additionalProperties": false,
             "default": {},
-            "description": "The Redis backend (the engine's permissions must allow host:port).",
+            "description": "The Redis backend (with `backend: redis`, the engine's permissions must allow host:port: docs/deployment.md).",
             "properties": {
               "commandTimeout": {
                 "default": "100ms",
@@ -417,8 +427,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                 "type": "string",
               },
               "password": {
-                "description": "Password (AUTH); a secret.",
+                "description": "Password (AUTH); a secret, shown redacted.",
                 "type": "string",
+                "x-tollgate-secret": true,
               },
               "port": {
                 "default": 6379,
@@ -438,6 +449,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "required": [
           "limits",
         ],
+        "then": {
+          "properties": {
+            "redis": {
+              "x-tollgate-access": "tcp",
+            },
+          },
+        },
         "type": "object",
       },
       "processingMode": {
