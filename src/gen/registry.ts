@@ -47,6 +47,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -70,6 +71,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -131,6 +133,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -149,6 +152,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -199,6 +203,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -267,6 +272,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -291,6 +297,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -937,6 +944,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "additionalProperties": {
               "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
               "type": "string",
+              "x-tollgate-header-name": true,
             },
             "default": {},
             "description": "Claim name to upstream request header. The header is always removed from the client's request first, so a client cannot forge it.",

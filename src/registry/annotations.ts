@@ -1,12 +1,12 @@
 /**
  * Reading the engine's schema annotations (src/config/ajv.ts) against a parameter value:
- * which values are secrets (to redact them) and which name a host or file the permission
- * scope must allow. The schema and the value are walked together through `properties`,
+ * which values are secrets (to redact them), which name a host or file the permission
+ * scope must allow, and which name a header the policy will change. The schema and the value are walked together through `properties`,
  * `patternProperties`, `additionalProperties`, `items` and the `allOf`/`anyOf`/`oneOf`/
  * `if`/`then`/`else` branches (a value matched by several subschemas gets every annotation).
  */
 import { Ajv, type ValidateFunction } from "ajv";
-import { ACCESS_KEYWORD, REDACTED, SECRET_KEYWORD } from "../config/ajv.ts";
+import { ACCESS_KEYWORD, HEADER_NAME_KEYWORD, REDACTED, SECRET_KEYWORD } from "../config/ajv.ts";
 import type { PathSegments } from "../config/problem.ts";
 
 type Schema = Record<string, unknown>;
@@ -107,29 +107,61 @@ function tcpAddress(node: unknown): string | undefined {
 }
 
 /**
+ * Walks `value` with its schema (conditions evaluated), calling `visit` with the schemas that
+ * apply to each node; `visit` returns true when it has taken the node (its children are
+ * then not walked).
+ */
+function walkApplied(
+  schema: unknown,
+  value: unknown,
+  visit: (schemas: readonly Schema[], node: unknown, segments: (string | number)[]) => boolean,
+): void {
+  const walk = (schemas: Schema[], node: unknown, segments: (string | number)[]) => {
+    const all = withBranches(schemas, { node });
+    if (visit(all, node, segments)) return;
+    if (Array.isArray(node)) node.forEach((item, i) => walk(itemSchemas(all, i), item, [...segments, i]));
+    else if (isSchema(node)) {
+      for (const [key, child] of Object.entries(node)) walk(propertySchemas(all, key), child, [...segments, key]);
+    }
+  };
+  walk(isSchema(schema) ? [schema] : [], value, []);
+}
+
+/**
  * Every value of `value` marked `x-tollgate-access` by its schema: non-empty strings for `net`
  * and `read` (empty means unset), objects with a host and port for `tcp`.
  */
 export function accessNeeds(schema: unknown, value: unknown): AccessNeed[] {
   const needs: AccessNeed[] = [];
-  const walk = (schemas: Schema[], node: unknown, segments: (string | number)[]) => {
-    const all = withBranches(schemas, { node });
-    const kind = annotation(all, ACCESS_KEYWORD);
+  walkApplied(schema, value, (schemas, node, segments) => {
+    const kind = annotation(schemas, ACCESS_KEYWORD);
     if (kind === "net" || kind === "read") {
       if (typeof node === "string" && node !== "") needs.push({ kind, segments, value: node });
     } else if (kind === "tcp") {
       const address = tcpAddress(node);
       if (address !== undefined) needs.push({ kind, segments, value: address });
-    } else if (Array.isArray(node)) {
-      node.forEach((item, i) => walk(itemSchemas(all, i), item, [...segments, i]));
-    } else if (isSchema(node)) {
-      for (const [key, child] of Object.entries(node)) {
-        walk(propertySchemas(all, key), child, [...segments, key]);
-      }
-    }
-  };
-  walk(isSchema(schema) ? [schema] : [], value, []);
+    } else return false;
+    return true;
+  });
   return needs;
+}
+
+/** A parameter value naming a header the policy will change. */
+export interface HeaderNameValue {
+  /** Path of the value from the parameters object. */
+  readonly segments: PathSegments;
+  readonly value: string;
+}
+
+/** Every string value of `value` its schema marks `x-tollgate-header-name: true`. */
+export function headerNames(schema: unknown, value: unknown): HeaderNameValue[] {
+  const names: HeaderNameValue[] = [];
+  walkApplied(schema, value, (schemas, node, segments) => {
+    if (annotation(schemas, HEADER_NAME_KEYWORD) !== true || typeof node !== "string") return false;
+    names.push({ segments, value: node });
+    return true;
+  });
+  return names;
 }
 
 /** Every string inside the values `value`'s schema marks secret (for scrubbing messages). */

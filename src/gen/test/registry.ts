@@ -62,6 +62,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -85,6 +86,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -146,6 +148,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -164,6 +167,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -214,6 +218,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -502,6 +507,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -526,6 +532,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -1172,6 +1179,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "additionalProperties": {
               "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
               "type": "string",
+              "x-tollgate-header-name": true,
             },
             "default": {},
             "description": "Claim name to upstream request header. The header is always removed from the client's request first, so a client cannot forge it.",
