@@ -95,6 +95,7 @@ async function startTollgate(scenario: Scenario): Promise<Server> {
       log: { level: "warning" },
       shutdown: { gracePeriod: "2s" },
     },
+    policyHosts: scenario.policyHosts,
   });
   const [pid] = await childrenOf(Deno.pid, engine.configFile);
   const stop = () => stopWithin("Tollgate", () => engine.stop(), () => killPid(pid));

@@ -36,7 +36,7 @@ function withBranches(schemas: readonly Schema[], value?: { readonly node: unkno
     for (const key of ["allOf", "anyOf", "oneOf"]) {
       if (Array.isArray(schema[key])) (schema[key] as unknown[]).forEach(add);
     }
-    if (value === undefined) for (const key of ["if", "then", "else"]) add(schema[key]);
+    if (value === undefined) { for (const key of ["if", "then", "else"]) add(schema[key]); }
     else if (isSchema(schema.if)) add(holds(schema.if, value.node) ? schema.then : schema.else);
   };
   schemas.forEach(add);
@@ -121,7 +121,9 @@ function walkApplied(
     if (visit(all, node, segments)) return;
     if (Array.isArray(node)) node.forEach((item, i) => walk(itemSchemas(all, i), item, [...segments, i]));
     else if (isSchema(node)) {
-      for (const [key, child] of Object.entries(node)) walk(propertySchemas(all, key), child, [...segments, key]);
+      for (const [key, child] of Object.entries(node)) {
+        walk(propertySchemas(all, key), child, [...segments, key]);
+      }
     }
   };
   walk(isSchema(schema) ? [schema] : [], value, []);

@@ -15,7 +15,16 @@ const API_KEY = "api-key-secret-0003";
 const HASH = "$2a$10$rvYhlzehn18OfuGtEJ7saenx.b5lwnAiHsJITGEqsp4JTpbpLtafa";
 const LEAKED = "careless-policy-secret-0006";
 const REDIS_PASSWORD = "redis-password-0007";
-const SECRETS = [HMAC, CONFIG_HMAC, API_KEY, HASH, "plain-password-0004", "short-0005", LEAKED, REDIS_PASSWORD];
+const SECRETS = [
+  HMAC,
+  CONFIG_HMAC,
+  API_KEY,
+  HASH,
+  "plain-password-0004",
+  "short-0005",
+  LEAKED,
+  REDIS_PASSWORD,
+];
 
 const config = (overrides: Record<string, unknown> = {}, leakyOverrides: Record<string, unknown> = {}) => ({
   policyConfig: { jwtAuth: { secret: CONFIG_HMAC } },

@@ -79,12 +79,19 @@ Deno.test("accessNeeds: a tcp object's host and port, only in the if/then branch
   assert.deepEqual(accessNeeds(conditional, { backend: "remote", server }), [
     { kind: "tcp", segments: ["server"], value: "cache.internal:6380" },
   ]);
-  assert.deepEqual(accessNeeds(conditional, { backend: "local", server }), [], "the other branch needs nothing");
+  assert.deepEqual(
+    accessNeeds(conditional, { backend: "local", server }),
+    [],
+    "the other branch needs nothing",
+  );
   assert.deepEqual(accessNeeds(conditional, { server }), [], "no backend: the if does not hold");
   assert.deepEqual(accessNeeds(conditional, { backend: "remote", server: { host: "::1", port: 1 } }), [
     { kind: "tcp", segments: ["server"], value: "[::1]:1" },
   ]);
-  assert.equal(accessHost({ kind: "tcp", segments: [], value: "cache.internal:6380" }), "cache.internal:6380");
+  assert.equal(
+    accessHost({ kind: "tcp", segments: [], value: "cache.internal:6380" }),
+    "cache.internal:6380",
+  );
   assert.equal(accessHost({ kind: "net", segments: [], value: "https://idp.test/k" }), "idp.test:443");
   assert.equal(accessHost({ kind: "read", segments: [], value: "/k" }), undefined);
 });

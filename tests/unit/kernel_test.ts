@@ -169,7 +169,9 @@ Deno.test("a header name the engine always refuses is a config error at chain bu
     routes: [{
       name: "api",
       policies: [
-        entry("set-headers", { requestHeaders: [{ name: "x-ok", value: "1" }, { name: "Content-Length", value: "1" }] }),
+        entry("set-headers", {
+          requestHeaders: [{ name: "x-ok", value: "1" }, { name: "Content-Length", value: "1" }],
+        }),
         entry("add-headers", { responseHeaders: [{ name: "transfer-encoding", value: "chunked" }] }),
         entry("remove-headers", { requestHeaders: [{ name: "host" }] }),
         entry("respond", { statusCode: 200, body: "", headers: [{ name: "connection", value: "close" }] }),
