@@ -1,9 +1,12 @@
 /**
  * Reading the engine's schema annotations (src/config/ajv.ts) against a parameter value:
- * which values are secrets (to redact them), which name a host or file the permission
- * scope must allow, and which name a header the policy will change. The schema and the value are walked together through `properties`,
- * `patternProperties`, `additionalProperties`, `items` and the `allOf`/`anyOf`/`oneOf`/
- * `if`/`then`/`else` branches (a value matched by several subschemas gets every annotation).
+ * which values are secrets (to redact them), which name a host, server or file the
+ * permission scope must allow, and which name a header the policy will change. The schema
+ * and the value are walked together through `properties`, `patternProperties`,
+ * `additionalProperties`, `items` and the `allOf`/`anyOf`/`oneOf`/`if`/`then`/`else`
+ * branches (a value matched by several subschemas gets every annotation). For secrets both
+ * `then` and `else` count; for access and header names only the branch the value's `if`
+ * selects, so a server is needed only where the parameters use it.
  */
 import { Ajv, type ValidateFunction } from "ajv";
 import { ACCESS_KEYWORD, HEADER_NAME_KEYWORD, REDACTED, SECRET_KEYWORD } from "../config/ajv.ts";
@@ -36,8 +39,11 @@ function withBranches(schemas: readonly Schema[], value?: { readonly node: unkno
     for (const key of ["allOf", "anyOf", "oneOf"]) {
       if (Array.isArray(schema[key])) (schema[key] as unknown[]).forEach(add);
     }
-    if (value === undefined) { for (const key of ["if", "then", "else"]) add(schema[key]); }
-    else if (isSchema(schema.if)) add(holds(schema.if, value.node) ? schema.then : schema.else);
+    if (value === undefined) {
+      for (const key of ["if", "then", "else"]) add(schema[key]);
+    } else if (isSchema(schema.if)) {
+      add(holds(schema.if, value.node) ? schema.then : schema.else);
+    }
   };
   schemas.forEach(add);
   return out;
