@@ -24,12 +24,13 @@ import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
 import * as policy29 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy30 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy31 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy32 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy33 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy34 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy35 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy30 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
+import * as policy31 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy32 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy33 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy36 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -2046,6 +2047,31 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy29,
   },
   {
+    source: "tests/fixtures/policies/request-named-header",
+    definition: {
+      "description": "Test policy. Sets the request header the client names in x-set-name to the value in x-set-value: a header name only known at request time, which the engine checks then.",
+      "name": "request-named-header",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy30,
+  },
+  {
     source: "tests/fixtures/policies/override-status",
     definition: {
       "description": "Test policy. Replaces the response status and body.",
@@ -2075,7 +2101,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy30,
+    module: policy31,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -2099,7 +2125,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy31,
+    module: policy32,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -2131,7 +2157,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy32,
+    module: policy33,
   },
   {
     source: "tests/fixtures/policies/request-facts",
@@ -2164,7 +2190,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy33,
+    module: policy34,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -2197,7 +2223,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy34,
+    module: policy35,
   },
   {
     source: "tests/fixtures/policies/leaky",
@@ -2234,7 +2260,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy35,
+    module: policy36,
   },
 ];
 
