@@ -129,6 +129,7 @@ async function startTollgate(scenario: Scenario, transport: ListenTransport | un
       log: { level: "warning" },
       shutdown: { gracePeriod: "2s" },
     },
+    policyHosts: scenario.policyHosts,
   });
   const [pid] = await childrenOf(Deno.pid, engine.configFile);
   const stop = () => stopWithin("Tollgate", () => engine.stop(), () => killPid(pid));

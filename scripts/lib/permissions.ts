@@ -27,11 +27,9 @@ export interface PermissionLayout {
   readonly configDir?: string;
   /** The Python interpreter the executor runs under. */
   readonly python: string;
-  /** Redis/Valkey servers (host:port) the rate-limit policy's `redis` backend may connect to. */
-  readonly redisHosts?: readonly string[];
   /**
-   * Hosts (`host:port`) policies may fetch from, e.g. jwt-auth's JWKS URL: the ones the
-   * config's policy parameters name (`x-tollgate-access: net`).
+   * Hosts (`host:port`) policies may connect to, e.g. jwt-auth's JWKS URL or rate-limit's
+   * Redis server: the ones the config's policy parameters name (`x-tollgate-access: net|tcp`).
    */
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files (`x-tollgate-access: read`). */
@@ -87,7 +85,6 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     layout.extprocSocket ? `unix:${layout.extprocSocket}` : layout.extprocAddress,
     `unix:${layout.pythonSocket}`,
     layout.adminAddress,
-    ...redisNetHosts(layout),
     ...(layout.policyHosts ?? []),
   ].filter((v): v is string => v !== undefined);
   return [
@@ -97,13 +94,4 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     `--allow-run=${layout.python}`,
     `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   ];
-}
-
-/**
- * The Redis servers a layout lets policies connect to (the rate-limit policy checks its
- * server against the granted permissions when its chain is built, so a missing grant fails
- * startup or the reload, naming the route).
- */
-export function redisNetHosts(layout: PermissionLayout): readonly string[] {
-  return layout.redisHosts ?? [];
 }

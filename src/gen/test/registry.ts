@@ -24,12 +24,13 @@ import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
 import * as policy31 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy32 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy33 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy34 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy35 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy36 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy37 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy32 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
+import * as policy33 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy36 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy37 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy38 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -62,6 +63,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -85,6 +87,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -146,6 +149,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -164,6 +168,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -214,6 +219,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -260,6 +266,16 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
+        "if": {
+          "properties": {
+            "backend": {
+              "const": "redis",
+            },
+          },
+          "required": [
+            "backend",
+          ],
+        },
         "properties": {
           "algorithm": {
             "default": "token-bucket",
@@ -384,7 +400,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
           "redis": {
             "additionalProperties": false,
             "default": {},
-            "description": "The Redis backend (the engine's permissions must allow host:port).",
+            "description": "The Redis backend (with `backend: redis`, the engine's permissions must allow host:port: docs/deployment.md).",
             "properties": {
               "commandTimeout": {
                 "default": "100ms",
@@ -417,8 +433,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                 "type": "string",
               },
               "password": {
-                "description": "Password (AUTH); a secret.",
+                "description": "Password (AUTH); a secret, shown redacted.",
                 "type": "string",
+                "x-tollgate-secret": true,
               },
               "port": {
                 "default": 6379,
@@ -438,6 +455,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "required": [
           "limits",
         ],
+        "then": {
+          "properties": {
+            "redis": {
+              "x-tollgate-access": "tcp",
+            },
+          },
+        },
         "type": "object",
       },
       "processingMode": {
@@ -484,6 +508,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -508,6 +533,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -1154,6 +1180,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "additionalProperties": {
               "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
               "type": "string",
+              "x-tollgate-header-name": true,
             },
             "default": {},
             "description": "Claim name to upstream request header. The header is always removed from the client's request first, so a client cannot forge it.",
@@ -2074,6 +2101,31 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy31,
   },
   {
+    source: "tests/fixtures/policies/request-named-header",
+    definition: {
+      "description": "Test policy. Sets the request header the client names in x-set-name to the value in x-set-value: a header name only known at request time, which the engine checks then.",
+      "name": "request-named-header",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy32,
+  },
+  {
     source: "tests/fixtures/policies/override-status",
     definition: {
       "description": "Test policy. Replaces the response status and body.",
@@ -2103,7 +2155,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy32,
+    module: policy33,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -2127,7 +2179,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy33,
+    module: policy34,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -2159,7 +2211,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy34,
+    module: policy35,
   },
   {
     source: "tests/fixtures/policies/request-facts",
@@ -2192,7 +2244,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy35,
+    module: policy36,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -2225,7 +2277,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy36,
+    module: policy37,
   },
   {
     source: "tests/fixtures/policies/leaky",
@@ -2262,7 +2314,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy37,
+    module: policy38,
   },
 ];
 
