@@ -15,11 +15,11 @@ import importlib
 import importlib.util
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from executor.output import running
 from sdk.policy import PolicyMetadata
@@ -41,6 +41,8 @@ class LoadedPolicy:
     version: str
     package: str
     factory: Factory
+    blocking: bool = True
+    """False when the definition declares that the policy never blocks: it may run inline."""
 
 
 @dataclass
@@ -55,6 +57,28 @@ class PolicySet:
         key = registry_key(name, version)
         return self.loaded.get(key) or self.failed.get(key)
 
+    def never_block(self, invocations: Iterable[Invocation]) -> bool:
+        """Whether every invoked policy is loaded and declares that it never blocks.
+
+        Such a batch may run inline on the event loop; an unknown or failed policy makes the
+        batch take the thread pool, the safe default.
+        """
+        for invocation in invocations:
+            found = self.loaded.get(registry_key(invocation.name, invocation.version))
+            if found is None or found.blocking:
+                return False
+        return True
+
+
+class Invocation(Protocol):
+    """What ``PolicySet.never_block`` reads of a ``PolicyInvocation``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
 
 def registry_key(name: str, version: str) -> str:
     """The registry key of a policy version: ``name:vMAJOR`` (``"v1.2.0"`` -> ``"name:v1"``)."""
@@ -62,7 +86,17 @@ def registry_key(name: str, version: str) -> str:
     return f"{name}:{major if major.startswith('v') else 'v' + major}"
 
 
-def read_registry(path: Path) -> dict[str, dict[str, str]]:
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One policy of the generated registry."""
+
+    name: str
+    version: str
+    path: str
+    blocking: bool = True
+
+
+def read_registry(path: Path) -> dict[str, RegistryEntry]:
     """``PYTHON_POLICIES`` from a generated ``policy_registry.py``, checked for shape."""
     spec = importlib.util.spec_from_file_location("tollgate_policy_registry", path)
     if spec is None or spec.loader is None or not path.is_file():
@@ -75,18 +109,21 @@ def read_registry(path: Path) -> dict[str, dict[str, str]]:
     return check_registry(getattr(module, "PYTHON_POLICIES", None), path)
 
 
-def check_registry(registry: object, path: Path) -> dict[str, dict[str, str]]:
+def check_registry(registry: object, path: Path) -> dict[str, RegistryEntry]:
     """A ``PYTHON_POLICIES`` mapping read from ``path``, checked for shape."""
     if not isinstance(registry, Mapping):
         raise RegistryError(f"{path}: PYTHON_POLICIES is missing or not a dict")
-    checked: dict[str, dict[str, str]] = {}
+    checked: dict[str, RegistryEntry] = {}
     for key, entry in registry.items():
         if not isinstance(key, str) or not isinstance(entry, Mapping):
             raise RegistryError(f"{path}: entry {key!r} is not a 'name:vN' -> dict item")
         missing = [f for f in ("name", "version", "path") if not isinstance(entry.get(f), str)]
         if missing:
             raise RegistryError(f"{path}: entry {key!r} lacks string field(s) {', '.join(missing)}")
-        checked[key] = {f: entry[f] for f in ("name", "version", "path")}
+        blocking = entry.get("blocking", True)
+        if not isinstance(blocking, bool):
+            raise RegistryError(f"{path}: entry {key!r} has a non-boolean 'blocking'")
+        checked[key] = RegistryEntry(entry["name"], entry["version"], entry["path"], blocking)
     return checked
 
 
@@ -139,7 +176,7 @@ def import_factory(package: str, directory: Path) -> Factory:
     return cast(Factory, factory)
 
 
-def load_policies(registry: Mapping[str, Mapping[str, str]], root: Path) -> PolicySet:
+def load_policies(registry: Mapping[str, RegistryEntry], root: Path) -> PolicySet:
     """Imports every registry entry; failures are recorded, never raised."""
     result = PolicySet()
     taken: set[str] = set()
@@ -147,9 +184,11 @@ def load_policies(registry: Mapping[str, Mapping[str, str]], root: Path) -> Poli
         package = package_name(key, taken)
         try:
             with running(key):
-                factory = import_factory(package, root / entry["path"])
+                factory = import_factory(package, root / entry.path)
         except (Exception, SystemExit) as error:  # a policy's import must not stop the executor
             result.failed[key] = f"{type(error).__name__}: {error}"
             continue
-        result.loaded[key] = LoadedPolicy(key, entry["name"], entry["version"], package, factory)
+        result.loaded[key] = LoadedPolicy(
+            key, entry.name, entry.version, package, factory, blocking=entry.blocking
+        )
     return result

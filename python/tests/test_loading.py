@@ -25,7 +25,7 @@ from tests.support import (
 def test_health_reports_loaded_and_failed_policies_truthfully(executor: ExecutorProcess) -> None:
     report = run(health(executor.socket))
     assert report.ready
-    assert report.loaded_policies == 5
+    assert report.loaded_policies == 7
     assert report.workers == 8
     failed = sorted(report.failed_policies)
     assert len(failed) == 2
@@ -114,6 +114,16 @@ def test_unreadable_registry_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "PYTHON_POLICIES is missing or not a dict" in result.stderr
     assert not (tmp_path / "s.sock").exists()
+
+
+def test_a_registry_entry_with_a_non_boolean_blocking_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "policy_registry.py"
+    bad.write_text('PYTHON_POLICIES = {"a:v1": {"name": "a", "version": "v1.0.0", "path": "a", "blocking": "no"}}\n')
+    result = _run_executor(
+        tmp_path, "--socket", str(tmp_path / "s.sock"), "--registry", str(bad), "--policy-root", str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert "non-boolean 'blocking'" in result.stderr
 
 
 def test_missing_required_arguments_exit_2(tmp_path: Path) -> None:
