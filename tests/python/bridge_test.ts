@@ -30,6 +30,7 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
     interpreter: venvPython,
     home: repoRoot,
     maxInFlight: options.maxInFlight ?? 1024,
+    processes: 1,
   };
   const client = new ExecutorClient({
     socket: python.socket,

@@ -185,7 +185,10 @@ Deno.test("a Python policy declaring python.blocking: false is marked non-blocki
   const [, python] = built;
   const inline: BuiltPolicy = {
     ...python,
-    policy: { ...python.policy, definition: { ...definition("py-one", "python"), python: { blocking: false } } },
+    policy: {
+      ...python.policy,
+      definition: { ...definition("py-one", "python"), python: { blocking: false } },
+    },
   };
   const rendered = renderPythonRegistry([inline], "build.yaml");
   assert.match(rendered, /"path": "policies\/py-one",\n {8}"blocking": False,\n/);

@@ -212,7 +212,9 @@ Deno.test("python.blocking: false declares a non-blocking Python policy; a defau
   const misplaced = definitionProblems("name: t\nversion: v1.0.0\npython:\n  blocking: false\n");
   assert.equal(misplaced.length, 1);
   assert.match(misplaced[0], /python.*only for policies with runtime: python/);
-  const wrongType = definitionProblems("name: p\nversion: v1.0.0\nruntime: python\npython:\n  blocking: sometimes\n");
+  const wrongType = definitionProblems(
+    "name: p\nversion: v1.0.0\nruntime: python\npython:\n  blocking: sometimes\n",
+  );
   assert.equal(wrongType.length, 1);
   assert.match(wrongType[0], /blocking/);
 });
