@@ -15,11 +15,11 @@ import importlib
 import importlib.util
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from executor.output import running
 from sdk.policy import PolicyMetadata
@@ -56,28 +56,6 @@ class PolicySet:
         """The policy for an invocation; its load failure reason; or None if unknown."""
         key = registry_key(name, version)
         return self.loaded.get(key) or self.failed.get(key)
-
-    def never_block(self, invocations: Iterable[Invocation]) -> bool:
-        """Whether every invoked policy is loaded and declares that it never blocks.
-
-        Such a batch may run inline on the event loop; an unknown or failed policy makes the
-        batch take the thread pool, the safe default.
-        """
-        for invocation in invocations:
-            found = self.loaded.get(registry_key(invocation.name, invocation.version))
-            if found is None or found.blocking:
-                return False
-        return True
-
-
-class Invocation(Protocol):
-    """What ``PolicySet.never_block`` reads of a ``PolicyInvocation``."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def version(self) -> str: ...
 
 
 def registry_key(name: str, version: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from executor.batch import Runtime, run_call
+from executor.batch import Runtime, never_blocks, run_call
 from executor.frames import FrameError, Kind, encode, read_frame
 from executor.running import RunningCalls, call_deadline
 from tollgate.executor.v1 import executor_pb2 as pb
@@ -119,7 +119,7 @@ class ExecutorService:
         self._in_flight += 1
         self._idle.clear()
         try:
-            if self._runtime.policies.never_block(request.policies):
+            if never_blocks(request, self._runtime.policies):
                 try:
                     response = run_call(request, self._runtime, received_at)
                 finally:

@@ -70,7 +70,8 @@ def test_a_frame_over_the_size_limit_closes_the_connection(spawn_executor: Spawn
     assert received == [ok.call_id], "the call before the oversized frame was answered"
     assert run(health(executor.socket)).ready, "the executor keeps serving other connections"
     errors = [r for r in executor.log_records() if r["msg"].startswith("bad frame")]
-    assert errors and "over the 1024-byte limit" in errors[0]["error"]
+    assert errors
+    assert "over the 1024-byte limit" in errors[0]["error"]
     assert executor.stop() == 0
 
 

@@ -118,7 +118,9 @@ def test_unreadable_registry_exits_2(tmp_path: Path) -> None:
 
 def test_a_registry_entry_with_a_non_boolean_blocking_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "policy_registry.py"
-    bad.write_text('PYTHON_POLICIES = {"a:v1": {"name": "a", "version": "v1.0.0", "path": "a", "blocking": "no"}}\n')
+    bad.write_text(
+        'PYTHON_POLICIES = {"a:v1": {"name": "a", "version": "v1.0.0", "path": "a", "blocking": "no"}}\n'
+    )
     result = _run_executor(
         tmp_path, "--socket", str(tmp_path / "s.sock"), "--registry", str(bad), "--policy-root", str(tmp_path)
     )
