@@ -106,7 +106,7 @@ export class ExecutorClient {
         return connection;
       },
       (error: Error) => {
-        this.#broken(opening, `cannot connect: ${error.message}`);
+        this.#broken(opening, `cannot connect: ${error.message}`, false);
         throw error;
       },
     );
@@ -163,15 +163,17 @@ export class ExecutorClient {
     pending.resolve(response);
   }
 
-  #broken(opening: Promise<Connection>, reason: string): void {
+  /** Fails everything waiting on the connection; `established` is false when it never opened. */
+  #broken(opening: Promise<Connection>, reason: string, established = true): void {
     if (this.#connection !== opening) return;
     this.#connection = undefined;
     this.#retryAt = Date.now() + this.#backoffMs;
     this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
-    this.options.observer?.pythonStreamBroken();
+    if (established) this.options.observer?.pythonStreamBroken();
     const failed = [...this.#pending.values()];
     this.#pending.clear();
-    if (failed.length > 0 || !this.#closed) {
+    // An executor still starting refuses connections: only a lost connection or lost calls are news.
+    if (failed.length > 0 || (established && !this.#closed)) {
       log.warn("executor connection broke ({reason}); {count} calls failed", {
         reason,
         count: failed.length,

@@ -6,7 +6,7 @@ PYTHON_POLICIES: dict[str, dict[str, str | bool]] = {
         "name": "add-python-header",
         "version": "v1.0.0",
         "path": "policies/add-python-header",
-        "blocking": True,
+        "blocking": False,
     },
     "json-body-rewrite:v1": {
         "name": "json-body-rewrite",
