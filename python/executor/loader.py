@@ -6,7 +6,7 @@ submodule defines ``get_policy``. Making the directory a package lets a policy s
 code into helper modules imported relatively (``from . import rules``) without its
 directory ever being put on ``sys.path``, where module names of different policies would
 clash. A policy that cannot be imported does not stop the executor: its failure is kept and
-reported by HealthCheck and on every call of that policy.
+reported by the health answer and on every call of that policy.
 """
 
 from __future__ import annotations

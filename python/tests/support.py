@@ -124,7 +124,7 @@ class ExecutorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ExecutorProcess:
-        """Starts the process and waits until HealthCheck says it is ready."""
+        """Starts the process and waits until its health answer says it is ready."""
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.args, cwd=PYTHON_DIR, env=executor_env(), stdin=subprocess.DEVNULL, stderr=log

@@ -1,4 +1,4 @@
-"""Startup: which policies load, what HealthCheck reports, and the socket it serves on."""
+"""Startup: which policies load, what the health answer reports, and the socket it serves on."""
 
 from __future__ import annotations
 
