@@ -144,3 +144,17 @@ def test_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "is not a socket" in result.stderr
     assert precious.read_text() == "keep me"
+
+
+def test_the_executor_needs_no_grpc_at_run_time(tmp_path: Path) -> None:
+    # grpcio is a dev-only package now (its protoc generates the protobuf modules): block it.
+    code = "import sys; sys.modules['grpc'] = None; import executor.__main__, executor.server"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PYTHON_DIR,
+        env=executor_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
