@@ -19,6 +19,7 @@ import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { loadFailureProblems } from "./python/check.ts";
+import { pythonSockets } from "./config/python_sockets.ts";
 import { PythonRuntime } from "./python/runtime.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
 import { refuseLiveSocket } from "./transport/unix_socket.ts";
@@ -215,7 +216,7 @@ export class Engine {
 function ownSockets(config: EngineConfig, python: boolean): string[] {
   return [
     ...(config.listen.kind === "unix" ? [config.listen.socket] : []),
-    ...(python ? [config.python.socket] : []),
+    ...(python ? pythonSockets(config.python.socket, config.python.processes) : []),
   ];
 }
 

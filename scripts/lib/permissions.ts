@@ -5,11 +5,12 @@
  * checkout's), never the kinds or number of permissions.
  *
  * The scope: read and write only the runtime directories holding the sockets; read the
- * config's directory (watched for hot reload); connect and listen only on the two Unix
- * sockets (Deno checks Unix sockets as `net` permissions) and the admin address; run only
+ * config's directory (watched for hot reload); connect and listen only on the ext_proc and
+ * executor Unix sockets (Deno checks Unix sockets as `net` permissions) and the admin address; run only
  * the Python interpreter; read only the environment variables listed below. Policies may
  * reach only the hosts and files the layout lists for them (`policyHosts`, `policyFiles`).
  */
+import { allPythonSockets } from "../../src/config/python_sockets.ts";
 
 /** Where things are for one deployment of the engine. */
 export interface PermissionLayout {
@@ -19,7 +20,10 @@ export interface PermissionLayout {
   readonly extprocSocket?: string;
   /** ext_proc TCP address (host:port) instead of a socket. */
   readonly extprocAddress?: string;
-  /** Python executor socket path, in a runtime directory. */
+  /**
+   * Python executor socket path, in a runtime directory; the sockets of several executor
+   * processes are derived from it (src/config/python_sockets.ts).
+   */
   readonly pythonSocket: string;
   /** Admin HTTP address (host:port). */
   readonly adminAddress: string;
@@ -45,7 +49,7 @@ export const ENGINE_ENV_VARS: readonly string[] = [
   "TOLLGATE_PYTHON",
   "TOLLGATE_PYTHON_HOME",
   "TOLLGATE_ADMIN_ADDRESS",
-  // grpc-js reads these at load time (tracing, TLS and resolver switches).
+  // grpc-js (the ext_proc reference transport) reads these at load time (tracing, TLS and resolver switches).
   "GRPC_NODE_VERBOSITY",
   "GRPC_VERBOSITY",
   "GRPC_NODE_TRACE",
@@ -83,7 +87,8 @@ export function permissionFlags(layout: PermissionLayout): string[] {
   ];
   const net = [
     layout.extprocSocket ? `unix:${layout.extprocSocket}` : layout.extprocAddress,
-    `unix:${layout.pythonSocket}`,
+    // Every socket any python.processes may use: the flags do not depend on the config.
+    ...allPythonSockets(layout.pythonSocket).map((socket) => `unix:${socket}`),
     layout.adminAddress,
     ...(layout.policyHosts ?? []),
   ].filter((v): v is string => v !== undefined);

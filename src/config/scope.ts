@@ -7,6 +7,7 @@
 import { dirname } from "node:path";
 import type { AccessNeed } from "../registry/annotations.ts";
 import type { Problem } from "./problem.ts";
+import { pythonSockets } from "./python_sockets.ts";
 import type { EngineConfig } from "./types.ts";
 
 const ADVICE = "is outside the permissions this engine runs with: use the paths it was compiled for, " +
@@ -41,7 +42,9 @@ export function permissionProblems(
     check(granted({ name: "net", host: admin.address }), ["admin", "address"], admin.address);
   }
   if (needsPython) {
-    check(granted({ name: "net", host: `unix:${python.socket}` }), ["python", "socket"], python.socket);
+    for (const socket of pythonSockets(python.socket, python.processes)) {
+      check(granted({ name: "net", host: `unix:${socket}` }), ["python", "socket"], socket);
+    }
     check(
       granted({ name: "run", command: python.interpreter }),
       ["python", "interpreter"],

@@ -1350,6 +1350,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
       },
+      "python": {
+        "blocking": false,
+      },
       "runtime": "python",
       "systemParameters": {
         "properties": {},

@@ -1,14 +1,16 @@
 /**
- * The Python runtime as the engine sees it: the supervised executor, the client holding the
- * stream to it, and the bridge that turns Python policies into chain entries. Started only
- * when the build has Python policies.
+ * The Python runtime as the engine sees it: the supervised executor processes, the clients
+ * holding a connection to each, and the bridge that turns Python policies into chain
+ * entries. Started only when the build has Python policies.
  */
 import type { EngineConfig } from "../config/types.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyFactory } from "../sdk/policy.ts";
 import { type ClientObserver, ExecutorClient } from "./client.ts";
 import { PythonBridge } from "./bridge.ts";
+import { combinedObserver, ExecutorProcesses } from "./processes.ts";
 import { ExecutorStartError, PythonSupervisor, type SupervisorObserver } from "./supervisor.ts";
+import { pythonSockets } from "../config/python_sockets.ts";
 
 /** Largest message on the executor stream: a buffered body plus headers and framing. */
 const messageLimit = (config: EngineConfig) =>
@@ -17,7 +19,7 @@ const messageLimit = (config: EngineConfig) =>
 export class PythonRuntime {
   private constructor(
     private readonly bridge: PythonBridge,
-    private readonly supervisor: PythonSupervisor,
+    private readonly processes: ExecutorProcesses,
   ) {}
 
   /** Starts the executor and waits until it is ready (throws ExecutorStartError if it is not). */
@@ -32,28 +34,28 @@ export class PythonRuntime {
       );
     }
     const maxMessageBytes = messageLimit(config);
-    const supervisor = new PythonSupervisor({
-      python: config.python,
-      registryFile,
-      logLevel: config.log.level,
-      maxMessageBytes,
-      connect: () =>
-        new ExecutorClient({
-          socket: config.python.socket,
-          maxInFlight: config.python.maxInFlight,
+    const observerOf = combinedObserver(observer, config.python.processes);
+    const processes = new ExecutorProcesses(
+      pythonSockets(config.python.socket, config.python.processes).map((socket, i) =>
+        new PythonSupervisor({
+          python: { ...config.python, socket },
+          registryFile,
+          logLevel: config.log.level,
           maxMessageBytes,
-          observer,
-        }),
-      observer,
-    });
-    try {
-      await supervisor.start();
-    } catch (error) {
-      supervisor.client.close();
-      throw error;
-    }
-    const bridge = new PythonBridge(() => supervisor.client, config.python.timeoutMs);
-    return new PythonRuntime(bridge, supervisor);
+          connect: () =>
+            new ExecutorClient({
+              socket,
+              maxInFlight: config.python.maxInFlight,
+              maxMessageBytes,
+              observer: observerOf(i),
+            }),
+          observer: observerOf(i),
+        })
+      ),
+    );
+    await processes.start();
+    const bridge = new PythonBridge(() => processes.pick(), config.python.timeoutMs);
+    return new PythonRuntime(bridge, processes);
   }
 
   /**
@@ -63,7 +65,7 @@ export class PythonRuntime {
   factoryFor(policy: RegisteredPolicy): PolicyFactory {
     const factory = this.bridge.factoryFor(policy);
     return (metadata, params) => {
-      const reason = this.supervisor.failedPolicies.get(policy.key);
+      const reason = this.processes.failedPolicies.get(policy.key);
       if (reason !== undefined) throw new Error(`the Python executor failed to load it: ${reason}`);
       return factory(metadata, params);
     };
@@ -71,14 +73,13 @@ export class PythonRuntime {
 
   /** Python policies the executor failed to load (registry key → reason). */
   get failedPolicies(): ReadonlyMap<string, string> {
-    return this.supervisor.failedPolicies;
+    return this.processes.failedPolicies;
   }
 
   /** Why the runtime cannot serve all its policies right now (empty when it can). */
   unreadyReasons(): string[] {
-    const state = this.supervisor.state;
     return [
-      ...(state === "healthy" ? [] : [`python executor ${state}`]),
+      ...this.processes.unhealthy(),
       ...[...this.failedPolicies].map(([key, reason]) => `python policy ${key} failed to load: ${reason}`),
     ];
   }
@@ -89,6 +90,6 @@ export class PythonRuntime {
    * the executor going away under an open connection only causes reconnect attempts.
    */
   async stop(graceMs: number): Promise<void> {
-    await this.supervisor.stop(graceMs);
+    await this.processes.stop(graceMs);
   }
 }

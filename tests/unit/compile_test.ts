@@ -13,10 +13,16 @@ import {
 import { ENGINE_ENV_VARS, permissionFlags } from "../../scripts/lib/permissions.ts";
 import { parseConfig } from "../../src/config/load.ts";
 
+/** The executor sockets granted: the configured one and the python.processes ones beside it. */
+const py = (dir: string, stem: string) =>
+  [`unix:${dir}/${stem}.sock`, ...Array.from({ length: 8 }, (_, i) => `unix:${dir}/${stem}-${i}.sock`)].join(
+    ",",
+  );
+
 const IMAGE_FLAGS = [
   "--allow-read=/var/run/tollgate,/etc/tollgate",
   "--allow-write=/var/run/tollgate",
-  "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002",
+  `--allow-net=unix:/var/run/tollgate/extproc.sock,${py("/var/run/tollgate", "python")},0.0.0.0:9002`,
   "--allow-run=/usr/bin/python3",
   `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   "--v8-flags=--max-semi-space-size=4",
@@ -83,7 +89,7 @@ Deno.test("compile: overridden paths", () => {
   assert.deepEqual(permissionArgs(args), [
     "--allow-read=/run/tollgate,/srv/tollgate/config",
     "--allow-write=/run/tollgate",
-    "--allow-net=unix:/run/tollgate/extproc.sock,unix:/run/tollgate/python.sock,10.0.0.5:9100",
+    `--allow-net=unix:/run/tollgate/extproc.sock,${py("/run/tollgate", "python")},10.0.0.5:9100`,
     "--allow-run=/opt/venv/bin/python3",
     `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   ]);
@@ -109,7 +115,7 @@ Deno.test("compile: hosts and files granted to policies (JWKS URL, Redis server,
   assert.equal(granted[0], "--allow-read=/var/run/tollgate,/etc/tollgate,/run/secrets/api-keys.yaml");
   assert.equal(
     granted[2],
-    "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002," +
+    `--allow-net=unix:/var/run/tollgate/extproc.sock,${py("/var/run/tollgate", "python")},0.0.0.0:9002,` +
       "idp.example.com:443,redis.internal:6379",
   );
   assert.throws(() => options(["--policy-host", "idp.example.com"]), /--policy-host must be host:port/);
@@ -127,12 +133,12 @@ Deno.test("compile: sockets in two directories, and ext_proc on TCP", () => {
   assert.equal(split[1], "--allow-write=/run/envoy-shared,/run/tollgate");
   assert.equal(
     split[2],
-    "--allow-net=unix:/run/envoy-shared/tollgate.sock,unix:/run/tollgate/py.sock,0.0.0.0:9002",
+    `--allow-net=unix:/run/envoy-shared/tollgate.sock,${py("/run/tollgate", "py")},0.0.0.0:9002`,
   );
 
   const tcp = permissionArgs(compileArgs(options(["--listen-address", "0.0.0.0:9001"])));
   assert.equal(tcp[1], "--allow-write=/var/run/tollgate");
-  assert.equal(tcp[2], "--allow-net=0.0.0.0:9001,unix:/var/run/tollgate/python.sock,0.0.0.0:9002");
+  assert.equal(tcp[2], `--allow-net=0.0.0.0:9001,${py("/var/run/tollgate", "python")},0.0.0.0:9002`);
 });
 
 Deno.test("compile: bad options are usage errors", () => {

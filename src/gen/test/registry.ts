@@ -23,14 +23,14 @@ import * as policy19 from "../../../tests/fixtures/policies/slow/mod.ts";
 import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy31 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy32 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
-import * as policy33 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy34 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy35 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy36 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy37 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy38 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy32 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy33 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy36 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy37 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy38 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy39 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1843,6 +1843,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
       },
+      "python": {
+        "blocking": false,
+      },
       "runtime": "python",
       "systemParameters": {
         "properties": {},
@@ -2011,6 +2014,32 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
   },
   {
+    source: "tests/fixtures/policies/py-pid",
+    definition: {
+      "description": "Test policy (Python, declared non-blocking). Names the executor process and thread that ran it.",
+      "name": "py-pid",
+      "parameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "python": {
+        "blocking": false,
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
     source: "tests/fixtures/policies/py-print",
     definition: {
       "description": "Test policy (Python). Prints JSON lines that look like log records (print, sys.stderr, fd 2), to show they are logged as its text.",
@@ -2098,7 +2127,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy31,
+    module: policy32,
   },
   {
     source: "tests/fixtures/policies/request-named-header",
@@ -2123,7 +2152,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy32,
+    module: policy33,
   },
   {
     source: "tests/fixtures/policies/override-status",
@@ -2155,7 +2184,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy33,
+    module: policy34,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -2179,7 +2208,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy34,
+    module: policy35,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -2211,7 +2240,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy35,
+    module: policy36,
   },
   {
     source: "tests/fixtures/policies/request-facts",
@@ -2244,7 +2273,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy36,
+    module: policy37,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -2277,7 +2306,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy37,
+    module: policy38,
   },
   {
     source: "tests/fixtures/policies/leaky",
@@ -2314,7 +2343,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy38,
+    module: policy39,
   },
 ];
 
