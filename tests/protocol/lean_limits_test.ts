@@ -22,6 +22,7 @@ import { waitFor } from "../support/ports.ts";
 import { RawGrpcClient, requestFrame } from "../support/raw_grpc.ts";
 
 async function startLean(limits: { idleTimeoutMs: number; streamIdleTimeoutMs: number }) {
+  const { idleTimeoutMs, streamIdleTimeoutMs } = limits;
   const dir = await Deno.makeTempDir({ prefix: "tollgate-lean-" });
   const socket = join(dir, "extproc.sock");
   const config = parseConfig(
@@ -49,10 +50,9 @@ async function startLean(limits: { idleTimeoutMs: number; streamIdleTimeoutMs: n
   const server = await LeanExtProcServer.start({
     kernel,
     listen: config.listen,
-    connections: config.connections,
+    connections: { ...config.connections, maxConcurrentStreams: 7, idleTimeoutMs },
     maxMessageBytes: 64 * 1024,
-    maxConcurrentStreams: 7,
-    ...limits,
+    streamIdleTimeoutMs,
   });
   return {
     socket,
