@@ -60,7 +60,7 @@ export const configSchema = {
         socket: { type: "string", minLength: 1 },
         address: hostPort,
         socketMode: { type: "string", pattern: "^0?[0-7]{3}$", default: "0660" },
-        transport: { enum: ["lean", "grpc-js"], default: "grpc-js" },
+        transport: { enum: ["lean", "grpc-js"], default: "lean" },
         maxConcurrentStreams: { type: "integer", minimum: 1, maximum: 2147483647, default: 1024 },
         idleTimeout: { ...duration, default: "5m" },
         keepaliveInterval: { ...duration, default: "10s" },
