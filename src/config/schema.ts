@@ -62,7 +62,7 @@ export const configSchema = {
         socketMode: { type: "string", pattern: "^0?[0-7]{3}$", default: "0660" },
         transport: { enum: ["lean", "grpc-js"], default: "lean" },
         maxConcurrentStreams: { type: "integer", minimum: 1, maximum: 2147483647, default: 1024 },
-        idleTimeout: { ...duration, default: "5m" },
+        idleTimeout: { ...duration, default: "1h" },
         keepaliveInterval: { ...duration, default: "10s" },
         keepaliveTimeout: { ...duration, default: "5s" },
       },

@@ -36,7 +36,8 @@ const config = {
 };
 
 const headerRules = (transport: ListenTransport): Deno.TestDefinition => ({
-  name: `invalid header mutations are policy failures under their rule, through a real Envoy (${transport} transport)`,
+  name:
+    `invalid header mutations are policy failures under their rule, through a real Envoy (${transport} transport)`,
   fn: (t) => refusesInvalidMutations(t, transport),
 });
 

@@ -37,7 +37,7 @@ Deno.test("a config with only `routes: []` gets every default", () => {
 Deno.test("connection limits and the default policy timeout have defaults and parse durations", () => {
   assert.deepEqual(parseConfig("routes: []\n", "cfg.yaml", {}, defaults).connections, {
     maxConcurrentStreams: 1024,
-    idleTimeoutMs: 300_000,
+    idleTimeoutMs: 3_600_000,
     keepaliveIntervalMs: 10_000,
     keepaliveTimeoutMs: 5_000,
   });
