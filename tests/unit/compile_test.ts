@@ -19,7 +19,7 @@ const IMAGE_FLAGS = [
   "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002",
   "--allow-run=/usr/bin/python3",
   `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
-  "--v8-flags=--max-semi-space-size=4",
+  "--v8-flags=--max-semi-space-size=4,--max-old-space-size=1024",
 ];
 
 const options = (args: string[]) => parseCompileOptions(args)!.options;
