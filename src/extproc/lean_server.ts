@@ -37,6 +37,8 @@ export const PROCESS_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Proces
 export interface LeanTransportLimits {
   /** A stream on which nothing arrives for this long ends with DEADLINE_EXCEEDED. */
   readonly streamIdleTimeoutMs?: number;
+  /** A connection that has not sent the HTTP/2 preface within this long is closed. */
+  readonly prefaceTimeoutMs?: number;
 }
 
 /**
@@ -50,7 +52,7 @@ const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 10 * 60_000;
  * A connection that has not sent the HTTP/2 preface (its SETTINGS) within this long, or
  * within the idle timeout if shorter, is closed. Envoy sends it at once.
  */
-const PREFACE_TIMEOUT_MS = 10_000;
+const DEFAULT_PREFACE_TIMEOUT_MS = 10_000;
 /** Messages queued on a stream before reading from it pauses (HTTP/2 flow control then holds the peer). */
 const MAX_QUEUED_MESSAGES = 4;
 /** How long a timed-out stream's peer gets to read the status before the stream is reset. */
@@ -80,11 +82,16 @@ export class LeanExtProcServer {
   #socket: SocketKeeper | undefined;
   readonly #sessions = new Map<Session, SessionState>();
   readonly #streamIdleTimeoutMs: number;
+  readonly #prefaceTimeoutMs: number;
   readonly #calls = new Set<{ readonly call: Call; lastActive: number }>();
   #sweep: ReturnType<typeof setInterval> | undefined;
 
   private constructor(private readonly options: ExtProcServerOptions & LeanTransportLimits) {
     this.#streamIdleTimeoutMs = options.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.#prefaceTimeoutMs = Math.min(
+      options.prefaceTimeoutMs ?? DEFAULT_PREFACE_TIMEOUT_MS,
+      options.connections.idleTimeoutMs,
+    );
   }
 
   /** Binds and starts serving; rejects if the socket is owned by a live process or cannot be bound. */
@@ -157,11 +164,10 @@ export class LeanExtProcServer {
     const state: SessionState = { streams: 0 };
     this.#sessions.set(session, state);
     this.#armIdle(session, state);
-    const { idleTimeoutMs } = this.options.connections;
     state.preface = setTimeout(() => {
       log.debug("ext_proc connection closed: no HTTP/2 preface within the timeout");
       session.destroy();
-    }, Math.min(PREFACE_TIMEOUT_MS, idleTimeoutMs));
+    }, this.#prefaceTimeoutMs);
     session.once("remoteSettings", () => clearTimeout(state.preface));
     this.#startKeepalive(session, state);
     // A broken connection: its streams see "close" and release themselves.
