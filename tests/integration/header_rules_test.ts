@@ -1,14 +1,17 @@
 /**
  * Header mutations Envoy would refuse with a bare 500 (control characters), or act on in a
  * way that breaks the exchange (framing headers), are policy failures under the policy's
- * rule, proven through a real Envoy started from docs/examples/envoy.yaml. (A framing header
- * named in a built-in policy's parameters is refused earlier, when the chain is built:
- * tests/unit/kernel_test.ts; here the request names it, as a policy's code may.)
+ * rule, proven through a real Envoy started from docs/examples/envoy.yaml, on both transports.
+ * (A framing header named in a built-in policy's parameters is refused earlier, when the chain
+ * is built: tests/unit/kernel_test.ts; here the request names it, as a policy's code may.)
  */
 import assert from "node:assert/strict";
 import { EngineProcess } from "../support/engine_process.ts";
 import { Envoy } from "../support/envoy.ts";
 import { Upstream } from "../support/upstream.ts";
+import type { ListenTransport } from "../../src/config/types.ts";
+
+const TRANSPORTS: readonly ListenTransport[] = ["lean", "grpc-js"];
 
 const setRequestHeader = (name: string, value: string, onFailure?: string) => ({
   name: "set-headers",
@@ -35,9 +38,15 @@ const config = {
   ],
 };
 
-Deno.test("invalid header mutations are policy failures under their rule, through a real Envoy", async (t) => {
+const headerRules = (transport: ListenTransport): Deno.TestDefinition => ({
+  name:
+    `invalid header mutations are policy failures under their rule, through a real Envoy (${transport} transport)`,
+  fn: (t) => refusesInvalidMutations(t, transport),
+});
+
+async function refusesInvalidMutations(t: Deno.TestContext, transport: ListenTransport) {
   const upstream = Upstream.start();
-  const engine = await EngineProcess.start({ config });
+  const engine = await EngineProcess.start({ config: { ...config, listen: { transport } } });
   const envoy = await Envoy.start({
     routes: config.routes.map(({ name }) => ({ name, prefix: `/${name}` })),
     upstreamPort: upstream.port,
@@ -102,7 +111,9 @@ Deno.test("invalid header mutations are policy failures under their rule, throug
     await upstream.stop();
     assert.equal(code, 0, `engine exited with ${code}:\n${engine.lines.join("\n")}`);
   }
-});
+}
+
+for (const transport of TRANSPORTS) Deno.test(headerRules(transport));
 
 Deno.test("a framing header in set-headers' parameters stops startup, naming the parameter", async () => {
   const engine = await EngineProcess.start({

@@ -178,7 +178,7 @@ Deno.test("compile: the generated config names exactly the compiled layout", () 
       kind: "unix",
       socket: opts.socket,
       socketMode: 0o660,
-      transport: "grpc-js",
+      transport: "lean",
     });
     assert.equal(config.admin.address, opts.admin);
     assert.equal(config.python.socket, opts.pythonSocket);
@@ -194,7 +194,7 @@ Deno.test("compile: the generated config names exactly the compiled layout", () 
     {},
     { pythonInterpreter: "unused", pythonHome: "unused" },
   );
-  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001", transport: "grpc-js" });
+  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001", transport: "lean" });
 });
 
 Deno.test("compile: Python policy paths must stay inside the python home", () => {
