@@ -1,30 +1,29 @@
 /**
- * The Python runtime as the engine sees it: the supervised executor, the client holding the
- * stream to it, and the bridge that turns Python policies into chain entries. Started only
- * when the build has Python policies.
+ * The Python runtime as the control plane sees it: the supervised executor and the client
+ * the supervisor health-checks it with. Started only when the build has Python policies.
+ * The data-plane workers call the executor on clients of their own (src/dataplane/python.ts).
  */
 import type { EngineConfig } from "../config/types.ts";
-import type { RegisteredPolicy } from "../registry/registry.ts";
-import type { PolicyFactory } from "../sdk/policy.ts";
 import { type ClientObserver, ExecutorClient } from "./client.ts";
-import { PythonBridge } from "./bridge.ts";
 import { ExecutorStartError, PythonSupervisor, type SupervisorObserver } from "./supervisor.ts";
 
 /** Largest message on the executor stream: a buffered body plus headers and framing. */
-const messageLimit = (config: EngineConfig) =>
+export const messageLimit = (config: EngineConfig): number =>
   Math.max(4 * 1024 * 1024, 2 * config.limits.maxBodyBytes + 1024 * 1024);
 
 export class PythonRuntime {
-  private constructor(
-    private readonly bridge: PythonBridge,
-    private readonly supervisor: PythonSupervisor,
-  ) {}
+  private constructor(private readonly supervisor: PythonSupervisor) {}
 
-  /** Starts the executor and waits until it is ready (throws ExecutorStartError if it is not). */
+  /**
+   * Starts the executor and waits until it is ready (throws ExecutorStartError if it is not).
+   * `onNewExecutor` hears of every executor becoming healthy (`replaced`: a recycled one's
+   * successor; the old one is stopped once the promise it returns settles).
+   */
   static async start(
     config: EngineConfig,
     registryFile: string,
     observer?: ClientObserver & SupervisorObserver,
+    onNewExecutor?: (replaced: boolean) => Promise<void> | void,
   ): Promise<PythonRuntime> {
     if (!config.python.home) {
       throw new ExecutorStartError(
@@ -45,6 +44,7 @@ export class PythonRuntime {
           observer,
         }),
       observer,
+      onNewExecutor,
     });
     try {
       await supervisor.start();
@@ -52,21 +52,7 @@ export class PythonRuntime {
       supervisor.client.close();
       throw error;
     }
-    const bridge = new PythonBridge(() => supervisor.client, config.python.timeoutMs);
-    return new PythonRuntime(bridge, supervisor);
-  }
-
-  /**
-   * The factory of a registered Python policy. It refuses a policy the executor failed to
-   * load, so a chain using one is rejected when it is built (at startup or reload).
-   */
-  factoryFor(policy: RegisteredPolicy): PolicyFactory {
-    const factory = this.bridge.factoryFor(policy);
-    return (metadata, params) => {
-      const reason = this.supervisor.failedPolicies.get(policy.key);
-      if (reason !== undefined) throw new Error(`the Python executor failed to load it: ${reason}`);
-      return factory(metadata, params);
-    };
+    return new PythonRuntime(supervisor);
   }
 
   /** Python policies the executor failed to load (registry key → reason). */

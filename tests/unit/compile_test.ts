@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   compileArgs,
+  compileLayout,
   CompileUsageError,
   ENTRY,
   imageOptions,
@@ -19,6 +20,7 @@ const IMAGE_FLAGS = [
   "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002",
   "--allow-run=/usr/bin/python3",
   `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
+  "--unstable-worker-options",
   "--v8-flags=--max-semi-space-size=4",
 ];
 
@@ -37,6 +39,8 @@ Deno.test("compile: the image layout's deno compile command", () => {
     "--exclude-unused-npm",
     "--include",
     "src/validate.ts",
+    "--include",
+    "src/dataplane/worker.ts",
     "--output",
     "dist/tollgate",
     ENTRY,
@@ -248,4 +252,22 @@ Deno.test("compile: the staged python home holds the executor, generated code an
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("compile: --workers grants each data-plane worker its own socket and writes dataPlane.workers", () => {
+  const layout = compileLayout(options(["--workers", "2"]));
+  assert.ok(
+    permissionFlags(layout).includes(
+      "--allow-net=unix:/var/run/tollgate/extproc-0.sock,unix:/var/run/tollgate/extproc-1.sock," +
+        "unix:/var/run/tollgate/python.sock,0.0.0.0:9002",
+    ),
+  );
+  const tcp = compileLayout(options(["--listen-address", "127.0.0.1:9000", "--workers", "3"]));
+  assert.ok(
+    permissionFlags(tcp).some((flag) =>
+      flag.startsWith("--allow-net=127.0.0.1:9000,127.0.0.1:9001,127.0.0.1:9002,")
+    ),
+  );
+  assert.match(renderConfig(options(["--workers", "2"])), /dataPlane:\n {2}workers: 2\n/);
+  assert.throws(() => options(["--workers", "0"]), /--workers must be an integer from 1 to 64/);
 });
