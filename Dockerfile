@@ -45,7 +45,7 @@ RUN deno task compile \
 
 # ── 2. The executor's Python packages ──────────────────────────────────────────────────
 # The same Python minor version as the final image (Debian 12's 3.11), so compiled
-# extensions (grpcio, protobuf) match its ABI.
+# extensions (protobuf) match its ABI.
 FROM python:3.11-slim-bookworm AS python
 COPY --from=build /src/dist/python-home/python/requirements.txt /requirements/executor.txt
 COPY --from=build /src/dist/python-home/src/gen/python/requirements.txt /requirements/policies.txt

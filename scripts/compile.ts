@@ -49,9 +49,7 @@ export interface CompileOptions {
   readonly python: string;
   /** Where dist/python-home is installed (python.home); written to the config only. */
   readonly pythonHome: string;
-  /** Redis/Valkey servers (host:port) the rate-limit policy may connect to. */
-  readonly redisHosts?: readonly string[];
-  /** Hosts (`host:port`) policies may fetch from, e.g. jwt-auth's JWKS URL. */
+  /** Hosts (`host:port`) policies may connect to, e.g. jwt-auth's JWKS URL, rate-limit's Redis server. */
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files. */
   readonly policyFiles?: readonly string[];
@@ -95,8 +93,8 @@ Options:
   --admin H:P            admin endpoint for probes and metrics (default ${IMAGE_LAYOUT.admin})
   --python PATH          Python interpreter (default ${IMAGE_LAYOUT.python})
   --python-home DIR      where dist/python-home will be installed (default ${IMAGE_LAYOUT.pythonHome})
-  --redis-host H:P       a Redis server the rate-limit policy may use (repeatable)
-  --policy-host H:P      a host policies may fetch from, e.g. jwt-auth's jwksUrl (repeatable)
+  --policy-host H:P      a host policies may connect to, e.g. jwt-auth's jwksUrl or
+                         rate-limit's redis.host:redis.port (repeatable)
   --policy-file PATH     a file policies may read, e.g. a keysFile or secretFile (repeatable)
   --target TRIPLE        cross-compile (deno compile --target), e.g. aarch64-unknown-linux-gnu
   --output FILE          the binary (default ${IMAGE_LAYOUT.output})
@@ -157,7 +155,6 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
   checkAddress("admin", options.admin);
   checkPath("python", options.python);
   checkPath("python-home", options.pythonHome);
-  for (const host of options.redisHosts ?? []) checkAddress("redis-host", host);
   for (const host of options.policyHosts ?? []) checkAddress("policy-host", host);
   for (const file of options.policyFiles ?? []) checkPath("policy-file", file);
   if (options.listenAddress !== undefined && options.listenAddress === options.admin) {
@@ -177,7 +174,6 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     adminAddress: options.admin,
     configDir: options.configDir,
     python: options.python,
-    redisHosts: options.redisHosts,
     policyHosts: options.policyHosts,
     policyFiles: options.policyFiles,
   };
@@ -225,7 +221,6 @@ export function parseCompileOptions(
         admin: { type: "string" },
         python: { type: "string" },
         "python-home": { type: "string" },
-        "redis-host": { type: "string", multiple: true },
         "policy-host": { type: "string", multiple: true },
         "policy-file": { type: "string", multiple: true },
         target: { type: "string" },
@@ -251,7 +246,6 @@ export function parseCompileOptions(
     admin: values.admin ?? IMAGE_LAYOUT.admin,
     python: values.python ?? IMAGE_LAYOUT.python,
     pythonHome: trim(values["python-home"] ?? IMAGE_LAYOUT.pythonHome),
-    redisHosts: values["redis-host"] ?? [],
     policyHosts: values["policy-host"],
     policyFiles: values["policy-file"],
     target: values.target,

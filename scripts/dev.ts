@@ -1,8 +1,9 @@
 /**
- * `deno task dev [--config PATH] [--redis-host H:P ...]`: generates the registry and prepares .venv
- * (installing the policies' requirements when they changed) if needed, then
- * runs the engine with the production permission flags for this checkout's layout (see
- * scripts/lib/permissions.ts). Signals are passed on, so Ctrl-C is a graceful shutdown.
+ * `deno task dev [--config PATH]`: generates the registry and prepares .venv (installing the
+ * policies' requirements when they changed) if needed, then runs the engine with the
+ * production permission flags for this checkout's layout, which grants the hosts and files
+ * the config's policies name (scripts/lib/engine_layout.ts). Signals are passed on, so
+ * Ctrl-C is a graceful shutdown.
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -15,7 +16,7 @@ import { setup } from "./setup.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { config: { type: "string", short: "c" }, "redis-host": { type: "string", multiple: true } },
+  options: { config: { type: "string", short: "c" } },
 });
 
 const problems = await buildManifest("build.yaml", "src/gen");
@@ -27,7 +28,7 @@ if (problems.length > 0) {
 await setup();
 let layout;
 try {
-  layout = { ...await layoutForConfig(values.config), redisHosts: values["redis-host"] ?? [] };
+  layout = await layoutForConfig(values.config);
 } catch (error) {
   if (!(error instanceof ProblemsError)) throw error;
   console.error(error.message);

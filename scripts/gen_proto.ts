@@ -1,7 +1,8 @@
 /**
- * Regenerates src/gen/proto (TypeScript, protobuf-es) and src/gen/python (Python, grpcio-tools)
- * from proto/. One protoc (the one bundled with grpcio-tools in .venv) drives both, with
- * protoc-gen-es run by Deno at the version pinned in deno.json. Deterministic: same
+ * Regenerates src/gen/proto (TypeScript, protobuf-es) and src/gen/python (Python protobuf
+ * modules, no gRPC stubs: the executor hop is framed protobuf) from proto/. One protoc (the
+ * one bundled with grpcio-tools in .venv) drives both, with protoc-gen-es run by Deno at the
+ * version pinned in deno.json. Deterministic: same
  * inputs, same bytes.
  */
 import { join, relative } from "node:path";
@@ -72,7 +73,6 @@ async function main(): Promise<void> {
       ...include,
       `--python_out=${pyOut}`,
       `--pyi_out=${pyOut}`,
-      `--grpc_python_out=${pyOut}`,
       ...pythonProtos,
     ], { cwd: protoDir });
   } finally {

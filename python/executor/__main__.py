@@ -37,7 +37,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parses the command line (see ``--help``)."""
     parser = argparse.ArgumentParser(
         prog="python -m executor",
-        description="Tollgate's Python policy executor: serves PythonExecutor on a Unix socket.",
+        description="Tollgate's Python policy executor: serves the engine's calls on a Unix socket.",
     )
     parser.add_argument("--socket", required=True, type=Path, help="Unix socket path to listen on")
     parser.add_argument(
@@ -60,7 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-message-bytes",
         type=_positive_int,
         default=DEFAULT_MAX_MESSAGE_BYTES,
-        help="largest gRPC message accepted or sent (default 64 MiB; must fit buffered bodies)",
+        help="largest message frame accepted or sent (default 64 MiB; must fit buffered bodies)",
     )
     parser.add_argument(
         "--take-over",

@@ -66,6 +66,19 @@ def check_request(request: pb.ExecuteRequest) -> None:
             raise MalformedRequestError(f"policies[{index}]: unknown on_failure {invocation.on_failure}")
 
 
+def never_blocks(request: pb.ExecuteRequest, policies: PolicySet) -> bool:
+    """Whether every policy of the call is loaded and declares that it never blocks.
+
+    Such a call may run inline on the event loop; an unknown or failed policy sends the call
+    to the thread pool, the safe default.
+    """
+    for invocation in request.policies:
+        found = policies.loaded.get(registry_key(invocation.name, invocation.version))
+        if found is None or found.blocking:
+            return False
+    return True
+
+
 def run_call(
     request: pb.ExecuteRequest,
     runtime: Runtime,

@@ -6,7 +6,7 @@ submodule defines ``get_policy``. Making the directory a package lets a policy s
 code into helper modules imported relatively (``from . import rules``) without its
 directory ever being put on ``sys.path``, where module names of different policies would
 clash. A policy that cannot be imported does not stop the executor: its failure is kept and
-reported by HealthCheck and on every call of that policy.
+reported by the health answer and on every call of that policy.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class LoadedPolicy:
     version: str
     package: str
     factory: Factory
+    blocking: bool = True
+    """False when the definition declares that the policy never blocks: it may run inline."""
 
 
 @dataclass
@@ -62,7 +64,17 @@ def registry_key(name: str, version: str) -> str:
     return f"{name}:{major if major.startswith('v') else 'v' + major}"
 
 
-def read_registry(path: Path) -> dict[str, dict[str, str]]:
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One policy of the generated registry."""
+
+    name: str
+    version: str
+    path: str
+    blocking: bool = True
+
+
+def read_registry(path: Path) -> dict[str, RegistryEntry]:
     """``PYTHON_POLICIES`` from a generated ``policy_registry.py``, checked for shape."""
     spec = importlib.util.spec_from_file_location("tollgate_policy_registry", path)
     if spec is None or spec.loader is None or not path.is_file():
@@ -75,18 +87,21 @@ def read_registry(path: Path) -> dict[str, dict[str, str]]:
     return check_registry(getattr(module, "PYTHON_POLICIES", None), path)
 
 
-def check_registry(registry: object, path: Path) -> dict[str, dict[str, str]]:
+def check_registry(registry: object, path: Path) -> dict[str, RegistryEntry]:
     """A ``PYTHON_POLICIES`` mapping read from ``path``, checked for shape."""
     if not isinstance(registry, Mapping):
         raise RegistryError(f"{path}: PYTHON_POLICIES is missing or not a dict")
-    checked: dict[str, dict[str, str]] = {}
+    checked: dict[str, RegistryEntry] = {}
     for key, entry in registry.items():
         if not isinstance(key, str) or not isinstance(entry, Mapping):
             raise RegistryError(f"{path}: entry {key!r} is not a 'name:vN' -> dict item")
         missing = [f for f in ("name", "version", "path") if not isinstance(entry.get(f), str)]
         if missing:
             raise RegistryError(f"{path}: entry {key!r} lacks string field(s) {', '.join(missing)}")
-        checked[key] = {f: entry[f] for f in ("name", "version", "path")}
+        blocking = entry.get("blocking", True)
+        if not isinstance(blocking, bool):
+            raise RegistryError(f"{path}: entry {key!r} has a non-boolean 'blocking'")
+        checked[key] = RegistryEntry(entry["name"], entry["version"], entry["path"], blocking)
     return checked
 
 
@@ -139,7 +154,7 @@ def import_factory(package: str, directory: Path) -> Factory:
     return cast(Factory, factory)
 
 
-def load_policies(registry: Mapping[str, Mapping[str, str]], root: Path) -> PolicySet:
+def load_policies(registry: Mapping[str, RegistryEntry], root: Path) -> PolicySet:
     """Imports every registry entry; failures are recorded, never raised."""
     result = PolicySet()
     taken: set[str] = set()
@@ -147,9 +162,11 @@ def load_policies(registry: Mapping[str, Mapping[str, str]], root: Path) -> Poli
         package = package_name(key, taken)
         try:
             with running(key):
-                factory = import_factory(package, root / entry["path"])
+                factory = import_factory(package, root / entry.path)
         except (Exception, SystemExit) as error:  # a policy's import must not stop the executor
             result.failed[key] = f"{type(error).__name__}: {error}"
             continue
-        result.loaded[key] = LoadedPolicy(key, entry["name"], entry["version"], package, factory)
+        result.loaded[key] = LoadedPolicy(
+            key, entry.name, entry.version, package, factory, blocking=entry.blocking
+        )
     return result

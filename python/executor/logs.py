@@ -53,7 +53,6 @@ def configure(level: str, stream: TextIO = sys.stderr) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
-    # grpc and asyncio log every event-loop lookup at debug level, which buries our own
-    # debug lines; their warnings and errors still come through.
-    for noisy in ("grpc", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(LEVELS[level], logging.INFO))
+    # asyncio logs every event-loop lookup at debug level, which buries our own debug lines;
+    # its warnings and errors still come through.
+    logging.getLogger("asyncio").setLevel(max(LEVELS[level], logging.INFO))

@@ -2,7 +2,7 @@
 
 Python cannot interrupt a thread, so a policy that never returns keeps its worker for good.
 Once every worker is in that state the executor answers health checks but can run nothing;
-``HealthCheck`` reports the count so that the engine can replace the executor.
+The health answer reports the count so that the engine can replace the executor.
 """
 
 from __future__ import annotations

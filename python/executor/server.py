@@ -1,11 +1,13 @@
-"""The gRPC side: the PythonExecutor service and the server's life on its Unix socket.
+"""The executor's side of the hop: framed protobuf on a Unix socket, and the server's life on it.
 
-The engine keeps one ExecuteStream open and sends every Python call on it, so calls on a
-stream must not wait for each other: each ExecuteRequest becomes its own asyncio task,
-whose batch runs on the worker thread pool, and responses are written as they complete
-(correlated by ``call_id``, in any order). Shutdown drains: calls already received finish
-and are answered, calls arriving after it began are answered with an error at once, then
-the streams end with UNAVAILABLE so the engine knows to reconnect elsewhere or give up.
+The engine keeps one connection open and sends every Python call on it (``executor.frames``),
+so calls on a connection must not wait for each other: each ExecuteRequest becomes its own
+asyncio task, whose batch runs on the worker thread pool (or inline on the event loop when
+every policy of the batch declares that it never blocks), and responses are written as they
+complete (correlated by ``call_id``, in any order). Health requests are answered at once, in
+order. Shutdown drains: calls already received finish and are answered, calls arriving after
+it began are answered with an error at once, then each connection gets a GOING_AWAY frame and
+is closed, so the engine knows to reconnect elsewhere or give up.
 """
 
 from __future__ import annotations
@@ -18,23 +20,23 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
+from google.protobuf.message import DecodeError
 
-from executor.batch import Runtime, run_call
+from executor.batch import Runtime, never_blocks, run_call
+from executor.frames import FrameError, Kind, encode, read_frame
 from executor.running import RunningCalls, call_deadline
 from tollgate.executor.v1 import executor_pb2 as pb
-from tollgate.executor.v1 import executor_pb2_grpc
 
 log = logging.getLogger("executor.server")
 
 GRACE_SECONDS = 10.0
 """How long in-flight calls get to finish on SIGTERM/SIGINT."""
 
-Context = grpc.aio.ServicerContext[pb.ExecuteRequest, pb.ExecuteResponse]
+SHUTTING_DOWN = "the Python executor is shutting down"
 
 
 def resident_bytes() -> int:
@@ -49,15 +51,19 @@ def resident_bytes() -> int:
     return 0
 
 
-class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
-    """Implements ``tollgate.executor.v1.PythonExecutor``."""
+class ExecutorService:
+    """Runs calls and answers health checks for every connection of the engine."""
 
-    def __init__(self, runtime: Runtime, pool: ThreadPoolExecutor, workers: int) -> None:
+    def __init__(
+        self, runtime: Runtime, pool: ThreadPoolExecutor, workers: int, max_message_bytes: int
+    ) -> None:
         self._runtime = runtime
         self._pool = pool
         self._workers = workers
+        self.max_message_bytes = max_message_bytes
         self._ready = False
         self._draining = False
+        self._closing = False
         self._calls_served = 0
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -69,27 +75,25 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
         """Whether shutdown has begun (new calls are refused)."""
         return self._draining
 
+    def is_closing(self) -> bool:
+        """Whether connections should end now (shutdown, once the calls were answered)."""
+        return self._closing
+
     def mark_ready(self) -> None:
         """Called once the server is bound and serving."""
         self._ready = True
 
-    async def ExecuteStream(
-        self, request_iterator: AsyncIterator[pb.ExecuteRequest], context: Context
-    ) -> None:
-        """Serves one multiplexed stream of calls until the engine closes it or shutdown."""
-        session = _Session(self, context)
+    async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serves one connection of the engine until it closes it or shutdown."""
+        session = _Session(self, reader, writer)
         self._sessions.add(session)
         try:
-            await session.run(request_iterator)
+            await session.run()
         finally:
             self._sessions.discard(session)
 
-    async def HealthCheck(
-        self,
-        request: pb.HealthCheckRequest,
-        context: grpc.aio.ServicerContext[pb.HealthCheckRequest, pb.HealthCheckResponse],
-    ) -> pb.HealthCheckResponse:
-        """Readiness, and which policies loaded or failed, for the engine's startup check."""
+    def health(self) -> pb.HealthCheckResponse:
+        """Readiness, loaded and failed policies, worker state, pid and memory, for the supervisor."""
         policies = self._runtime.policies
         return pb.HealthCheckResponse(
             ready=self._ready and not self._draining,
@@ -103,24 +107,25 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
         )
 
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
-        """Runs one call on the worker pool; any failure of the executor itself becomes an error.
+        """Runs one call; any failure of the executor itself becomes an error answer.
 
-        The in-flight count follows the worker thread, not this coroutine: if the stream goes
+        A batch whose policies all declare that they never block runs inline on the event
+        loop (no thread hand-off); any other batch runs on the worker pool, where the
+        in-flight count follows the worker thread, not this coroutine: if the connection goes
         away mid-call the coroutine is cancelled but the policy code keeps running, and
         shutdown must still wait for it.
         """
         received_at = time.monotonic()
-        loop = asyncio.get_running_loop()
         self._in_flight += 1
         self._idle.clear()
-        work = self._pool.submit(
-            self._running.run,
-            call_deadline(received_at, request.budget_ms),
-            lambda: run_call(request, self._runtime, received_at),
-        )
-        work.add_done_callback(lambda _: self._from_worker(loop, self._call_ended))
         try:
-            response = await asyncio.wrap_future(work)
+            if never_blocks(request, self._runtime.policies):
+                try:
+                    response = run_call(request, self._runtime, received_at)
+                finally:
+                    self._call_ended()
+            else:
+                response = await self._on_pool(request, received_at)
         except Exception as error:
             log.exception("call failed inside the executor", extra={"call_id": request.call_id})
             response = pb.ExecuteResponse(call_id=request.call_id, error=f"executor error: {error}")
@@ -136,6 +141,16 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
         )
         return response
 
+    async def _on_pool(self, request: pb.ExecuteRequest, received_at: float) -> pb.ExecuteResponse:
+        loop = asyncio.get_running_loop()
+        work = self._pool.submit(
+            self._running.run,
+            call_deadline(received_at, request.budget_ms),
+            lambda: run_call(request, self._runtime, received_at),
+        )
+        work.add_done_callback(lambda _: self._from_worker(loop, self._call_ended))
+        return await asyncio.wrap_future(work)
+
     @staticmethod
     def _from_worker(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         # A closed loop means the executor is exiting anyway.
@@ -148,8 +163,12 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
             self._idle.set()
 
     def begin_drain(self) -> None:
-        """Refuses new calls from now on and lets open streams end once their calls finish."""
+        """Refuses new calls from now on (health answers say not ready)."""
         self._draining = True
+
+    def end_sessions(self) -> None:
+        """Lets every connection end once its own calls are answered."""
+        self._closing = True
         for session in list(self._sessions):
             session.wake()
 
@@ -161,75 +180,127 @@ class ExecutorService(executor_pb2_grpc.PythonExecutorServicer):
             return False
         return True
 
+    async def close_sessions(self, limit: float) -> None:
+        """Waits (at most ``limit`` seconds) for connections to end by themselves, then cuts them."""
+        sessions = [s.finished for s in self._sessions]
+        if sessions:
+            await asyncio.wait(sessions, timeout=max(limit, 0.01))
+        for session in list(self._sessions):
+            session.abort()
+
 
 class _Session:
-    """One ExecuteStream: reads calls, runs each as a task, writes responses as they complete."""
+    """One connection: reads frames, runs each call as a task, writes answers as they complete."""
 
-    def __init__(self, service: ExecutorService, context: Context) -> None:
+    def __init__(
+        self, service: ExecutorService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self._service = service
-        self._context = context
-        # Responses to write, and None as a wake-up to re-check whether the stream is done.
-        self._outbox: asyncio.Queue[pb.ExecuteResponse | None] = asyncio.Queue()
+        self._reader = reader
+        self._writer = writer
+        self._changed = asyncio.Event()
         self._pending: set[asyncio.Task[None]] = set()
         self._reading = True
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def wake(self) -> None:
-        """Makes the writer loop re-check whether the stream can end."""
-        self._outbox.put_nowait(None)
+        """Makes the session re-check whether the connection can end."""
+        self._changed.set()
 
-    async def run(self, requests: AsyncIterator[pb.ExecuteRequest]) -> None:
-        """Runs the stream; returns when it is finished (or raises if the engine went away)."""
-        if self._service.is_draining():
-            self._end_for_shutdown()
-            return
-        reader = asyncio.create_task(self._read(requests))
+    def abort(self) -> None:
+        """Cuts the connection now (shutdown's grace period is over)."""
+        self._writer.transport.abort()
+
+    async def run(self) -> None:
+        """Serves the connection; returns when it is finished."""
+        try:
+            reader = asyncio.create_task(self._read())
+            try:
+                while not self._done():
+                    await self._changed.wait()
+                    self._changed.clear()
+                # Still reading means the engine did not close the connection: shutdown ends it.
+                cut_short = self._reading
+            finally:
+                reader.cancel()
+                for task in self._pending:
+                    task.cancel()
+                await asyncio.gather(reader, *self._pending, return_exceptions=True)
+            if cut_short:
+                await self._going_away()
+            else:
+                await self._close()
+        finally:
+            if not self.finished.done():
+                self.finished.set_result(None)
+
+    def _done(self) -> bool:
+        if self._pending:
+            return False
+        return not self._reading or self._service.is_closing()
+
+    async def _going_away(self) -> None:
+        self._send(Kind.GOING_AWAY, b"")
+        await self._close()
+
+    async def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            await self._writer.drain()
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+    def _send(self, kind: Kind, payload: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(encode(kind, payload))
+
+    async def _read(self) -> None:
         try:
             while True:
-                item = await self._outbox.get()
-                if item is not None:
-                    await self._context.write(item)
-                elif self._finished():
+                frame = await read_frame(self._reader, self._service.max_message_bytes)
+                if frame is None:
                     break
-            # Still reading means the engine did not close the stream: shutdown ends it.
-            cut_short = self._reading
-        finally:
-            reader.cancel()
-            for task in self._pending:
-                task.cancel()
-            await asyncio.gather(reader, *self._pending, return_exceptions=True)
-        if cut_short:
-            self._end_for_shutdown()
-
-    def _end_for_shutdown(self) -> None:
-        self._context.set_code(grpc.StatusCode.UNAVAILABLE)
-        self._context.set_details("the Python executor is shutting down")
-
-    def _finished(self) -> bool:
-        if self._pending or not self._outbox.empty():
-            return False
-        return not self._reading or self._service.is_draining()
-
-    async def _read(self, requests: AsyncIterator[pb.ExecuteRequest]) -> None:
-        try:
-            async for request in requests:
-                if self._service.is_draining():
-                    self._outbox.put_nowait(
-                        pb.ExecuteResponse(
-                            call_id=request.call_id, error="the Python executor is shutting down"
-                        )
-                    )
-                    continue
-                task = asyncio.create_task(self._answer(request))
-                self._pending.add(task)
-                task.add_done_callback(self._done)
+                kind, payload = frame
+                if kind == Kind.HEALTH_REQUEST:
+                    self._send(Kind.HEALTH_RESPONSE, self._service.health().SerializeToString())
+                elif kind == Kind.EXECUTE_REQUEST:
+                    self._received(pb.ExecuteRequest.FromString(payload))
+                else:
+                    raise FrameError(f"unexpected frame kind {kind.name} from the engine")
+        except (FrameError, DecodeError, asyncio.IncompleteReadError) as error:
+            # Nothing after a broken frame can be trusted: answer what was received, then close.
+            log.error("bad frame from the engine; closing the connection", extra={"error": str(error)})
+        except OSError as error:
+            log.warning("engine connection failed", extra={"error": str(error)})
         finally:
             self._reading = False
             self.wake()
 
-    async def _answer(self, request: pb.ExecuteRequest) -> None:
-        self._outbox.put_nowait(await self._service.execute(request))
+    def _received(self, request: pb.ExecuteRequest) -> None:
+        if self._service.is_draining():
+            self._answer_now(pb.ExecuteResponse(call_id=request.call_id, error=SHUTTING_DOWN))
+            return
+        task = asyncio.create_task(self._answer(request))
+        self._pending.add(task)
+        task.add_done_callback(self._task_done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _answer_now(self, response: pb.ExecuteResponse) -> None:
+        payload = response.SerializeToString()
+        limit = self._service.max_message_bytes
+        if len(payload) > limit:
+            payload = pb.ExecuteResponse(
+                call_id=response.call_id,
+                error=f"the answer ({len(payload)} bytes) is over the {limit}-byte message limit",
+            ).SerializeToString()
+        self._send(Kind.EXECUTE_RESPONSE, payload)
+
+    async def _answer(self, request: pb.ExecuteRequest) -> None:
+        self._answer_now(await self._service.execute(request))
+        # Backpressure: an engine that does not read its answers stops this call's task here.
+        with contextlib.suppress(OSError):
+            await self._writer.drain()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
         self._pending.discard(task)
         self.wake()
 
@@ -281,19 +352,24 @@ def staging_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}")
 
 
-def bind_staging(server: grpc.aio.Server, path: Path) -> Path:
-    """Binds ``server`` on a private path beside ``path`` (owner-only); returns that path."""
+def bind_staging(path: Path) -> tuple[socket.socket, Path]:
+    """A listening socket bound on a private path beside ``path`` (owner-only), and that path."""
     staging = staging_path(path)
     _remove_socket(staging)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # Bind with a umask that leaves the socket owner-only from the start, then chmod anyway
     # in case the platform ignores the umask for sockets.
     previous_umask = os.umask(0o177)
     try:
-        server.add_insecure_port(f"unix:{staging}")
+        listener.bind(str(staging))
+    except BaseException:
+        listener.close()
+        raise
     finally:
         os.umask(previous_umask)
     os.chmod(staging, 0o600)
-    return staging
+    listener.listen(128)
+    return listener, staging
 
 
 def publish_socket(staging: Path, path: Path, take_over: bool) -> int:
@@ -358,21 +434,15 @@ async def serve(
     """
     prepare_socket(socket_path, take_over)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policy")
-    service = ExecutorService(runtime, pool, workers)
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ]
-    )
-    executor_pb2_grpc.add_PythonExecutorServicer_to_server(service, server)
-    staging = bind_staging(server, socket_path)
+    service = ExecutorService(runtime, pool, workers, max_message_bytes)
+    listener, staging = bind_staging(socket_path)
     try:
-        await server.start()
+        # Handing asyncio the bound socket keeps it from ever unlinking a path itself.
+        server = await asyncio.start_unix_server(service.serve_connection, sock=listener)
         inode = publish_socket(staging, socket_path, take_over)
     except BaseException:
         _remove_socket(staging)
-        await server.stop(None)
+        listener.close()
         raise
 
     stop = asyncio.Event()
@@ -389,7 +459,9 @@ async def serve(
     log.info("shutting down", extra={"grace_seconds": grace})
     service.begin_drain()
     finished = await service.wait_idle(grace)
-    await server.stop(max(0.0, grace - (time.monotonic() - started)))
+    server.close()
+    service.end_sessions()
+    await service.close_sessions(grace - (time.monotonic() - started))
     pool.shutdown(wait=False, cancel_futures=True)
     # After a take-over the path is the successor's socket: never remove that one.
     _remove_socket(socket_path, inode)

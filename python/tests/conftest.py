@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.support import ALL_POLICIES, ExecutorProcess, SpawnExecutor
+from tests.support import ALL_POLICIES, ExecutorProcess, PolicyEntry, SpawnExecutor
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +28,11 @@ def spawn_executor(tmp_path: Path) -> Iterator[SpawnExecutor]:
     started: list[ExecutorProcess] = []
 
     def spawn(
-        policies: Mapping[str, tuple[str, str, str]] = ALL_POLICIES, workers: int = 8
+        policies: Mapping[str, PolicyEntry] = ALL_POLICIES,
+        workers: int = 8,
+        extra_args: Sequence[str] = (),
     ) -> ExecutorProcess:
-        process = ExecutorProcess(tmp_path / f"executor-{len(started)}", policies, workers)
+        process = ExecutorProcess(tmp_path / f"executor-{len(started)}", policies, workers, extra_args)
         started.append(process)
         return process
 

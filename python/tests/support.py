@@ -1,14 +1,15 @@
-"""Helpers for tests that run a real executor process and talk to it over gRPC.
+"""Helpers for tests that run a real executor process and talk to it over its framed socket.
 
 The executor runs as ``python -m executor`` in a subprocess, exactly as the engine starts
 it, on a socket in a temporary directory, with a generated-style ``policy_registry.py``.
-Tests speak to it with a grpc.aio client that multiplexes calls on one ExecuteStream, as
-the engine does.
+Tests speak to it with an asyncio client that multiplexes calls on one connection, as the
+engine does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -23,18 +24,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import grpc
 from google.protobuf import json_format, struct_pb2
 
+from executor.frames import Kind, encode, read_frame
 from tollgate.executor.v1 import executor_pb2 as pb
-from tollgate.executor.v1 import executor_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_DIR = REPO / "python"
 GEN_DIR = REPO / "src" / "gen" / "python"
 
-# Registry key -> (name, full version, directory relative to the repository).
-ALL_POLICIES: dict[str, tuple[str, str, str]] = {
+# Registry key -> (name, full version, directory relative to the repository[, blocking]).
+PolicyEntry = tuple[str, str, str] | tuple[str, str, str, bool]
+
+ALL_POLICIES: dict[str, PolicyEntry] = {
     "add-python-header:v1": ("add-python-header", "v1.0.0", "policies/add-python-header"),
     "json-body-rewrite:v1": ("json-body-rewrite", "v1.0.0", "policies/json-body-rewrite"),
     "scripted:v1": ("scripted", "v1.0.0", "python/tests/policies/scripted"),
@@ -42,6 +44,9 @@ ALL_POLICIES: dict[str, tuple[str, str, str]] = {
     "sleepy:v1": ("sleepy", "v1.0.0", "python/tests/policies/sleepy"),
     "broken-import:v1": ("broken-import", "v1.0.0", "python/tests/policies/broken_import"),
     "no-factory:v1": ("no-factory", "v1.0.0", "python/tests/policies/no_factory"),
+    # The same code twice: declared non-blocking (runs inline) and not (runs on a worker).
+    "inline-thread:v1": ("inline-thread", "v1.0.0", "python/tests/policies/thread_name", False),
+    "pooled-thread:v1": ("pooled-thread", "v1.0.0", "python/tests/policies/thread_name", True),
 }
 
 T = TypeVar("T")
@@ -56,19 +61,21 @@ def run(awaitable: Awaitable[T]) -> T:
     return asyncio.run(main())
 
 
-def write_registry(path: Path, entries: Mapping[str, tuple[str, str, str]]) -> Path:
+def write_registry(path: Path, entries: Mapping[str, PolicyEntry]) -> Path:
     """Writes a registry file shaped like the one ``deno task build`` generates."""
     lines = [
         "# Code generated for a test. DO NOT EDIT.",
         '"""Python policies of this test executor."""',
         "",
-        "PYTHON_POLICIES: dict[str, dict[str, str]] = {",
+        "PYTHON_POLICIES: dict[str, dict[str, str | bool]] = {",
     ]
-    for key, (name, version, rel) in entries.items():
+    for key, (name, version, rel, *blocking) in entries.items():
         lines.append(f"    {json.dumps(key)}: {{")
         lines.append(f'        "name": {json.dumps(name)},')
         lines.append(f'        "version": {json.dumps(version)},')
         lines.append(f'        "path": {json.dumps(rel)},')
+        if blocking:
+            lines.append(f'        "blocking": {blocking[0]!r},')
         lines.append("    },")
     lines += ["}", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -88,7 +95,7 @@ class ExecutorProcess:
     def __init__(
         self,
         workdir: Path,
-        policies: Mapping[str, tuple[str, str, str]] = ALL_POLICIES,
+        policies: Mapping[str, PolicyEntry] = ALL_POLICIES,
         workers: int = 8,
         extra_args: Sequence[str] = (),
         socket: Path | None = None,
@@ -117,7 +124,7 @@ class ExecutorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ExecutorProcess:
-        """Starts the process and waits until HealthCheck says it is ready."""
+        """Starts the process and waits until its health answer says it is ready."""
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.args, cwd=PYTHON_DIR, env=executor_env(), stdin=subprocess.DEVNULL, stderr=log
@@ -132,7 +139,7 @@ class ExecutorProcess:
                     # Another executor may serve this path until this one takes it over.
                     if answer.ready and answer.pid == self.process.pid:
                         return self
-                except grpc.aio.AioRpcError:
+                except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError):
                     pass
             time.sleep(0.05)
         self.stop()
@@ -180,71 +187,87 @@ SpawnExecutor = Callable[..., ExecutorProcess]
 """The ``spawn_executor`` fixture: ``spawn(policies=ALL_POLICIES, workers=8)``, not yet started."""
 
 
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
 async def health(socket: Path) -> pb.HealthCheckResponse:
-    """One HealthCheck call."""
-    async with grpc.aio.insecure_channel(f"unix:{socket}") as channel:
-        stub = executor_pb2_grpc.PythonExecutorStub(channel)
-        response: pb.HealthCheckResponse = await stub.HealthCheck(pb.HealthCheckRequest(), timeout=5)
-        return response
+    """One health request on a connection of its own."""
+    reader, writer = await asyncio.open_unix_connection(str(socket))
+    try:
+        writer.write(encode(Kind.HEALTH_REQUEST, b""))
+        frame = await asyncio.wait_for(read_frame(reader, MAX_FRAME_BYTES), 5)
+        if frame is None or frame[0] != Kind.HEALTH_RESPONSE:
+            raise EOFError(f"no health answer (got {frame and frame[0].name})")
+        return pb.HealthCheckResponse.FromString(frame[1])
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 class StreamClient:
-    """One ExecuteStream shared by many concurrent calls, correlated by call_id (like the engine)."""
+    """One connection shared by many concurrent calls, correlated by call_id (like the engine)."""
 
     def __init__(self, socket: Path) -> None:
         self._socket = socket
         self._waiting: dict[int, asyncio.Future[pb.ExecuteResponse]] = {}
-        self._write_lock = asyncio.Lock()
 
     async def __aenter__(self) -> StreamClient:
-        self._channel = grpc.aio.insecure_channel(f"unix:{self._socket}")
-        self._stub = executor_pb2_grpc.PythonExecutorStub(self._channel)
-        self._call = self._stub.ExecuteStream()
+        self._reader, self._writer = await asyncio.open_unix_connection(str(self._socket))
         self.received: list[int] = []
-        self.stream_error: grpc.aio.AioRpcError | None = None
-        self._reader = asyncio.create_task(self._read())
+        self.going_away = False
+        """Whether the executor said it is shutting down before it closed the connection."""
+        self._reader_task = asyncio.create_task(self._read())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
-        await self._channel.close()
+        self._reader_task.cancel()
+        await asyncio.gather(self._reader_task, return_exceptions=True)
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
 
     async def _read(self) -> None:
-        try:
-            async for response in self._call:
-                self.received.append(response.call_id)
-                future = self._waiting.pop(response.call_id, None)
-                if future is not None and not future.done():
-                    future.set_result(response)
-        except grpc.aio.AioRpcError as error:
-            self.stream_error = error
+        while (frame := await read_frame(self._reader, MAX_FRAME_BYTES)) is not None:
+            kind, payload = frame
+            if kind == Kind.GOING_AWAY:
+                self.going_away = True
+                continue
+            response = pb.ExecuteResponse.FromString(payload)
+            self.received.append(response.call_id)
+            future = self._waiting.pop(response.call_id, None)
+            if future is not None and not future.done():
+                future.set_result(response)
         for future in self._waiting.values():
             if not future.done():
-                future.set_exception(RuntimeError(f"stream ended: {self.stream_error}"))
+                future.set_exception(RuntimeError("connection ended before the answer"))
 
     async def send(self, request: pb.ExecuteRequest) -> asyncio.Future[pb.ExecuteResponse]:
         """Writes one call; the future resolves with its response."""
         future: asyncio.Future[pb.ExecuteResponse] = asyncio.get_running_loop().create_future()
         self._waiting[request.call_id] = future
-        async with self._write_lock:
-            await self._call.write(request)
+        self._writer.write(encode(Kind.EXECUTE_REQUEST, request.SerializeToString()))
+        await self._writer.drain()
         return future
+
+    async def send_raw(self, data: bytes) -> None:
+        """Writes bytes as they are (for tests of broken framing)."""
+        self._writer.write(data)
+        await self._writer.drain()
 
     async def call(self, request: pb.ExecuteRequest, limit: float = 20.0) -> pb.ExecuteResponse:
         """Writes one call and waits (at most ``limit`` seconds) for its response."""
         return await asyncio.wait_for(await self.send(request), limit)
 
     async def done_writing(self) -> None:
-        """Half-closes the stream (no more calls)."""
-        async with self._write_lock:
-            await self._call.done_writing()
+        """Half-closes the connection (no more calls)."""
+        self._writer.write_eof()
 
     async def wait_closed(self, limit: float = 20.0) -> None:
-        """Waits (at most ``limit`` seconds) until the server ends the stream."""
-        await asyncio.wait_for(asyncio.shield(self._reader), limit)
+        """Waits (at most ``limit`` seconds) until the server ends the connection."""
+        await asyncio.wait_for(asyncio.shield(self._reader_task), limit)
 
 
 def call_all(socket: Path, *requests: pb.ExecuteRequest) -> list[pb.ExecuteResponse]:

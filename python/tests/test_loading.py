@@ -1,4 +1,4 @@
-"""Startup: which policies load, what HealthCheck reports, and the socket it serves on."""
+"""Startup: which policies load, what the health answer reports, and the socket it serves on."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tests.support import (
 def test_health_reports_loaded_and_failed_policies_truthfully(executor: ExecutorProcess) -> None:
     report = run(health(executor.socket))
     assert report.ready
-    assert report.loaded_policies == 5
+    assert report.loaded_policies == 7
     assert report.workers == 8
     failed = sorted(report.failed_policies)
     assert len(failed) == 2
@@ -116,6 +116,18 @@ def test_unreadable_registry_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "s.sock").exists()
 
 
+def test_a_registry_entry_with_a_non_boolean_blocking_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "policy_registry.py"
+    bad.write_text(
+        'PYTHON_POLICIES = {"a:v1": {"name": "a", "version": "v1.0.0", "path": "a", "blocking": "no"}}\n'
+    )
+    result = _run_executor(
+        tmp_path, "--socket", str(tmp_path / "s.sock"), "--registry", str(bad), "--policy-root", str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert "non-boolean 'blocking'" in result.stderr
+
+
 def test_missing_required_arguments_exit_2(tmp_path: Path) -> None:
     result = _run_executor(tmp_path, "--socket", str(tmp_path / "s.sock"))
     assert result.returncode == 2
@@ -132,3 +144,17 @@ def test_path_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "is not a socket" in result.stderr
     assert precious.read_text() == "keep me"
+
+
+def test_the_executor_needs_no_grpc_at_run_time(tmp_path: Path) -> None:
+    # grpcio is a dev-only package now (its protoc generates the protobuf modules): block it.
+    code = "import sys; sys.modules['grpc'] = None; import executor.__main__, executor.server"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PYTHON_DIR,
+        env=executor_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""Unit tests of executor internals whose edge cases are awkward to reach over gRPC."""
+"""Unit tests of executor internals whose edge cases are awkward to reach over the socket."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import { ensureOha } from "./loadgen.ts";
 import { measureRun, type RunResult, type RunSettings } from "./measure.ts";
 import { judgeTargets, markdown, replaceSection, type Results, summarize } from "./report.ts";
 import { Running } from "./running.ts";
-import { jsonBody, type Scenario, SCENARIOS, selectScenarios } from "./scenarios.ts";
+import { jsonBody, prepareScenarios, type Scenario, SCENARIOS, selectScenarios } from "./scenarios.ts";
 import { soak, soakMarkdown, type SoakResult } from "./soak.ts";
 import { latencyChart } from "./svg.ts";
 
@@ -109,6 +109,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 /** Writes each scenario's request body to a file for the load generator. */
 async function bodies(
   dir: string,
+  scenarios: readonly Scenario[],
 ): Promise<Map<string, { body: Uint8Array<ArrayBuffer>; bodyFile: string }>> {
   const out = new Map<string, { body: Uint8Array<ArrayBuffer>; bodyFile: string }>();
   for (const scenario of scenarios) {
@@ -152,8 +153,12 @@ async function updateDocs(section: string, content: string, also: readonly strin
  * Runs round-robin (every scenario once, then again), so slow drifts of the machine hit
  * all alike. Resolves false if a run failed.
  */
-async function benchmark(tmp: string, tools: { oha: string; go: string }): Promise<boolean> {
-  const files = await bodies(tmp);
+async function benchmark(
+  tmp: string,
+  tools: { oha: string; go: string },
+  scenarios: readonly Scenario[],
+): Promise<boolean> {
+  const files = await bodies(tmp, scenarios);
   const results = new Map<string, RunResult[]>(scenarios.map((s) => [s.name, []]));
   for (let round = 1; round <= runs; round++) {
     for (const scenario of scenarios) {
@@ -194,8 +199,8 @@ async function benchmark(tmp: string, tools: { oha: string; go: string }): Promi
 }
 
 /** Resolves false if a soak run failed. */
-async function soakAll(tmp: string, duration: number): Promise<boolean> {
-  const files = await bodies(tmp);
+async function soakAll(tmp: string, duration: number, scenarios: readonly Scenario[]): Promise<boolean> {
+  const files = await bodies(tmp, scenarios);
   const results: SoakResult[] = [];
   for (const scenario of scenarios) {
     console.error(`bench: soak ${scenario.name} for ${duration} s ...`);
@@ -221,7 +226,11 @@ async function soakAll(tmp: string, duration: number): Promise<boolean> {
 let ok = false;
 try {
   const tools = await prepare();
-  ok = values.soak !== undefined ? await soakAll(tmp, seconds(values.soak)) : await benchmark(tmp, tools);
+  // Keys, tokens and servers some scenarios need, made once; released by running.stopAll().
+  const ready = await prepareScenarios(scenarios, running);
+  ok = values.soak !== undefined
+    ? await soakAll(tmp, seconds(values.soak), ready)
+    : await benchmark(tmp, tools, ready);
 } catch (error) {
   // After an interrupt, what was running fails as it is stopped: the signal handler exits.
   if (!interrupted) throw error;

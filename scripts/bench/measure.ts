@@ -8,7 +8,7 @@ import { REFLECTED } from "./envoy.ts";
 import { loadProblems, type LoadResult, runLoad } from "./loadgen.ts";
 import { cpuOf, memory } from "./proc_stats.ts";
 import type { Running } from "./running.ts";
-import { CLIENT_HEADER, type Scenario } from "./scenarios.ts";
+import { requestHeaders, type Scenario } from "./scenarios.ts";
 import { type Role, Stack } from "./stack.ts";
 
 /** How each run loads the stack (the same for every scenario of a session). */
@@ -56,10 +56,11 @@ async function checkScenario(
   url: string,
   body: Uint8Array<ArrayBuffer> | undefined,
 ): Promise<void> {
-  const [name, value] = CLIENT_HEADER.split(": ");
+  const headers = new Headers(requestHeaders(scenario).map((h) => h.split(": ", 2) as [string, string]));
+  if (body) headers.set("content-type", "application/json");
   const response = await fetch(url, {
     method: body ? "POST" : "GET",
-    headers: { [name]: value, ...(body ? { "content-type": "application/json" } : {}) },
+    headers,
     body,
   });
   await response.body?.cancel();
@@ -157,7 +158,7 @@ export async function measureRun(
         seconds,
         connections: settings.connections,
         rate,
-        headers: [CLIENT_HEADER],
+        headers: requestHeaders(scenario),
         bodyFile: context.bodyFile,
         running: context.running,
       });

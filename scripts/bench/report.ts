@@ -160,6 +160,26 @@ export function judgeTargets(summaries: readonly Summary[]): Target[] {
   added("python-1", 1.5, 5);
   compiled("empty-chain", 1.2);
   compiled("headers-5ts", 1.3);
+  // Issue 12's policy targets, over the empty chain (the engine with nothing to run).
+  const empty = by.get("empty-chain");
+  const jwt = by.get("jwt-rs256");
+  const jwtCpu = jwt?.extprocCpuUs.fixed;
+  const emptyCpu = empty?.extprocCpuUs.fixed;
+  if (jwtCpu !== undefined && emptyCpu !== undefined) {
+    targets.push({
+      target: "jwt-rs256 adds ≤ 15 µs engine CPU per request over empty-chain",
+      value: `+${(jwtCpu - emptyCpu).toFixed(1)} µs`,
+      met: jwtCpu - emptyCpu <= 15,
+    });
+  }
+  const limited = by.get("rate-limit-redis");
+  if (limited && empty) {
+    targets.push({
+      target: "rate-limit-redis adds ≤ 0.5 ms p50 over empty-chain",
+      value: `+${(limited.p50 - empty.p50).toFixed(2)} ms`,
+      met: limited.p50 - empty.p50 <= 0.5,
+    });
+  }
   return targets;
 }
 

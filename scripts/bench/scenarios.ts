@@ -2,6 +2,9 @@
  * The benchmark's scenarios: what runs behind Envoy, the policy chain, and the request the
  * load generator sends. Every scenario uses one Envoy route named `bench`.
  */
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { RedisServer } from "../../tests/support/redis.ts";
+import type { Running } from "./running.ts";
 
 /** What serves ext_proc for a scenario; `go-…` are the compiled reference (scripts/bench/go/). */
 export type ServerKind = "none" | "passthrough" | "tollgate" | "go-passthrough" | "go-headers-5";
@@ -26,6 +29,15 @@ export interface Scenario {
   readonly reference?: string;
   /** Request body: a JSON document of exactly this many bytes, sent with POST. */
   readonly bodyBytes?: number;
+  /** Request headers (`name: value`) sent with every request of this scenario, besides CLIENT_HEADER. */
+  readonly headers?: readonly string[];
+  /** Hosts (`host:port`) the engine's permission scope grants the chain's policies (a Redis server). */
+  readonly policyHosts?: readonly string[];
+  /**
+   * Makes or starts, once at bench start, what the scenario needs (keys and a token, a
+   * server): the scenario to run with them, and how to release them.
+   */
+  readonly prepare?: () => Promise<Prepared>;
   /**
    * Whether one request shows the chain's effect: `saw` holds the request headers the
    * upstream received (see REFLECTED in envoy.ts; "-" when absent). Returns a problem or
@@ -34,10 +46,21 @@ export interface Scenario {
   readonly check: (saw: Record<string, string>, response: Headers) => string | undefined;
 }
 
+/** A scenario made ready to run by its `prepare`. */
+export interface Prepared {
+  readonly scenario: Scenario;
+  release(): Promise<void>;
+}
+
 export const ROUTE = "bench";
 
 /** Sent with every request, for `headers-5ts` to remove. */
 export const CLIENT_HEADER = "x-client-debug: 1";
+
+/** Every header a scenario's requests carry (`name: value`). */
+export function requestHeaders(scenario: Scenario): string[] {
+  return [CLIENT_HEADER, ...(scenario.headers ?? [])];
+}
 
 const setHeaders = (request: string, response?: string): PolicyRef => ({
   name: "set-headers",
@@ -160,7 +183,109 @@ export const SCENARIOS: readonly Scenario[] = [
     bodyBytes: 64 * 1024,
     check: (saw) => expect([saw["x-json-fields"], "5", "x-json-fields"]),
   },
+  {
+    name: "jwt-rs256",
+    description: "jwt-auth with an inline RS256 JWKS; every request carries the same valid token",
+    server: "tollgate",
+    prepare: prepareJwt,
+    // The subject claim reaches the upstream as a header only if the token was verified.
+    check: (saw) => expect([saw["x-bench-3"], JWT_SUBJECT, "x-bench-3 (the token's sub)"]),
+  },
+  {
+    name: "rate-limit-redis",
+    description: "rate-limit with the redis store (a real redis-server) and a limit that is never hit",
+    server: "tollgate",
+    prepare: prepareRedisLimit,
+    check: (_saw, response) =>
+      expect(
+        [response.get("ratelimit-limit"), String(NEVER_HIT), "response RateLimit-Limit"],
+        [response.get("ratelimit-policy"), `${NEVER_HIT};w=1`, "response RateLimit-Policy"],
+      ),
+  },
 ];
+
+const JWT_SUBJECT = "bench-user";
+
+/** An RS256 key pair and one token signed with it, valid for a day (longer than any bench). */
+async function prepareJwt(): Promise<Prepared> {
+  const scenario = SCENARIOS.find((s) => s.name === "jwt-rs256")!;
+  const { publicKey, privateKey } = await generateKeyPair("RS256");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "bench", alg: "RS256", use: "sig" };
+  const token = await new SignJWT({ scope: "bench" })
+    .setProtectedHeader({ alg: "RS256", kid: "bench" })
+    .setIssuer("https://idp.bench/")
+    .setAudience("bench-api")
+    .setSubject(JWT_SUBJECT)
+    .setIssuedAt()
+    .setExpirationTime("1d")
+    .sign(privateKey);
+  return {
+    scenario: {
+      ...scenario,
+      policies: [{
+        name: "jwt-auth",
+        version: "v1",
+        parameters: {
+          jwks: { keys: [jwk] },
+          allowedAlgorithms: ["RS256"],
+          issuers: ["https://idp.bench/"],
+          audiences: ["bench-api"],
+          claimMappings: { sub: "x-bench-3" },
+        },
+      }],
+      headers: [`authorization: Bearer ${token}`],
+    },
+    release: () => Promise.resolve(),
+  };
+}
+
+/** Requests per second the `rate-limit-redis` limit allows per key: far above any load here. */
+const NEVER_HIT = 1_000_000_000;
+
+/** A redis-server for the whole bench session, granted to the engine. */
+async function prepareRedisLimit(): Promise<Prepared> {
+  const scenario = SCENARIOS.find((s) => s.name === "rate-limit-redis")!;
+  const redis = await RedisServer.start();
+  return {
+    scenario: {
+      ...scenario,
+      policies: [{
+        name: "rate-limit",
+        version: "v1",
+        parameters: {
+          backend: "redis",
+          limits: [{ limit: NEVER_HIT, duration: "1s" }],
+          keyExtraction: [{ type: "ip" }],
+          redis: { host: "127.0.0.1", port: redis.port },
+        },
+      }],
+      policyHosts: [redis.address],
+    },
+    release: () => redis.stop(),
+  };
+}
+
+/**
+ * Every scenario ready to run: those with a `prepare` made ready. What they start is
+ * registered with `running`, so it is released with everything else when the bench ends,
+ * also on failure or interrupt.
+ */
+export async function prepareScenarios(
+  scenarios: readonly Scenario[],
+  running: Running,
+): Promise<Scenario[]> {
+  const ready: Scenario[] = [];
+  for (const scenario of scenarios) {
+    if (!scenario.prepare) {
+      ready.push(scenario);
+      continue;
+    }
+    const prepared = await scenario.prepare();
+    running.add(() => prepared.release());
+    ready.push(prepared.scenario);
+  }
+  return ready;
+}
 
 /** A JSON object of exactly `bytes` bytes with the fields `mixed-body` rewrites. */
 export function jsonBody(bytes: number): Uint8Array<ArrayBuffer> {

@@ -6,7 +6,7 @@
 import { loadProblems, runLoad } from "./loadgen.ts";
 import { memory } from "./proc_stats.ts";
 import type { Running } from "./running.ts";
-import { CLIENT_HEADER, type Scenario } from "./scenarios.ts";
+import { requestHeaders, type Scenario } from "./scenarios.ts";
 import { type Role, Stack } from "./stack.ts";
 
 const SAMPLE_MS = 10_000;
@@ -56,7 +56,7 @@ export async function soak(scenario: Scenario, settings: SoakSettings): Promise<
       url: `${stack.envoy.url}/`,
       seconds: settings.seconds,
       connections: settings.connections,
-      headers: [CLIENT_HEADER],
+      headers: requestHeaders(scenario),
       bodyFile: settings.bodyFile,
       running: settings.running,
     });

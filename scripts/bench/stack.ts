@@ -135,6 +135,7 @@ async function startTollgate(
       log: { level: "warning" },
       shutdown: { gracePeriod: "2s" },
     },
+    policyHosts: scenario.policyHosts,
   });
   const [pid] = await childrenOf(Deno.pid, engine.configFile);
   const stop = () => stopWithin("Tollgate", () => engine.stop(), () => killPid(pid));

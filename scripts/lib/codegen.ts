@@ -66,14 +66,14 @@ export function renderRegistryModule(
   return lines.join("\n");
 }
 
-/** src/gen/python/policy_registry.py: registry key → policy directory, for the executor. */
+/** src/gen/python/policy_registry.py: registry key → policy directory and how to run it, for the executor. */
 export function renderPythonRegistry(built: readonly BuiltPolicy[], manifest: string): string {
   const python = built.filter((b) => b.pythonPath !== undefined);
   const lines = [
     `# ${HEADER(manifest)}`,
     '"""Python policies compiled into this build: registry key -> where the policy lives."""',
     "",
-    "PYTHON_POLICIES: dict[str, dict[str, str]] = {",
+    "PYTHON_POLICIES: dict[str, dict[str, str | bool]] = {",
   ];
   for (const b of python) {
     const { name, version } = b.policy.definition;
@@ -82,6 +82,8 @@ export function renderPythonRegistry(built: readonly BuiltPolicy[], manifest: st
     lines.push(`        "name": ${JSON.stringify(name)},`);
     lines.push(`        "version": ${JSON.stringify(version)},`);
     lines.push(`        "path": ${JSON.stringify(b.pythonPath)},`);
+    // False: the policy declares that it never blocks, and runs inline on the event loop.
+    lines.push(`        "blocking": ${b.policy.definition.python?.blocking === false ? "False" : "True"},`);
     lines.push("    },");
   }
   lines.push("}", "");

@@ -1,13 +1,13 @@
 /**
  * The permission layout of an engine started from this checkout (`deno task dev`, the
  * benchmark): derived from the config it will run, so the permission flags name exactly
- * the sockets and address that config uses, and the hosts and files its policies' parameters
- * name (`x-tollgate-access`).
+ * the sockets and address that config uses, and the hosts, servers and files its policies'
+ * parameters name (`x-tollgate-access`).
  */
 import { dirname, join, resolve } from "node:path";
 import { configDefaults } from "../../src/cli.ts";
 import { readConfigEnv } from "../../src/config/load.ts";
-import { urlHost } from "../../src/config/scope.ts";
+import { accessHost } from "../../src/config/scope.ts";
 import type { EngineConfig } from "../../src/config/types.ts";
 import { loadEngineConfig } from "../../src/engine.ts";
 import type { AccessNeed } from "../../src/registry/annotations.ts";
@@ -37,7 +37,7 @@ export async function layoutForConfig(configPath: string | undefined): Promise<P
     adminAddress: config.admin.address ?? DEFAULT_ADMIN,
     configDir: configPath ? dirname(resolve(configPath)) : undefined,
     python: venvPython,
-    policyHosts: [...new Set(needs.filter((n) => n.kind === "net").map((n) => urlHost(n.value)!))],
+    policyHosts: [...new Set(needs.filter((n) => n.kind !== "read").map((n) => accessHost(n)!))],
     policyFiles: [...new Set(needs.filter((n) => n.kind === "read").map((n) => n.value))],
     moduleDirs: checkoutModuleDirs(),
   };
@@ -61,7 +61,7 @@ async function policyAccess(config: EngineConfig): Promise<AccessNeed[]> {
       const found = registry.find(ref.name, ref.version);
       const resolved = found.ok && found.policy.parameters.resolve(ref.parameters, config.policyConfig);
       return resolved && resolved.ok
-        ? resolved.access.filter((n) => n.kind === "read" || urlHost(n.value))
+        ? resolved.access.filter((n) => n.kind === "read" || accessHost(n) !== undefined)
         : [];
     })
   );

@@ -5,13 +5,14 @@
  * checkout's), never the kinds or number of permissions.
  *
  * The scope: read and write only the runtime directories holding the sockets; read the
- * config's directory (watched for hot reload); connect and listen only on the two Unix
- * sockets (Deno checks Unix sockets as `net` permissions) and the admin address; run only
- * the Python interpreter; read only the environment variables listed below (and, run from a
- * checkout, its source directories: the data-plane workers load their modules from them). Policies may
+ * config's directory (watched for hot reload); connect and listen only on the ext_proc
+ * sockets (one per data-plane worker) and the executor Unix sockets (Deno checks Unix sockets
+ * as `net` permissions) and the admin address; run only the Python interpreter; read only the
+ * environment variables listed below (and, run from a checkout, its source directories: the
+ * data-plane workers load their modules from them). Policies may
  * reach only the hosts and files the layout lists for them (`policyHosts`, `policyFiles`).
  */
-
+import { allPythonSockets } from "../../src/config/python_sockets.ts";
 import { workerAddress, workerSocket } from "../../src/config/worker_listen.ts";
 
 /** Where things are for one deployment of the engine. */
@@ -27,7 +28,10 @@ export interface PermissionLayout {
    * its own socket beside extprocSocket (`extproc-0.sock` …) or port after extprocAddress's.
    */
   readonly extprocWorkers?: number;
-  /** Python executor socket path, in a runtime directory. */
+  /**
+   * Python executor socket path, in a runtime directory; the sockets of several executor
+   * processes are derived from it (src/config/python_sockets.ts).
+   */
   readonly pythonSocket: string;
   /** Admin HTTP address (host:port). */
   readonly adminAddress: string;
@@ -35,11 +39,9 @@ export interface PermissionLayout {
   readonly configDir?: string;
   /** The Python interpreter the executor runs under. */
   readonly python: string;
-  /** Redis/Valkey servers (host:port) the rate-limit policy's `redis` backend may connect to. */
-  readonly redisHosts?: readonly string[];
   /**
-   * Hosts (`host:port`) policies may fetch from, e.g. jwt-auth's JWKS URL: the ones the
-   * config's policy parameters name (`x-tollgate-access: net`).
+   * Hosts (`host:port`) policies may connect to, e.g. jwt-auth's JWKS URL or rate-limit's
+   * Redis server: the ones the config's policy parameters name (`x-tollgate-access: net|tcp`).
    */
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files (`x-tollgate-access: read`). */
@@ -61,7 +63,7 @@ export const ENGINE_ENV_VARS: readonly string[] = [
   "TOLLGATE_PYTHON",
   "TOLLGATE_PYTHON_HOME",
   "TOLLGATE_ADMIN_ADDRESS",
-  // grpc-js reads these at load time (tracing, TLS and resolver switches).
+  // grpc-js (the ext_proc reference transport) reads these at load time (tracing, TLS and resolver switches).
   "GRPC_NODE_VERBOSITY",
   "GRPC_VERBOSITY",
   "GRPC_NODE_TRACE",
@@ -81,7 +83,9 @@ export const ENGINE_ENV_VARS: readonly string[] = [
 
 /**
  * V8 settings the engine runs with: a young generation capped at 4 MB semi-spaces keeps
- * garbage-collection pauses short (they were the engine's latency tail; docs/performance.md).
+ * garbage-collection pauses short (they were the engine's latency tail). An old-space limit,
+ * which would cut ~70 MB of peak memory, is left out: it cost ~14 % of the engine's CPU
+ * (docs/performance.md, "Memory").
  */
 export const ENGINE_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
 
@@ -114,9 +118,9 @@ export function permissionFlags(layout: PermissionLayout): string[] {
   );
   const net = [
     ...extproc,
-    `unix:${layout.pythonSocket}`,
+    // Every socket any python.processes may use: the flags do not depend on the config.
+    ...allPythonSockets(layout.pythonSocket).map((socket) => `unix:${socket}`),
     layout.adminAddress,
-    ...redisNetHosts(layout),
     ...(layout.policyHosts ?? []),
   ].filter((v): v is string => v !== undefined);
   return [
@@ -126,13 +130,4 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     `--allow-run=${layout.python}`,
     `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   ];
-}
-
-/**
- * The Redis servers a layout lets policies connect to (the rate-limit policy checks its
- * server against the granted permissions when its chain is built, so a missing grant fails
- * startup or the reload, naming the route).
- */
-export function redisNetHosts(layout: PermissionLayout): readonly string[] {
-  return layout.redisHosts ?? [];
 }

@@ -15,12 +15,22 @@ export const SECRET_KEYWORD = "x-tollgate-secret";
 
 /**
  * Marks a policy parameter as something the engine's permission scope must allow: `net` for
- * a URL the policy fetches, `read` for a file it reads. Checked when a chain is built.
+ * a URL string the policy fetches, `read` for a file path string it reads, `tcp` for an
+ * object whose `host` and `port` properties name a server it connects to. Checked when a
+ * chain is built. Inside `if`/`then`/`else`, only the branch the value takes counts (so a
+ * server is needed only when the policy is configured to use it).
  */
 export const ACCESS_KEYWORD = "x-tollgate-access";
 
 /** The kinds of access {@link ACCESS_KEYWORD} can name. */
-export const ACCESS_KINDS = ["net", "read"] as const;
+export const ACCESS_KINDS = ["net", "read", "tcp"] as const;
+
+/**
+ * Marks a policy parameter as the name of a header the policy sets, appends, removes or
+ * answers with: when a chain is built, a name the engine would refuse at request time
+ * (pseudo-headers, framing, hop-by-hop, `host`: src/executor/apply.ts) is a config error.
+ */
+export const HEADER_NAME_KEYWORD = "x-tollgate-header-name";
 
 /** What a secret parameter's value is shown as. */
 export const REDACTED = "<redacted>";
@@ -29,6 +39,7 @@ export const REDACTED = "<redacted>";
 export function createAjv(): Ajv {
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false });
   ajv.addKeyword({ keyword: SECRET_KEYWORD, schemaType: "boolean" });
+  ajv.addKeyword({ keyword: HEADER_NAME_KEYWORD, schemaType: "boolean" });
   ajv.addKeyword({ keyword: ACCESS_KEYWORD, schemaType: "string", metaSchema: { enum: ACCESS_KINDS } });
   return ajv;
 }

@@ -161,6 +161,7 @@ function normalize(
       interpreter: env.TOLLGATE_PYTHON ?? raw.python.interpreter ?? defaults.pythonInterpreter,
       home: env.TOLLGATE_PYTHON_HOME ?? raw.python.home ?? defaults.pythonHome,
       maxInFlight: raw.python.maxInFlight,
+      processes: raw.python.processes,
       maxMemoryBytes: raw.python.maxMemory === undefined ? undefined : parseSize(raw.python.maxMemory),
       maxCallsPerProcess: raw.python.maxCallsPerProcess,
     },

@@ -3,6 +3,7 @@
  * docs/configuration.md. Defaults here are the engine's defaults.
  */
 import { DURATION_PATTERN } from "./duration.ts";
+import { MAX_PYTHON_PROCESSES } from "./python_sockets.ts";
 import { SIZE_PATTERN } from "./size.ts";
 
 const duration = { type: "string", pattern: DURATION_PATTERN };
@@ -60,9 +61,9 @@ export const configSchema = {
         socket: { type: "string", minLength: 1 },
         address: hostPort,
         socketMode: { type: "string", pattern: "^0?[0-7]{3}$", default: "0660" },
-        transport: { enum: ["lean", "grpc-js"], default: "grpc-js" },
+        transport: { enum: ["lean", "grpc-js"], default: "lean" },
         maxConcurrentStreams: { type: "integer", minimum: 1, maximum: 2147483647, default: 1024 },
-        idleTimeout: { ...duration, default: "5m" },
+        idleTimeout: { ...duration, default: "1h" },
         keepaliveInterval: { ...duration, default: "10s" },
         keepaliveTimeout: { ...duration, default: "5s" },
       },
@@ -84,6 +85,8 @@ export const configSchema = {
         interpreter: { type: "string", minLength: 1 },
         home: { type: "string", minLength: 1 },
         maxInFlight: { type: "integer", minimum: 1, default: 1024 },
+        // Executor processes, each supervised on its own socket (docs/python.md).
+        processes: { type: "integer", minimum: 1, maximum: MAX_PYTHON_PROCESSES, default: 1 },
         // Recycling (docs/python.md): off unless set.
         maxMemory: { anyOf: [{ type: "integer", minimum: 1 }, { type: "string", pattern: SIZE_PATTERN }] },
         maxCallsPerProcess: { type: "integer", minimum: 1 },

@@ -7,6 +7,7 @@
 import { dirname } from "node:path";
 import type { AccessNeed } from "../registry/annotations.ts";
 import type { Problem } from "./problem.ts";
+import { pythonSockets } from "./python_sockets.ts";
 import type { EngineConfig } from "./types.ts";
 import { workerListens } from "./worker_listen.ts";
 
@@ -44,7 +45,9 @@ export function permissionProblems(
     check(granted({ name: "net", host: admin.address }), ["admin", "address"], admin.address);
   }
   if (needsPython) {
-    check(granted({ name: "net", host: `unix:${python.socket}` }), ["python", "socket"], python.socket);
+    for (const socket of pythonSockets(python.socket, python.processes)) {
+      check(granted({ name: "net", host: `unix:${socket}` }), ["python", "socket"], socket);
+    }
     check(
       granted({ name: "run", command: python.interpreter }),
       ["python", "interpreter"],
@@ -74,14 +77,23 @@ export function urlHost(url: string): string | undefined {
 }
 
 /**
- * Why the permissions refuse what a policy parameter names (a URL it fetches, a file it
- * reads); undefined when they allow it.
+ * The `host:port` a `net` or `tcp` need connects to, as Deno's net permission names it;
+ * undefined for a file, or a URL that is not http(s).
+ */
+export function accessHost(need: AccessNeed): string | undefined {
+  if (need.kind === "net") return urlHost(need.value);
+  return need.kind === "tcp" ? need.value : undefined;
+}
+
+/**
+ * Why the permissions refuse what a policy parameter names (a URL it fetches, a server it
+ * connects to, a file it reads); undefined when they allow it.
  */
 export function accessProblem(need: AccessNeed): string | undefined {
-  if (need.kind === "net") {
-    const host = urlHost(need.value);
-    if (host === undefined) return `${need.value} is not an http or https URL`;
-    return granted({ name: "net", host }) ? undefined : `host ${host} ${ADVICE}`;
+  if (need.kind === "read") {
+    return granted({ name: "read", path: need.value }) ? undefined : `file ${need.value} ${ADVICE}`;
   }
-  return granted({ name: "read", path: need.value }) ? undefined : `file ${need.value} ${ADVICE}`;
+  const host = accessHost(need);
+  if (host === undefined) return `${need.value} is not an http or https URL`;
+  return granted({ name: "net", host }) ? undefined : `host ${host} ${ADVICE}`;
 }

@@ -76,8 +76,13 @@ export interface PythonConfig {
    * relative to it. The repository root in a checkout; /opt/tollgate in the image.
    */
   readonly home: string;
-  /** Calls to the executor allowed in flight at once; more fail fast as unavailable. */
+  /** Calls to each executor process allowed in flight at once; more fail fast as unavailable. */
   readonly maxInFlight: number;
+  /**
+   * Executor processes, each supervised with its own socket (./python_sockets.ts); calls go
+   * to the one with the fewest in flight.
+   */
+  readonly processes: number;
   /** Recycle the executor once its resident memory exceeds this many bytes (unset: never). */
   readonly maxMemoryBytes?: number;
   /** Recycle the executor after it has served this many calls (unset: never). */

@@ -28,6 +28,8 @@ export type WorkerRequest =
     readonly config: ConfigText;
     readonly python: boolean;
     readonly failedPython: FailedPython;
+    /** Which executor processes are healthy now, by index (python.processes). */
+    readonly pythonHealthy: readonly boolean[];
     /** Shared with the watchdog (./liveness.ts). */
     readonly liveness: SharedArrayBuffer;
     readonly heartbeatMs: number;
@@ -43,17 +45,19 @@ export type WorkerRequest =
   /** Readiness and the running route table. */
   | { readonly type: "status" }
   /**
-   * A successor executor took over the socket: new calls go to it on a connection of their
+   * A successor executor took over process `index`'s socket: new calls go to it on a connection of their
    * own; the reply comes once the calls on the old connection are answered.
    */
-  | { readonly type: "python-replaced" }
+  | { readonly type: "python-replaced"; readonly index: number }
   /** Drain within the grace period and close everything. */
   | { readonly type: "stop"; readonly graceMs: number };
 
-/** Notices from the control plane: the executor is back, or the quarantine changed. */
+/** Notices from the control plane: an executor is back or down, or the quarantine changed. */
 export type WorkerNotice =
-  /** The executor is healthy again (after a start or restart): retry now rather than after backoff. */
-  | { readonly type: "python-ready" }
+  /** Executor process `index` is healthy again (after a start or restart): retry now rather than after backoff. */
+  | { readonly type: "python-ready"; readonly index: number }
+  /** Executor process `index` stopped being healthy: send calls to the others. */
+  | { readonly type: "python-down"; readonly index: number }
   /** The policies quarantined now (each with the time its quarantine ends). */
   | { readonly type: "quarantine"; readonly list: QuarantineList };
 

@@ -124,6 +124,8 @@ export interface DataPlaneOptions {
   readonly python: boolean;
   /** Python policies the executor failed to load, now. */
   readonly failedPython: () => FailedPython;
+  /** Which executor processes are healthy now, by index. */
+  readonly pythonHealthy: () => boolean[];
   readonly observer: WatchdogObserver;
 }
 
@@ -168,6 +170,7 @@ export class DataPlane {
       config: this.#config,
       python: this.options.python,
       failedPython: this.options.failedPython(),
+      pythonHealthy: this.options.pythonHealthy(),
       liveness: worker.buffer,
       heartbeatMs: Math.max(5, Math.min(100, Math.floor(this.options.watchdogMs / 10))),
       quarantine: this.#quarantine.list(),
@@ -287,9 +290,12 @@ export class DataPlane {
     for (const worker of this.#workers) worker.tell(notice);
   }
 
-  /** Moves every worker to the recycled executor's successor; settles once their old calls are answered. */
-  async pythonReplaced(): Promise<void> {
-    await Promise.allSettled(this.#workers.map((w) => w.ask({ type: "python-replaced" })));
+  /**
+   * Moves every worker to executor process `index`'s recycled successor; settles once their
+   * old calls are answered.
+   */
+  async pythonReplaced(index: number): Promise<void> {
+    await Promise.allSettled(this.#workers.map((w) => w.ask({ type: "python-replaced", index })));
   }
 
   /**

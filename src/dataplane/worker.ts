@@ -62,7 +62,7 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
   liveness.start(request.heartbeatMs);
   // The server's observer: metrics, and the watchdog's view of every policy call.
   const metrics = Object.assign(new Metrics(), { guard: liveness });
-  const python = request.python ? new WorkerPython(config, metrics) : undefined;
+  const python = request.python ? new WorkerPython(config, metrics, request.pythonHealthy) : undefined;
   if (python) python.failed = new Map(request.failedPython);
   const build: ChainBuildContext = {
     registry,
@@ -144,7 +144,7 @@ async function answer(request: WorkerRequest): Promise<unknown> {
     case "status":
       return status();
     case "python-replaced":
-      return await running().python?.replaced();
+      return await running().python?.replaced(request.index);
     case "stop":
       return await stop(request.graceMs);
   }
@@ -153,7 +153,8 @@ async function answer(request: WorkerRequest): Promise<unknown> {
 self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   if (!("id" in message)) {
-    if (message.type === "python-ready") serving?.python?.ready();
+    if (message.type === "python-ready") serving?.python?.ready(message.index);
+    else if (message.type === "python-down") serving?.python?.down(message.index);
     else quarantined = new Map(message.list);
     return;
   }

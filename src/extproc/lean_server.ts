@@ -24,33 +24,35 @@ import {
   type GrpcStatusCode,
   MessageDecoder,
 } from "../transport/grpc_frames.ts";
-import { prepareSocketPath, removeSocketFile } from "../transport/unix_socket.ts";
-import type { ExtProcServerOptions } from "./server.ts";
+import { SocketKeeper } from "../transport/socket_keeper.ts";
+import { failureStatus, malformedStream } from "./failures.ts";
+import type { ExtProcServerOptions } from "./options.ts";
 import { ExchangeStream } from "./stream.ts";
 
 const log = getLogger(["tollgate", "extproc"]);
 
 export const PROCESS_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
 
-/** Limits of the lean transport; each has a default for Envoy's usual traffic. */
+/** Limits of the lean transport beyond the configured connection limits. */
 export interface LeanTransportLimits {
-  /** Streams one connection may have open at once, advertised in SETTINGS. */
-  readonly maxConcurrentStreams?: number;
-  /** A connection with no open stream for this long is closed with GOAWAY. */
-  readonly idleTimeoutMs?: number;
   /** A stream on which nothing arrives for this long ends with DEADLINE_EXCEEDED. */
   readonly streamIdleTimeoutMs?: number;
+  /** A connection that has not sent the HTTP/2 preface within this long is closed. */
+  readonly prefaceTimeoutMs?: number;
 }
 
-const DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
 /**
- * Envoy's own default idle timeout for upstream connections: closing sooner would only
- * add reconnects, and under Deno 2.9.3 every accepted connection costs ~22 KB that is
- * never freed (docs/performance.md, "Lean transport").
+ * Longer than any upstream Envoy would wait for between two phases of one exchange. Not a
+ * setting: Envoy's `message_timeout` bounds each phase on its side, and keepalive releases
+ * the streams of a peer that is gone; this only stops a live peer from holding a stream
+ * open forever without sending anything.
  */
-const DEFAULT_IDLE_TIMEOUT_MS = 60 * 60_000;
-/** Longer than any upstream Envoy would wait for between two phases of one exchange. */
 const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 10 * 60_000;
+/**
+ * A connection that has not sent the HTTP/2 preface (its SETTINGS) within this long, or
+ * within the idle timeout if shorter, is closed. Envoy sends it at once.
+ */
+const DEFAULT_PREFACE_TIMEOUT_MS = 10_000;
 /** Messages queued on a stream before reading from it pauses (HTTP/2 flow control then holds the peer). */
 const MAX_QUEUED_MESSAGES = 4;
 /** How long a timed-out stream's peer gets to read the status before the stream is reset. */
@@ -62,80 +64,96 @@ type Http2Server = ReturnType<typeof http2.createServer>;
 type Session = http2.ServerHttp2Session;
 type Stream = http2.ServerHttp2Stream;
 
+/** The timers of one connection and how many streams it has open. */
+interface SessionState {
+  streams: number;
+  idle?: ReturnType<typeof setTimeout>;
+  preface?: ReturnType<typeof setTimeout>;
+  keepalive?: ReturnType<typeof setInterval>;
+  /** Set while a keepalive ping is unanswered: destroys the connection when it fires. */
+  pingDeadline?: ReturnType<typeof setTimeout>;
+}
+
 export class LeanExtProcServer {
   #active = 0;
   #closing = false;
-  readonly #sessions = new Map<Session, { streams: number; idle?: ReturnType<typeof setTimeout> }>();
-  readonly #limits: Required<LeanTransportLimits>;
+  /** The listening server; a recreated socket gets a new one (the old one's connections go on). */
+  #server: Http2Server | undefined;
+  #socket: SocketKeeper | undefined;
+  readonly #sessions = new Map<Session, SessionState>();
+  readonly #streamIdleTimeoutMs: number;
+  readonly #prefaceTimeoutMs: number;
   readonly #calls = new Set<{ readonly call: Call; lastActive: number }>();
   #sweep: ReturnType<typeof setInterval> | undefined;
 
-  private constructor(
-    private readonly server: Http2Server,
-    private readonly options: ExtProcServerOptions & LeanTransportLimits,
-  ) {
-    this.#limits = {
-      maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
-      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-      streamIdleTimeoutMs: options.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
-    };
+  private constructor(private readonly options: ExtProcServerOptions & LeanTransportLimits) {
+    this.#streamIdleTimeoutMs = options.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
+    this.#prefaceTimeoutMs = Math.min(
+      options.prefaceTimeoutMs ?? DEFAULT_PREFACE_TIMEOUT_MS,
+      options.connections.idleTimeoutMs,
+    );
   }
 
   /** Binds and starts serving; rejects if the socket is owned by a live process or cannot be bound. */
   static async start(options: ExtProcServerOptions & LeanTransportLimits): Promise<LeanExtProcServer> {
-    const maxConcurrentStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
-    const server = http2.createServer({
-      settings: { maxConcurrentStreams, initialWindowSize: INITIAL_WINDOW_BYTES },
-      // Node's default (10 MB) would refuse streams of a busy connection carrying large bodies.
-      maxSessionMemory: Math.max(64, Math.ceil((8 * options.maxMessageBytes) / (1024 * 1024))),
-    });
-    const instance = new LeanExtProcServer(server, options);
-    server.on("session", (session) => instance.#onSession(session));
-    server.on("stream", (stream, headers) => instance.#onStream(stream as Stream, headers));
+    const instance = new LeanExtProcServer(options);
     const { listen } = options;
     let target: string;
     if (listen.kind === "unix") {
-      await prepareSocketPath(listen.socket);
       target = `unix:${listen.socket}`;
+      instance.#socket = await SocketKeeper.start(listen.socket, listen.socketMode, {
+        listen: (path) => instance.#listen((server, ready) => server.listen(path, ready)),
+        close: () => {
+          instance.#server?.close();
+          instance.#server = undefined;
+        },
+      }, () => options.observer?.socketLost());
     } else {
       target = listen.address;
+      const at = listen.address.lastIndexOf(":");
+      const host = listen.address.slice(0, at).replace(/^\[(.*)\]$/, "$1");
+      const port = Number(listen.address.slice(at + 1));
+      await instance.#listen((server, ready) => server.listen(port, host, ready));
     }
+    // A quarter of the limit: a silent stream ends between 1 and 1.25 times it.
+    instance.#sweep = setInterval(() => instance.#sweepIdleStreams(), instance.#streamIdleTimeoutMs / 4);
+    log.info("ext_proc listening on {target} (lean transport)", { target });
+    return instance;
+  }
+
+  /** Creates a server and starts it listening with `bind`; it becomes the current one. */
+  async #listen(bind: (server: Http2Server, ready: () => void) => void): Promise<void> {
+    const { maxConcurrentStreams } = this.options.connections;
+    const server = http2.createServer({
+      settings: { maxConcurrentStreams, initialWindowSize: INITIAL_WINDOW_BYTES },
+      // Node's default (10 MB) would refuse streams of a busy connection carrying large bodies.
+      maxSessionMemory: Math.max(64, Math.ceil((8 * this.options.maxMessageBytes) / (1024 * 1024))),
+    });
+    server.on("session", (session) => this.#onSession(session));
+    server.on("stream", (stream, headers) => this.#onStream(stream as Stream, headers));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      const ready = () => {
+      bind(server, () => {
         server.off("error", reject);
         resolve();
-      };
-      if (listen.kind === "unix") {
-        server.listen(listen.socket, ready);
-      } else {
-        const at = listen.address.lastIndexOf(":");
-        const host = listen.address.slice(0, at).replace(/^\[(.*)\]$/, "$1");
-        server.listen(Number(listen.address.slice(at + 1)), host, ready);
-      }
+      });
     });
     server.on("error", (error) => log.error("ext_proc server error: {error}", { error: String(error) }));
     server.on(
       "sessionError",
       (error) => log.debug("ext_proc connection error: {error}", { error: String(error) }),
     );
-    if (listen.kind === "unix") await Deno.chmod(listen.socket, listen.socketMode);
-    // A quarter of the limit: a silent stream ends between 1 and 1.25 times it.
-    instance.#sweep = setInterval(
-      () => instance.#sweepIdleStreams(),
-      instance.#limits.streamIdleTimeoutMs / 4,
-    );
-    log.info("ext_proc listening on {target} (lean transport)", { target });
-    return instance;
+    this.#server = server;
   }
 
   /** Streams currently open. */
   get activeStreams(): number {
     return this.#active;
   }
+
   /** Why the server cannot take new connections right now, or undefined when it can. */
   unreadyReason(): string | undefined {
-    return undefined;
+    return this.#socket?.unreadyReason();
   }
 
   #onSession(session: Session): void {
@@ -143,30 +161,68 @@ export class LeanExtProcServer {
       session.close();
       return;
     }
-    const entry: { streams: number; idle?: ReturnType<typeof setTimeout> } = { streams: 0 };
-    this.#sessions.set(session, entry);
-    this.#armIdle(session, entry);
+    const state: SessionState = { streams: 0 };
+    this.#sessions.set(session, state);
+    this.#armIdle(session, state);
+    state.preface = setTimeout(() => {
+      log.debug("ext_proc connection closed: no HTTP/2 preface within the timeout");
+      session.destroy();
+    }, this.#prefaceTimeoutMs);
+    session.once("remoteSettings", () => clearTimeout(state.preface));
+    this.#startKeepalive(session, state);
     // A broken connection: its streams see "close" and release themselves.
     session.on("error", (error) => log.debug("ext_proc connection error: {error}", { error: String(error) }));
     session.on("close", () => {
-      clearTimeout(entry.idle);
+      clearTimeout(state.idle);
+      clearTimeout(state.preface);
+      clearInterval(state.keepalive);
+      clearTimeout(state.pingDeadline);
       this.#sessions.delete(session);
     });
   }
 
-  #armIdle(session: Session, entry: { streams: number; idle?: ReturnType<typeof setTimeout> }): void {
-    clearTimeout(entry.idle);
-    entry.idle = setTimeout(() => {
-      if (entry.streams === 0) session.close();
-    }, this.#limits.idleTimeoutMs);
+  #armIdle(session: Session, state: SessionState): void {
+    clearTimeout(state.idle);
+    state.idle = setTimeout(() => {
+      if (state.streams === 0) session.close();
+    }, this.options.connections.idleTimeoutMs);
+  }
+
+  /**
+   * Pings the peer every keepalive interval; a ping unanswered within the keepalive timeout
+   * destroys the connection, which releases its streams (a frozen or vanished client must
+   * not hold them, nor their chains, forever).
+   */
+  #startKeepalive(session: Session, state: SessionState): void {
+    const { keepaliveIntervalMs, keepaliveTimeoutMs } = this.options.connections;
+    state.keepalive = setInterval(() => {
+      if (state.pingDeadline !== undefined || session.closed || session.destroyed) return;
+      state.pingDeadline = setTimeout(() => {
+        log.debug("ext_proc connection closed: keepalive ping unanswered within {ms} ms", {
+          ms: keepaliveTimeoutMs,
+        });
+        session.destroy();
+      }, keepaliveTimeoutMs);
+      try {
+        session.ping(() => {
+          // An error here is a connection going away: its "close" cleans up.
+          clearTimeout(state.pingDeadline);
+          state.pingDeadline = undefined;
+        });
+      } catch (error) {
+        clearTimeout(state.pingDeadline);
+        state.pingDeadline = undefined;
+        log.debug("ext_proc keepalive ping failed: {error}", { error: String(error) });
+      }
+    }, keepaliveIntervalMs);
   }
 
   #onStream(stream: Stream, headers: http2.IncomingHttpHeaders): void {
     const session = stream.session as Session | undefined;
-    const entry = session ? this.#sessions.get(session) : undefined;
-    if (entry) {
-      entry.streams++;
-      clearTimeout(entry.idle);
+    const state = session ? this.#sessions.get(session) : undefined;
+    if (state) {
+      state.streams++;
+      clearTimeout(state.idle);
     }
     const refusal = this.#refusal(headers);
     const closed = refusal ? undefined : this.#serve(stream);
@@ -174,8 +230,8 @@ export class LeanExtProcServer {
     // "close" comes once per stream, however it ends: reset by Envoy, cut, or finished.
     stream.once("close", () => {
       closed?.();
-      if (entry && --entry.streams === 0 && !this.#closing && session && !session.closed) {
-        this.#armIdle(session, entry);
+      if (state && --state.streams === 0 && !this.#closing && session && !session.closed) {
+        this.#armIdle(session, state);
       }
     });
   }
@@ -222,8 +278,8 @@ export class LeanExtProcServer {
       stream.resume();
     };
     const failed = (error: unknown) => {
-      log.error("ext_proc stream failed: {error}", { error: String((error as Error)?.stack ?? error) });
-      fail(GrpcStatus.INTERNAL, "tollgate internal error");
+      const { code, message } = failureStatus(error, observer);
+      fail(code, message);
     };
     const track = (work: Promise<void>) => {
       if (++queued >= MAX_QUEUED_MESSAGES) stream.pause();
@@ -267,7 +323,9 @@ export class LeanExtProcServer {
         try {
           request = fromBinary(ProcessingRequestSchema, payload);
         } catch (error) {
-          return fail(GrpcStatus.INTERNAL, `cannot decode the request message: ${(error as Error).message}`);
+          const message = `cannot decode the request message: ${(error as Error).message}`;
+          malformedStream(observer, "undecodable_message", message);
+          return fail(GrpcStatus.INTERNAL, message);
         }
         run(answer(request));
       }
@@ -296,7 +354,7 @@ export class LeanExtProcServer {
 
   /** Ends streams on which nothing arrived within the stream idle timeout (one timer for all). */
   #sweepIdleStreams(): void {
-    const limit = Date.now() - this.#limits.streamIdleTimeoutMs;
+    const limit = Date.now() - this.#streamIdleTimeoutMs;
     for (const watched of this.#calls) {
       if (watched.lastActive > limit) continue;
       this.#calls.delete(watched);
@@ -313,7 +371,10 @@ export class LeanExtProcServer {
   async shutdown(graceMs: number): Promise<void> {
     this.#closing = true;
     clearInterval(this.#sweep);
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.#socket?.stop();
+    const server = this.#server;
+    this.#server = undefined;
+    const closed = new Promise<void>((resolve) => server ? server.close(() => resolve()) : resolve());
     const sessions = [...this.#sessions.keys()];
     const drained = Promise.all(sessions.map((session) =>
       new Promise<void>((resolve) => {
@@ -332,7 +393,7 @@ export class LeanExtProcServer {
     }
     clearTimeout(timer);
     await closed;
-    if (this.options.listen.kind === "unix") await removeSocketFile(this.options.listen.socket);
+    await this.#socket?.removeOwnFile();
   }
 }
 

@@ -8,18 +8,17 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { getLogger } from "@logtape/logtape";
-import type { ConnectionLimits, ListenConfig } from "../config/types.ts";
 import {
   type ProcessingRequest,
   ProcessingRequestSchema,
   type ProcessingResponse,
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
-import type { Kernel } from "../kernel/routes.ts";
 import { bidiMethod, serverOptions } from "../transport/grpc.ts";
-import { socketInode, type SocketWatch, watchSocket } from "../transport/socket_watch.ts";
-import { prepareSocketPath, removeSocketFile } from "../transport/unix_socket.ts";
-import { ExchangeStream, ProtocolError, type StreamObserver } from "./stream.ts";
+import { SocketKeeper } from "../transport/socket_keeper.ts";
+import { failureStatus, malformedStream } from "./failures.ts";
+import type { ExtProcServerOptions } from "./options.ts";
+import { ExchangeStream } from "./stream.ts";
 
 const log = getLogger(["tollgate", "extproc"]);
 
@@ -29,37 +28,11 @@ const processMethod = bidiMethod(
   ProcessingResponseSchema,
 );
 
-/** How often the socket file is checked, and a failed recreation retried. */
-const SOCKET_CHECK_MS = 1000;
-
-export interface ExtProcServerOptions {
-  readonly kernel: Kernel;
-  readonly listen: ListenConfig;
-  readonly connections: ConnectionLimits;
-  /** Largest gRPC message accepted (a buffered body plus headers). */
-  readonly maxMessageBytes: number;
-  readonly observer?: ServerObserver;
-}
-
-/** Counts what the server sees, for metrics. */
-export interface ServerObserver extends StreamObserver {
-  streamsChanged(active: number): void;
-  /** A stream ended for breaking the protocol (`reason`: e.g. `second_request_headers`). */
-  malformedStream(reason: string): void;
-  /** The socket file was found missing or replaced. */
-  socketLost(): void;
-}
-
 type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
 export class ExtProcServer {
   #active = 0;
-  #socketInode: number | undefined;
-  /** The listener of a lost socket file is still open (its connections keep serving). */
-  #staleListener = false;
-  #watch: SocketWatch | undefined;
-  /** Why the server cannot take new connections, while it recreates its socket. */
-  #unready: string | undefined;
+  #socket: SocketKeeper | undefined;
 
   private constructor(private readonly server: grpc.Server, private readonly options: ExtProcServerOptions) {}
 
@@ -74,7 +47,7 @@ export class ExtProcServer {
           try {
             return processMethod.requestDeserialize(bytes);
           } catch (error) {
-            instance.#malformed("undecodable_message", String(error)); // grpc-js answers INTERNAL
+            malformedStream(options.observer, "undecodable_message", String(error)); // grpc-js answers INTERNAL
             throw error;
           }
         },
@@ -82,14 +55,10 @@ export class ExtProcServer {
     }, { Process: (call: ProcessCall) => instance.#serve(call) });
     const { listen } = options;
     if (listen.kind === "unix") {
-      await prepareSocketPath(listen.socket);
-      await instance.#bindSocket(listen.socket, listen.socketMode);
-      instance.#watch = watchSocket(
-        listen.socket,
-        SOCKET_CHECK_MS,
-        () => instance.#socketInode,
-        () => instance.#recreateSocket(listen.socket, listen.socketMode),
-      );
+      instance.#socket = await SocketKeeper.start(listen.socket, listen.socketMode, {
+        listen: (path) => instance.#bind(`unix:${path}`),
+        close: () => server.unbind(`unix:${listen.socket}`),
+      }, () => options.observer?.socketLost());
     } else {
       await instance.#bind(listen.address);
     }
@@ -109,57 +78,9 @@ export class ExtProcServer {
     });
   }
 
-  async #bindSocket(path: string, mode: number): Promise<void> {
-    await this.#bind(`unix:${path}`);
-    try {
-      await Deno.chmod(path, mode);
-      this.#socketInode = await socketInode(path);
-    } catch (error) {
-      this.server.unbind(`unix:${path}`);
-      throw error;
-    }
-  }
-
-  /**
-   * The socket file is gone or replaced. Once the path is free (a dead socket left there is
-   * removed; a live one or another file is waited out, never deleted), the old listener is
-   * closed (its connections end gracefully, so Envoy reconnects) and a new one bound.
-   * Retried on every check until it works; never throws: readiness carries the reason.
-   * The old listener is closed only on a free path because closing a Unix listener in Deno
-   * unlinks whatever file is at its path by then.
-   */
-  async #recreateSocket(path: string, mode: number): Promise<void> {
-    if (this.#socketInode !== undefined) {
-      this.#socketInode = undefined;
-      this.#staleListener = true;
-      this.#unready = `ext_proc socket ${path} was removed or replaced; recreating it`;
-      log.error("ext_proc socket {path} was removed or replaced; recreating it", { path });
-      this.options.observer?.socketLost();
-    }
-    try {
-      await prepareSocketPath(path);
-      if (this.#staleListener) {
-        this.server.unbind(`unix:${path}`);
-        this.#staleListener = false;
-      }
-      await this.#bindSocket(path, mode);
-      this.#unready = undefined;
-      log.info("ext_proc socket {path} recreated", { path });
-    } catch (error) {
-      const reason = `ext_proc socket ${path} cannot be recreated: ${(error as Error)?.message ?? error}`;
-      if (reason !== this.#unready) log.error("{reason}; retrying", { reason });
-      this.#unready = reason;
-    }
-  }
-
   /** Why new connections would fail right now, or undefined when the listener is fine. */
   unreadyReason(): string | undefined {
-    return this.#unready;
-  }
-
-  #malformed(reason: string, detail: string): void {
-    log.debug("malformed ext_proc stream ({reason}): {detail}", { reason, detail });
-    this.options.observer?.malformedStream(reason);
+    return this.#socket?.unreadyReason();
   }
 
   /** Streams currently open. */
@@ -191,17 +112,10 @@ export class ExtProcServer {
         const response = await exchange.handle(request);
         if (response && open) call.write(response);
       }).catch((error) => {
-        if (error instanceof ProtocolError) {
-          this.#malformed(error.reason, error.message);
-          if (!open) return;
-          close();
-          call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: error.message });
-          return;
-        }
-        log.error("ext_proc stream failed: {error}", { error: String(error?.stack ?? error) });
+        const { code, message } = failureStatus(error, observer);
         if (!open) return;
         close();
-        call.emit("error", { code: grpc.status.INTERNAL, details: "tollgate internal error" });
+        call.emit("error", { code, details: message });
       });
     });
     call.on("end", () => {
@@ -218,7 +132,7 @@ export class ExtProcServer {
    * rest and removes the socket file.
    */
   async shutdown(graceMs: number): Promise<void> {
-    this.#watch?.stop();
+    this.#socket?.stop();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         log.warn("grace period over; closing {count} open streams", { count: this.#active });
@@ -230,10 +144,6 @@ export class ExtProcServer {
         resolve();
       });
     });
-    const { listen } = this.options;
-    // Only our own socket file: after a loss, the path may be another process's by now.
-    if (listen.kind === "unix" && this.#socketInode !== undefined) {
-      if (await socketInode(listen.socket) === this.#socketInode) await removeSocketFile(listen.socket);
-    }
+    await this.#socket?.removeOwnFile();
   }
 }

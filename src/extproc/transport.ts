@@ -1,9 +1,11 @@
 /**
  * Picks the ext_proc server for `listen.transport`: the lean `node:http2` transport, or the
- * grpc-js reference. Both serve the same protocol with the same per-stream contract.
+ * grpc-js reference. Both serve the same protocol with the same per-stream contract. grpc-js
+ * is imported only when chosen: its module graph costs memory an engine on the lean
+ * transport has no use for (docs/performance.md, "Memory").
  */
 import { LeanExtProcServer } from "./lean_server.ts";
-import { ExtProcServer, type ExtProcServerOptions } from "./server.ts";
+import type { ExtProcServerOptions } from "./options.ts";
 
 /** What the engine needs of a running ext_proc server. */
 export interface ExtProcTransport {
@@ -14,8 +16,8 @@ export interface ExtProcTransport {
 }
 
 /** Binds and starts the configured ext_proc server. */
-export function startExtProcServer(options: ExtProcServerOptions): Promise<ExtProcTransport> {
-  return options.listen.transport === "grpc-js"
-    ? ExtProcServer.start(options)
-    : LeanExtProcServer.start(options);
+export async function startExtProcServer(options: ExtProcServerOptions): Promise<ExtProcTransport> {
+  if (options.listen.transport !== "grpc-js") return LeanExtProcServer.start(options);
+  const { ExtProcServer } = await import("./server.ts");
+  return ExtProcServer.start(options);
 }

@@ -47,6 +47,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -70,6 +71,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -131,6 +133,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -149,6 +152,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -199,6 +203,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -267,6 +272,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -291,6 +297,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -937,6 +944,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "additionalProperties": {
               "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
               "type": "string",
+              "x-tollgate-header-name": true,
             },
             "default": {},
             "description": "Claim name to upstream request header. The header is always removed from the client's request first, so a client cannot forge it.",
@@ -1342,6 +1350,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
       },
+      "python": {
+        "blocking": false,
+      },
       "runtime": "python",
       "systemParameters": {
         "properties": {},
@@ -1407,6 +1418,16 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
+        "if": {
+          "properties": {
+            "backend": {
+              "const": "redis",
+            },
+          },
+          "required": [
+            "backend",
+          ],
+        },
         "properties": {
           "algorithm": {
             "default": "token-bucket",
@@ -1531,7 +1552,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
           "redis": {
             "additionalProperties": false,
             "default": {},
-            "description": "The Redis backend (the engine's permissions must allow host:port).",
+            "description": "The Redis backend (with `backend: redis`, the engine's permissions must allow host:port: docs/deployment.md).",
             "properties": {
               "commandTimeout": {
                 "default": "100ms",
@@ -1564,8 +1585,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                 "type": "string",
               },
               "password": {
-                "description": "Password (AUTH); a secret.",
+                "description": "Password (AUTH); a secret, shown redacted.",
                 "type": "string",
+                "x-tollgate-secret": true,
               },
               "port": {
                 "default": 6379,
@@ -1585,6 +1607,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "required": [
           "limits",
         ],
+        "then": {
+          "properties": {
+            "redis": {
+              "x-tollgate-access": "tcp",
+            },
+          },
+        },
         "type": "object",
       },
       "processingMode": {

@@ -7,6 +7,7 @@ import { type Problem, ProblemsError } from "../config/problem.ts";
 import { accessProblem } from "../config/scope.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { EngineConfig, PolicyRef } from "../config/types.ts";
+import { checkHeaderName } from "../executor/apply.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../executor/chain.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyRegistry } from "../registry/registry.ts";
@@ -47,6 +48,16 @@ function checkMode(mode: ProcessingMode): string | undefined {
   return undefined;
 }
 
+/** Why the engine would refuse, on every request, to change a header of this name. */
+function headerNameProblem(name: string): string | undefined {
+  try {
+    checkHeaderName(name);
+    return undefined;
+  } catch (error) {
+    return `${(error as Error).message}: the engine would refuse it on every request`;
+  }
+}
+
 /** The route a chain is built for (or the default chain), and how problems name it. */
 interface ChainOwner {
   readonly route: RouteInfo;
@@ -76,7 +87,11 @@ async function buildEntry(
   }
   const outside = resolved.access.filter((need) => accessProblem(need) !== undefined);
   for (const need of outside) fail(need.segments as (string | number)[], accessProblem(need)!, policy.key);
-  if (outside.length > 0) return undefined;
+  const refused = resolved.headerNames.filter((name) => headerNameProblem(name.value) !== undefined);
+  for (const name of refused) {
+    fail(name.segments as (string | number)[], headerNameProblem(name.value)!, policy.key);
+  }
+  if (outside.length > 0 || refused.length > 0) return undefined;
   let condition: Condition | undefined;
   if (ref.executionCondition !== undefined) {
     try {

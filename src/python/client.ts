@@ -1,16 +1,18 @@
 /**
- * The engine's side of the executor contract: one bidirectional ExecuteStream carrying every
- * Python call, multiplexed by call id.
+ * The engine's side of the executor contract: one Unix-socket connection per executor
+ * process carrying every Python call as length-prefixed protobuf frames (./frames.ts),
+ * multiplexed by call id, plus health requests answered in order.
  *
  * - Each call has a deadline; past it the call fails as a timeout (a late answer is dropped).
  * - At most `maxInFlight` calls are pending; more fail fast as unavailable (backpressure,
  *   instead of an unbounded queue in front of a slow executor).
- * - When the stream breaks, every pending call fails at once as unavailable, and the stream
- *   is reopened with exponential backoff (or at once when the supervisor says the executor is
- *   back).
+ * - A frame over `maxMessageBytes` is never sent (the call fails) and never accepted (the
+ *   connection is dropped as broken).
+ * - When the connection breaks (or the executor says it is going away), every pending call
+ *   fails at once as unavailable, and the connection is reopened with exponential backoff
+ *   (or at once when the supervisor says the executor is back).
  */
-import * as grpc from "@grpc/grpc-js";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { getLogger } from "@logtape/logtape";
 import { PolicyFailure } from "../executor/failure.ts";
 import {
@@ -18,27 +20,16 @@ import {
   ExecuteRequestSchema,
   type ExecuteResponse,
   ExecuteResponseSchema,
-  HealthCheckRequestSchema,
   type HealthCheckResponse,
   HealthCheckResponseSchema,
 } from "../gen/proto/tollgate/executor/v1/executor_pb.ts";
-import { bidiMethod, channelOptions, unaryMethod } from "../transport/grpc.ts";
+import { encodeFrame, type Frame, FrameDecoder, FrameKind } from "./frames.ts";
 
 const log = getLogger(["tollgate", "python", "bridge"]);
 
-const EXECUTE = bidiMethod(
-  "/tollgate.executor.v1.PythonExecutor/ExecuteStream",
-  ExecuteRequestSchema,
-  ExecuteResponseSchema,
-);
-const HEALTH = unaryMethod(
-  "/tollgate.executor.v1.PythonExecutor/HealthCheck",
-  HealthCheckRequestSchema,
-  HealthCheckResponseSchema,
-);
-
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
+const READ_CHUNK_BYTES = 64 * 1024;
 
 /** Counts what happens on the Python hop, for metrics. */
 export interface ClientObserver {
@@ -67,29 +58,32 @@ interface Pending {
   readonly started: number;
 }
 
-type ExecuteStream = grpc.ClientDuplexStream<ExecuteRequest, ExecuteResponse>;
+/** A health request waiting for its answer; answers come in order. */
+interface HealthWaiter {
+  settled: boolean;
+  readonly resolve: (response: HealthCheckResponse) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** One open connection and what is waiting to be written on it. */
+class Connection {
+  readonly outbox: Uint8Array[] = [];
+  writing = false;
+  closed = false;
+  constructor(readonly conn: Deno.UnixConn) {}
+}
 
 export class ExecutorClient {
-  readonly #client: grpc.Client;
   readonly #pending = new Map<bigint, Pending>();
-  #stream: ExecuteStream | undefined;
+  readonly #health: HealthWaiter[] = [];
+  #connection: Promise<Connection> | undefined;
   #nextId = 1n;
   #backoffMs = MIN_BACKOFF_MS;
-  /** Until when (ms since epoch) no new stream is opened, after a break. */
+  /** Until when (ms since epoch) no new connection is opened, after a break. */
   #retryAt = 0;
   #closed = false;
 
-  constructor(private readonly options: ExecutorClientOptions) {
-    this.#client = new grpc.Client(`unix:${options.socket}`, grpc.credentials.createInsecure(), {
-      ...channelOptions(options.maxMessageBytes),
-      // The executor may restart: find it again within a fraction of a second.
-      "grpc.initial_reconnect_backoff_ms": MIN_BACKOFF_MS,
-      "grpc.max_reconnect_backoff_ms": 1000,
-      // A connection of its own: when the executor is recycled, the successor's client must
-      // reach the new process rather than share the old one's connection.
-      "grpc.use_local_subchannel_pool": 1,
-    });
-  }
+  constructor(private readonly options: ExecutorClientOptions) {}
 
   /** Calls in flight. */
   get inFlight(): number {
@@ -102,19 +96,60 @@ export class ExecutorClient {
     this.#retryAt = 0;
   }
 
-  #open(): ExecuteStream | undefined {
-    if (this.#stream) return this.#stream;
+  #open(): Promise<Connection> | undefined {
+    if (this.#connection) return this.#connection;
     if (this.#closed || Date.now() < this.#retryAt) return undefined;
-    const stream: ExecuteStream = this.#client.makeBidiStreamRequest(
-      EXECUTE.path,
-      EXECUTE.requestSerialize,
-      EXECUTE.responseDeserialize,
+    const opening = Deno.connect({ transport: "unix", path: this.options.socket }).then(
+      (conn) => {
+        const connection = new Connection(conn);
+        this.#read(opening, connection);
+        return connection;
+      },
+      (error: Error) => {
+        this.#broken(opening, `cannot connect: ${error.message}`, false);
+        throw error;
+      },
     );
-    stream.on("data", (response: ExecuteResponse) => this.#settle(response));
-    stream.on("error", (error: grpc.ServiceError) => this.#broken(stream, error.details || error.message));
-    stream.on("end", () => this.#broken(stream, "the executor ended the stream"));
-    this.#stream = stream;
-    return stream;
+    opening.catch(() => {}); // reported by #broken; callers see their own rejection
+    this.#connection = opening;
+    return opening;
+  }
+
+  async #read(opening: Promise<Connection>, connection: Connection): Promise<void> {
+    const decoder = new FrameDecoder(this.options.maxMessageBytes);
+    const chunk = new Uint8Array(READ_CHUNK_BYTES);
+    let reason = "the executor closed the connection";
+    try {
+      while (true) {
+        const n = await connection.conn.read(chunk);
+        if (n === null) break;
+        for (const frame of decoder.push(chunk.subarray(0, n))) {
+          if (frame.kind === FrameKind.GoingAway) {
+            reason = "the executor is shutting down";
+            return;
+          }
+          this.#received(frame);
+        }
+      }
+    } catch (error) {
+      reason = (error as Error).message;
+    } finally {
+      this.#broken(opening, reason);
+    }
+  }
+
+  #received(frame: Frame): void {
+    if (frame.kind === FrameKind.ExecuteResponse) {
+      this.#settle(fromBinary(ExecuteResponseSchema, frame.payload));
+    } else if (frame.kind === FrameKind.HealthResponse) {
+      const waiter = this.#health.shift();
+      if (waiter && !waiter.settled) {
+        waiter.settled = true;
+        waiter.resolve(fromBinary(HealthCheckResponseSchema, frame.payload));
+      }
+    } else {
+      throw new Error(`unexpected frame kind ${FrameKind[frame.kind]} from the executor`);
+    }
   }
 
   #settle(response: ExecuteResponse): void {
@@ -128,28 +163,61 @@ export class ExecutorClient {
     pending.resolve(response);
   }
 
-  #broken(stream: ExecuteStream, reason: string): void {
-    if (this.#stream !== stream) return;
-    this.#stream = undefined;
+  /** Fails everything waiting on the connection; `established` is false when it never opened. */
+  #broken(opening: Promise<Connection>, reason: string, established = true): void {
+    if (this.#connection !== opening) return;
+    this.#connection = undefined;
     this.#retryAt = Date.now() + this.#backoffMs;
     this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
-    this.options.observer?.pythonStreamBroken();
+    if (established) this.options.observer?.pythonStreamBroken();
     const failed = [...this.#pending.values()];
     this.#pending.clear();
-    if (failed.length > 0 || !this.#closed) {
-      log.warn("executor stream broke ({reason}); {count} calls failed", { reason, count: failed.length });
+    // An executor still starting refuses connections: only a lost connection or lost calls are news.
+    if (failed.length > 0 || (established && !this.#closed)) {
+      log.warn("executor connection broke ({reason}); {count} calls failed", {
+        reason,
+        count: failed.length,
+      });
     }
     for (const pending of failed) {
       clearTimeout(pending.timer);
       this.options.observer?.pythonCall("unavailable", (performance.now() - pending.started) / 1000);
       pending.reject(new PolicyFailure("unavailable", `python executor unavailable: ${reason}`));
     }
-    this.options.observer?.pythonInFlight(0);
-    try {
-      stream.cancel();
-    } catch {
-      // already closed
+    for (const waiter of this.#health.splice(0)) {
+      if (!waiter.settled) waiter.reject(new Error(`python executor unavailable: ${reason}`));
+      waiter.settled = true;
     }
+    this.options.observer?.pythonInFlight(0);
+    opening.then((connection) => {
+      connection.closed = true;
+      try {
+        connection.conn.close();
+      } catch {
+        // already closed
+      }
+    }, () => {});
+  }
+
+  /** Queues a frame; one writer per connection sends everything queued in one write. */
+  #send(opening: Promise<Connection>, frame: Uint8Array): void {
+    opening.then(async (connection) => {
+      connection.outbox.push(frame);
+      if (connection.writing) return;
+      connection.writing = true;
+      try {
+        while (connection.outbox.length > 0 && !connection.closed) {
+          const frames = connection.outbox.splice(0);
+          const bytes = frames.length === 1 ? frames[0] : concatAll(frames);
+          // Awaiting each write is the backpressure: a slow reader holds frames here.
+          for (let at = 0; at < bytes.length;) at += await connection.conn.write(bytes.subarray(at));
+        }
+      } catch (error) {
+        this.#broken(opening, `write failed: ${(error as Error).message}`);
+      } finally {
+        connection.writing = false;
+      }
+    }, () => {});
   }
 
   /** Sends one call and waits for its answer, at most `deadlineMs`. */
@@ -160,12 +228,21 @@ export class ExecutorClient {
         new PolicyFailure("unavailable", `${this.#pending.size} Python calls already in flight`),
       );
     }
-    const stream = this.#open();
-    if (!stream) {
+    const callId = this.#nextId++;
+    const payload = toBinary(ExecuteRequestSchema, create(ExecuteRequestSchema, { ...request, callId }));
+    if (payload.length > this.options.maxMessageBytes) {
+      return Promise.reject(
+        new PolicyFailure(
+          "error",
+          `the Python call (${payload.length} bytes) is over the ${this.options.maxMessageBytes}-byte message limit`,
+        ),
+      );
+    }
+    const opening = this.#open();
+    if (!opening) {
       this.options.observer?.pythonCall("unavailable", 0);
       return Promise.reject(new PolicyFailure("unavailable", "python executor unavailable (reconnecting)"));
     }
-    const callId = this.#nextId++;
     return new Promise<ExecuteResponse>((resolve, reject) => {
       const started = performance.now();
       const timer = setTimeout(() => {
@@ -176,22 +253,35 @@ export class ExecutorClient {
       }, deadlineMs);
       this.#pending.set(callId, { resolve, reject, timer, started });
       this.options.observer?.pythonInFlight(this.#pending.size);
-      stream.write(create(ExecuteRequestSchema, { ...request, callId }));
+      this.#send(opening, encodeFrame(FrameKind.ExecuteRequest, payload));
     });
   }
 
-  /** The executor's HealthCheck. */
+  /** The executor's health answer (on this client's connection), within `timeoutMs`. */
   health(timeoutMs: number): Promise<HealthCheckResponse> {
+    // A health check is how the supervisor finds the executor again: it does not wait out the backoff.
+    if (!this.#connection) this.reconnectNow();
+    const opening = this.#open();
+    if (!opening) return Promise.reject(new Error("the client is closed"));
     return new Promise((resolve, reject) => {
-      this.#client.makeUnaryRequest(
-        HEALTH.path,
-        HEALTH.requestSerialize,
-        HEALTH.responseDeserialize,
-        create(HealthCheckRequestSchema),
-        { deadline: Date.now() + timeoutMs },
-        (error, response) =>
-          error || !response ? reject(error ?? new Error("no health response")) : resolve(response),
-      );
+      const timer = setTimeout(() => {
+        if (waiter.settled) return;
+        waiter.settled = true; // its answer, if it comes, is skipped in order
+        reject(new Error(`no health answer within ${timeoutMs}ms`));
+      }, timeoutMs);
+      const waiter: HealthWaiter = {
+        settled: false,
+        resolve: (response) => {
+          clearTimeout(timer);
+          resolve(response);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.#health.push(waiter);
+      this.#send(opening, encodeFrame(FrameKind.HealthRequest, new Uint8Array(0)));
     });
   }
 
@@ -203,7 +293,16 @@ export class ExecutorClient {
   /** Fails what is pending and closes the connection. */
   close(): void {
     this.#closed = true;
-    if (this.#stream) this.#broken(this.#stream, "the engine is shutting down");
-    this.#client.close();
+    if (this.#connection) this.#broken(this.#connection, "the engine is shutting down");
   }
+}
+
+function concatAll(frames: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(frames.reduce((sum, f) => sum + f.length, 0));
+  let at = 0;
+  for (const frame of frames) {
+    out.set(frame, at);
+    at += frame.length;
+  }
+  return out;
 }

@@ -46,6 +46,8 @@ export interface SupervisorOptions {
    * (the data-plane workers') are answered: only then is the old executor stopped.
    */
   readonly onNewExecutor?: (replaced: boolean) => Promise<void> | void;
+  /** Told when the executor stops being healthy (so other clients stop choosing it). */
+  readonly onUnhealthy?: () => void;
   /** How long a start may take to become healthy (default 20 s). */
   readonly startTimeoutMs?: number;
   /**
@@ -146,6 +148,7 @@ export class PythonSupervisor {
   #setState(state: ExecutorState): void {
     this.#state = state;
     this.options.observer?.executorState(state);
+    if (state !== "healthy") this.options.onUnhealthy?.();
   }
 
   /** Starts the executor and resolves once it reports ready; throws if it cannot. */

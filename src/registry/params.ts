@@ -8,7 +8,14 @@ import { createAjv } from "../config/ajv.ts";
 import type { PathSegments } from "../config/problem.ts";
 import { schemaViolations } from "../config/schema_errors.ts";
 import type { Params } from "../sdk/policy.ts";
-import { type AccessNeed, accessNeeds, redactSecrets, secretStrings } from "./annotations.ts";
+import {
+  type AccessNeed,
+  accessNeeds,
+  headerNames,
+  type HeaderNameValue,
+  redactSecrets,
+  secretStrings,
+} from "./annotations.ts";
 import { type ConfigReference, resolveTemplate, stripConfigReferences } from "./config_refs.ts";
 import type { PolicyDefinition } from "./definition.ts";
 
@@ -26,6 +33,8 @@ export interface ResolvedParameters {
   readonly shown: Params;
   /** Hosts and files the parameters name; segments from the policy entry, as problems' are. */
   readonly access: readonly AccessNeed[];
+  /** Header names the parameters give the policy to change; segments as `access`'s. */
+  readonly headerNames: readonly HeaderNameValue[];
   /** The secret values (strings), to scrub from messages that might quote them. */
   readonly secrets: readonly string[];
 }
@@ -66,8 +75,8 @@ function check(validate: ValidateFunction, value: unknown, root: string, problem
   }
 }
 
-function rooted(root: string, needs: AccessNeed[]): AccessNeed[] {
-  return needs.map((need) => ({ ...need, segments: [root, ...need.segments] }));
+function rooted<T extends { readonly segments: PathSegments }>(root: string, found: T[]): T[] {
+  return found.map((item) => ({ ...item, segments: [root, ...item.segments] }));
 }
 
 /** Compiles the validators of a definition (throws if a schema is invalid; `validate` reports that earlier). */
@@ -104,6 +113,10 @@ export function compileParameters(definition: PolicyDefinition): ParameterResolv
         ...rooted("systemParameters", accessNeeds(stripped.schema, systemParams)),
         ...rooted("parameters", accessNeeds(userSchema, ownParams)),
       ];
+      const names = [
+        ...rooted("systemParameters", headerNames(stripped.schema, systemParams)),
+        ...rooted("parameters", headerNames(userSchema, ownParams)),
+      ];
       const secrets = [
         ...secretStrings(stripped.schema, systemParams),
         ...secretStrings(userSchema, ownParams),
@@ -113,6 +126,7 @@ export function compileParameters(definition: PolicyDefinition): ParameterResolv
         params: deepFreeze({ ...systemParams, ...ownParams }),
         shown: deepFreeze(shown),
         access,
+        headerNames: names,
         secrets,
       };
     },

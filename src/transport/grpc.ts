@@ -1,5 +1,5 @@
 /**
- * gRPC plumbing shared by the ext_proc server and the Python executor client: protobuf-es
+ * gRPC plumbing of the ext_proc server (and the test and bench clients of it): protobuf-es
  * codecs in the shape grpc-js expects.
  */
 import { Buffer } from "node:buffer";
@@ -70,13 +70,4 @@ export function bidiMethod<Req extends DescMessage, Res extends DescMessage>(
     responseSerialize: response.serialize,
     responseDeserialize: response.deserialize,
   } as const;
-}
-
-/** A grpc-js method definition for a unary RPC. */
-export function unaryMethod<Req extends DescMessage, Res extends DescMessage>(
-  path: string,
-  req: Req,
-  res: Res,
-) {
-  return { ...bidiMethod(path, req, res), requestStream: false, responseStream: false } as const;
 }

@@ -15,14 +15,23 @@ import assert from "node:assert/strict";
 import { memory } from "../../scripts/bench/proc_stats.ts";
 import { churnConnections } from "../../scripts/repro/connection_churn.ts";
 import { EngineProcess } from "../support/engine_process.ts";
+import type { ListenTransport } from "../../src/config/types.ts";
+
+const TRANSPORTS: readonly ListenTransport[] = ["lean", "grpc-js"];
 
 const WARM_UP = 1000;
 const CONNECTIONS = 3000;
 const BOUND_BYTES_PER_CONNECTION = 64 * 1024;
 
-Deno.test("the engine's memory stays bounded over thousands of short connections", async () => {
+const boundedMemory = (transport: ListenTransport): Deno.TestDefinition => ({
+  name: `the engine's memory stays bounded over thousands of short connections (${transport} transport)`,
+  fn: () => churns(transport),
+});
+
+async function churns(transport: ListenTransport) {
   const engine = await EngineProcess.start({
     config: {
+      listen: { transport },
       routes: [{ name: "churn", policies: [{ name: "trace", version: "v1", parameters: { label: "c" } }] }],
     },
   });
@@ -47,4 +56,6 @@ Deno.test("the engine's memory stays bounded over thousands of short connections
   } finally {
     assert.equal(await engine.stop(), 0, engine.lines.slice(-20).join("\n"));
   }
-});
+}
+
+for (const transport of TRANSPORTS) Deno.test(boundedMemory(transport));

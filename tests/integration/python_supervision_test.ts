@@ -13,7 +13,9 @@ const WORKERS = 2;
 const config = {
   python: { timeout: "1s", workers: WORKERS },
   routes: [
-    { name: "python", policies: [{ name: "add-python-header", version: "v1" }] },
+    // A policy on the worker threads (add-python-header runs inline, and keeps serving while
+    // every worker is stuck).
+    { name: "python", policies: [{ name: "py-stamp", version: "v1", parameters: { label: "S" } }] },
     {
       name: "stuck",
       policies: [{ name: "py-sleep", version: "v1", timeout: "200ms", parameters: { seconds: 3600 } }],

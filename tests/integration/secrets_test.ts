@@ -14,7 +14,17 @@ const CONFIG_HMAC = "hmac-secret-from-policy-config-0002";
 const API_KEY = "api-key-secret-0003";
 const HASH = "$2a$10$rvYhlzehn18OfuGtEJ7saenx.b5lwnAiHsJITGEqsp4JTpbpLtafa";
 const LEAKED = "careless-policy-secret-0006";
-const SECRETS = [HMAC, CONFIG_HMAC, API_KEY, HASH, "plain-password-0004", "short-0005", LEAKED];
+const REDIS_PASSWORD = "redis-password-0007";
+const SECRETS = [
+  HMAC,
+  CONFIG_HMAC,
+  API_KEY,
+  HASH,
+  "plain-password-0004",
+  "short-0005",
+  LEAKED,
+  REDIS_PASSWORD,
+];
 
 const config = (overrides: Record<string, unknown> = {}, leakyOverrides: Record<string, unknown> = {}) => ({
   policyConfig: { jwtAuth: { secret: CONFIG_HMAC } },
@@ -27,6 +37,12 @@ const config = (overrides: Record<string, unknown> = {}, leakyOverrides: Record<
         name: "basic-auth",
         version: "v1",
         parameters: { users: [{ username: "alice", passwordHash: HASH }], ...overrides },
+      },
+      // The memory backend: the Redis settings are kept (and shown) but no server is needed.
+      {
+        name: "rate-limit",
+        version: "v1",
+        parameters: { limits: [{ limit: 1000, duration: "1s" }], redis: { password: REDIS_PASSWORD } },
       },
     ],
   }, {
@@ -51,13 +67,15 @@ Deno.test("secrets are redacted in /routes and never logged, also when a reload 
     assert.ok(engine.lines.some((l) => l.includes("login with <redacted> refused")));
 
     const routes = await (await fetch(`${engine.adminUrl}/routes`)).json();
-    const [jwt, apiKey, basic] = routes.routes[0].policies;
+    const [jwt, apiKey, basic, rateLimit] = routes.routes[0].policies;
     assert.equal(jwt.policy, "jwt-auth:v1");
     assert.equal(jwt.parameters.secret, "<redacted>");
     assert.equal(jwt.parameters.secretFromConfig, "<redacted>");
     assert.deepEqual(jwt.parameters.allowedAlgorithms, ["HS256"], "other parameters are shown");
     assert.deepEqual(apiKey.parameters.keys, [{ caller: "partner", key: "<redacted>" }]);
     assert.deepEqual(basic.parameters.users, [{ username: "alice", passwordHash: "<redacted>" }]);
+    assert.equal(rateLimit.parameters.redis.password, "<redacted>");
+    assert.equal(rateLimit.parameters.redis.host, "127.0.0.1", "other Redis settings are shown");
     const text = JSON.stringify(routes);
     for (const secret of SECRETS) assert.ok(!text.includes(secret), `/routes shows ${secret}`);
 

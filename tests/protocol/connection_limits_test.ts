@@ -1,6 +1,6 @@
 /**
  * Limits on the connections Envoy (or anything else) opens to the ext_proc socket, and
- * streams that break the protocol, against the engine as a child process.
+ * streams that break the protocol, against the engine as a child process, on both transports.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -9,11 +9,20 @@ import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { EngineProcess } from "../support/engine_process.ts";
 import { ExtProcClient, requestHeaders } from "../support/extproc_client.ts";
+import type { ListenTransport } from "../../src/config/types.ts";
 
-const config = {
-  listen: { maxConcurrentStreams: 8, idleTimeout: "1s", keepaliveInterval: "300ms", keepaliveTimeout: "1s" },
+const TRANSPORTS: readonly ListenTransport[] = ["lean", "grpc-js"];
+
+const configFor = (transport: ListenTransport) => ({
+  listen: {
+    transport,
+    maxConcurrentStreams: 8,
+    idleTimeout: "1s",
+    keepaliveInterval: "300ms",
+    keepaliveTimeout: "1s",
+  },
   routes: [{ name: "hdr", policies: [{ name: "trace", version: "v1", parameters: { label: "A" } }] }],
-};
+});
 
 /** A counter's value from the engine's /metrics (0 when absent). */
 async function metric(engine: EngineProcess, series: string): Promise<number> {
@@ -29,12 +38,12 @@ function connect(engine: EngineProcess): http2.ClientHttp2Session {
   return session;
 }
 
-Deno.test({
-  name: "connection limits on the ext_proc socket",
+const connectionLimits = (transport: ListenTransport): Deno.TestDefinition => ({
+  name: `connection limits on the ext_proc socket (${transport} transport)`,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const engine = await EngineProcess.start({ config });
+    const engine = await EngineProcess.start({ config: configFor(transport) });
     try {
       await t.step("the concurrent-stream limit is advertised in the server's SETTINGS", async () => {
         const session = connect(engine);
@@ -152,3 +161,5 @@ Deno.test({
     }
   },
 });
+
+for (const transport of TRANSPORTS) Deno.test(connectionLimits(transport));

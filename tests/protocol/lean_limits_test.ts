@@ -21,7 +21,10 @@ import { requestHeaders } from "../support/extproc_client.ts";
 import { waitFor } from "../support/ports.ts";
 import { RawGrpcClient, requestFrame } from "../support/raw_grpc.ts";
 
-async function startLean(limits: { idleTimeoutMs: number; streamIdleTimeoutMs: number }) {
+async function startLean(
+  limits: { idleTimeoutMs: number; streamIdleTimeoutMs: number; prefaceTimeoutMs: number },
+) {
+  const { idleTimeoutMs, streamIdleTimeoutMs, prefaceTimeoutMs } = limits;
   const dir = await Deno.makeTempDir({ prefix: "tollgate-lean-" });
   const socket = join(dir, "extproc.sock");
   const config = parseConfig(
@@ -49,10 +52,10 @@ async function startLean(limits: { idleTimeoutMs: number; streamIdleTimeoutMs: n
   const server = await LeanExtProcServer.start({
     kernel,
     listen: config.listen,
-    connections: config.connections,
+    connections: { ...config.connections, maxConcurrentStreams: 7, idleTimeoutMs },
     maxMessageBytes: 64 * 1024,
-    maxConcurrentStreams: 7,
-    ...limits,
+    streamIdleTimeoutMs,
+    prefaceTimeoutMs,
   });
   return {
     socket,
@@ -89,7 +92,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const lean = await startLean({ idleTimeoutMs: 300, streamIdleTimeoutMs: 700 });
+    const lean = await startLean({ idleTimeoutMs: 300, streamIdleTimeoutMs: 700, prefaceTimeoutMs: 50 });
     try {
       await t.step("the stream limit is advertised and pings are answered", async () => {
         const raw = new RawGrpcClient(lean.socket);
@@ -137,6 +140,21 @@ Deno.test({
         }
       });
 
+      await t.step(
+        "a connection that never sends the HTTP/2 preface is closed after the preface timeout",
+        async () => {
+          const conn = await Deno.connect({ transport: "unix", path: lean.socket });
+          const started = Date.now();
+          const buffer = new Uint8Array(4096);
+          while (await conn.read(buffer).catch(() => null) !== null) {
+            // the server's SETTINGS, then the end
+          }
+          conn.close();
+          assert.ok(Date.now() - started < 290, "closed by the preface timeout, before the idle timeout");
+        },
+      );
+
+      // Past the preface timeout too: a connection that sent its preface is not cut by it.
       await t.step("a connection with an open stream is not idle", async () => {
         const raw = new RawGrpcClient(lean.socket);
         try {

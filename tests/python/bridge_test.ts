@@ -14,6 +14,7 @@ import type { PolicyOutcome } from "../../src/executor/run.ts";
 import { ExchangeState } from "../../src/executor/state.ts";
 import { generatedPolicies, pythonRegistry } from "../../src/gen/test/registry.ts";
 import { PythonBridge } from "../../src/python/bridge.ts";
+import { Body } from "../../src/sdk/context.ts";
 import { ExecutorClient } from "../../src/python/client.ts";
 import { PythonSupervisor } from "../../src/python/supervisor.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
@@ -30,6 +31,7 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
     interpreter: venvPython,
     home: repoRoot,
     maxInFlight: options.maxInFlight ?? 1024,
+    processes: 1,
   };
   const client = new ExecutorClient({
     socket: python.socket,
@@ -133,6 +135,19 @@ Deno.test({
         const fast = await executor.entry("add-python-header");
         const [ok] = await executor.bridge.run([fast], "request", request("/after"));
         assert.ok("action" in ok);
+      });
+
+      await t.step("a call over the message limit fails as an error and is never sent", async () => {
+        const header = await executor.entry("add-python-header");
+        const state = request("/huge");
+        state.requestBody = new Body(new Uint8Array(5 << 20));
+        const [outcome] = await executor.bridge.run([header], "request", state);
+        assert.ok("error" in outcome && outcome.error instanceof PolicyFailure);
+        assert.equal((outcome.error as PolicyFailure).kind, "error");
+        assert.match((outcome.error as PolicyFailure).message, /over the 4194304-byte message limit/);
+        assert.equal(executor.client.inFlight, 0);
+        const [ok] = await executor.bridge.run([header], "request", request("/after-huge"));
+        assert.ok("action" in ok, "the connection still serves");
       });
 
       await t.step(

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createAjv, REDACTED } from "../../src/config/ajv.ts";
-import { urlHost } from "../../src/config/scope.ts";
+import { accessHost, urlHost } from "../../src/config/scope.ts";
 import { generatedPolicies } from "../../src/gen/registry.ts";
 import { scrubSecrets } from "../../src/observe/scrub.ts";
 import { accessNeeds, redactSecrets, secretStrings } from "../../src/registry/annotations.ts";
@@ -64,10 +64,67 @@ Deno.test("accessNeeds lists the URLs and files the parameters name, with their 
   assert.equal(urlHost("ftp://x"), undefined);
 });
 
+Deno.test("accessNeeds: a tcp object's host and port, only in the if/then branch the value takes", () => {
+  const conditional = {
+    type: "object",
+    properties: {
+      backend: { type: "string" },
+      server: { type: "object", properties: { host: { type: "string" }, port: { type: "integer" } } },
+    },
+    if: { required: ["backend"], properties: { backend: { const: "remote" } } },
+    then: { properties: { server: { "x-tollgate-access": "tcp" } } },
+  };
+  assert.doesNotThrow(() => createAjv().compile(conditional));
+  const server = { host: "cache.internal", port: 6380 };
+  assert.deepEqual(accessNeeds(conditional, { backend: "remote", server }), [
+    { kind: "tcp", segments: ["server"], value: "cache.internal:6380" },
+  ]);
+  assert.deepEqual(
+    accessNeeds(conditional, { backend: "local", server }),
+    [],
+    "the other branch needs nothing",
+  );
+  assert.deepEqual(accessNeeds(conditional, { server }), [], "no backend: the if does not hold");
+  assert.deepEqual(accessNeeds(conditional, { backend: "remote", server: { host: "::1", port: 1 } }), [
+    { kind: "tcp", segments: ["server"], value: "[::1]:1" },
+  ]);
+  assert.equal(
+    accessHost({ kind: "tcp", segments: [], value: "cache.internal:6380" }),
+    "cache.internal:6380",
+  );
+  assert.equal(accessHost({ kind: "net", segments: [], value: "https://idp.test/k" }), "idp.test:443");
+  assert.equal(accessHost({ kind: "read", segments: [], value: "/k" }), undefined);
+});
+
+Deno.test("rate-limit needs its Redis server only with the redis backend; its password is redacted", () => {
+  const found = new PolicyRegistry(generatedPolicies).find("rate-limit", "v1");
+  assert.ok(found.ok);
+  const limits = [{ limit: 10, duration: "1s" }];
+  const redis = found.policy.parameters.resolve({
+    backend: "redis",
+    limits,
+    redis: { host: "redis.internal", password: "redis-password-1" },
+  }, {});
+  assert.ok(redis.ok, JSON.stringify(redis));
+  assert.deepEqual(redis.access, [{
+    kind: "tcp",
+    segments: ["parameters", "redis"],
+    value: "redis.internal:6379",
+  }], "the port's default counts");
+  assert.equal((redis.shown.redis as Record<string, unknown>).password, REDACTED);
+  assert.equal((redis.shown.redis as Record<string, unknown>).host, "redis.internal");
+  assert.deepEqual(redis.secrets, ["redis-password-1"]);
+  assert.equal((redis.params.redis as Record<string, unknown>).password, "redis-password-1");
+  const memory = found.policy.parameters.resolve({ limits, redis: { host: "redis.internal" } }, {});
+  assert.ok(memory.ok);
+  assert.deepEqual(memory.access, [], "the memory backend (the default) connects to nothing");
+});
+
 Deno.test("Ajv accepts the annotations in strict mode and rejects a wrong value for them", () => {
   assert.doesNotThrow(() => createAjv().compile(schema));
   assert.throws(() => createAjv().compile({ type: "string", "x-tollgate-secret": "yes" }));
   assert.throws(() => createAjv().compile({ type: "string", "x-tollgate-access": "write" }));
+  assert.doesNotThrow(() => createAjv().compile({ type: "object", "x-tollgate-access": "tcp" }));
 });
 
 Deno.test("resolved parameters of the auth policies show secrets redacted, from routes and from policyConfig", () => {

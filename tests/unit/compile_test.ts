@@ -14,10 +14,16 @@ import {
 import { ENGINE_ENV_VARS, permissionFlags } from "../../scripts/lib/permissions.ts";
 import { parseConfig } from "../../src/config/load.ts";
 
+/** The executor sockets granted: the configured one and the python.processes ones beside it. */
+const py = (dir: string, stem: string) =>
+  [`unix:${dir}/${stem}.sock`, ...Array.from({ length: 8 }, (_, i) => `unix:${dir}/${stem}-${i}.sock`)].join(
+    ",",
+  );
+
 const IMAGE_FLAGS = [
   "--allow-read=/var/run/tollgate,/etc/tollgate",
   "--allow-write=/var/run/tollgate",
-  "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002",
+  `--allow-net=unix:/var/run/tollgate/extproc.sock,${py("/var/run/tollgate", "python")},0.0.0.0:9002`,
   "--allow-run=/usr/bin/python3",
   `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   "--unstable-worker-options",
@@ -87,7 +93,7 @@ Deno.test("compile: overridden paths", () => {
   assert.deepEqual(permissionArgs(args), [
     "--allow-read=/run/tollgate,/srv/tollgate/config",
     "--allow-write=/run/tollgate",
-    "--allow-net=unix:/run/tollgate/extproc.sock,unix:/run/tollgate/python.sock,10.0.0.5:9100",
+    `--allow-net=unix:/run/tollgate/extproc.sock,${py("/run/tollgate", "python")},10.0.0.5:9100`,
     "--allow-run=/opt/venv/bin/python3",
     `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   ]);
@@ -100,12 +106,12 @@ Deno.test("compile: overridden paths", () => {
   ]);
 });
 
-Deno.test("compile: hosts and files granted to policies (jwt-auth's JWKS URL, key files)", () => {
+Deno.test("compile: hosts and files granted to policies (JWKS URL, Redis server, key files)", () => {
   const args = compileArgs(options([
     "--policy-host",
     "idp.example.com:443",
     "--policy-host",
-    "10.0.0.9:8443",
+    "redis.internal:6379",
     "--policy-file",
     "/run/secrets/api-keys.yaml",
   ]));
@@ -113,8 +119,8 @@ Deno.test("compile: hosts and files granted to policies (jwt-auth's JWKS URL, ke
   assert.equal(granted[0], "--allow-read=/var/run/tollgate,/etc/tollgate,/run/secrets/api-keys.yaml");
   assert.equal(
     granted[2],
-    "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002," +
-      "idp.example.com:443,10.0.0.9:8443",
+    `--allow-net=unix:/var/run/tollgate/extproc.sock,${py("/var/run/tollgate", "python")},0.0.0.0:9002,` +
+      "idp.example.com:443,redis.internal:6379",
   );
   assert.throws(() => options(["--policy-host", "idp.example.com"]), /--policy-host must be host:port/);
   assert.throws(() => options(["--policy-file", "keys.yaml"]), /--policy-file must be an absolute path/);
@@ -131,26 +137,12 @@ Deno.test("compile: sockets in two directories, and ext_proc on TCP", () => {
   assert.equal(split[1], "--allow-write=/run/envoy-shared,/run/tollgate");
   assert.equal(
     split[2],
-    "--allow-net=unix:/run/envoy-shared/tollgate.sock,unix:/run/tollgate/py.sock,0.0.0.0:9002",
+    `--allow-net=unix:/run/envoy-shared/tollgate.sock,${py("/run/tollgate", "py")},0.0.0.0:9002`,
   );
 
   const tcp = permissionArgs(compileArgs(options(["--listen-address", "0.0.0.0:9001"])));
   assert.equal(tcp[1], "--allow-write=/var/run/tollgate");
-  assert.equal(tcp[2], "--allow-net=0.0.0.0:9001,unix:/var/run/tollgate/python.sock,0.0.0.0:9002");
-});
-
-Deno.test("compile: --redis-host grants exactly those Redis servers", () => {
-  const net = permissionArgs(compileArgs(options([
-    "--redis-host",
-    "redis.internal:6379",
-    "--redis-host",
-    "10.0.0.7:6380",
-  ])))[2];
-  assert.equal(
-    net,
-    "--allow-net=unix:/var/run/tollgate/extproc.sock,unix:/var/run/tollgate/python.sock,0.0.0.0:9002," +
-      "redis.internal:6379,10.0.0.7:6380",
-  );
+  assert.equal(tcp[2], `--allow-net=0.0.0.0:9001,${py("/var/run/tollgate", "python")},0.0.0.0:9002`);
 });
 
 Deno.test("compile: bad options are usage errors", () => {
@@ -160,8 +152,8 @@ Deno.test("compile: bad options are usage errors", () => {
       ["--config-dir", "/etc/a,b"],
       ["--admin", "9002"],
       ["--admin", "0.0.0.0:99999"],
-      ["--redis-host", "redis.internal"],
-      ["--redis-host", "a:6379,b:6379"],
+      ["--policy-host", "a:6379,b:6379"],
+      ["--redis-host", "redis.internal:6379"], // gone: Redis servers are --policy-host like any other
       ["--python", "python3"],
       ["--socket", "/run/a.sock", "--listen-address", "127.0.0.1:9001"],
       ["--socket", "/run/x/../y.sock"],
@@ -190,7 +182,7 @@ Deno.test("compile: the generated config names exactly the compiled layout", () 
       kind: "unix",
       socket: opts.socket,
       socketMode: 0o660,
-      transport: "grpc-js",
+      transport: "lean",
     });
     assert.equal(config.admin.address, opts.admin);
     assert.equal(config.python.socket, opts.pythonSocket);
@@ -206,7 +198,7 @@ Deno.test("compile: the generated config names exactly the compiled layout", () 
     {},
     { pythonInterpreter: "unused", pythonHome: "unused" },
   );
-  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001", transport: "grpc-js" });
+  assert.deepEqual(tcp.listen, { kind: "tcp", address: "0.0.0.0:9001", transport: "lean" });
 });
 
 Deno.test("compile: Python policy paths must stay inside the python home", () => {

@@ -20,7 +20,7 @@ Deno.test("a config with only `routes: []` gets every default", () => {
     kind: "unix",
     socket: "/tmp/tollgate/extproc.sock",
     socketMode: 0o660,
-    transport: "grpc-js",
+    transport: "lean",
   });
   assert.equal(config.python.workers, 4);
   assert.equal(config.python.timeoutMs, 30_000);
@@ -37,7 +37,7 @@ Deno.test("a config with only `routes: []` gets every default", () => {
 Deno.test("connection limits and the default policy timeout have defaults and parse durations", () => {
   assert.deepEqual(parseConfig("routes: []\n", "cfg.yaml", {}, defaults).connections, {
     maxConcurrentStreams: 1024,
-    idleTimeoutMs: 300_000,
+    idleTimeoutMs: 3_600_000,
     keepaliveIntervalMs: 10_000,
     keepaliveTimeoutMs: 5_000,
   });
@@ -114,7 +114,7 @@ Deno.test("environment variables override sockets, log level and the interpreter
     kind: "unix",
     socket: "/run/t/x.sock",
     socketMode: 0o660,
-    transport: "grpc-js",
+    transport: "lean",
   });
   assert.equal(config.python.socket, "/run/t/p.sock");
   assert.equal(config.log.level, "debug");
@@ -137,7 +137,7 @@ Deno.test("TCP listening and a custom socket mode", () => {
   assert.deepEqual(parseConfig("listen: { address: 0.0.0.0:9001 }\nroutes: []", "c", {}, defaults).listen, {
     kind: "tcp",
     address: "0.0.0.0:9001",
-    transport: "grpc-js",
+    transport: "lean",
   });
   assert.equal(
     (parseConfig("listen: { socketMode: '0600' }\nroutes: []", "c", {}, defaults).listen as {
@@ -181,7 +181,8 @@ Deno.test("unmatchedRoutes and defaultPolicies: defaults, values, and deny with 
   );
 });
 
-Deno.test("listen.transport selects the ext_proc server: grpc-js (for now the default) or lean", () => {
+Deno.test("listen.transport selects the ext_proc server: lean (the default) or grpc-js", () => {
+  assert.equal(parseConfig("routes: []", "c", {}, defaults).listen.transport, "lean");
   assert.equal(
     parseConfig("listen: { transport: grpc-js }\nroutes: []", "c", {}, defaults).listen.transport,
     "grpc-js",

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { layoutForConfig } from "../../scripts/lib/engine_layout.ts";
 
-Deno.test("the dev layout grants the JWKS hosts and key files the config's policies name", async () => {
+Deno.test("the dev layout grants the JWKS hosts, Redis servers and key files the config's policies name", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const config = join(dir, "tollgate.yaml");
@@ -18,10 +18,14 @@ Deno.test("the dev layout grants the JWKS hosts and key files the config's polic
     policies:
       - { name: jwt-auth, version: v1, parameters: { jwksUrl: "http://127.0.0.1:8081/k" } }
       - { name: set-headers, version: v1, parameters: { requestHeaders: [{ name: x, value: "https://no.example" }] } }
+      - { name: rate-limit, version: v1, parameters: { backend: redis, limits: [{ limit: 1, duration: 1s }], redis: { port: 6380 } } }
+  - name: c
+    policies:
+      - { name: rate-limit, version: v1, parameters: { limits: [{ limit: 1, duration: 1s }], redis: { host: memory.only } } }
 `,
     );
     const layout = await layoutForConfig(config);
-    assert.deepEqual(layout.policyHosts, ["idp.example.com:443", "127.0.0.1:8081"]);
+    assert.deepEqual(layout.policyHosts, ["idp.example.com:443", "127.0.0.1:8081", "127.0.0.1:6380"]);
     assert.deepEqual(layout.policyFiles, ["/run/secrets/keys.yaml"]);
   } finally {
     await Deno.remove(dir, { recursive: true });

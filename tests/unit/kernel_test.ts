@@ -162,3 +162,33 @@ Deno.test("default chain problems are reported at defaultPolicies", async () => 
     /defaultPolicies\[0\]\.name: unknown policy nope.*\(defaultPolicies, policy nope:v1\)/,
   );
 });
+
+Deno.test("a header name the engine always refuses is a config error at chain build, naming the parameter", async () => {
+  const entry = (name: string, parameters: Record<string, unknown>) => ({ name, version: "v1", parameters });
+  const build = table({
+    routes: [{
+      name: "api",
+      policies: [
+        entry("set-headers", {
+          requestHeaders: [{ name: "x-ok", value: "1" }, { name: "Content-Length", value: "1" }],
+        }),
+        entry("add-headers", { responseHeaders: [{ name: "transfer-encoding", value: "chunked" }] }),
+        entry("remove-headers", { requestHeaders: [{ name: "host" }] }),
+        entry("respond", { statusCode: 200, body: "", headers: [{ name: "connection", value: "close" }] }),
+        entry("jwt-auth", { jwksUrl: "https://idp.test/jwks", claimMappings: { sub: "upgrade" } }),
+      ],
+    }],
+  });
+  const error = await build.then(() => undefined, (e: Error) => e);
+  assert.ok(error, "the build fails");
+  for (
+    const expected of [
+      /routes\[0\]\.policies\[0\]\.parameters\.requestHeaders\[1\]\.name: header content-length: .*managed by Envoy.*refuse it on every request.*route "api", policy set-headers:v1/,
+      /routes\[0\]\.policies\[1\]\.parameters\.responseHeaders\[0\]\.name: header transfer-encoding.*policy add-headers:v1/,
+      /routes\[0\]\.policies\[2\]\.parameters\.requestHeaders\[0\]\.name: header host.*policy remove-headers:v1/,
+      /routes\[0\]\.policies\[3\]\.parameters\.headers\[0\]\.name: header connection.*policy respond:v1/,
+      /routes\[0\]\.policies\[4\]\.parameters\.claimMappings\.sub: header upgrade.*policy jwt-auth:v1/,
+    ]
+  ) assert.match(error.message, expected);
+  assert.doesNotMatch(error.message, /x-ok/);
+});

@@ -56,6 +56,13 @@ Deno.test("every built-in policy has an example.yaml and a docs.md, and every ex
   for (const route of routes) assert.ok(!table.chains.get(route.name)!.isEmpty, route.name);
 });
 
+Deno.test("docs/policies.md lists every built-in policy of build.yaml, linked to its reference, and no other", async () => {
+  const manifest = parseManifest(await Deno.readTextFile(join(repoRoot, "build.yaml")), "build.yaml");
+  const guide = await Deno.readTextFile(join(repoRoot, "docs", "policies.md"));
+  const listed = [...guide.matchAll(/^\| \[`([a-z0-9-]+)`\]\(policy-reference\.md#\1\)/gm)].map((m) => m[1]);
+  assert.deepEqual(listed.toSorted(), manifest.entries.map((e) => e.name).toSorted());
+});
+
 Deno.test("parameter tables: nested objects and arrays of objects flattened with dotted paths", () => {
   const rows = parameterRows({
     type: "object",

@@ -199,3 +199,22 @@ Deno.test("instance modes narrow the definition's: set-headers with request head
   assert.equal(chain.needsResponse, false);
   assert.equal(chain.request.length, 1);
 });
+
+Deno.test("python.blocking: false declares a non-blocking Python policy; a default or misplaced one is refused", () => {
+  const inline = definition("name: quick\nversion: v1.0.0\nruntime: python\npython:\n  blocking: false\n");
+  assert.deepEqual(inline.python, { blocking: false });
+  assert.equal(definition("name: p\nversion: v1.0.0\nruntime: python\n").python, undefined);
+  assert.deepEqual(
+    definition("name: p\nversion: v1.0.0\nruntime: python\npython: {}\n").python,
+    { blocking: true },
+    "blocking defaults to true",
+  );
+  const misplaced = definitionProblems("name: t\nversion: v1.0.0\npython:\n  blocking: false\n");
+  assert.equal(misplaced.length, 1);
+  assert.match(misplaced[0], /python.*only for policies with runtime: python/);
+  const wrongType = definitionProblems(
+    "name: p\nversion: v1.0.0\nruntime: python\npython:\n  blocking: sometimes\n",
+  );
+  assert.equal(wrongType.length, 1);
+  assert.match(wrongType[0], /blocking/);
+});

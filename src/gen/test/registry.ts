@@ -23,15 +23,16 @@ import * as policy19 from "../../../tests/fixtures/policies/slow/mod.ts";
 import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
 import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
 import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy31 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy32 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy33 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy34 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy35 from "../../../tests/fixtures/policies/run-command/mod.ts";
-import * as policy36 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy37 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy38 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
-import * as policy39 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy32 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy33 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy36 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy37 from "../../../tests/fixtures/policies/run-command/mod.ts";
+import * as policy38 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy39 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy40 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
+import * as policy41 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -64,6 +65,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -87,6 +89,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -148,6 +151,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -166,6 +170,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
               },
               "required": [
@@ -216,6 +221,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -262,6 +268,16 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
+        "if": {
+          "properties": {
+            "backend": {
+              "const": "redis",
+            },
+          },
+          "required": [
+            "backend",
+          ],
+        },
         "properties": {
           "algorithm": {
             "default": "token-bucket",
@@ -386,7 +402,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
           "redis": {
             "additionalProperties": false,
             "default": {},
-            "description": "The Redis backend (the engine's permissions must allow host:port).",
+            "description": "The Redis backend (with `backend: redis`, the engine's permissions must allow host:port: docs/deployment.md).",
             "properties": {
               "commandTimeout": {
                 "default": "100ms",
@@ -419,8 +435,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                 "type": "string",
               },
               "password": {
-                "description": "Password (AUTH); a secret.",
+                "description": "Password (AUTH); a secret, shown redacted.",
                 "type": "string",
+                "x-tollgate-secret": true,
               },
               "port": {
                 "default": 6379,
@@ -440,6 +457,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "required": [
           "limits",
         ],
+        "then": {
+          "properties": {
+            "redis": {
+              "x-tollgate-access": "tcp",
+            },
+          },
+        },
         "type": "object",
       },
       "processingMode": {
@@ -486,6 +510,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -510,6 +535,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
                   "description": "Header name (case-insensitive).",
                   "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
                   "type": "string",
+                  "x-tollgate-header-name": true,
                 },
                 "value": {
                   "description": "Header value.",
@@ -1156,6 +1182,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "additionalProperties": {
               "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
               "type": "string",
+              "x-tollgate-header-name": true,
             },
             "default": {},
             "description": "Claim name to upstream request header. The header is always removed from the client's request first, so a client cannot forge it.",
@@ -1818,6 +1845,9 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
       },
+      "python": {
+        "blocking": false,
+      },
       "runtime": "python",
       "systemParameters": {
         "properties": {},
@@ -1986,6 +2016,32 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
   },
   {
+    source: "tests/fixtures/policies/py-pid",
+    definition: {
+      "description": "Test policy (Python, declared non-blocking). Names the executor process and thread that ran it.",
+      "name": "py-pid",
+      "parameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "python": {
+        "blocking": false,
+      },
+      "runtime": "python",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
+  {
     source: "tests/fixtures/policies/py-print",
     definition: {
       "description": "Test policy (Python). Prints JSON lines that look like log records (print, sys.stderr, fd 2), to show they are logged as its text.",
@@ -2073,7 +2129,32 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy31,
+    module: policy32,
+  },
+  {
+    source: "tests/fixtures/policies/request-named-header",
+    definition: {
+      "description": "Test policy. Sets the request header the client names in x-set-name to the value in x-set-value: a header name only known at request time, which the engine checks then.",
+      "name": "request-named-header",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {},
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy33,
   },
   {
     source: "tests/fixtures/policies/override-status",
@@ -2105,7 +2186,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy32,
+    module: policy34,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -2129,7 +2210,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy33,
+    module: policy35,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -2161,7 +2242,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy34,
+    module: policy36,
   },
   {
     source: "tests/fixtures/policies/run-command",
@@ -2193,7 +2274,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy35,
+    module: policy37,
   },
   {
     source: "tests/fixtures/policies/request-facts",
@@ -2226,7 +2307,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy36,
+    module: policy38,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -2259,7 +2340,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy37,
+    module: policy39,
   },
   {
     source: "tests/fixtures/policies/spin-forever",
@@ -2283,7 +2364,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy38,
+    module: policy40,
   },
   {
     source: "tests/fixtures/policies/leaky",
@@ -2320,7 +2401,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy39,
+    module: policy41,
   },
 ];
 

@@ -15,10 +15,9 @@ const rateLimit = (parameters: Record<string, unknown>) => ({
   policies: [{ name: "rate-limit", version: "v1", parameters }],
 });
 
-/** An engine whose permissions grant `redisHosts`, and an Envoy in front of it. */
-async function stack(config: Record<string, unknown>, upstream: Upstream, redisHosts: string[] = []) {
-  const { dir, layout } = await EngineProcess.layout();
-  const engine = await EngineProcess.start({ config, layout: { dir, layout: { ...layout, redisHosts } } });
+/** An engine whose permissions grant `policyHosts` (the Redis servers), and an Envoy in front of it. */
+async function stack(config: Record<string, unknown>, upstream: Upstream, policyHosts: string[] = []) {
+  const engine = await EngineProcess.start({ config, policyHosts });
   const routes = (config.routes as { name: string }[]).map((r) => ({ name: r.name, prefix: `/${r.name}` }));
   const envoy = await Envoy.start({ routes, upstreamPort: upstream.port, extproc: engine.extproc });
   return {
@@ -215,6 +214,6 @@ Deno.test("rate-limit (redis): a server outside the engine's permissions fails s
   await engine.stop();
   assert.notEqual(code, 0);
   const output = engine.lines.join("\n");
-  assert.match(output, /127\.0\.0\.1:6999 is outside the permissions/);
-  assert.match(output, /route "denied"/);
+  assert.match(output, /host 127\.0\.0\.1:6999 is outside the permissions/);
+  assert.match(output, /parameters\.redis.*route "denied"/);
 });
