@@ -248,10 +248,12 @@ Deno.test("compile: the staged python home holds the executor, generated code an
 
 Deno.test("compile: --workers grants each data-plane worker its own socket and writes dataPlane.workers", () => {
   const layout = compileLayout(options(["--workers", "2"]));
+  const python = ["python", ...Array.from({ length: 8 }, (_, i) => `python-${i}`)]
+    .map((name) => `unix:/var/run/tollgate/${name}.sock`);
   assert.ok(
     permissionFlags(layout).includes(
       "--allow-net=unix:/var/run/tollgate/extproc-0.sock,unix:/var/run/tollgate/extproc-1.sock," +
-        "unix:/var/run/tollgate/python.sock,0.0.0.0:9002",
+        `${python.join(",")},0.0.0.0:9002`,
     ),
   );
   const tcp = compileLayout(options(["--listen-address", "127.0.0.1:9000", "--workers", "3"]));
