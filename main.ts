@@ -5,4 +5,12 @@
 import { runCli } from "./src/cli.ts";
 import { generatedPolicies, pythonRegistry } from "./src/gen/registry.ts";
 
-if (import.meta.main) Deno.exit(await runCli(Deno.args, { policies: generatedPolicies, pythonRegistry }));
+if (import.meta.main) {
+  Deno.exit(
+    await runCli(Deno.args, {
+      policies: generatedPolicies,
+      registryModule: import.meta.resolve("./src/gen/registry.ts"),
+      pythonRegistry,
+    }),
+  );
+}

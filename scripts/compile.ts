@@ -39,6 +39,8 @@ export interface CompileOptions {
   readonly listenAddress?: string;
   /** The Python executor's socket. */
   readonly pythonSocket: string;
+  /** `dataPlane.workers`: each worker listens on its own socket (or port) when more than one. */
+  readonly workers?: number;
   /** Directory of the config file (read, watched for hot reload). */
   readonly configDir: string;
   /** Admin endpoint (host:port): probes and metrics. */
@@ -69,7 +71,10 @@ export const IMAGE_LAYOUT = {
 
 /** The module the binary is built from, and modules it loads that are not static imports. */
 export const ENTRY = "main.ts";
-export const INCLUDES: readonly string[] = ["src/validate.ts"]; // `tollgate validate` imports it lazily
+export const INCLUDES: readonly string[] = [
+  "src/validate.ts", // `tollgate validate` imports it lazily
+  "src/dataplane/worker.ts", // the data-plane workers' module
+];
 
 export const USAGE = `Usage: deno task compile [options]
 
@@ -82,6 +87,8 @@ Options:
   --socket PATH          ext_proc socket (default <runtime-dir>/extproc.sock)
   --listen-address H:P   serve ext_proc on TCP instead of a socket
   --python-socket PATH   Python executor socket (default <runtime-dir>/python.sock)
+  --workers N            data-plane workers (dataPlane.workers, default 1): N > 1 grants each its own
+                         socket, extproc-0.sock … beside --socket (or port after --listen-address's)
   --config-dir DIR       directory of the config file (default ${IMAGE_LAYOUT.configDir})
   --admin H:P            admin endpoint for probes and metrics (default ${IMAGE_LAYOUT.admin})
   --python PATH          Python interpreter (default ${IMAGE_LAYOUT.python})
@@ -162,6 +169,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     runtimeDirs: [...new Set(sockets.map((s) => dirname(s)))],
     extprocSocket: options.socket,
     extprocAddress: options.listenAddress,
+    extprocWorkers: options.workers,
     pythonSocket: options.pythonSocket,
     adminAddress: options.admin,
     configDir: options.configDir,
@@ -208,6 +216,7 @@ export function parseCompileOptions(
         socket: { type: "string" },
         "listen-address": { type: "string" },
         "python-socket": { type: "string" },
+        workers: { type: "string" },
         "config-dir": { type: "string" },
         admin: { type: "string" },
         python: { type: "string" },
@@ -232,6 +241,7 @@ export function parseCompileOptions(
     socket: values.socket ?? (listenAddress === undefined ? join(runtimeDir, "extproc.sock") : undefined),
     listenAddress,
     pythonSocket: values["python-socket"] ?? join(runtimeDir, "python.sock"),
+    workers: values.workers === undefined ? undefined : workerCount(values.workers),
     configDir: trim(values["config-dir"] ?? IMAGE_LAYOUT.configDir),
     admin: values.admin ?? IMAGE_LAYOUT.admin,
     python: values.python ?? IMAGE_LAYOUT.python,
@@ -243,6 +253,14 @@ export function parseCompileOptions(
   };
   compileLayout(options);
   return { options, dryRun: values["dry-run"] ?? false };
+}
+
+function workerCount(text: string): number {
+  const count = Number(text);
+  if (!Number.isInteger(count) || count < 1 || count > 64) {
+    throw new CompileUsageError("--workers must be an integer from 1 to 64");
+  }
+  return count;
 }
 
 /** The image's options (what `deno task compile` builds without arguments). */
@@ -278,13 +296,14 @@ export function renderConfig(options: CompileOptions): string {
     doc.deleteIn(["listen", "socket"]);
     doc.setIn(["listen", "address"], options.listenAddress);
   }
+  if (options.workers !== undefined) doc.setIn(["dataPlane", "workers"], options.workers);
   doc.setIn(["admin", "address"], options.admin);
   doc.setIn(["python", "socket"], options.pythonSocket);
   doc.setIn(["python", "interpreter"], options.python);
   doc.setIn(["python", "home"], options.pythonHome);
   doc.setIn(["log", "format"], "json");
-  // Keep the sections in the documented order: listen, admin, python, log, ..., routes.
-  const order = ["listen", "admin", "python", "log"];
+  // Keep the sections in the documented order: listen, dataPlane, admin, python, log, ..., routes.
+  const order = ["listen", "dataPlane", "admin", "python", "log"];
   const rank = (key: unknown) => {
     const index = order.indexOf(String(isScalar(key) ? key.value : key));
     return index === -1 ? order.length : index;
@@ -301,7 +320,8 @@ export function renderConfig(options: CompileOptions): string {
     : config.listen.address === options.listenAddress;
   if (
     !listens || config.admin.address !== options.admin || config.python.socket !== options.pythonSocket ||
-    config.python.interpreter !== options.python || config.python.home !== options.pythonHome
+    config.python.interpreter !== options.python || config.python.home !== options.pythonHome ||
+    config.dataPlane.workers !== (options.workers ?? 1)
   ) {
     throw new Error("the generated config does not match the layout");
   }

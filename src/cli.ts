@@ -20,6 +20,8 @@ export const EXIT = { ok: 0, failure: 1, invalid: 2 } as const;
 /** What a build of the engine carries: its compiled-in policies. */
 export interface CliBuild {
   readonly policies: readonly GeneratedPolicy[];
+  /** The module exporting `policies` as `generatedPolicies` (the data-plane workers import it). */
+  readonly registryModule: string;
   /** The generated Python registry matching `policies`, relative to python.home. */
   readonly pythonRegistry: string;
 }
@@ -87,6 +89,7 @@ function printProblems(error: ProblemsError): void {
 async function serve(configPath: string | undefined, build: CliBuild): Promise<number> {
   const engine = await Engine.start({
     policies: build.policies,
+    registryModule: build.registryModule,
     pythonRegistry: build.pythonRegistry,
     configPath,
     env: readConfigEnv(),

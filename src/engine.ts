@@ -1,20 +1,20 @@
 /**
- * The engine: wires config, registry, kernel, ext_proc server and admin endpoint together
- * and owns their lifecycle (start, reload, graceful stop).
+ * The engine's control plane (the main thread): loads, watches and validates the config,
+ * supervises the Python executor, serves the admin endpoint and owns the lifecycle (start,
+ * reload, graceful stop). The data plane — ext_proc server, kernel, chains, policies — runs
+ * in permission-scoped workers (src/dataplane/).
  */
 import { getLogger } from "@logtape/logtape";
+import { AggregatorRegistry } from "prom-client";
 import { DEFAULT_CONFIG_SOURCE, DEFAULT_CONFIG_YAML } from "./config/default_config.ts";
-import { type ConfigDefaults, type ConfigEnv, loadConfigFile, parseConfig } from "./config/load.ts";
+import { type ConfigDefaults, type ConfigEnv, parseConfig, readConfigText } from "./config/load.ts";
 import { formatProblem, ProblemsError } from "./config/problem.ts";
 import { permissionProblems } from "./config/scope.ts";
 import type { EngineConfig } from "./config/types.ts";
+import { workerListens } from "./config/worker_listen.ts";
 import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
-import type { Chain } from "./executor/chain.ts";
-import { compileCondition } from "./executor/condition.ts";
-import { type ExtProcTransport, startExtProcServer } from "./extproc/transport.ts";
-import { buildRouteTable, type ChainBuildContext } from "./kernel/build.ts";
-import { droppedProtection } from "./kernel/dropped.ts";
-import { closeChains, Kernel, type RouteTable } from "./kernel/routes.ts";
+import type { ConfigText } from "./dataplane/messages.ts";
+import { DataPlane } from "./dataplane/pool.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
@@ -28,6 +28,8 @@ const log = getLogger(["tollgate", "engine"]);
 
 export interface EngineOptions {
   readonly policies: readonly GeneratedPolicy[];
+  /** The module exporting `policies` as `generatedPolicies`: the data-plane workers import it. */
+  readonly registryModule: string;
   /** The generated Python registry matching `policies`, relative to python.home. */
   readonly pythonRegistry: string;
   /** The config file; undefined runs the embedded default config. */
@@ -36,26 +38,36 @@ export interface EngineOptions {
   readonly defaults: ConfigDefaults;
 }
 
-/** Slack over the body limit for the headers and framing of one ext_proc message. */
-const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
-
 /**
  * Loads the config the options name (file or embedded default); `text` is the file's
  * content when the caller already read it (the watcher, once the file is stable).
  */
-export function loadEngineConfig(
+export async function loadEngineConfig(
   options: Pick<EngineOptions, "configPath" | "env" | "defaults">,
   text?: string,
 ): Promise<EngineConfig> {
-  if (options.configPath === undefined) {
-    return Promise.resolve(
-      parseConfig(DEFAULT_CONFIG_YAML, DEFAULT_CONFIG_SOURCE, options.env, options.defaults),
-    );
-  }
-  return text === undefined
-    ? loadConfigFile(options.configPath, options.env, options.defaults)
-    : Promise.resolve(parseConfig(text, options.configPath, options.env, options.defaults));
+  return parseText(await configText(options, text));
 }
+
+/** The config's text as the workers get it (they parse what the control plane validated). */
+async function configText(
+  options: Pick<EngineOptions, "configPath" | "env" | "defaults">,
+  text?: string,
+): Promise<ConfigText> {
+  const { env, defaults } = options;
+  if (options.configPath === undefined) {
+    return { text: DEFAULT_CONFIG_YAML, source: DEFAULT_CONFIG_SOURCE, env, defaults };
+  }
+  return {
+    text: text ?? await readConfigText(options.configPath),
+    source: options.configPath,
+    env,
+    defaults,
+  };
+}
+
+const parseText = (config: ConfigText) =>
+  parseConfig(config.text, config.source, config.env, config.defaults);
 
 export class Engine {
   #admin: AdminServer | undefined;
@@ -63,16 +75,16 @@ export class Engine {
 
   private constructor(
     private readonly options: EngineOptions,
-    readonly kernel: Kernel,
+    private config: EngineConfig,
     readonly metrics: Metrics,
-    private readonly build: ChainBuildContext,
-    private readonly server: ExtProcTransport,
+    private readonly dataPlane: DataPlane,
     private readonly python: PythonRuntime | undefined,
   ) {}
 
   /** Loads and checks everything, then starts serving. Throws ProblemsError on bad config. */
   static async start(options: EngineOptions): Promise<Engine> {
-    const config = await loadEngineConfig(options);
+    const text = await configText(options);
+    const config = parseText(text);
     await configureLogging(config.log.level, config.log.format);
     const registry = new PolicyRegistry(options.policies);
     const outside = permissionProblems(config, registry.hasPythonPolicies(), options.configPath);
@@ -83,9 +95,22 @@ export class Engine {
     // touch the running engine's sockets.
     for (const socket of ownSockets(config, registry.hasPythonPolicies())) await refuseLiveSocket(socket);
     const metrics = new Metrics();
+    // Workers are told of every new executor; they exist only once Python is up.
+    const planes: { current?: DataPlane } = {};
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
     const python = registry.hasPythonPolicies()
-      ? await PythonRuntime.start(config, options.pythonRegistry, metrics)
+      ? await PythonRuntime.start(
+        config,
+        options.pythonRegistry,
+        metrics,
+        {
+          newExecutor: (index, replaced) =>
+            replaced
+              ? planes.current?.pythonReplaced(index)
+              : planes.current?.tell({ type: "python-ready", index }),
+          unhealthy: (index) => planes.current?.tell({ type: "python-down", index }),
+        },
+      )
       : undefined;
     if (python && python.failedPolicies.size > 0) {
       await python.stop(config.shutdown.gracePeriodMs);
@@ -95,34 +120,39 @@ export class Engine {
         loadFailureProblems(registry, python.failedPolicies),
       );
     }
-    const build: ChainBuildContext = {
-      registry,
-      factoryFor: (p) => p.definition.runtime === "python" ? python?.factoryFor(p) : p.factory,
-      compileCondition,
-    };
-    let server: ExtProcTransport;
-    let kernel: Kernel;
+    let dataPlane: DataPlane;
     try {
-      kernel = new Kernel(await buildRouteTable(config, build));
-      server = await startExtProcServer({
-        kernel,
-        listen: config.listen,
-        connections: config.connections,
-        maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
+      dataPlane = await DataPlane.start({
+        workers: config.dataPlane.workers,
+        listens: workerListens(config.listen, config.dataPlane.workers),
+        registryModule: options.registryModule,
+        config: text,
+        watchdogMs: config.dataPlane.watchdogMs,
+        python: python !== undefined,
+        failedPython: () => [...python?.failedPolicies ?? []],
+        pythonHealthy: () => python?.healthy() ?? [],
         observer: metrics,
       });
     } catch (error) {
       await python?.stop(config.shutdown.gracePeriodMs);
       throw error;
     }
-    const engine = new Engine(options, kernel, metrics, build, server, python);
+    planes.current = dataPlane;
+    const engine = new Engine(options, config, metrics, dataPlane, python);
     try {
       if (config.admin.address !== undefined) {
+        const aggregate = new AggregatorRegistry();
         engine.#admin = await startAdmin(config.admin.address, {
-          metrics,
+          metrics: async () => {
+            const all = [await metrics.registry.getMetricsAsJSON(), ...await dataPlane.metrics()];
+            // deno-lint-ignore no-explicit-any
+            return await AggregatorRegistry.aggregate(all as any).metrics();
+          },
+          metricsContentType: aggregate.contentType,
           readiness: () => engine.readiness(),
           policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
-          routes: () => describeRoutes(kernel),
+          routes: async () =>
+            (await dataPlane.status()).routes ?? { reasons: ["no data-plane worker answered"] },
         });
       }
       if (options.configPath !== undefined) {
@@ -132,32 +162,31 @@ export class Engine {
       await engine.stop();
       throw error;
     }
-    log.info("serving {routes} routes from {source}", {
+    log.info("serving {routes} routes from {source} on {workers} data-plane workers", {
       routes: config.routes.length,
       source: config.source,
+      workers: config.dataPlane.workers,
     });
     return engine;
   }
 
-  readiness(): { ready: boolean; reasons: string[] } {
-    const reasons = [this.server.unreadyReason(), ...(this.python?.unreadyReasons() ?? [])]
-      .filter((r): r is string => r !== undefined);
+  async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
+    const reasons = [...(await this.dataPlane.status()).unready, ...(this.python?.unreadyReasons() ?? [])];
     return { ready: reasons.length === 0, reasons };
   }
 
   /**
-   * Re-reads the config (or parses `text`, the file as the watcher read it) and swaps in
-   * the new route table if everything builds. On any problem the running table stays and
-   * the error is rethrown for the caller to log. What the new table drops is logged.
+   * Re-reads the config (or parses `text`, the file as the watcher read it) and swaps it in
+   * on every worker if it builds on every worker. On any problem the running table stays
+   * everywhere and the error is rethrown for the caller to log. What the new table drops is logged.
    */
-  async reload(text?: string): Promise<RouteTable> {
+  async reload(text?: string): Promise<EngineConfig> {
     try {
-      const config = await loadEngineConfig(this.options, text);
-      const table = await buildRouteTable(config, this.build);
-      const dropped = droppedProtection(this.kernel.table, table);
-      const replaced = this.kernel.swap(table);
-      replaced.retire();
-      const previous = replaced.config;
+      const source = await configText(this.options, text);
+      const config = parseText(source);
+      const dropped = await this.dataPlane.reload(source);
+      const previous = this.config;
+      this.config = config;
       if (dropped.length > 0) {
         log.warn("config reload from {source} drops what was serving traffic: {dropped}", {
           source: config.source,
@@ -176,7 +205,7 @@ export class Engine {
         source: config.source,
         routes: config.routes.length,
       });
-      return table;
+      return config;
     } catch (error) {
       this.metrics.configReloaded("rejected");
       throw error;
@@ -197,15 +226,10 @@ export class Engine {
 
   /** Graceful stop: stop accepting, drain in-flight streams within the grace period, clean up. */
   async stop(): Promise<void> {
-    const grace = this.kernel.table.config.shutdown.gracePeriodMs;
-    log.info("shutting down (grace period {grace}ms, {streams} streams open)", {
-      grace,
-      streams: this.server.activeStreams,
-    });
+    const grace = this.config.shutdown.gracePeriodMs;
+    log.info("shutting down (grace period {grace}ms)", { grace });
     this.#watcher?.close();
-    await this.server.shutdown(grace);
-    // Streams cut at the end of the grace period never release the table: close it directly.
-    await closeChains(this.kernel.table.allChains());
+    await this.dataPlane.stop(grace);
     await this.python?.stop(grace);
     await this.#admin?.shutdown();
     log.info("stopped");
@@ -215,49 +239,17 @@ export class Engine {
 /** The Unix sockets the engine will serve or start the executor on. */
 function ownSockets(config: EngineConfig, python: boolean): string[] {
   return [
-    ...(config.listen.kind === "unix" ? [config.listen.socket] : []),
+    ...workerListens(config.listen, config.dataPlane.workers).flatMap((l) =>
+      l.kind === "unix" ? [l.socket] : []
+    ),
     ...(python ? pythonSockets(config.python.socket, config.python.processes) : []),
   ];
 }
 
 /** Sections of the config that are read once at startup. */
 function restartOnlyChanges(before: EngineConfig, after: EngineConfig): string[] {
-  const sections = ["listen", "connections", "admin", "python"] as const;
+  const sections = ["listen", "connections", "admin", "python", "dataPlane"] as const;
   const changed = sections.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
   // `connections` holds the listen.* connection limits of the YAML.
   return [...new Set(changed.map((key) => key === "connections" ? "listen" : key))];
-}
-
-function describeChain(chain: Chain) {
-  return {
-    policies: chain.entries.map((e) => ({
-      policy: e.label,
-      parameters: e.shownParams,
-      mode: e.mode,
-      onFailure: e.onFailure,
-    })),
-    phases: {
-      requestHeaders: chain.request.slice(0, chain.requestHeadersCount).map((e) => e.label),
-      requestBody: chain.request.slice(chain.requestHeadersCount).map((e) => e.label),
-      responseHeaders: chain.response.slice(0, chain.responseHeadersCount).map((e) => e.label),
-      responseBody: chain.response.slice(chain.responseHeadersCount).map((e) => e.label),
-    },
-  };
-}
-
-/** GET /routes: the running table, requests per route, and the requests no route matched. */
-function describeRoutes(kernel: Kernel) {
-  const table = kernel.table;
-  const requests = kernel.requestCounts();
-  return {
-    source: table.config.source,
-    routes: [...table.chains.values()].map((chain) => ({
-      name: chain.route.name,
-      requests: requests.get(chain.route.name) ?? 0,
-      ...describeChain(chain),
-    })),
-    unmatchedRoutes: table.config.unmatchedRoutes,
-    defaultChain: table.defaultChain ? describeChain(table.defaultChain) : null,
-    unmatched: kernel.unmatched.snapshot(),
-  };
 }

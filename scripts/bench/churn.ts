@@ -67,7 +67,7 @@ const engine = await EngineProcess.start({
 try {
   const [pid] = await childrenOf(Deno.pid, engine.configFile);
   if (pid === undefined) throw new Error("Tollgate started but its process was not found in /proc");
-  const socket = (engine.extproc as { socket: string }).socket;
+  const [socket] = (engine.extproc as { sockets: string[] }).sockets;
   let failures = await churn(socket, WARMUP);
   const samples: { connections: number; rssMiB: number; peakMiB: number }[] = [];
   const sample = async (connections: number) => {

@@ -32,8 +32,8 @@ export const REFLECTED = [
 
 export interface BenchEnvoyOptions {
   readonly routes: readonly EnvoyRoute[];
-  /** The ext_proc server's socket; undefined removes the ext_proc filter (`baseline`). */
-  readonly extprocSocket: string | undefined;
+  /** The ext_proc server's sockets (one per worker); undefined removes the ext_proc filter (`baseline`). */
+  readonly extprocSockets: readonly string[] | undefined;
   /** Envoy worker threads (`--concurrency`). */
   readonly workers: number;
 }
@@ -96,7 +96,7 @@ export async function benchBootstrap(
     {
       routes: options.routes,
       upstreamPort: ports.upstream,
-      extproc: { socket: options.extprocSocket ?? "/nonexistent" },
+      extproc: { sockets: options.extprocSockets ?? ["/nonexistent"] },
     },
     ports.listen,
     ports.admin,
@@ -104,7 +104,7 @@ export async function benchBootstrap(
   );
   const hcm = config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
   delete hcm.access_log;
-  if (options.extprocSocket === undefined) {
+  if (options.extprocSockets === undefined) {
     hcm.http_filters = hcm.http_filters.filter((f: Yaml) => f.name !== "envoy.filters.http.ext_proc");
     config.static_resources.clusters = config.static_resources.clusters.filter((c: Yaml) =>
       c.name !== "tollgate"

@@ -36,6 +36,7 @@ Options:
   --connections N      client connections (default 32)
   --envoy-workers N    Envoy worker threads (default 2)
   --transport T        Tollgate's listen.transport: lean | grpc-js (default: the engine's default)
+  --workers N          Tollgate's dataPlane.workers: data-plane workers, one socket each (default 1)
   --soak D             instead: the leak check, one saturated run of D (e.g. 5m) per scenario
   --out DIR            where results go (default: docs/ for a full run, bench-results/ otherwise)
   -h, --help           show this help`;
@@ -51,6 +52,7 @@ const { values } = parseArgs({
     connections: { type: "string", default: "32" },
     "envoy-workers": { type: "string", default: "2" },
     transport: { type: "string" },
+    workers: { type: "string", default: "1" },
     soak: { type: "string" },
     out: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -83,6 +85,7 @@ const settings: RunSettings = {
   rate: positive("rate", values.rate),
   envoyWorkers: positive("envoy-workers", values["envoy-workers"]),
   transport: transportOf(values.transport),
+  workers: positive("workers", values.workers),
 };
 const runs = positive("runs", values.runs);
 const docs = values.out === undefined && full;

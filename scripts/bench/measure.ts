@@ -20,6 +20,8 @@ export interface RunSettings {
   readonly envoyWorkers: number;
   /** Tollgate's `listen.transport`; undefined runs the engine's default. */
   readonly transport?: ListenTransport;
+  /** Tollgate's `dataPlane.workers`. */
+  readonly workers: number;
 }
 
 /** The request a scenario sends, and where the run registers what it starts. */
@@ -145,7 +147,7 @@ export async function measureRun(
   settings: RunSettings,
   context: RunContext,
 ): Promise<RunResult> {
-  const starting = Stack.start(scenario, settings.envoyWorkers, settings.transport);
+  const starting = Stack.start(scenario, settings.envoyWorkers, settings.transport, settings.workers);
   const done = context.running.add(async () => (await starting.catch(() => undefined))?.stop());
   const stack = await starting;
   try {

@@ -262,9 +262,10 @@ export function markdown(results: Results): string {
     `Settings: ${settings.runs} runs per scenario (medians shown), ${settings.warmupSeconds} s warm-up ` +
     `(not measured), ${settings.seconds} s per measurement, ${settings.connections} connections, ` +
     `fixed rate ${settings.rate} req/s, ${settings.envoyWorkers} Envoy worker threads, ` +
-    `Tollgate's ext_proc transport ${settings.transport ?? "(the default)"}. Go reference: Go ${
-      versions.go ?? "–"
-    }.`,
+    `Tollgate's ext_proc transport ${settings.transport ?? "(the default)"}, ` +
+    `${settings.workers ?? 1} data-plane worker${
+      (settings.workers ?? 1) === 1 ? "" : "s"
+    }. Go reference: Go ${versions.go ?? "–"}.`,
     "",
     "Each figure is followed by its ratios `(× baseline · × passthrough)`.",
     "",

@@ -25,7 +25,8 @@ const STOP_TIMEOUT_MS = 10_000;
 export type Role = "envoy" | "server" | "executor";
 
 interface Server {
-  readonly socket: string;
+  /** Its ext_proc sockets: one per data-plane worker. */
+  readonly sockets: readonly string[];
   readonly pid: number;
   /** Tollgate's admin URL (for /metrics); undefined for the pass-through server. */
   readonly adminUrl?: string;
@@ -105,7 +106,7 @@ async function startServerProcess(
     await stop();
     throw error;
   }
-  return { socket, pid: child.pid, stop };
+  return { sockets: [socket], pid: child.pid, stop };
 }
 
 /** The compiled reference in `mode` (scripts/bench/go/), on a socket in a fresh directory. */
@@ -121,11 +122,16 @@ async function startGoReference(mode: "passthrough" | "headers-5"): Promise<Serv
   );
 }
 
-async function startTollgate(scenario: Scenario, transport: ListenTransport | undefined): Promise<Server> {
+async function startTollgate(
+  scenario: Scenario,
+  transport: ListenTransport | undefined,
+  workers: number,
+): Promise<Server> {
   const engine = await EngineProcess.start({
     config: {
       routes: [{ name: ROUTE, policies: scenario.policies ?? [] }],
       ...(transport ? { listen: { transport } } : {}),
+      dataPlane: { workers },
       log: { level: "warning" },
       shutdown: { gracePeriod: "2s" },
     },
@@ -137,12 +143,13 @@ async function startTollgate(scenario: Scenario, transport: ListenTransport | un
     await stop();
     throw new Error("Tollgate started but its process was not found in /proc");
   }
-  return { socket: (engine.extproc as { socket: string }).socket, pid, adminUrl: engine.adminUrl, stop };
+  return { sockets: (engine.extproc as { sockets: string[] }).sockets, pid, adminUrl: engine.adminUrl, stop };
 }
 
 function startServer(
   scenario: Scenario,
   transport: ListenTransport | undefined,
+  workers: number,
 ): Promise<Server | undefined> {
   switch (scenario.server) {
     case "none":
@@ -154,7 +161,7 @@ function startServer(
     case "go-headers-5":
       return startGoReference("headers-5");
     case "tollgate":
-      return startTollgate(scenario, transport);
+      return startTollgate(scenario, transport, workers);
   }
 }
 
@@ -168,18 +175,22 @@ export class Stack {
     readonly pids: Partial<Record<Role, number>>,
   ) {}
 
-  /** `transport` picks Tollgate's `listen.transport` (undefined: the engine's default). */
+  /**
+   * `transport` picks Tollgate's `listen.transport` (undefined: the engine's default);
+   * `workers` its `dataPlane.workers`.
+   */
   static async start(
     scenario: Scenario,
     envoyWorkers: number,
     transport?: ListenTransport,
+    workers = 1,
   ): Promise<Stack> {
-    const server = await startServer(scenario, transport);
+    const server = await startServer(scenario, transport, workers);
     let envoy: Envoy;
     try {
       envoy = await startBenchEnvoy({
         routes: [{ name: ROUTE, prefix: "/" }],
-        extprocSocket: server?.socket,
+        extprocSockets: server?.sockets,
         workers: envoyWorkers,
       });
     } catch (error) {

@@ -4,7 +4,7 @@
  * the sockets and address that config uses, and the hosts, servers and files its policies'
  * parameters name (`x-tollgate-access`).
  */
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { configDefaults } from "../../src/cli.ts";
 import { readConfigEnv } from "../../src/config/load.ts";
 import { accessHost } from "../../src/config/scope.ts";
@@ -13,7 +13,7 @@ import { loadEngineConfig } from "../../src/engine.ts";
 import type { AccessNeed } from "../../src/registry/annotations.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
 import type { PermissionLayout } from "./permissions.ts";
-import { venvPython } from "./venv.ts";
+import { repoRoot, venvPython } from "./venv.ts";
 
 const DEFAULT_ADMIN = "127.0.0.1:9002";
 
@@ -32,13 +32,20 @@ export async function layoutForConfig(configPath: string | undefined): Promise<P
     ],
     extprocSocket: config.listen.kind === "unix" ? resolve(config.listen.socket) : undefined,
     extprocAddress: config.listen.kind === "tcp" ? config.listen.address : undefined,
+    extprocWorkers: config.dataPlane.workers,
     pythonSocket: resolve(config.python.socket),
     adminAddress: config.admin.address ?? DEFAULT_ADMIN,
     configDir: configPath ? dirname(resolve(configPath)) : undefined,
     python: venvPython,
     policyHosts: [...new Set(needs.filter((n) => n.kind !== "read").map((n) => accessHost(n)!))],
     policyFiles: [...new Set(needs.filter((n) => n.kind === "read").map((n) => n.value))],
+    moduleDirs: checkoutModuleDirs(),
   };
+}
+
+/** Where an engine run from this checkout loads its modules (src/ and the built-in policies). */
+export function checkoutModuleDirs(): string[] {
+  return [join(repoRoot, "src"), join(repoRoot, "policies")];
 }
 
 /**

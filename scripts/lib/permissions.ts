@@ -5,12 +5,15 @@
  * checkout's), never the kinds or number of permissions.
  *
  * The scope: read and write only the runtime directories holding the sockets; read the
- * config's directory (watched for hot reload); connect and listen only on the ext_proc and
- * executor Unix sockets (Deno checks Unix sockets as `net` permissions) and the admin address; run only
- * the Python interpreter; read only the environment variables listed below. Policies may
+ * config's directory (watched for hot reload); connect and listen only on the ext_proc
+ * sockets (one per data-plane worker) and the executor Unix sockets (Deno checks Unix sockets
+ * as `net` permissions) and the admin address; run only the Python interpreter; read only the
+ * environment variables listed below (and, run from a checkout, its source directories: the
+ * data-plane workers load their modules from them). Policies may
  * reach only the hosts and files the layout lists for them (`policyHosts`, `policyFiles`).
  */
 import { allPythonSockets } from "../../src/config/python_sockets.ts";
+import { workerAddress, workerSocket } from "../../src/config/worker_listen.ts";
 
 /** Where things are for one deployment of the engine. */
 export interface PermissionLayout {
@@ -20,6 +23,11 @@ export interface PermissionLayout {
   readonly extprocSocket?: string;
   /** ext_proc TCP address (host:port) instead of a socket. */
   readonly extprocAddress?: string;
+  /**
+   * Data-plane workers (`dataPlane.workers`, default 1): with more than one, each listens on
+   * its own socket beside extprocSocket (`extproc-0.sock` …) or port after extprocAddress's.
+   */
+  readonly extprocWorkers?: number;
   /**
    * Python executor socket path, in a runtime directory; the sockets of several executor
    * processes are derived from it (src/config/python_sockets.ts).
@@ -38,6 +46,12 @@ export interface PermissionLayout {
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files (`x-tollgate-access: read`). */
   readonly policyFiles?: readonly string[];
+  /**
+   * Source directories of a checkout (`deno run`): Deno checks a Worker's module graph
+   * against read permission, so the data-plane workers need them to load. A compiled binary
+   * embeds its modules and has none.
+   */
+  readonly moduleDirs?: readonly string[];
 }
 
 /** Environment variables the engine (and the libraries it embeds) may read. */
@@ -75,9 +89,15 @@ export const ENGINE_ENV_VARS: readonly string[] = [
  */
 export const ENGINE_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
 
+/**
+ * Deno flags the engine needs beyond permissions: the data plane's Workers are created
+ * with narrower permissions than the process (`deno.permissions`), unstable in Deno 2.9.
+ */
+export const ENGINE_UNSTABLE_FLAGS: readonly string[] = ["--unstable-worker-options"];
+
 /** Everything `deno run` / `deno compile` need to run the engine: its permissions and V8 settings. */
 export function engineFlags(layout: PermissionLayout): string[] {
-  return [...permissionFlags(layout), ...ENGINE_V8_FLAGS];
+  return [...permissionFlags(layout), ...ENGINE_UNSTABLE_FLAGS, ...ENGINE_V8_FLAGS];
 }
 
 /** The `deno run` / `deno compile` permission flags for a layout. */
@@ -86,9 +106,18 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     ...layout.runtimeDirs,
     ...(layout.configDir ? [layout.configDir] : []),
     ...(layout.policyFiles ?? []),
+    ...(layout.moduleDirs ?? []),
   ];
+  const workers = layout.extprocWorkers ?? 1;
+  const extproc = Array.from(
+    { length: workers },
+    (_, i) =>
+      layout.extprocSocket
+        ? `unix:${workerSocket(layout.extprocSocket, i, workers)}`
+        : layout.extprocAddress && workerAddress(layout.extprocAddress, i, workers),
+  );
   const net = [
-    layout.extprocSocket ? `unix:${layout.extprocSocket}` : layout.extprocAddress,
+    ...extproc,
     // Every socket any python.processes may use: the flags do not depend on the config.
     ...allPythonSockets(layout.pythonSocket).map((socket) => `unix:${socket}`),
     layout.adminAddress,

@@ -169,6 +169,7 @@ function normalize(
       maxBodyBytes: raw.limits.maxBodyBytes,
       policyTimeoutMs: parseDuration(raw.limits.policyTimeout),
     },
+    dataPlane: { workers: raw.dataPlane.workers, watchdogMs: parseDuration(raw.dataPlane.watchdog) },
     shutdown: { gracePeriodMs: parseDuration(raw.shutdown.gracePeriod) },
     log: { level: (env.TOLLGATE_LOG_LEVEL as LogLevel | undefined) ?? raw.log.level, format: raw.log.format },
     policyConfig: raw.policyConfig,
@@ -200,9 +201,13 @@ export async function loadConfigFile(
   env: ConfigEnv,
   defaults: ConfigDefaults,
 ): Promise<EngineConfig> {
-  let text: string;
+  return parseConfig(await readConfigText(path), path, env, defaults);
+}
+
+/** A config file's text; a file that cannot be read is a problem naming it. */
+export async function readConfigText(path: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (error) {
     throw new ProblemsError(`cannot read config ${path}`, [{
       file: path,
@@ -210,5 +215,4 @@ export async function loadConfigFile(
       message: error instanceof Error ? error.message : String(error),
     }]);
   }
-  return parseConfig(text, path, env, defaults);
 }

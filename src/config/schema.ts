@@ -101,6 +101,15 @@ export const configSchema = {
         policyTimeout: { ...duration, default: "1s" },
       },
     },
+    dataPlane: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        workers: { type: "integer", minimum: 1, maximum: 64, default: 1 },
+        watchdog: { ...duration, default: "1s" },
+      },
+    },
     shutdown: {
       type: "object",
       additionalProperties: false,

@@ -9,6 +9,7 @@ import type { AccessNeed } from "../registry/annotations.ts";
 import type { Problem } from "./problem.ts";
 import { pythonSockets } from "./python_sockets.ts";
 import type { EngineConfig } from "./types.ts";
+import { workerListens } from "./worker_listen.ts";
 
 const ADVICE = "is outside the permissions this engine runs with: use the paths it was compiled for, " +
   "or compile it for this layout (docs/deployment.md)";
@@ -27,16 +28,18 @@ export function permissionProblems(
   const check = (ok: boolean, segments: string[], value: string) => {
     if (!ok) problems.push(config.locate(segments, `${value} ${ADVICE}`));
   };
-  const { listen, admin, python } = config;
-  if (listen.kind === "unix") {
-    check(granted({ name: "net", host: `unix:${listen.socket}` }), ["listen", "socket"], listen.socket);
-    check(
-      granted({ name: "write", path: dirname(listen.socket) }),
-      ["listen", "socket"],
-      dirname(listen.socket),
-    );
-  } else {
-    check(granted({ name: "net", host: listen.address }), ["listen", "address"], listen.address);
+  const { admin, python } = config;
+  for (const listen of workerListens(config.listen, config.dataPlane.workers)) {
+    if (listen.kind === "unix") {
+      check(granted({ name: "net", host: `unix:${listen.socket}` }), ["listen", "socket"], listen.socket);
+      check(
+        granted({ name: "write", path: dirname(listen.socket) }),
+        ["listen", "socket"],
+        dirname(listen.socket),
+      );
+    } else {
+      check(granted({ name: "net", host: listen.address }), ["listen", "address"], listen.address);
+    }
   }
   if (admin.address !== undefined) {
     check(granted({ name: "net", host: admin.address }), ["admin", "address"], admin.address);

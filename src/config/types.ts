@@ -89,6 +89,14 @@ export interface PythonConfig {
   readonly maxCallsPerProcess?: number;
 }
 
+/** The data plane: Deno Workers running ext_proc and the chains (docs/architecture.md). */
+export interface DataPlaneConfig {
+  /** Workers, each on its own ext_proc socket (`extproc-<i>.sock` beside listen.socket when > 1). */
+  readonly workers: number;
+  /** A worker whose event loop is stuck this long is terminated and replaced. */
+  readonly watchdogMs: number;
+}
+
 export interface EngineConfig {
   /** Where the config came from: a file path, or `<embedded default>`. */
   readonly source: string;
@@ -103,6 +111,7 @@ export interface EngineConfig {
     /** Deadline of a TypeScript policy call without its own `timeout`. */
     readonly policyTimeoutMs: number;
   };
+  readonly dataPlane: DataPlaneConfig;
   readonly shutdown: { readonly gracePeriodMs: number };
   readonly log: { readonly level: LogLevel; readonly format: "json" | "text" };
   readonly policyConfig: Readonly<Record<string, unknown>>;

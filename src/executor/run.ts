@@ -34,6 +34,19 @@ export interface ImmediateOutcome {
 /** Observes every policy run, for metrics. */
 export interface RunObserver {
   policyRan(label: string, phase: Phase, outcome: "ok" | "immediate" | "failed", seconds: number): void;
+  /** Sees each policy call's synchronous part (the data plane's watchdog) and may refuse it. */
+  readonly guard?: PolicyGuard;
+}
+
+/**
+ * Brackets the synchronous part of every policy call: the data plane names the running
+ * policy in its watchdog slot, and refuses a quarantined policy (src/dataplane/).
+ */
+export interface PolicyGuard {
+  /** Called just before `label` runs; a returned reason fails the call without running it. */
+  enter(label: string): string | undefined;
+  /** Called once the call returned (or returned its promise). */
+  leave(): void;
 }
 
 function toImmediate(init: ImmediateResponseInit, policy: string): ImmediateOutcome {
@@ -72,11 +85,19 @@ async function invoke(
   phase: Phase,
   state: ExchangeState,
   defaultTimeoutMs: number | undefined,
+  guard: PolicyGuard | undefined,
 ): Promise<PolicyOutcome> {
   try {
-    const result: AnyAction | Promise<AnyAction> = phase === "request"
-      ? entry.policy.onRequest?.(state.requestView, entry.params)
-      : entry.policy.onResponse?.(state.responseView, entry.params);
+    const refused = guard?.enter(entry.label);
+    if (refused !== undefined) return { error: new PolicyFailure("unavailable", refused) };
+    let result: AnyAction | Promise<AnyAction>;
+    try {
+      result = phase === "request"
+        ? entry.policy.onRequest?.(state.requestView, entry.params)
+        : entry.policy.onResponse?.(state.responseView, entry.params);
+    } finally {
+      guard?.leave();
+    }
     if (!isPromise(result)) return { action: result };
     return { action: await withTimeout(result, entry.timeoutMs ?? defaultTimeoutMs, entry.label) };
   } catch (error) {
@@ -189,7 +210,7 @@ export async function runPolicies(
     const started = performance.now();
     const outcomes = entry.batch
       ? await entry.batch.run(entries.slice(i, end), phase, state)
-      : [await invoke(entry, phase, state, defaultTimeoutMs)];
+      : [await invoke(entry, phase, state, defaultTimeoutMs, observer?.guard)];
     // A batch's time is shared evenly by the policies that ran in it.
     const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
     for (let k = i; k < end; k++) {

@@ -10,16 +10,17 @@
  *   GET /routes    the current route table with each chain's phases (JSON)
  */
 import { getLogger } from "@logtape/logtape";
-import type { Metrics } from "./metrics.ts";
 
 const log = getLogger(["tollgate", "admin"]);
 
 /** What the admin endpoint reports, supplied by the engine. */
 export interface AdminSource {
-  readiness(): { ready: boolean; reasons: string[] };
+  readiness(): Promise<{ ready: boolean; reasons: string[] }>;
   policies(): unknown;
-  routes(): unknown;
-  readonly metrics: Metrics;
+  routes(): Promise<unknown>;
+  /** Prometheus text of every registry (control plane and workers) combined. */
+  metrics(): Promise<string>;
+  readonly metricsContentType: string;
 }
 
 const json = (body: unknown, status = 200) =>
@@ -57,17 +58,17 @@ export function startAdmin(address: string, source: AdminSource): Promise<AdminS
           case "/healthz":
             return json({ status: "ok" });
           case "/readyz": {
-            const readiness = source.readiness();
+            const readiness = await source.readiness();
             return json(readiness, readiness.ready ? 200 : 503);
           }
           case "/metrics":
-            return new Response(await source.metrics.registry.metrics(), {
-              headers: { "content-type": source.metrics.registry.contentType },
+            return new Response(await source.metrics(), {
+              headers: { "content-type": source.metricsContentType },
             });
           case "/policies":
             return json(source.policies());
           case "/routes":
-            return json(source.routes());
+            return json(await source.routes());
           default:
             return new Response("not found\n", { status: 404 });
         }

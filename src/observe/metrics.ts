@@ -53,6 +53,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #workerReplacements = new client.Counter({
+    name: "tollgate_dataplane_worker_replacements_total",
+    help: "Data-plane workers the watchdog terminated and replaced, by the policy they were running " +
+      "(empty when none was)",
+    labelNames: ["policy"],
+    registers: [this.registry],
+  });
+  readonly #quarantines = new client.Counter({
+    name: "tollgate_policy_quarantines_total",
+    help: "Times a policy was quarantined for holding a data-plane worker past the watchdog repeatedly",
+    labelNames: ["policy"],
+    registers: [this.registry],
+  });
+
   readonly #pythonCalls = new client.Histogram({
     name: "tollgate_python_call_duration_seconds",
     help: "Round trips to the Python executor (one per batch of adjacent Python policies), by outcome",
@@ -141,6 +155,14 @@ export class Metrics {
 
   unmatchedRequest(reason: UnmatchedReason, action: UnmatchedAction): void {
     this.#unmatched.inc({ reason, action });
+  }
+
+  workerReplaced(policy: string | undefined): void {
+    this.#workerReplacements.inc({ policy: policy ?? "" });
+  }
+
+  policyQuarantined(policy: string): void {
+    this.#quarantines.inc({ policy });
   }
 
   configReloaded(result: "applied" | "rejected"): void {

@@ -2,25 +2,26 @@
  * `python.processes` executor processes, each with its own socket and its own supervisor
  * (started, health-checked, restarted and recycled independently). A call goes to the
  * healthy process with the fewest calls in flight, so Python CPU work spreads across cores;
- * one process restarting leaves the others serving.
+ * one process restarting leaves the others serving. The supervisors run on the control
+ * plane; the data-plane workers pick among clients of their own (src/dataplane/python.ts).
  */
-import type { ExecutorClient } from "./client.ts";
-import type { ClientObserver } from "./client.ts";
+import type { ClientObserver, ExecutorClient } from "./client.ts";
 import type { ExecutorState, PythonSupervisor, SupervisorObserver } from "./supervisor.ts";
+
+/**
+ * The client of the healthy process with the fewest calls in flight (the first if none is
+ * healthy: the call fails fast as unavailable there).
+ */
+export function leastBusy(clients: readonly ExecutorClient[], healthy: readonly boolean[]): ExecutorClient {
+  let best: ExecutorClient | undefined;
+  for (const [i, client] of clients.entries()) {
+    if (healthy[i] && (!best || client.inFlight < best.inFlight)) best = client;
+  }
+  return best ?? clients[0];
+}
 
 export class ExecutorProcesses {
   constructor(readonly supervisors: readonly PythonSupervisor[]) {}
-
-  /** The client of the healthy process with the fewest calls in flight (any process if none is healthy). */
-  pick(): ExecutorClient {
-    let best: PythonSupervisor | undefined;
-    for (const supervisor of this.supervisors) {
-      if (supervisor.state !== "healthy") continue;
-      if (!best || supervisor.client.inFlight < best.client.inFlight) best = supervisor;
-    }
-    // None healthy: the call fails fast as unavailable on whichever client gets it.
-    return (best ?? this.supervisors[0]).client;
-  }
 
   /** Python policies some process could not load (registry key → reason). */
   get failedPolicies(): ReadonlyMap<string, string> {

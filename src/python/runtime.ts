@@ -1,32 +1,39 @@
 /**
- * The Python runtime as the engine sees it: the supervised executor processes, the clients
- * holding a connection to each, and the bridge that turns Python policies into chain
- * entries. Started only when the build has Python policies.
+ * The Python runtime as the control plane sees it: the supervised executor processes and
+ * the clients their supervisors health-check them with. Started only when the build has
+ * Python policies. The data-plane workers call the executors on clients of their own
+ * (src/dataplane/python.ts), told by `ExecutorListener` which process is healthy.
  */
 import type { EngineConfig } from "../config/types.ts";
-import type { RegisteredPolicy } from "../registry/registry.ts";
-import type { PolicyFactory } from "../sdk/policy.ts";
 import { type ClientObserver, ExecutorClient } from "./client.ts";
-import { PythonBridge } from "./bridge.ts";
 import { combinedObserver, ExecutorProcesses } from "./processes.ts";
 import { ExecutorStartError, PythonSupervisor, type SupervisorObserver } from "./supervisor.ts";
 import { pythonSockets } from "../config/python_sockets.ts";
 
 /** Largest message on the executor stream: a buffered body plus headers and framing. */
-const messageLimit = (config: EngineConfig) =>
+export const messageLimit = (config: EngineConfig): number =>
   Math.max(4 * 1024 * 1024, 2 * config.limits.maxBodyBytes + 1024 * 1024);
 
-export class PythonRuntime {
-  private constructor(
-    private readonly bridge: PythonBridge,
-    private readonly processes: ExecutorProcesses,
-  ) {}
+/** Hears of each executor process (`index` among python.processes) changing hands or health. */
+export interface ExecutorListener {
+  /**
+   * Process `index` became healthy (`replaced`: a recycled one's successor took over; the
+   * old one is stopped once the promise returned settles).
+   */
+  newExecutor(index: number, replaced: boolean): Promise<void> | void;
+  /** Process `index` stopped being healthy (it crashed, is restarting or stopped). */
+  unhealthy(index: number): void;
+}
 
-  /** Starts the executor and waits until it is ready (throws ExecutorStartError if it is not). */
+export class PythonRuntime {
+  private constructor(private readonly processes: ExecutorProcesses) {}
+
+  /** Starts the executors and waits until they are ready (throws ExecutorStartError if one is not). */
   static async start(
     config: EngineConfig,
     registryFile: string,
     observer?: ClientObserver & SupervisorObserver,
+    listener?: ExecutorListener,
   ): Promise<PythonRuntime> {
     if (!config.python.home) {
       throw new ExecutorStartError(
@@ -50,30 +57,23 @@ export class PythonRuntime {
               observer: observerOf(i),
             }),
           observer: observerOf(i),
+          onNewExecutor: listener && ((replaced) => listener.newExecutor(i, replaced)),
+          onUnhealthy: listener && (() => listener.unhealthy(i)),
         })
       ),
     );
     await processes.start();
-    const bridge = new PythonBridge(() => processes.pick(), config.python.timeoutMs);
-    return new PythonRuntime(bridge, processes);
-  }
-
-  /**
-   * The factory of a registered Python policy. It refuses a policy the executor failed to
-   * load, so a chain using one is rejected when it is built (at startup or reload).
-   */
-  factoryFor(policy: RegisteredPolicy): PolicyFactory {
-    const factory = this.bridge.factoryFor(policy);
-    return (metadata, params) => {
-      const reason = this.processes.failedPolicies.get(policy.key);
-      if (reason !== undefined) throw new Error(`the Python executor failed to load it: ${reason}`);
-      return factory(metadata, params);
-    };
+    return new PythonRuntime(processes);
   }
 
   /** Python policies the executor failed to load (registry key → reason). */
   get failedPolicies(): ReadonlyMap<string, string> {
     return this.processes.failedPolicies;
+  }
+
+  /** Which executor processes are healthy now, by index. */
+  healthy(): boolean[] {
+    return this.processes.supervisors.map((supervisor) => supervisor.state === "healthy");
   }
 
   /** Why the runtime cannot serve all its policies right now (empty when it can). */

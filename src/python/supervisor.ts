@@ -40,6 +40,14 @@ export interface SupervisorOptions {
   /** A new client of the executor's socket (one per executor process, for recycling). */
   readonly connect: () => ExecutorClient;
   readonly observer?: SupervisorObserver;
+  /**
+   * Told when an executor becomes healthy. With `replaced` (a recycled one's successor took
+   * over), the promise it returns settles once calls sent to the old one by other clients
+   * (the data-plane workers') are answered: only then is the old executor stopped.
+   */
+  readonly onNewExecutor?: (replaced: boolean) => Promise<void> | void;
+  /** Told when the executor stops being healthy (so other clients stop choosing it). */
+  readonly onUnhealthy?: () => void;
   /** How long a start may take to become healthy (default 20 s). */
   readonly startTimeoutMs?: number;
   /**
@@ -140,6 +148,7 @@ export class PythonSupervisor {
   #setState(state: ExecutorState): void {
     this.#state = state;
     this.options.observer?.executorState(state);
+    if (state !== "healthy") this.options.onUnhealthy?.();
   }
 
   /** Starts the executor and resolves once it reports ready; throws if it cannot. */
@@ -188,6 +197,7 @@ export class PythonSupervisor {
     await this.#untilHealthy(child, () => this.#client.health(HEALTH_TIMEOUT_MS));
     this.#setState("healthy");
     this.#client.reconnectNow();
+    this.options.onNewExecutor?.(false);
     child.status.then((status) => this.#exited(child, status, started));
     log.info("Python executor ready after {ms}ms", { ms: Date.now() - started });
   }
@@ -292,6 +302,7 @@ export class PythonSupervisor {
       }
       this.#child = child;
       this.#client = client;
+      const elsewhere = this.options.onNewExecutor?.(true);
       this.#restarts++;
       this.options.observer?.executorRestarted();
       child.status.then((status) => this.#exited(child, status, started));
@@ -303,6 +314,7 @@ export class PythonSupervisor {
       // Calls already sent to the old executor end by their deadline at the latest.
       this.#retiring = old;
       await oldClient.drained();
+      await elsewhere;
       oldClient.close();
       await stopChild(old, this.options.python.timeoutMs);
       this.#retiring = undefined;

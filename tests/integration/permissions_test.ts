@@ -33,6 +33,45 @@ Deno.test("a policy reading a file outside the allowed paths is refused (and den
   }
 });
 
+Deno.test("a TypeScript policy cannot start a process, not even the Python interpreter the engine may run", async () => {
+  const base = await EngineProcess.layout();
+  const engine = await EngineProcess.start({
+    layout: base,
+    config: {
+      routes: [
+        {
+          name: "run",
+          // The one program the process's --allow-run names (for the Python executor).
+          policies: [{ name: "run-command", version: "v1", parameters: { command: base.layout.python } }],
+        },
+        { name: "fine", policies: [{ name: "echo", version: "v1" }] },
+      ],
+    },
+  });
+  const client = new ExtProcClient(`unix:${engine.layout.extprocSocket}`);
+  try {
+    const stream = client.open();
+    const response = await stream.exchange(requestHeaders("run", "/x"));
+    assert.equal(response.response.case, "immediateResponse");
+    const immediate = response.response.case === "immediateResponse" ? response.response.value : undefined;
+    assert.equal(immediate?.status?.code, 500);
+    assert.match(new TextDecoder().decode(immediate?.body), /"policy":"run-command:v1"/);
+    await stream.finish();
+    assert.ok(
+      engine.lines.some((l) => l.includes("run-command:v1") && l.includes("Requires run access")),
+      engine.lines.join("\n"),
+    );
+    // Everything else still runs.
+    const other = client.open();
+    const passed = await other.exchange(requestHeaders("fine", "/y"));
+    assert.equal(passed.response.case, "requestHeaders");
+    await other.finish();
+  } finally {
+    client.close();
+    assert.equal(await engine.stop(), 0);
+  }
+});
+
 Deno.test("a config needing more than the permissions allow is rejected at startup with exit 2", async () => {
   const engine = await EngineProcess.start({
     config: {},

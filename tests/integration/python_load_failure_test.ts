@@ -65,7 +65,11 @@ async function scratchBuild(policies: Record<string, string>): Promise<{ dir: st
     [
       `import { runCli } from ${JSON.stringify(pathToFileURL(join(repoRoot, "src/cli.ts")).href)};`,
       `import { generatedPolicies, pythonRegistry } from "./gen/registry.ts";`,
-      "Deno.exit(await runCli(Deno.args, { policies: generatedPolicies, pythonRegistry }));",
+      "Deno.exit(await runCli(Deno.args, {",
+      "  policies: generatedPolicies,",
+      '  registryModule: import.meta.resolve("./gen/registry.ts"),',
+      "  pythonRegistry,",
+      "}));",
       "",
     ].join("\n"),
   );

@@ -1,11 +1,13 @@
 /**
  * `python.processes: 2`: two supervised executors on sockets derived from python.socket,
  * calls going to the one with fewer in flight, a policy declared non-blocking running inline
- * on the executor's event loop, and both stopped with their sockets on shutdown.
+ * on the executor's event loop, and both stopped with their sockets on shutdown. With two
+ * data-plane workers, each reaches both processes and stops choosing one that went down.
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { EngineProcess } from "../support/engine_process.ts";
+import { ExtProcClient, mutationLines, requestHeaders } from "../support/extproc_client.ts";
 import { Envoy } from "../support/envoy.ts";
 import { waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
@@ -79,4 +81,51 @@ Deno.test("python.processes: 2 supervised executors, calls to the least busy", a
     for (const socket of sockets) await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
     for (const pid of executorPids(engine)) assert.throws(() => Deno.kill(pid, "SIGCONT"));
   });
+});
+
+/** The executor pid that ran py-pid for a request through `client`'s worker. */
+async function pidVia(client: ExtProcClient): Promise<number> {
+  const stream = client.open();
+  const response = await stream.exchange(requestHeaders("pid", "/pid"));
+  await stream.finish();
+  const line = mutationLines(response).find((l) => l.startsWith("x-executor-pid="));
+  assert.ok(line, `no executor pid in ${JSON.stringify(response.response.value)}`);
+  return Number(line.split("=")[1]);
+}
+
+Deno.test("dataPlane.workers: 2 × python.processes: 2: each worker reaches both executors, and skips one that is down", async (t) => {
+  const engine = await EngineProcess.start({ config: { ...config, dataPlane: { workers: 2 } } });
+  const { extprocSocket } = engine.layout;
+  const sockets = [0, 1].map((i) => extprocSocket!.replace(/\.sock$/, `-${i}.sock`));
+  const clients = sockets.map((socket) => new ExtProcClient(`unix:${socket}`));
+  try {
+    const [first, second] = executorPids(engine);
+    await t.step(
+      "every worker calls the second process while its call to the first is in flight",
+      async () => {
+        for (const [i, client] of clients.entries()) {
+          assert.equal(await pidVia(client), first, `worker ${i}, nothing in flight`);
+          const stream = client.open();
+          const slow = stream.exchange(requestHeaders("sleep", "/sleep"));
+          await waitFor("the slow call in flight", async () => await inFlight(engine) === 1);
+          assert.equal(await pidVia(client), second, `worker ${i}, the first process busy`);
+          assert.equal((await slow).response.case, "requestHeaders");
+          await stream.finish();
+        }
+      },
+    );
+
+    await t.step("while the first process restarts, every worker's calls go to the second", async () => {
+      Deno.kill(first, "SIGKILL");
+      await waitFor(
+        "the supervisor to see it exit",
+        () => engine.lines.some((l) => l.includes("executor exited")),
+      );
+      for (const [i, client] of clients.entries()) assert.equal(await pidVia(client), second, `worker ${i}`);
+      await waitFor("the restarted first process", () => executorPids(engine).length === 3);
+    });
+  } finally {
+    for (const client of clients) client.close();
+    assert.equal(await engine.stop(), 0);
+  }
 });

@@ -109,6 +109,7 @@ async function startEngine(transport: ListenTransport) {
   );
   const engine = await Engine.start({
     policies: generatedPolicies,
+    registryModule: import.meta.resolve("../../src/gen/test/registry.ts"),
     pythonRegistry,
     configPath,
     env: {},

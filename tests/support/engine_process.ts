@@ -3,10 +3,13 @@
  * directories, started with the production permission flags for that layout, stopped
  * with a signal. Its log lines are kept for assertions.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { stringify } from "yaml";
+import { checkoutModuleDirs } from "../../scripts/lib/engine_layout.ts";
 import { engineFlags, type PermissionLayout } from "../../scripts/lib/permissions.ts";
 import { repoRoot, venvPython } from "../../scripts/lib/venv.ts";
+import { workerAddress, workerSocket } from "../../src/config/worker_listen.ts";
+import type { ExtProcEndpoints } from "./envoy.ts";
 import { freePort, waitFor } from "./ports.ts";
 
 export interface EngineProcessOptions {
@@ -65,6 +68,7 @@ export class EngineProcess {
         adminAddress: `127.0.0.1:${freePort()}`,
         configDir: join(dir, "config"),
         python: venvPython,
+        moduleDirs: [...checkoutModuleDirs(), join(repoRoot, "tests/fixtures/policies")],
       },
     };
   }
@@ -94,7 +98,15 @@ export class EngineProcess {
   static async start(options: EngineProcessOptions): Promise<EngineProcess> {
     const base = options.layout ?? await EngineProcess.layout(options.tcp);
     const { dir } = base;
-    const layout = { ...base.layout, policyHosts: options.policyHosts, policyFiles: options.policyFiles };
+    const workers = (options.config.dataPlane as { workers?: number } | undefined)?.workers;
+    const layout = {
+      ...base.layout,
+      extprocWorkers: workers,
+      policyHosts: options.policyHosts,
+      policyFiles: options.policyFiles,
+      // A build of its own (next to its entry) loads its modules from there.
+      moduleDirs: [...base.layout.moduleDirs ?? [], ...options.entry ? [dirname(options.entry)] : []],
+    };
     await Deno.mkdir(layout.configDir!, { recursive: true });
     const configFile = join(layout.configDir!, options.layout ? "second.yaml" : "tollgate.yaml");
     await Deno.writeTextFile(configFile, stringify(EngineProcess.fullConfig(layout, options.config)));
@@ -139,10 +151,13 @@ export class EngineProcess {
   }
 
   /** Where Envoy should connect. */
-  get extproc(): { socket: string } | { address: string } {
-    return this.layout.extprocSocket
-      ? { socket: this.layout.extprocSocket }
-      : { address: this.layout.extprocAddress! };
+  /** Where Envoy reaches the engine: one socket (or address) per data-plane worker. */
+  get extproc(): ExtProcEndpoints {
+    const workers = this.layout.extprocWorkers ?? 1;
+    const { extprocSocket, extprocAddress } = this.layout;
+    return extprocSocket
+      ? { sockets: Array.from({ length: workers }, (_, i) => workerSocket(extprocSocket, i, workers)) }
+      : { addresses: Array.from({ length: workers }, (_, i) => workerAddress(extprocAddress!, i, workers)) };
   }
 
   /** Replaces the config file (the engine watches it). */

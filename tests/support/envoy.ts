@@ -10,6 +10,11 @@ import { repoRoot } from "../../scripts/lib/venv.ts";
 import { freePort, waitFor } from "./ports.ts";
 
 /** A route of the test bootstrap. */
+/** Tollgate's ext_proc sockets, or host:port addresses for TCP: one per data-plane worker. */
+export type ExtProcEndpoints = { readonly sockets: readonly string[] } | {
+  readonly addresses: readonly string[];
+};
+
 export interface EnvoyRoute {
   readonly name: string;
   readonly prefix: string;
@@ -22,8 +27,8 @@ export interface EnvoyRoute {
 export interface EnvoyOptions {
   readonly routes: readonly EnvoyRoute[];
   readonly upstreamPort: number;
-  /** Tollgate's ext_proc socket path (or host:port for TCP). */
-  readonly extproc: { socket: string } | { address: string };
+  /** Tollgate's ext_proc endpoints: one per data-plane worker. */
+  readonly extproc: ExtProcEndpoints;
   /** Changes to the ext_proc filter config (e.g. failure_mode_allow). */
   readonly extProcOverrides?: Record<string, unknown>;
   /** Envoy runtime flags (layered_runtime static layer). */
@@ -84,12 +89,17 @@ export async function testBootstrap(
   const [upstream, tollgate] = config.static_resources.clusters;
   upstream.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value =
     options.upstreamPort;
-  const endpoint = tollgate.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
-  if ("socket" in options.extproc) endpoint.address = { pipe: { path: options.extproc.socket } };
-  else {
-    const [address, port] = options.extproc.address.split(":");
-    endpoint.address = { socket_address: { address, port_value: Number(port) } };
-  }
+  const addresses = "sockets" in options.extproc
+    ? options.extproc.sockets.map((path) => ({ pipe: { path } }))
+    : options.extproc.addresses.map((hostPort) => {
+      const at = hostPort.lastIndexOf(":");
+      return {
+        socket_address: { address: hostPort.slice(0, at), port_value: Number(hostPort.slice(at + 1)) },
+      };
+    });
+  tollgate.load_assignment.endpoints[0].lb_endpoints = addresses.map((address) => ({
+    endpoint: { address },
+  }));
   return config;
 }
 

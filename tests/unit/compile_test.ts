@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   compileArgs,
+  compileLayout,
   CompileUsageError,
   ENTRY,
   imageOptions,
@@ -25,6 +26,7 @@ const IMAGE_FLAGS = [
   `--allow-net=unix:/var/run/tollgate/extproc.sock,${py("/var/run/tollgate", "python")},0.0.0.0:9002`,
   "--allow-run=/usr/bin/python3",
   `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
+  "--unstable-worker-options",
   "--v8-flags=--max-semi-space-size=4",
 ];
 
@@ -43,6 +45,8 @@ Deno.test("compile: the image layout's deno compile command", () => {
     "--exclude-unused-npm",
     "--include",
     "src/validate.ts",
+    "--include",
+    "src/dataplane/worker.ts",
     "--output",
     "dist/tollgate",
     ENTRY,
@@ -240,4 +244,24 @@ Deno.test("compile: the staged python home holds the executor, generated code an
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("compile: --workers grants each data-plane worker its own socket and writes dataPlane.workers", () => {
+  const layout = compileLayout(options(["--workers", "2"]));
+  const python = ["python", ...Array.from({ length: 8 }, (_, i) => `python-${i}`)]
+    .map((name) => `unix:/var/run/tollgate/${name}.sock`);
+  assert.ok(
+    permissionFlags(layout).includes(
+      "--allow-net=unix:/var/run/tollgate/extproc-0.sock,unix:/var/run/tollgate/extproc-1.sock," +
+        `${python.join(",")},0.0.0.0:9002`,
+    ),
+  );
+  const tcp = compileLayout(options(["--listen-address", "127.0.0.1:9000", "--workers", "3"]));
+  assert.ok(
+    permissionFlags(tcp).some((flag) =>
+      flag.startsWith("--allow-net=127.0.0.1:9000,127.0.0.1:9001,127.0.0.1:9002,")
+    ),
+  );
+  assert.match(renderConfig(options(["--workers", "2"])), /dataPlane:\n {2}workers: 2\n/);
+  assert.throws(() => options(["--workers", "0"]), /--workers must be an integer from 1 to 64/);
 });

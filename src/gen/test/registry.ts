@@ -28,9 +28,11 @@ import * as policy33 from "../../../tests/fixtures/policies/request-named-header
 import * as policy34 from "../../../tests/fixtures/policies/override-status/mod.ts";
 import * as policy35 from "../../../tests/fixtures/policies/json-fields/mod.ts";
 import * as policy36 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy37 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy38 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy39 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy37 from "../../../tests/fixtures/policies/run-command/mod.ts";
+import * as policy38 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy39 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy40 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
+import * as policy41 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -2243,6 +2245,38 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy36,
   },
   {
+    source: "tests/fixtures/policies/run-command",
+    definition: {
+      "description": "Test policy. Starts a process (to show the data plane's permission scope refuses it).",
+      "name": "run-command",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "command": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "command",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy37,
+  },
+  {
     source: "tests/fixtures/policies/request-facts",
     definition: {
       "description": "Test policy. Reflects the client address and a query parameter into request headers, and applies the query and authority changes given in its parameters.",
@@ -2273,7 +2307,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy37,
+    module: policy38,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -2306,7 +2340,31 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy38,
+    module: policy39,
+  },
+  {
+    source: "tests/fixtures/policies/spin-forever",
+    definition: {
+      "description": "Test policy. Busy-loops synchronously forever (for the data plane's watchdog).",
+      "name": "spin-forever",
+      "parameters": {
+        "additionalProperties": false,
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy40,
   },
   {
     source: "tests/fixtures/policies/leaky",
@@ -2343,7 +2401,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy39,
+    module: policy41,
   },
 ];
 
