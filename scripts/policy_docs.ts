@@ -5,21 +5,13 @@
  */
 import { join } from "node:path";
 import { formatProblem } from "../src/config/problem.ts";
+import { readOptional } from "../src/registry/discover.ts";
 import { discoverManifest } from "./build.ts";
 import { type PolicyDocSource, renderReference } from "./lib/policy_reference.ts";
 import { repoRoot } from "./lib/venv.ts";
 
 export const REFERENCE_FILE = join(repoRoot, "docs/policy-reference.md");
 const MANIFEST = "build.yaml";
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
 
 /** Formats Markdown as `deno fmt` would, so the generated file passes `task check`. */
 async function formatMarkdown(text: string): Promise<string> {

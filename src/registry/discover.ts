@@ -21,7 +21,8 @@ export interface DiscoveredPolicy {
   readonly requirements: string | undefined;
 }
 
-async function readOptional(path: string): Promise<string | undefined> {
+/** A file's text, or undefined when it does not exist. */
+export async function readOptional(path: string): Promise<string | undefined> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
