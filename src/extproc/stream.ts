@@ -30,6 +30,7 @@ import {
   immediateResponse,
   loadRequestHeaders,
   loadResponseHeaders,
+  valueOf,
 } from "./translate.ts";
 
 /** The attribute namespace Envoy uses for `request_attributes`, whatever the filter's name. */
@@ -55,8 +56,7 @@ function loadAttributes(state: ExchangeState, request: ProcessingRequest): void 
 /** One header of a message not loaded into an exchange (an unmatched request's id). */
 function headerValue(headers: Parameters<typeof loadRequestHeaders>[1], name: string): string | undefined {
   const header = headers?.headers.find((h) => h.key === name);
-  if (!header) return undefined;
-  return header.rawValue.length > 0 ? new TextDecoder().decode(header.rawValue) : header.value;
+  return header && valueOf(header);
 }
 
 function reply(
@@ -203,7 +203,8 @@ export class ExchangeStream {
       phase,
       this.#state!,
       this.observer,
-      this.kernel.table.config.limits.policyTimeoutMs,
+      // The table the stream is bound to: a request keeps the config it started with.
+      this.#table!.config.limits.policyTimeoutMs,
     );
     if (outcome) this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
     return outcome;

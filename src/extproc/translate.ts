@@ -25,7 +25,8 @@ import type { HeaderMap } from "../sdk/headers.ts";
 const utf8 = new TextDecoder();
 const encoder = new TextEncoder();
 
-function valueOf(header: { value: string; rawValue: Uint8Array }): string {
+/** A header's value as Envoy sent it (`raw_value`, or `value` from older Envoys). */
+export function valueOf(header: { value: string; rawValue: Uint8Array }): string {
   return header.rawValue.length > 0 ? utf8.decode(header.rawValue) : header.value;
 }
 
