@@ -13,8 +13,8 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatProblem, type Problem } from "../src/config/problem.ts";
 import { registryKey } from "../src/registry/definition.ts";
-import { discoverPolicy, packageEntry } from "../src/registry/discover.ts";
-import { type ManifestEntry, parseManifest } from "../src/registry/manifest.ts";
+import { discoverPolicy, packageEntry } from "./lib/discover.ts";
+import { type ManifestEntry, parseManifest } from "./lib/manifest.ts";
 import {
   type BuiltPolicy,
   relativeImport,

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { formatProblem } from "../src/config/problem.ts";
-import { readOptional } from "../src/registry/discover.ts";
+import { readOptional } from "./lib/discover.ts";
 import { discoverManifest } from "./build.ts";
 import { type PolicyDocSource, renderReference } from "./lib/policy_reference.ts";
 import { repoRoot } from "./lib/venv.ts";

@@ -14,11 +14,11 @@
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { configDefaults } from "../src/cli.ts";
+import { configDefaults } from "../src/cli_build.ts";
 import { readConfigEnv } from "../src/config/load.ts";
 import { formatProblem, type Problem, ProblemsError } from "../src/config/problem.ts";
 import { loadEngineConfig } from "../src/engine.ts";
-import { compileCondition } from "../src/executor/condition.ts";
+import { compileCondition } from "../src/chain/condition.ts";
 import { buildRouteTable, checkOnlyFactory } from "../src/kernel/build.ts";
 import { closeChains } from "../src/kernel/routes.ts";
 import { explainLoadFailure, pythonLoadFailures } from "../src/python/check.ts";

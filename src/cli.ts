@@ -5,26 +5,13 @@
  *   2  invalid usage, config, policy definitions or manifest, or a policy that cannot be
  *      loaded (e.g. a Python policy failing to import): a restart will not fix it
  */
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { formatProblem, ProblemsError } from "./config/problem.ts";
-import { type ConfigDefaults, readConfigEnv } from "./config/load.ts";
+import { readConfigEnv } from "./config/load.ts";
+import { type CliBuild, configDefaults, EXIT } from "./cli_build.ts";
 import { Engine } from "./engine.ts";
-import type { GeneratedPolicy } from "./registry/registry.ts";
 import { SocketInUseError } from "./transport/unix_socket.ts";
-
-export const EXIT = { ok: 0, failure: 1, invalid: 2 } as const;
-
-/** What a build of the engine carries: its compiled-in policies. */
-export interface CliBuild {
-  readonly policies: readonly GeneratedPolicy[];
-  /** The module exporting `policies` as `generatedPolicies` (the data-plane workers import it). */
-  readonly registryModule: string;
-  /** The generated Python registry matching `policies`, relative to python.home. */
-  readonly pythonRegistry: string;
-}
 
 const USAGE: Record<string, string> = {
   main: `tollgate ${denoConfig.version}: a policy engine for Envoy (ext_proc)
@@ -67,19 +54,6 @@ Options:
 
 Prints the Tollgate version, the Deno version and the compiled-in policies.`,
 };
-
-/**
- * Defaults that depend on where the engine runs. Under `deno run` the Python home is this
- * repository; a compiled binary has no default (its modules live in a virtual file system),
- * so the image sets TOLLGATE_PYTHON_HOME.
- */
-export function configDefaults(): ConfigDefaults {
-  const compiled = import.meta.url.includes("/deno-compile-");
-  return {
-    pythonInterpreter: "python3",
-    pythonHome: compiled ? "" : join(dirname(fileURLToPath(import.meta.url)), ".."),
-  };
-}
 
 function printProblems(error: ProblemsError): void {
   console.error(error.summary);

@@ -5,14 +5,14 @@
  * errors, missing requirements), without listening on anything.
  */
 import { isAbsolute, join } from "node:path";
-import { compileCondition } from "./executor/condition.ts";
+import { compileCondition } from "./chain/condition.ts";
 import { loadEngineConfig } from "./engine.ts";
 import { buildRouteTable, checkOnlyFactory } from "./kernel/build.ts";
 import { closeChains } from "./kernel/routes.ts";
 import { readConfigEnv } from "./config/load.ts";
 import { ProblemsError } from "./config/problem.ts";
 import type { EngineConfig } from "./config/types.ts";
-import { type CliBuild, configDefaults, EXIT } from "./cli.ts";
+import { type CliBuild, configDefaults, EXIT } from "./cli_build.ts";
 import { loadFailureProblems, pythonLoadFailures } from "./python/check.ts";
 import { PolicyRegistry } from "./registry/registry.ts";
 

@@ -5,7 +5,7 @@
  * parameters name (`x-tollgate-access`).
  */
 import { dirname, join, resolve } from "node:path";
-import { configDefaults } from "../../src/cli.ts";
+import { configDefaults } from "../../src/cli_build.ts";
 import { readConfigEnv } from "../../src/config/load.ts";
 import { accessHost } from "../../src/config/scope.ts";
 import type { EngineConfig } from "../../src/config/types.ts";

@@ -11,7 +11,7 @@
  *   TOLLGATE_CACHE_DIR              default .tollgate/ in the repository
  */
 import { join } from "node:path";
-import type { ManifestSource } from "../../src/registry/manifest.ts";
+import type { ManifestSource } from "./manifest.ts";
 import { repoRoot, run } from "./venv.ts";
 
 /** Where fetched sources are kept (one directory per source and version; never re-fetched). */

@@ -3,7 +3,8 @@
  * definition (header, processing mode, parameter tables generated from the JSON Schemas),
  * its example.yaml and its docs.md. Pure functions; scripts/policy_docs.ts does the I/O.
  */
-import type { JsonSchema, PolicyDefinition } from "../../src/registry/definition.ts";
+import type { PolicyDefinition } from "../../src/registry/definition.ts";
+import type { JsonSchema } from "../../src/registry/types.ts";
 
 /** What the reference shows of one policy. */
 export interface PolicyDocSource {

@@ -28,7 +28,7 @@ export const ACCESS_KINDS = ["net", "read", "tcp"] as const;
 /**
  * Marks a policy parameter as the name of a header the policy sets, appends, removes or
  * answers with: when a chain is built, a name the engine would refuse at request time
- * (pseudo-headers, framing, hop-by-hop, `host`: src/executor/apply.ts) is a config error.
+ * (pseudo-headers, framing, hop-by-hop, `host`: src/chain/apply.ts) is a config error.
  */
 export const HEADER_NAME_KEYWORD = "x-tollgate-header-name";
 

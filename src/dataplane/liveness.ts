@@ -4,7 +4,7 @@
  * running. The control plane keeps the buffer, so it can still read the slot after it
  * terminated a stuck worker.
  */
-import type { PolicyGuard } from "../executor/run.ts";
+import type { PolicyGuard } from "../chain/run.ts";
 
 const BEAT = 0;
 const LABEL_LENGTH = 1;

@@ -2,7 +2,7 @@
  * GET /routes: what a worker runs, and the control plane's combination of every worker's
  * view (the same table everywhere; request counts summed).
  */
-import type { Chain } from "../executor/chain.ts";
+import type { Chain } from "../chain/chain.ts";
 import type { Kernel } from "../kernel/routes.ts";
 import type { RoutesView } from "./messages.ts";
 

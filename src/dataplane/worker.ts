@@ -9,7 +9,7 @@ import { parseConfig } from "../config/load.ts";
 import { ProblemsError } from "../config/problem.ts";
 import type { EngineConfig } from "../config/types.ts";
 import { workerListen } from "../config/worker_listen.ts";
-import { compileCondition } from "../executor/condition.ts";
+import { compileCondition } from "../chain/condition.ts";
 import { type ExtProcTransport, startExtProcServer } from "../extproc/transport.ts";
 import { buildRouteTable, type ChainBuildContext } from "../kernel/build.ts";
 import { droppedProtection } from "../kernel/dropped.ts";

@@ -11,7 +11,7 @@ import {
   ProcessingMode_HeaderSendMode as HeaderMode,
   ProcessingModeSchema,
 } from "../gen/proto/envoy/extensions/filters/http/ext_proc/v3/processing_mode_pb.ts";
-import type { Chain } from "../executor/chain.ts";
+import type { Chain } from "../chain/chain.ts";
 
 function build(
   needsRequestBody: boolean,

@@ -16,9 +16,9 @@ import {
   type ProcessingResponse,
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
-import type { Chain } from "../executor/chain.ts";
-import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../executor/run.ts";
-import { ExchangeState } from "../executor/state.ts";
+import type { Chain } from "../chain/chain.ts";
+import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../chain/run.ts";
+import { ExchangeState } from "../chain/state.ts";
 import type { Kernel, RouteTable } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 import { Body } from "../sdk/context.ts";

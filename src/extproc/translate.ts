@@ -18,8 +18,8 @@ import {
   type ImmediateResponse,
   ImmediateResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
-import type { ImmediateOutcome } from "../executor/run.ts";
-import type { ExchangeState } from "../executor/state.ts";
+import type { ImmediateOutcome } from "../chain/run.ts";
+import type { ExchangeState } from "../chain/state.ts";
 import type { HeaderMap } from "../sdk/headers.ts";
 
 const utf8 = new TextDecoder();

@@ -4,7 +4,7 @@
  * switch of unmatched routes from deny to pass. A reload logs it, so a config cut short
  * (or a mistaken edit) that leaves requests with fewer policies is never silent.
  */
-import type { Chain } from "../executor/chain.ts";
+import type { Chain } from "../chain/chain.ts";
 import type { RouteTable } from "./routes.ts";
 
 function labelCounts(chain: Chain | undefined): Map<string, number> {

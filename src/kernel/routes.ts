@@ -6,7 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { EngineConfig } from "../config/types.ts";
-import type { Chain } from "../executor/chain.ts";
+import type { Chain } from "../chain/chain.ts";
 import { type UnmatchedAction, UnmatchedRoutes } from "./unmatched.ts";
 
 const log = getLogger(["tollgate", "kernel"]);

@@ -3,7 +3,7 @@
  * with `tollgate_`; see docs/observability.md for the list.
  */
 import client from "prom-client";
-import type { Phase } from "../executor/run.ts";
+import type { Phase } from "../chain/run.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 
 export class Metrics {

@@ -7,10 +7,10 @@
  */
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { FailureRule as FailureRuleName } from "../config/types.ts";
-import type { BatchRunner, ChainEntry } from "../executor/chain.ts";
-import { PolicyFailure } from "../executor/failure.ts";
-import type { AnyAction, PolicyOutcome } from "../executor/run.ts";
-import type { ExchangeState } from "../executor/state.ts";
+import type { BatchRunner, ChainEntry } from "../chain/chain.ts";
+import { PolicyFailure } from "../chain/failure.ts";
+import type { AnyAction, PolicyOutcome } from "../chain/chain.ts";
+import type { ExchangeState } from "../chain/state.ts";
 import {
   ErrorKind,
   type ExecuteResponse,

@@ -14,7 +14,7 @@
  */
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { getLogger } from "@logtape/logtape";
-import { PolicyFailure } from "../executor/failure.ts";
+import { PolicyFailure } from "../chain/failure.ts";
 import {
   type ExecuteRequest,
   ExecuteRequestSchema,

@@ -3,7 +3,7 @@
  * seed 000 uses) points into the engine config's `policyConfig` section. They are resolved
  * when a chain is built, so policies never see the raw `${...}` text.
  */
-import type { JsonSchema } from "./definition.ts";
+import type { JsonSchema } from "./types.ts";
 
 /** The schema keyword holding a reference (kept for compatibility with WSO2 definitions). */
 export const CONFIG_REFERENCE_KEYWORD = "wso2/defaultValue";

@@ -8,11 +8,11 @@ import { schemaViolations } from "../config/schema_errors.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 import { DEFAULT_PROCESSING_MODE, type ProcessingMode } from "../sdk/mode.ts";
 import { stripConfigReferences } from "./config_refs.ts";
+import type { JsonSchema } from "./types.ts";
 
 export type PolicyRuntime = "typescript" | "python";
 
 /** A JSON Schema object, as written in the definition. */
-export type JsonSchema = Readonly<Record<string, unknown>>;
 
 export interface PolicyDefinition {
   /** kebab-case, e.g. `set-headers`. */

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { configDefaults } from "../../src/cli.ts";
+import { configDefaults } from "../../src/cli_build.ts";
 import { Engine } from "../../src/engine.ts";
 import { generatedPolicies, pythonRegistry } from "../../src/gen/test/registry.ts";
 import { venvPython } from "../../scripts/lib/venv.ts";

@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { configDefaults } from "../../src/cli.ts";
+import { configDefaults } from "../../src/cli_build.ts";
 import { parseConfig } from "../../src/config/load.ts";
-import { compileCondition } from "../../src/executor/condition.ts";
+import { compileCondition } from "../../src/chain/condition.ts";
 import { fromBinary } from "@bufbuild/protobuf";
 import { LeanExtProcServer } from "../../src/extproc/lean_server.ts";
 import { ProcessingResponseSchema } from "../../src/gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";

@@ -3,7 +3,7 @@
  * validated and defaulted as for a route) and a request state to run it against.
  */
 import assert from "node:assert/strict";
-import { ExchangeState } from "../../src/executor/state.ts";
+import { ExchangeState } from "../../src/chain/state.ts";
 import { generatedPolicies } from "../../src/gen/test/registry.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
 import { Body, HeaderMap, type Params, type Policy } from "../../src/sdk/mod.ts";

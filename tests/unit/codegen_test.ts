@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { renderPythonRegistry, renderRegistryModule, renderRequirements } from "../../scripts/lib/codegen.ts";
 import type { BuiltPolicy } from "../../scripts/lib/codegen.ts";
-import { parseManifest } from "../../src/registry/manifest.ts";
+import { parseManifest } from "../../scripts/lib/manifest.ts";
 import { formatProblem } from "../../src/config/problem.ts";
 import { DEFAULT_PROCESSING_MODE } from "../../src/sdk/mod.ts";
 

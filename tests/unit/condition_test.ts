@@ -3,9 +3,9 @@
  * request time is a policy failure under the policy's rule, never a skip.
  */
 import assert from "node:assert/strict";
-import { compileCondition } from "../../src/executor/condition.ts";
-import { runPolicies } from "../../src/executor/run.ts";
-import { ExchangeState } from "../../src/executor/state.ts";
+import { compileCondition } from "../../src/chain/condition.ts";
+import { runPolicies } from "../../src/chain/run.ts";
+import { ExchangeState } from "../../src/chain/state.ts";
 import { type Policy, UpstreamRequestModifications } from "../../src/sdk/mod.ts";
 import { chain, entry } from "../support/chains.ts";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { parseConfig } from "../../src/config/load.ts";
-import { compileCondition } from "../../src/executor/condition.ts";
+import { compileCondition } from "../../src/chain/condition.ts";
 import { generatedPolicies } from "../../src/gen/test/registry.ts";
 import { buildRouteTable } from "../../src/kernel/build.ts";
 import { droppedProtection } from "../../src/kernel/dropped.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../../src/config/load.ts";
 import { formatProblem, ProblemsError } from "../../src/config/problem.ts";
 import { parseYamlSource } from "../../src/config/yaml_source.ts";
-import { compileCondition } from "../../src/executor/condition.ts";
+import { compileCondition } from "../../src/chain/condition.ts";
 import { buildRouteTable } from "../../src/kernel/build.ts";
 import { resolveTemplate } from "../../src/registry/config_refs.ts";
 import { parseDefinition, type PolicyDefinition, registryKey } from "../../src/registry/definition.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { runPolicies } from "../../src/executor/run.ts";
-import { ExchangeState } from "../../src/executor/state.ts";
+import { runPolicies } from "../../src/chain/run.ts";
+import { ExchangeState } from "../../src/chain/state.ts";
 import {
   ImmediateResponse,
   type Policy,

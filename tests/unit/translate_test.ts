@@ -7,8 +7,8 @@ import {
   applyResponseModifications,
   immediateHeaderLines,
   InvalidActionError,
-} from "../../src/executor/apply.ts";
-import { ExchangeState } from "../../src/executor/state.ts";
+} from "../../src/chain/apply.ts";
+import { ExchangeState } from "../../src/chain/state.ts";
 import {
   commonResponse,
   immediateResponse,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runPolicies } from "../../../src/executor/run.ts";
+import { runPolicies } from "../../../src/chain/run.ts";
 import { processingMode } from "../../../src/sdk/mod.ts";
 import { chain, entry } from "../../support/chains.ts";
 import { instantiate, requestState } from "../../support/policies.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../../src/config/load.ts";
 import { formatProblem, ProblemsError } from "../../../src/config/problem.ts";
-import { compileCondition } from "../../../src/executor/condition.ts";
+import { compileCondition } from "../../../src/chain/condition.ts";
 import { generatedPolicies } from "../../../src/gen/test/registry.ts";
 import { buildRouteTable } from "../../../src/kernel/build.ts";
 import { PolicyRegistry } from "../../../src/registry/registry.ts";

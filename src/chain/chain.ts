@@ -3,11 +3,17 @@
  * built, which of them take part in each phase and which need a buffered body.
  */
 import type { FailureRule } from "../config/types.ts";
+import type { RequestAction, ResponseAction } from "../sdk/actions.ts";
 import type { RouteInfo } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { Params, Policy } from "../sdk/policy.ts";
-import type { PolicyOutcome } from "./run.ts";
 import type { ExchangeState } from "./state.ts";
+
+/** What a policy can return in either phase. */
+export type AnyAction = RequestAction | ResponseAction;
+
+/** What one policy produced: an action to apply, or the error it failed with. */
+export type PolicyOutcome = { readonly action: AnyAction } | { readonly error: unknown };
 
 /**
  * A compiled execution condition: whether the policy runs for this exchange. Throws a

@@ -4,7 +4,7 @@
  * the chain; a failure follows the policy's rule (deny, continue, skipRemaining).
  */
 import { getLogger } from "@logtape/logtape";
-import type { ImmediateResponseInit, RequestAction, ResponseAction } from "../sdk/actions.ts";
+import type { ImmediateResponseInit } from "../sdk/actions.ts";
 import {
   applyRequestModifications,
   applyResponseModifications,
@@ -14,7 +14,7 @@ import {
   InvalidActionError,
 } from "./apply.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
-import type { ChainEntry } from "./chain.ts";
+import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
 import type { ExchangeState } from "./state.ts";
 
@@ -73,12 +73,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: stri
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
-
-/** What a policy can return in either phase. */
-export type AnyAction = RequestAction | ResponseAction;
-
-/** What one policy produced: an action to apply, or the error it failed with. */
-export type PolicyOutcome = { readonly action: AnyAction } | { readonly error: unknown };
 
 async function invoke(
   entry: ChainEntry,

@@ -4,9 +4,9 @@
  * `validate`; the running engine never reads policy files (they are compiled in).
  */
 import { join, relative } from "node:path";
-import type { Problem } from "../config/problem.ts";
-import { parseYamlSource } from "../config/yaml_source.ts";
-import { parseDefinition, type PolicyDefinition } from "./definition.ts";
+import type { Problem } from "../../src/config/problem.ts";
+import { parseYamlSource } from "../../src/config/yaml_source.ts";
+import { parseDefinition, type PolicyDefinition } from "../../src/registry/definition.ts";
 
 export const DEFINITION_FILE = "policy-definition.yaml";
 /** The module file each runtime loads from a policy directory. */

@@ -3,10 +3,10 @@
  * from: a local directory (`filePath`), a GitHub tarball (`pythonmodule`) or an npm package
  * (`npm`, TypeScript only).
  */
-import { createAjv } from "../config/ajv.ts";
-import type { Problem } from "../config/problem.ts";
-import { schemaViolations } from "../config/schema_errors.ts";
-import { parseYamlSource } from "../config/yaml_source.ts";
+import { createAjv } from "../../src/config/ajv.ts";
+import type { Problem } from "../../src/config/problem.ts";
+import { schemaViolations } from "../../src/config/schema_errors.ts";
+import { parseYamlSource } from "../../src/config/yaml_source.ts";
 
 export type ManifestSource =
   | { readonly kind: "filePath"; readonly path: string }
