@@ -6,6 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { AggregatorRegistry } from "prom-client";
+import denoConfig from "../deno.json" with { type: "json" };
 import { DEFAULT_CONFIG_SOURCE, DEFAULT_CONFIG_YAML } from "./config/default_config.ts";
 import { type ConfigDefaults, type ConfigEnv, parseConfig, readConfigText } from "./config/load.ts";
 import { formatProblem, ProblemsError } from "./config/problem.ts";
@@ -14,10 +15,12 @@ import type { EngineConfig } from "./config/types.ts";
 import { workerListens } from "./config/worker_listen.ts";
 import { type ConfigWatcher, watchConfig } from "./config/watch.ts";
 import type { ConfigText } from "./dataplane/messages.ts";
+import type { QuarantinedPolicy } from "./dataplane/failure_quarantine.ts";
 import { DataPlane } from "./dataplane/pool.ts";
 import { type AdminServer, startAdmin } from "./observe/admin.ts";
 import { configureLogging } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { processMetrics, runtimeMetrics } from "./observe/runtime_metrics.ts";
 import { loadFailureProblems } from "./python/check.ts";
 import { pythonSockets } from "./config/python_sockets.ts";
 import { PythonRuntime } from "./python/runtime.ts";
@@ -95,6 +98,7 @@ export class Engine {
     // touch the running engine's sockets.
     for (const socket of ownSockets(config, registry.hasPythonPolicies())) await refuseLiveSocket(socket);
     const metrics = new Metrics();
+    metrics.buildInfo(denoConfig.version, options.policies.length);
     // Workers are told of every new executor; they exist only once Python is up.
     const planes: { current?: DataPlane } = {};
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
@@ -138,13 +142,17 @@ export class Engine {
       throw error;
     }
     planes.current = dataPlane;
+    metrics.configApplied();
     const engine = new Engine(options, config, metrics, dataPlane, python);
     try {
       if (config.admin.address !== undefined) {
         const aggregate = new AggregatorRegistry();
+        // The process's metrics and the main thread's runtime; each worker reports its own runtime.
+        const own = [metrics.registry, processMetrics(), runtimeMetrics("main")];
         engine.#admin = await startAdmin(config.admin.address, {
           metrics: async () => {
-            const all = [await metrics.registry.getMetricsAsJSON(), ...await dataPlane.metrics()];
+            const main = (await Promise.all(own.map((r) => r.getMetricsAsJSON()))).flat();
+            const all = [main, ...await dataPlane.metrics()];
             // deno-lint-ignore no-explicit-any
             return await AggregatorRegistry.aggregate(all as any).metrics();
           },
@@ -170,9 +178,15 @@ export class Engine {
     return engine;
   }
 
-  async readiness(): Promise<{ ready: boolean; reasons: string[] }> {
-    const reasons = [...(await this.dataPlane.status()).unready, ...(this.python?.unreadyReasons() ?? [])];
-    return { ready: reasons.length === 0, reasons };
+  /** Whether the engine can serve, why not, and which policies are quarantined (reported either way). */
+  async readiness(): Promise<{ ready: boolean; reasons: string[]; quarantined: QuarantinedPolicy[] }> {
+    const { unready, quarantined } = await this.dataPlane.status();
+    const reasons = [...unready, ...(this.python?.unreadyReasons() ?? [])];
+    if (this.config.quarantine.affectsReadiness) {
+      // Workers add their failure quarantines; the watchdog's is the control plane's.
+      for (const q of quarantined) if (q.cause === "watchdog") reasons.push(q.reason);
+    }
+    return { ready: reasons.length === 0, reasons, quarantined };
   }
 
   /**
@@ -194,6 +208,7 @@ export class Engine {
         });
       }
       this.metrics.configReloaded("applied");
+      this.metrics.configApplied();
       if (config.log.level !== previous.log.level || config.log.format !== previous.log.format) {
         await configureLogging(config.log.level, config.log.format);
       }

@@ -13,6 +13,7 @@ import {
   immediateHeaderLines,
   InvalidActionError,
 } from "./apply.ts";
+import type { DecisionEntry, DecisionOutcome } from "../observe/decision_trace.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
@@ -29,11 +30,17 @@ export interface ImmediateOutcome {
   readonly body: Uint8Array;
   /** The policy that answered, e.g. `respond:v1`. */
   readonly policy: string;
+  /** Set when a policy failure under `deny` decided the response (not the policy itself). */
+  readonly failed?: boolean;
 }
 
-/** Observes every policy run, for metrics. */
+/** Observes every policy execution (metrics, the failure quarantine, traces). */
 export interface RunObserver {
-  policyRan(label: string, phase: Phase, outcome: "ok" | "immediate" | "failed", seconds: number): void;
+  /**
+   * The one call site per policy execution, skip or failure: what `entry` did in this
+   * exchange and how long it took.
+   */
+  policyDecided?(entry: ChainEntry, decision: DecisionEntry, state: ExchangeState): void;
   /** Sees each policy call's synchronous part (the data plane's watchdog) and may refuse it. */
   readonly guard?: PolicyGuard;
 }
@@ -124,21 +131,52 @@ function batchEnd(entries: readonly ChainEntry[], i: number, to: number): number
 type Step = { readonly stop: false } | { readonly stop: true; readonly immediate?: ImmediateOutcome };
 const NEXT: Step = { stop: false };
 
+/** When and for how long one policy ran (its share of a batch's round trip). */
+interface Timing {
+  /** performance.now() when it started. */
+  readonly started: number;
+  readonly durationMs: number;
+}
+
+const NOT_RUN: Timing = { started: 0, durationMs: 0 };
+
+function decided(
+  observer: RunObserver | undefined,
+  entry: ChainEntry,
+  phase: Phase,
+  state: ExchangeState,
+  timing: Timing,
+  outcome: DecisionOutcome,
+  reason?: string,
+): void {
+  observer?.policyDecided?.(entry, {
+    policy: entry.name,
+    version: entry.version,
+    phase,
+    outcome,
+    reason,
+    startNs: (performance.timeOrigin + (timing === NOT_RUN ? performance.now() : timing.started)) * 1e6,
+    durationMs: timing.durationMs,
+  }, state);
+}
+
 function settle(
   entry: ChainEntry,
   outcome: PolicyOutcome,
   phase: Phase,
   state: ExchangeState,
-  seconds: number,
+  timing: Timing,
   observer: RunObserver | undefined,
 ): Step {
   let immediate: ImmediateOutcome | undefined;
+  let action: AnyAction = undefined;
   try {
     if ("error" in outcome) throw outcome.error;
-    immediate = applyAction(entry, phase, outcome.action, state) ?? undefined;
+    action = outcome.action;
+    immediate = applyAction(entry, phase, action, state) ?? undefined;
   } catch (error) {
-    observer?.policyRan(entry.label, phase, "failed", seconds);
     const failure = asFailure(error);
+    decided(observer, entry, phase, state, timing, "failed", failure.kind);
     // `reason`, not `message`: a property named `message` would replace the JSON line's message.
     log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
@@ -151,13 +189,15 @@ function settle(
     });
     if (entry.onFailure === "continue") return NEXT;
     if (entry.onFailure === "skipRemaining") return { stop: true };
-    return {
-      stop: true,
-      immediate: toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label),
-    };
+    const response = toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label);
+    return { stop: true, immediate: { ...response, failed: true } };
   }
-  observer?.policyRan(entry.label, phase, immediate ? "immediate" : "ok", seconds);
-  return immediate ? { stop: true, immediate } : NEXT;
+  if (immediate) {
+    decided(observer, entry, phase, state, timing, "denied", "immediate_response");
+    return { stop: true, immediate };
+  }
+  decided(observer, entry, phase, state, timing, action == null ? "passed" : "modified");
+  return NEXT;
 }
 
 /** Whether the entry's condition (if any) lets it run, or the error evaluating it failed with. */
@@ -195,7 +235,8 @@ export async function runPolicies(
     const runs = conditionHolds(entry, phase, state);
     if (runs !== true) {
       // A condition that cannot be evaluated is a failure of its policy, never a skip.
-      const step = runs === false ? NEXT : settle(entry, runs, phase, state, 0, observer);
+      if (runs === false) decided(observer, entry, phase, state, NOT_RUN, "skipped", "condition_false");
+      const step = runs === false ? NEXT : settle(entry, runs, phase, state, NOT_RUN, observer);
       if (step.stop) return step.immediate;
       i++;
       continue;
@@ -206,11 +247,11 @@ export async function runPolicies(
       ? await entry.batch.run(entries.slice(i, end), phase, state)
       : [await invoke(entry, phase, state, defaultTimeoutMs, observer?.guard)];
     // A batch's time is shared evenly by the policies that ran in it.
-    const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
+    const timing = { started, durationMs: (performance.now() - started) / Math.max(outcomes.length, 1) };
     for (let k = i; k < end; k++) {
       const outcome = outcomes[k - i] ??
         { error: new PolicyFailure("error", "the runtime returned no result") };
-      const step = settle(entries[k], outcome, phase, state, seconds, observer);
+      const step = settle(entries[k], outcome, phase, state, timing, observer);
       if (step.stop) return step.immediate;
     }
     i = end;

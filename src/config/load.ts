@@ -171,7 +171,16 @@ function normalize(
     },
     dataPlane: { workers: raw.dataPlane.workers, watchdogMs: parseDuration(raw.dataPlane.watchdog) },
     shutdown: { gracePeriodMs: parseDuration(raw.shutdown.gracePeriod) },
-    log: { level: (env.TOLLGATE_LOG_LEVEL as LogLevel | undefined) ?? raw.log.level, format: raw.log.format },
+    log: {
+      level: (env.TOLLGATE_LOG_LEVEL as LogLevel | undefined) ?? raw.log.level,
+      format: raw.log.format,
+      requests: raw.log.requests,
+    },
+    quarantine: {
+      failures: raw.quarantine.failures,
+      windowMs: parseDuration(raw.quarantine.window),
+      affectsReadiness: raw.quarantine.affectsReadiness,
+    },
     policyConfig: raw.policyConfig,
     unmatchedRoutes: raw.unmatchedRoutes,
     defaultPolicies: (raw.defaultPolicies as Raw[]).map(policyRef),

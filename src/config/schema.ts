@@ -123,6 +123,17 @@ export const configSchema = {
       properties: {
         level: { enum: ["debug", "info", "warning", "error"], default: "info" },
         format: { enum: ["json", "text"], default: "json" },
+        requests: { type: "boolean", default: false },
+      },
+    },
+    quarantine: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      properties: {
+        failures: { type: "integer", minimum: 1, default: 20 },
+        window: { ...duration, default: "60s" },
+        affectsReadiness: { type: "boolean", default: false },
       },
     },
     policyConfig: { type: "object", default: {} },

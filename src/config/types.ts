@@ -97,6 +97,15 @@ export interface DataPlaneConfig {
   readonly watchdogMs: number;
 }
 
+/** The failure quarantine (src/dataplane/failure_quarantine.ts). */
+export interface QuarantineConfig {
+  /** A policy failing more than this many times within `windowMs` is quarantined. */
+  readonly failures: number;
+  readonly windowMs: number;
+  /** Whether a quarantined policy makes /readyz answer 503 (default: reported only). */
+  readonly affectsReadiness: boolean;
+}
+
 export interface EngineConfig {
   /** Where the config came from: a file path, or `<embedded default>`. */
   readonly source: string;
@@ -113,7 +122,13 @@ export interface EngineConfig {
   };
   readonly dataPlane: DataPlaneConfig;
   readonly shutdown: { readonly gracePeriodMs: number };
-  readonly log: { readonly level: LogLevel; readonly format: "json" | "text" };
+  readonly log: {
+    readonly level: LogLevel;
+    readonly format: "json" | "text";
+    /** One access-log line per request (logger `tollgate.access`). */
+    readonly requests: boolean;
+  };
+  readonly quarantine: QuarantineConfig;
   readonly policyConfig: Readonly<Record<string, unknown>>;
   readonly unmatchedRoutes: UnmatchedRoutes;
   /** The chain run for requests whose route has no chain (with `unmatchedRoutes: pass`). */

@@ -4,6 +4,7 @@
  */
 import type { ConfigDefaults, ConfigEnv } from "../config/load.ts";
 import type { Problem } from "../config/problem.ts";
+import type { QuarantinedPolicy } from "./failure_quarantine.ts";
 import type { QuarantineList } from "./quarantine.ts";
 
 /** A config as the control plane validated it: workers parse the same text. */
@@ -79,6 +80,8 @@ export type FromWorker =
 export interface WorkerStatus {
   readonly unready: readonly string[];
   readonly routes: RoutesView;
+  /** Policies in the failure quarantine now. */
+  readonly quarantined: readonly QuarantinedPolicy[];
 }
 
 /** GET /routes as one worker sees it (request counts are that worker's). */

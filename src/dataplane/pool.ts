@@ -19,7 +19,8 @@ import type {
   WorkerRequest,
   WorkerStatus,
 } from "./messages.ts";
-import { Quarantine } from "./quarantine.ts";
+import type { QuarantinedPolicy } from "./failure_quarantine.ts";
+import { Quarantine, quarantineReason, QUARANTINE_MS } from "./quarantine.ts";
 import { combineRoutes } from "./routes_view.ts";
 
 const log = getLogger(["tollgate", "dataplane"]);
@@ -219,6 +220,11 @@ export class DataPlane {
       });
       this.options.observer.policyQuarantined(policy);
       this.tell({ type: "quarantine", list: this.#quarantine.list() });
+      const lifted = setTimeout(() => {
+        if (this.#quarantine.list().some(([label]) => label === policy)) return;
+        log.info("policy {policy} left the watchdog quarantine: it runs again", { policy });
+      }, QUARANTINE_MS + 1);
+      Deno.unrefTimer(lifted);
     }
     if (!this.#stopping) this.#respawn(stuck.index);
   }
@@ -270,7 +276,9 @@ export class DataPlane {
   }
 
   /** Why the data plane cannot serve (empty when every worker can), and the combined route view. */
-  async status(): Promise<{ unready: string[]; routes: RoutesView | undefined }> {
+  async status(): Promise<
+    { unready: string[]; routes: RoutesView | undefined; quarantined: QuarantinedPolicy[] }
+  > {
     const workers = [...this.#workers];
     const answers = await Promise.allSettled(
       workers.map((w) => w.ask<WorkerStatus>({ type: "status" }, QUERY_TIMEOUT_MS)),
@@ -283,7 +291,24 @@ export class DataPlane {
         : [name(index, String((answer.reason as Error).message))]
     );
     const views = answers.flatMap((a) => a.status === "fulfilled" ? [a.value.routes] : []);
-    return { unready, routes: views.length > 0 ? combineRoutes(views) : undefined };
+    // The watchdog's quarantine covers the policy on every route; each worker reports its failure quarantine.
+    const quarantined = new Map<string, QuarantinedPolicy>(
+      this.#quarantine.list().map(([policy, until]) => [policy, {
+        policy,
+        cause: "watchdog",
+        until: new Date(until).toISOString(),
+        reason: quarantineReason(new Map([[policy, until]]), policy) ?? "",
+      }]),
+    );
+    for (const answer of answers) {
+      if (answer.status !== "fulfilled") continue;
+      for (const q of answer.value.quarantined) quarantined.set(`${q.route}\0${q.policy}`, q);
+    }
+    return {
+      unready,
+      routes: views.length > 0 ? combineRoutes(views) : undefined,
+      quarantined: [...quarantined.values()],
+    };
   }
 
   tell(notice: WorkerNotice): void {

@@ -8,7 +8,7 @@
 import { pythonSockets } from "../config/python_sockets.ts";
 import type { EngineConfig } from "../config/types.ts";
 import { type ClientObserver, ExecutorClient } from "../python/client.ts";
-import { PythonBridge } from "../python/bridge.ts";
+import { type BatchObserver, PythonBridge } from "../python/bridge.ts";
 import { combinedObserver, leastBusy } from "../python/processes.ts";
 import { messageLimit } from "../python/runtime.ts";
 import type { SupervisorObserver } from "../python/supervisor.ts";
@@ -27,7 +27,7 @@ export class WorkerPython {
   /** `healthy`: which processes the control plane saw healthy when this worker started. */
   constructor(
     private readonly config: EngineConfig,
-    observer: ClientObserver & SupervisorObserver,
+    observer: ClientObserver & SupervisorObserver & BatchObserver,
     healthy: readonly boolean[],
   ) {
     this.#sockets = pythonSockets(config.python.socket, config.python.processes);
@@ -35,7 +35,11 @@ export class WorkerPython {
     this.#observerOf = combinedObserver(observer, this.#sockets.length);
     this.#clients = this.#sockets.map((_, i) => this.#connect(i));
     this.#healthy = this.#sockets.map((_, i) => healthy[i] ?? false);
-    this.#bridge = new PythonBridge(() => leastBusy(this.#clients, this.#healthy), config.python.timeoutMs);
+    this.#bridge = new PythonBridge(
+      () => leastBusy(this.#clients, this.#healthy),
+      config.python.timeoutMs,
+      observer,
+    );
   }
 
   #connect(index: number): ExecutorClient {

@@ -16,6 +16,7 @@ import { droppedProtection } from "../kernel/dropped.ts";
 import { closeChains, Kernel, type RouteTable } from "../kernel/routes.ts";
 import { configureLogging } from "../observe/log.ts";
 import { Metrics } from "../observe/metrics.ts";
+import { runtimeMetrics } from "../observe/runtime_metrics.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../registry/registry.ts";
 import type {
   ConfigText,
@@ -25,7 +26,9 @@ import type {
   WorkerRequest,
   WorkerStatus,
 } from "./messages.ts";
+import { FailureQuarantine } from "./failure_quarantine.ts";
 import { LivenessWriter } from "./liveness.ts";
+import { DataPlaneObserver } from "./observer.ts";
 import { WorkerPython } from "./python.ts";
 import { quarantineReason } from "./quarantine.ts";
 import { describeRoutes } from "./routes_view.ts";
@@ -39,6 +42,9 @@ interface Serving {
   readonly build: ChainBuildContext;
   readonly python: WorkerPython | undefined;
   readonly metrics: Metrics;
+  /** This thread's heap and event-loop metrics (./runtime_metrics.ts). */
+  readonly runtime: ReturnType<typeof runtimeMetrics>;
+  readonly quarantine: FailureQuarantine;
   /** A table built for a config the control plane has yet to commit or abort. */
   pending?: RouteTable;
 }
@@ -60,9 +66,15 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
   quarantined = new Map(request.quarantine);
   const liveness = new LivenessWriter(request.liveness, (label) => quarantineReason(quarantined, label));
   liveness.start(request.heartbeatMs);
-  // The server's observer: metrics, and the watchdog's view of every policy call.
-  const metrics = Object.assign(new Metrics(), { guard: liveness });
-  const python = request.python ? new WorkerPython(config, metrics, request.pythonHealthy) : undefined;
+  // Settings come from the table in service, so a reload changes them.
+  const current = () => serving?.kernel.table.config ?? config;
+  const quarantine = new FailureQuarantine(() => current().quarantine);
+  const metrics = new Metrics();
+  metrics.quarantined = (route, label) =>
+    quarantine.has(route, label) || quarantineReason(quarantined, label) !== undefined;
+  // The server's observer: metrics, the quarantine, the access log, and the watchdog's view of every policy call.
+  const observer = new DataPlaneObserver(metrics, liveness, quarantine, () => current().log.requests);
+  const python = request.python ? new WorkerPython(config, observer, request.pythonHealthy) : undefined;
   if (python) python.failed = new Map(request.failedPython);
   const build: ChainBuildContext = {
     registry,
@@ -70,14 +82,15 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
     compileCondition,
   };
   const kernel = new Kernel(await buildRouteTable(config, build));
+  metrics.track(kernel.table);
   const server = await startExtProcServer({
     kernel,
     listen: workerListen(config.listen, request.index, request.workers),
     connections: config.connections,
     maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
-    observer: metrics,
+    observer,
   });
-  serving = { kernel, server, build, python, metrics };
+  serving = { kernel, server, build, python, metrics, runtime: runtimeMetrics(String(request.index)), quarantine };
 }
 
 async function buildPending(config: ConfigText, failedPython: FailedPython): Promise<void> {
@@ -94,6 +107,7 @@ async function commit(): Promise<string[]> {
   s.pending = undefined;
   const dropped = droppedProtection(s.kernel.table, table);
   const previous = s.kernel.swap(table);
+  s.metrics.track(table);
   previous.retire();
   const { log } = table.config;
   if (log.level !== previous.config.log.level || log.format !== previous.config.log.format) {
@@ -112,7 +126,12 @@ async function abort(): Promise<void> {
 function status(): WorkerStatus {
   const s = running();
   const reason = s.server.unreadyReason();
-  return { unready: reason === undefined ? [] : [reason], routes: describeRoutes(s.kernel) };
+  const quarantinedPolicies = s.quarantine.list();
+  const unready = reason === undefined ? [] : [reason];
+  if (s.kernel.table.config.quarantine.affectsReadiness) {
+    for (const q of quarantinedPolicies) unready.push(`policy ${q.policy} of route ${q.route} is quarantined: ${q.reason}`);
+  }
+  return { unready, routes: describeRoutes(s.kernel), quarantined: quarantinedPolicies };
 }
 
 async function stop(graceMs: number): Promise<void> {
@@ -122,6 +141,7 @@ async function stop(graceMs: number): Promise<void> {
   await closeChains(s.kernel.table.allChains());
   await abort();
   s.python?.close();
+  s.quarantine.close();
 }
 
 function running(): Serving {
@@ -139,8 +159,10 @@ async function answer(request: WorkerRequest): Promise<unknown> {
       return await commit();
     case "abort":
       return await abort();
-    case "metrics":
-      return await running().metrics.registry.getMetricsAsJSON();
+    case "metrics": {
+      const s = running();
+      return [...await s.metrics.registry.getMetricsAsJSON(), ...await s.runtime.getMetricsAsJSON()];
+    }
     case "status":
       return status();
     case "python-replaced":

@@ -109,14 +109,34 @@ export class ProtocolError extends Error {
   }
 }
 
+/** How an exchange went, for `tollgate_requests_total`: the route's chain decided, or there was none. */
+export type RequestOutcome = "passed" | "denied" | "failed" | "unmatched";
+
+/** One finished exchange (a stream that carried a request), seen once when its stream ends. */
+export interface ExchangeSummary {
+  /** The chain it ran (the default chain for an unmatched route); undefined when none ran. */
+  readonly chain: Chain | undefined;
+  /** The route name Envoy sent ("" when none). */
+  readonly route: string;
+  readonly outcome: RequestOutcome;
+  /** The status Tollgate answered with, else the upstream's if a response phase ran; 0 when unknown. */
+  readonly status: number;
+  /** Time spent in Tollgate, every message of the exchange summed. */
+  readonly seconds: number;
+  readonly requestId: string;
+}
+
 /** Counts what the stream does, for metrics. */
 export interface StreamObserver extends RunObserver {
   immediateResponse(policy: string, status: number): void;
   unmatchedRequest(reason: UnmatchedReason, action: UnmatchedAction): void;
+  exchangeDone?(summary: ExchangeSummary): void;
 }
 
 export class ExchangeStream {
   #chain: Chain | undefined;
+  /** The chain the route resolved to, even an empty one (for metrics). */
+  #resolved: Chain | undefined;
   #state: ExchangeState | undefined;
   /** The table whose chain this stream runs, held until {@link release}. */
   #table: RouteTable | undefined;
@@ -126,17 +146,48 @@ export class ExchangeStream {
   #responseRan = 0;
   /** Set once request or response headers arrived: request headers come first and once. */
   #headersSeen = false;
+  /** Milliseconds spent handling this stream's messages. */
+  #busyMs = 0;
+  #route = "";
+  #outcome: RequestOutcome = "passed";
+  /** The status of a response Tollgate sent itself (0: none). */
+  #answered = 0;
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
 
   /** The stream has ended: its chain's table may close its policies once no stream uses it. */
   release(): void {
+    if (this.#headersSeen) {
+      this.observer?.exchangeDone?.({
+        chain: this.#resolved,
+        route: this.#route,
+        outcome: this.#outcome,
+        status: this.#answered || (this.#state?.status ?? 0),
+        seconds: this.#busyMs / 1000,
+        requestId: this.#state?.shared.requestId ?? "",
+      });
+    }
     this.#table?.release();
     this.#table = undefined;
   }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
   handle(
+    request: ProcessingRequest,
+  ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
+    const started = performance.now();
+    const answer = this.#dispatch(request);
+    if (!(answer instanceof Promise)) {
+      this.#busyMs += performance.now() - started;
+      return answer;
+    }
+    return answer.then((response) => {
+      this.#busyMs += performance.now() - started;
+      return response;
+    });
+  }
+
+  #dispatch(
     request: ProcessingRequest,
   ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
     if (request.observabilityMode) return undefined;
@@ -173,7 +224,10 @@ export class ExchangeStream {
    */
   #bind(request: ProcessingRequest, route: string | undefined): "pass" | "deny" | "run" {
     const { table, chain, unmatched } = this.kernel.resolve(route);
+    this.#route = route ?? "";
+    this.#resolved = chain;
     if (unmatched) {
+      this.#outcome = "unmatched";
       this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
     }
     if (unmatched === "deny") return "deny";
@@ -190,6 +244,7 @@ export class ExchangeStream {
 
   #refuse(route: string | undefined, requestId: string | undefined): ProcessingResponse {
     const outcome = routeNotConfigured(route, requestId);
+    this.#answered = outcome.statusCode;
     this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
     return immediateReply(outcome);
   }
@@ -206,8 +261,14 @@ export class ExchangeStream {
       // The table the stream is bound to: a request keeps the config it started with.
       this.#table!.config.limits.policyTimeoutMs,
     );
-    if (outcome) this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
+    if (outcome) this.#answeredWith(outcome);
     return outcome;
+  }
+
+  #answeredWith(outcome: ImmediateOutcome): void {
+    this.#answered = outcome.statusCode;
+    if (this.#outcome !== "unmatched") this.#outcome = outcome.failed ? "failed" : "denied";
+    this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
   }
 
   async #onRequestHeaders(
@@ -275,7 +336,11 @@ export class ExchangeStream {
     const entries = side === "request" ? chain?.request : chain?.response;
     const ran = side === "request" ? this.#requestRan : this.#responseRan;
     if (!chain || !state || !entries || ran >= entries.length) return reply(kind, undefined);
-    if (bytes.byteLength > this.#maxBodyBytes) return immediateReply(tooLarge(this.#maxBodyBytes));
+    if (bytes.byteLength > this.#maxBodyBytes) {
+      const refused = tooLarge(this.#maxBodyBytes);
+      this.#answeredWith(refused);
+      return immediateReply(refused);
+    }
     state.beginPhase();
     if (side === "request") {
       state.requestBody = new Body(bytes, endOfStream);

@@ -15,7 +15,8 @@ const log = getLogger(["tollgate", "admin"]);
 
 /** What the admin endpoint reports, supplied by the engine. */
 export interface AdminSource {
-  readiness(): Promise<{ ready: boolean; reasons: string[] }>;
+  /** `quarantined`: policies failing too often, or caught by the watchdog (reported whether or not they make it unready). */
+  readiness(): Promise<{ ready: boolean; reasons: string[]; quarantined?: readonly unknown[] }>;
   policies(): unknown;
   routes(): Promise<unknown>;
   /** Prometheus text of every registry (control plane and workers) combined. */

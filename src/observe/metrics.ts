@@ -1,13 +1,49 @@
 /**
  * Prometheus metrics (prom-client), served on the admin endpoint's /metrics. Names start
- * with `tollgate_`; see docs/observability.md for the list.
+ * with `tollgate_`; see docs/observability.md for the list. Each data-plane worker and the
+ * control plane has one; the admin endpoint sums them.
  */
 import client from "prom-client";
+import type { ChainEntry } from "../chain/chain.ts";
 import type { Phase } from "../chain/run.ts";
+import type { ExchangeSummary } from "../extproc/stream.ts";
+import type { RouteTable } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
+import type { DecisionEntry } from "./decision_trace.ts";
+import { type EntryCells, RouteMetrics } from "./route_metrics.ts";
 
 export class Metrics {
   readonly registry = new client.Registry();
+  readonly #routes = new RouteMetrics(this.registry);
+  /** Whether a route's policy (by `name:vMAJOR`) is quarantined now; set by the data plane. */
+  quarantined: (route: string, label: string) => boolean = () => false;
+
+  readonly #buildInfo = new client.Gauge({
+    name: "tollgate_build_info",
+    help: "1, labelled with the engine's version, the Deno version and the number of compiled-in policies",
+    labelNames: ["version", "deno", "policies"],
+    registers: [this.registry],
+  });
+  readonly #configGeneration = new client.Gauge({
+    name: "tollgate_config_generation",
+    help: "Configs applied since start (1 after startup; each applied reload adds one)",
+    registers: [this.registry],
+  });
+  readonly #configReloadedAt = new client.Gauge({
+    name: "tollgate_config_last_reload_timestamp_seconds",
+    help: "When the running config was applied (at startup or by the last applied reload), Unix time",
+    registers: [this.registry],
+  });
+  readonly #quarantinedPolicies = new client.Gauge({
+    name: "tollgate_policy_quarantined",
+    help: "1 while a route's policy is quarantined (it failed too often within the quarantine window, " +
+      "or it held a data-plane worker past the watchdog repeatedly), else 0",
+    labelNames: ["route", "policy"],
+    registers: [this.registry],
+    // Workers report each other's quarantines for the same policy: one is enough.
+    aggregator: "max",
+    collect: () => this.#collectQuarantined(),
+  });
 
   readonly #streamsActive = new client.Gauge({
     name: "tollgate_extproc_streams_active",
@@ -24,13 +60,6 @@ export class Metrics {
   readonly #socketLosses = new client.Counter({
     name: "tollgate_extproc_socket_lost_total",
     help: "Times the ext_proc socket file was found removed or replaced (it is then recreated)",
-    registers: [this.registry],
-  });
-  readonly #policyRuns = new client.Histogram({
-    name: "tollgate_policy_duration_seconds",
-    help: "Time spent in one policy call, by policy, phase and outcome (ok, immediate, failed)",
-    labelNames: ["policy", "phase", "outcome"],
-    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
   readonly #immediate = new client.Counter({
@@ -136,17 +165,49 @@ export class Metrics {
     this.#streamsActive.set(active);
   }
 
-  /** Histogram children by label triple: labelling anew on every policy call costs ~1 µs each. */
-  readonly #policyRunChildren = new Map<string, client.Histogram.Internal<"policy" | "phase" | "outcome">>();
-
-  policyRan(label: string, phase: Phase, outcome: "ok" | "immediate" | "failed", seconds: number): void {
-    const key = `${label}\0${phase}\0${outcome}`;
-    let child = this.#policyRunChildren.get(key);
-    if (!child) {
-      child = this.#policyRuns.labels(label, phase, outcome);
-      this.#policyRunChildren.set(key, child);
+  #collectQuarantined(): void {
+    // Several versions of one policy on a route share the series: 1 if one is quarantined.
+    const values = new Map<string, { route: string; policy: string; value: number }>();
+    for (const { route, policy, label } of this.#routes.tracked) {
+      const key = `${route}\0${policy}`;
+      const value = this.quarantined(route, label) ? 1 : 0;
+      values.set(key, { route, policy, value: Math.max(value, values.get(key)?.value ?? 0) });
     }
-    child.observe(seconds);
+    this.#quarantinedPolicies.reset();
+    for (const { route, policy, value } of values.values()) this.#quarantinedPolicies.set({ route, policy }, value);
+  }
+
+  /** The engine's identity (control plane only). */
+  buildInfo(version: string, policies: number): void {
+    this.#buildInfo.set({ version, deno: Deno.version.deno, policies: String(policies) }, 1);
+  }
+
+  /** A config was applied (at startup or by a reload). */
+  configApplied(): void {
+    this.#configGeneration.inc();
+    this.#configReloadedAt.set(Date.now() / 1000);
+  }
+
+  /** Takes a route table into service: its routes' and policies' series, at zero (./route_metrics.ts). */
+  track(table: RouteTable): void {
+    this.#routes.track(table);
+  }
+
+  /** The cells of a tracked entry, for {@link policyDecided}. */
+  entryCells(entry: ChainEntry): EntryCells | undefined {
+    return this.#routes.entry(entry);
+  }
+
+  policyDecided(cells: EntryCells, decision: DecisionEntry): void {
+    this.#routes.policyDecided(cells, decision);
+  }
+
+  exchangeDone(summary: ExchangeSummary): void {
+    this.#routes.exchangeDone(summary);
+  }
+
+  pythonBatch(route: string, phase: Phase, seconds: number): void {
+    this.#routes.pythonBatch(route, phase, seconds);
   }
 
   immediateResponse(policy: string, status: number): void {

@@ -145,9 +145,18 @@ function mergeMetadata(
   Object.assign(target, received);
 }
 
+/** Sees every call to the executor once, with the route whose batch it carried. */
+export interface BatchObserver {
+  pythonBatch(route: string, phase: "request" | "response", seconds: number): void;
+}
+
 export class PythonBridge implements BatchRunner {
   /** `client` gives the client of the executor serving now (it changes when one is recycled). */
-  constructor(private readonly client: () => ExecutorClient, private readonly defaultTimeoutMs: number) {}
+  constructor(
+    private readonly client: () => ExecutorClient,
+    private readonly defaultTimeoutMs: number,
+    private readonly observer?: BatchObserver,
+  ) {}
 
   /** The factory of a registered Python policy: instances carry their invocation. */
   factoryFor(policy: RegisteredPolicy): PolicyFactory {
@@ -183,6 +192,9 @@ export class PythonBridge implements BatchRunner {
     const phase = side === "request" ? Phase.REQUEST : Phase.RESPONSE;
     const budgetMs = entries.reduce((sum, e) => sum + (e.timeoutMs ?? this.defaultTimeoutMs), 0);
     const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
+    // The configured route (the default chain's is `(default)`), never a name Envoy made up.
+    const route = (entries[0].policy as PythonPolicy).invocation.metadata.routeName;
+    const started = performance.now();
     let response: ExecuteResponse;
     try {
       response = await this.client().call({
@@ -216,6 +228,8 @@ export class PythonBridge implements BatchRunner {
       }, budgetMs);
     } catch (error) {
       return entries.map(() => ({ error }));
+    } finally {
+      this.observer?.pythonBatch(route, side, (performance.now() - started) / 1000);
     }
     if (response.error) {
       const failure = new PolicyFailure("error", `python executor rejected the call: ${response.error}`);

@@ -85,13 +85,13 @@ Deno.test("an evaluation error continues under onFailure: continue, skipping onl
   const s = state();
   assert.equal(
     await runPolicies(c.request, 0, 2, "request", s, {
-      policyRan: (label, _phase, outcome) => seen.push(`${label}/${outcome}`),
+      policyDecided: (entry, decision) => seen.push(`${entry.label}/${decision.outcome}`),
     }),
     undefined,
   );
   assert.equal(s.requestHeaders.has("x-jwt"), false);
   assert.equal(s.requestHeaders.get("x-next"), "1");
-  assert.deepEqual(seen, ["jwt:v1/failed", "next:v1/ok"]);
+  assert.deepEqual(seen, ["jwt:v1/failed", "next:v1/modified"]);
 });
 
 Deno.test("a true condition runs the policy and a false one skips it", async () => {

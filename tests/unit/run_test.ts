@@ -140,11 +140,27 @@ Deno.test("a false condition skips the policy", async () => {
   assert.equal(s.requestHeaders.get("x-always"), "1");
 });
 
-Deno.test("the observer sees every policy run with its outcome", async () => {
+Deno.test("the observer sees every policy execution once, with its outcome and reason", async () => {
   const seen: string[] = [];
-  const c = chain(entry("ok:v1", marker("x")), entry("bad:v1", failing, { onFailure: "continue" }));
-  await runPolicies(c.request, 0, 2, "request", state(), {
-    policyRan: (label, phase, outcome) => seen.push(`${label}/${phase}/${outcome}`),
+  const c = chain(
+    entry("ok:v1", marker("x")),
+    entry("quiet:v1", { onRequest: () => undefined }),
+    entry("skipped:v1", marker("y"), { condition: () => false }),
+    entry("bad:v1", failing, { onFailure: "continue" }),
+    entry("deny:v1", { onRequest: () => new ImmediateResponse({ statusCode: 403 }) }),
+  );
+  await runPolicies(c.request, 0, 5, "request", state(), {
+    policyDecided: (entry, d) => {
+      assert.equal(d.policy, entry.name);
+      assert.ok(d.durationMs >= 0);
+      seen.push(`${d.policy}/${d.version}/${d.phase}/${d.outcome}/${d.reason ?? ""}`);
+    },
   });
-  assert.deepEqual(seen, ["ok:v1/request/ok", "bad:v1/request/failed"]);
+  assert.deepEqual(seen, [
+    "ok/v1.0.0/request/modified/",
+    "quiet/v1.0.0/request/passed/",
+    "skipped/v1.0.0/request/skipped/condition_false",
+    "bad/v1.0.0/request/failed/error",
+    "deny/v1.0.0/request/denied/immediate_response",
+  ]);
 });
