@@ -99,6 +99,7 @@ export class Engine {
     for (const socket of ownSockets(config, registry.hasPythonPolicies())) await refuseLiveSocket(socket);
     const metrics = new Metrics();
     metrics.buildInfo(denoConfig.version, options.policies.length);
+    metrics.watchdogSeries(registry.list().map((p) => p.key));
     // Workers are told of every new executor; they exist only once Python is up.
     const planes: { current?: DataPlane } = {};
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
@@ -232,8 +233,9 @@ export class Engine {
       await this.reload(text);
     } catch (error) {
       if (!(error instanceof ProblemsError)) throw error;
-      log.error("config change rejected; still serving the previous config:\n{problems}", {
-        problems: error.problems.map((p) => `  ${formatProblem(p)}`).join("\n"),
+      // A list: the text format prints one problem per line, JSON keeps an array.
+      log.error("config change rejected; still serving the previous config", {
+        problems: error.problems.map(formatProblem),
         summary: error.summary,
       });
     }

@@ -221,13 +221,17 @@ class _Batch:
         """Records an error result; False when the policy's failure rule stops the batch."""
         self.results.append(pb.PolicyResult(error=pb.PolicyError(kind=kind, message=message)))
         rule = invocation.on_failure
+        key = registry_key(invocation.name, invocation.version)
+        phase = _PHASE_NAMES.get(self._phase, "?")
         log.warning(
-            "policy failed",
+            "policy %s failed in the %s phase",
+            key,
+            phase,
             extra={
-                "policy": registry_key(invocation.name, invocation.version),
+                "policy": key,
                 "call_id": self._request.call_id,
                 "request_id": self._request.info.request_id,
-                "phase": _PHASE_NAMES.get(self._phase, "?"),
+                "phase": phase,
                 "kind": pb.ErrorKind.Name(kind),
                 "error": message,
                 "on_failure": _RULE_NAMES.get(rule, str(rule)),

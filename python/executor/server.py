@@ -127,7 +127,9 @@ class ExecutorService:
             else:
                 response = await self._on_pool(request, received_at)
         except Exception as error:
-            log.exception("call failed inside the executor", extra={"call_id": request.call_id})
+            log.exception(
+                "call failed inside the executor", extra={"call_id": request.call_id, "error": str(error)}
+            )
             response = pb.ExecuteResponse(call_id=request.call_id, error=f"executor error: {error}")
         self._calls_served += 1
         log.debug(

@@ -80,13 +80,16 @@ export class FailureQuarantine {
         remaining++;
         continue;
       }
-      log.info("policy {policy} of route {route} left quarantine: at most {failures} failures within {windowMs}ms", {
-        policy: tracked.policy,
-        route: tracked.route,
-        failures,
-        windowMs,
-        quarantinedMs: now - tracked.since,
-      });
+      log.info(
+        "policy {policy} of route {route} left quarantine: at most {failures} failures within {windowMs}ms",
+        {
+          policy: tracked.policy,
+          route: tracked.route,
+          failures,
+          windowMs,
+          quarantinedMs: now - tracked.since,
+        },
+      );
       this.#tracked.delete(key);
     }
     if (remaining === 0) {

@@ -20,7 +20,7 @@ import type {
   WorkerStatus,
 } from "./messages.ts";
 import type { QuarantinedPolicy } from "./failure_quarantine.ts";
-import { Quarantine, quarantineReason, QUARANTINE_MS } from "./quarantine.ts";
+import { Quarantine, QUARANTINE_MS, quarantineReason } from "./quarantine.ts";
 import { combineRoutes } from "./routes_view.ts";
 
 const log = getLogger(["tollgate", "dataplane"]);

@@ -90,7 +90,15 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
     maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
     observer,
   });
-  serving = { kernel, server, build, python, metrics, runtime: runtimeMetrics(String(request.index)), quarantine };
+  serving = {
+    kernel,
+    server,
+    build,
+    python,
+    metrics,
+    runtime: runtimeMetrics(String(request.index)),
+    quarantine,
+  };
 }
 
 async function buildPending(config: ConfigText, failedPython: FailedPython): Promise<void> {
@@ -129,7 +137,9 @@ function status(): WorkerStatus {
   const quarantinedPolicies = s.quarantine.list();
   const unready = reason === undefined ? [] : [reason];
   if (s.kernel.table.config.quarantine.affectsReadiness) {
-    for (const q of quarantinedPolicies) unready.push(`policy ${q.policy} of route ${q.route} is quarantined: ${q.reason}`);
+    for (const q of quarantinedPolicies) {
+      unready.push(`policy ${q.policy} of route ${q.route} is quarantined: ${q.reason}`);
+    }
   }
   return { unready, routes: describeRoutes(s.kernel), quarantined: quarantinedPolicies };
 }

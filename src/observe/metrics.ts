@@ -165,6 +165,27 @@ export class Metrics {
     this.#streamsActive.set(active);
   }
 
+  constructor() {
+    // Families with fixed label values exist at zero from the start (alerts see no gaps).
+    for (const result of ["applied", "rejected"]) this.#reloads.inc({ result }, 0);
+    for (const reason of ["unknown_route", "no_route_name"]) {
+      for (const action of ["pass", "deny", "default"]) this.#unmatched.inc({ reason, action }, 0);
+    }
+    for (const reason of ["undecodable_message", "second_request_headers"]) {
+      this.#malformedStreams.inc({ reason }, 0);
+    }
+    for (const outcome of ["ok", "timeout", "unavailable"]) this.#pythonCalls.zero({ outcome });
+  }
+
+  /** The watchdog's families at zero for every compiled-in policy (`name:vMAJOR`) and for none (control plane). */
+  watchdogSeries(policies: readonly string[]): void {
+    this.#workerReplacements.inc({ policy: "" }, 0);
+    for (const policy of policies) {
+      this.#workerReplacements.inc({ policy }, 0);
+      this.#quarantines.inc({ policy }, 0);
+    }
+  }
+
   #collectQuarantined(): void {
     // Several versions of one policy on a route share the series: 1 if one is quarantined.
     const values = new Map<string, { route: string; policy: string; value: number }>();
@@ -174,7 +195,9 @@ export class Metrics {
       values.set(key, { route, policy, value: Math.max(value, values.get(key)?.value ?? 0) });
     }
     this.#quarantinedPolicies.reset();
-    for (const { route, policy, value } of values.values()) this.#quarantinedPolicies.set({ route, policy }, value);
+    for (const { route, policy, value } of values.values()) {
+      this.#quarantinedPolicies.set({ route, policy }, value);
+    }
   }
 
   /** The engine's identity (control plane only). */

@@ -21,8 +21,37 @@ const REQUEST_OUTCOMES: readonly RequestOutcome[] = ["passed", "denied", "failed
 const POLICY_OUTCOMES: readonly DecisionOutcome[] = ["passed", "modified", "denied", "failed", "skipped"];
 const FAILURE_KINDS: readonly FailureKind[] = ["error", "timeout", "unavailable"];
 
-const REQUEST_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
-const POLICY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1];
+const REQUEST_BUCKETS = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  5,
+];
+const POLICY_BUCKETS = [
+  0.00005,
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.5,
+  1,
+];
 const PYTHON_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30];
 
 interface RouteCells {
@@ -115,8 +144,14 @@ export class RouteMetrics {
   #routeCells(route: string): RouteCells {
     return {
       requests: route === UNMATCHED_ROUTE
-        ? { ...record(REQUEST_OUTCOMES, () => ({ value: 0 })), unmatched: this.#requests.cell({ route, outcome: "unmatched" }) }
-        : { ...record(REQUEST_OUTCOMES, (outcome) => this.#requests.cell({ route, outcome })), unmatched: { value: 0 } },
+        ? {
+          ...record(REQUEST_OUTCOMES, () => ({ value: 0 })),
+          unmatched: this.#requests.cell({ route, outcome: "unmatched" }),
+        }
+        : {
+          ...record(REQUEST_OUTCOMES, (outcome) => this.#requests.cell({ route, outcome })),
+          unmatched: { value: 0 },
+        },
       duration: this.#requestDuration.cell({ route }),
     };
   }
@@ -126,7 +161,10 @@ export class RouteMetrics {
     return {
       route,
       phases: Object.fromEntries(phases.map((phase) => [phase, {
-        executions: record(POLICY_OUTCOMES, (outcome) => this.#executions.cell({ ...labels, phase, outcome })),
+        executions: record(
+          POLICY_OUTCOMES,
+          (outcome) => this.#executions.cell({ ...labels, phase, outcome }),
+        ),
         duration: this.#policyDuration.cell({ ...labels, phase }),
       }])),
       failures: record(FAILURE_KINDS, (kind) => this.#failures.cell({ ...labels, kind })),
@@ -152,7 +190,7 @@ export class RouteMetrics {
         entryCells.set(entry, this.#entryCells(route, entry, phases));
         policies.add(`${route}\0${entry.name}\0${entry.version}`);
         tracked.push({ route, policy: entry.name, label: entry.label });
-        if (entry.batch) for (const phase of phases) python.add(`${route}\0${phase}`);
+        if (entry.batch) { for (const phase of phases) python.add(`${route}\0${phase}`); }
       }
     }
     const routeGone = (labels: Readonly<Record<string, string>>) => !routes.has(labels.route);

@@ -49,7 +49,25 @@ function relogStderr(line: string): void {
     else childLog.info("the executor printed: {text}", { text, stream }); // e.g. a warning outside any call
     return;
   }
-  childLog[LEVELS[String(level)] ?? "info"](literal(String(msg)), { ...fields, pythonLogger: logger });
+  childLog[LEVELS[String(level)] ?? "info"](template(String(msg), fields), {
+    ...renamed(fields),
+    pythonLogger: logger,
+  });
+}
+
+/** The record's message naming its policy and error (when it has them), so a text line is complete. */
+function template(msg: string, fields: Record<string, unknown>): string {
+  let text = literal(msg);
+  if (typeof fields.policy === "string" && !msg.includes(fields.policy)) text = `policy {policy}: ${text}`;
+  if (fields.error !== undefined && fields.error !== null) text += ": {error}";
+  return text;
+}
+
+/** The executor's snake_case request id under the engine's name for it. */
+function renamed(fields: Record<string, unknown>): Record<string, unknown> {
+  if (!("request_id" in fields)) return fields;
+  const { request_id: requestId, ...rest } = fields;
+  return { ...rest, requestId };
 }
 
 /** Reads `stream` line by line until it ends, re-logging each line by the rules above. */
