@@ -98,7 +98,7 @@ function policyTime(before: string, after: string, requests: number): Record<str
 }
 
 function failedPolicyCalls(metrics: string): number {
-  const pattern = /^tollgate_policy_duration_seconds_count\{[^}]*outcome="failed"[^}]*\} (\S+)$/gm;
+  const pattern = /^tollgate_policy_failures_total\{[^}]*\} (\S+)$/gm;
   return [...metrics.matchAll(pattern)].reduce((sum, [, n]) => sum + Number(n), 0);
 }
 

@@ -59,6 +59,17 @@ Deno.test("a policy spinning forever: its worker is replaced, the policy named, 
       (await metric(engine, 'tollgate_policy_quarantines_total{policy="spin-forever:v1"}')) ?? "",
       / 1$/,
     );
+    // Reported with the failure quarantine: in /readyz detail (still ready) and the gauge of its route.
+    const readyz = await (await fetch(`${engine.adminUrl}/readyz`)).json();
+    assert.equal(readyz.ready, true);
+    assert.deepEqual(readyz.quarantined.map((q: Record<string, string>) => [q.policy, q.cause]), [
+      ["spin-forever:v1", "watchdog"],
+    ]);
+    assert.match(readyz.quarantined[0].reason, /held a data-plane worker past the watchdog/);
+    assert.equal(
+      await metric(engine, 'tollgate_policy_quarantined{route="spin",policy="spin-forever"}'),
+      'tollgate_policy_quarantined{route="spin",policy="spin-forever"} 1',
+    );
     // Quarantined: it fails fast under its rule (deny) instead of running.
     assert.equal(await ask(socket, "spin"), "immediate 503");
     assert.equal(count(engine.lines, "was stuck"), 2);
