@@ -196,3 +196,22 @@ Deno.test("listen.transport selects the ext_proc server: lean (the default) or g
   assert.match(problem, /^cfg\.yaml:2:\d+: listen\.transport: /);
   assert.match(problem, /lean/);
 });
+
+Deno.test("quarantine and the access log: defaults, parsed durations, and errors at their path", () => {
+  const plain = parseConfig("routes: []\n", "cfg.yaml", {}, defaults);
+  assert.deepEqual(plain.quarantine, { failures: 20, windowMs: 60_000, affectsReadiness: false });
+  assert.equal(plain.log.requests, false);
+  const set = parseConfig(
+    "routes: []\nlog: { requests: true }\nquarantine: { failures: 5, window: 2m, affectsReadiness: true }\n",
+    "cfg.yaml",
+    {},
+    defaults,
+  );
+  assert.deepEqual(set.quarantine, { failures: 5, windowMs: 120_000, affectsReadiness: true });
+  assert.equal(set.log.requests, true);
+  const found = problems("routes: []\nquarantine: { failures: 0, window: soon, after: 1 }\n");
+  assert.equal(found.length, 3, found.join("\n"));
+  assert.match(found.join("\n"), /quarantine\.failures: .*>= 1/);
+  assert.match(found.join("\n"), /quarantine\.window: /);
+  assert.match(found.join("\n"), /quarantine.*after/);
+});
