@@ -152,6 +152,8 @@ export class ExchangeStream {
   #outcome: RequestOutcome = "passed";
   /** The status of a response Tollgate sent itself (0: none). */
   #answered = 0;
+  /** The request id of a request no chain runs for (the state has the others'). */
+  #requestId = "";
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
 
@@ -164,7 +166,7 @@ export class ExchangeStream {
         outcome: this.#outcome,
         status: this.#answered || (this.#state?.status ?? 0),
         seconds: this.#busyMs / 1000,
-        requestId: this.#state?.shared.requestId ?? "",
+        requestId: this.#state?.shared.requestId ?? this.#requestId,
       });
     }
     this.#table?.release();
@@ -242,6 +244,19 @@ export class ExchangeStream {
     return "run";
   }
 
+  /** A request no chain runs for: passed through, or refused (`unmatchedRoutes: deny`). */
+  #passOrRefuse(
+    bound: "pass" | "deny",
+    route: string | undefined,
+    headers: Parameters<typeof loadRequestHeaders>[1],
+    kind: "requestHeaders" | "responseHeaders",
+  ): ProcessingResponse {
+    const requestId = headerValue(headers, "x-request-id");
+    this.#requestId = requestId ?? "";
+    if (bound === "deny") return this.#refuse(route, requestId);
+    return reply(kind, undefined, kind === "requestHeaders" ? PASS_THROUGH_MODE : undefined);
+  }
+
   #refuse(route: string | undefined, requestId: string | undefined): ProcessingResponse {
     const outcome = routeNotConfigured(route, requestId);
     this.#answered = outcome.statusCode;
@@ -278,8 +293,7 @@ export class ExchangeStream {
   ): Promise<ProcessingResponse> {
     const route = routeNameOf(request);
     const bound = this.#bind(request, route);
-    if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
-    if (bound === "pass") return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
+    if (bound !== "run") return this.#passOrRefuse(bound, route, headers, "requestHeaders");
     const chain = this.#chain!;
     const state = this.#state!;
     loadRequestHeaders(state, headers);
@@ -307,8 +321,7 @@ export class ExchangeStream {
     if (startsHere) {
       const route = routeNameOf(request);
       const bound = this.#bind(request, route);
-      if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
-      if (bound === "pass") return reply("responseHeaders", undefined);
+      if (bound !== "run") return this.#passOrRefuse(bound, route, headers, "responseHeaders");
     }
     const chain = this.#chain;
     const state = this.#state;

@@ -194,7 +194,13 @@ Deno.test("metrics per route and outcome, the quarantine, access and executor lo
       assert.equal(denied.status, 403);
       assert.equal(typeof denied.durationMs, "number");
       assert.equal(typeof denied.requestId, "string");
-      assert.equal(access.find((r) => r.route === "nowhere")?.outcome, "unmatched");
+      const unmatched = access.find((r) => r.route === "nowhere")!;
+      assert.equal(unmatched.outcome, "unmatched");
+      assert.match(
+        String(unmatched.requestId),
+        /^[0-9a-f-]{36}$/,
+        "Envoy's x-request-id, though no chain ran",
+      );
       assert.equal(
         access.find((r) => r.route === "python")?.status,
         200,
