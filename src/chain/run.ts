@@ -13,6 +13,7 @@ import {
   immediateHeaderLines,
   InvalidActionError,
 } from "./apply.ts";
+import { type DecisionEntry, type DecisionOutcome, epochNs } from "../observe/decision_trace.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
@@ -34,6 +35,8 @@ export interface ImmediateOutcome {
 /** Observes every policy run, for metrics. */
 export interface RunObserver {
   policyRan(label: string, phase: Phase, outcome: "ok" | "immediate" | "failed", seconds: number): void;
+  /** Sees every decision the trace records (ran, skipped or failed), as it is recorded. */
+  policyDecided?(entry: DecisionEntry, label: string, state: ExchangeState): void;
   /** Sees each policy call's synchronous part (the data plane's watchdog) and may refuse it. */
   readonly guard?: PolicyGuard;
 }
@@ -62,7 +65,8 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: string): Promise<T> {
+/** `promise`, or a `timeout` PolicyFailure naming `label` after `ms` (none when `ms` is undefined). */
+export function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: string): Promise<T> {
   if (ms === undefined) return promise;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -121,24 +125,71 @@ function batchEnd(entries: readonly ChainEntry[], i: number, to: number): number
 }
 
 /** How the chain goes on after one policy: on to the next, or stop (with a response or not). */
-type Step = { readonly stop: false } | { readonly stop: true; readonly immediate?: ImmediateOutcome };
+type Stop = {
+  readonly stop: true;
+  /** The trace's reason for the policies left out. */
+  readonly cause: "short_circuit" | "skip_remaining";
+  readonly immediate?: ImmediateOutcome;
+};
+type Step = { readonly stop: false } | Stop;
 const NEXT: Step = { stop: false };
+/** The timing of a policy that never started (its condition could not be evaluated). */
+const NOT_RUN = { startedMs: 0, durationMs: 0 };
+
+/** How one policy run went: its trace outcome and reason. */
+interface Verdict {
+  readonly outcome: DecisionOutcome;
+  readonly reason?: string;
+}
+
+const METRIC_OUTCOME = { passed: "ok", modified: "ok", denied: "immediate", failed: "failed" } as const;
+
+/**
+ * The one place a policy's part in the exchange is recorded: the decision trace, and the
+ * observer (metrics, and whatever else watches policies).
+ */
+function decide(
+  entry: ChainEntry,
+  phase: Phase,
+  state: ExchangeState,
+  verdict: Verdict,
+  observer: RunObserver | undefined,
+  startedMs = 0,
+  durationMs = 0,
+): void {
+  const decision: DecisionEntry = {
+    policy: entry.name,
+    version: entry.version,
+    phase,
+    outcome: verdict.outcome,
+    reason: verdict.reason,
+    startNs: startedMs === 0 ? 0 : epochNs(startedMs),
+    durationMs,
+  };
+  state.trace.push(decision);
+  if (verdict.outcome !== "skipped") {
+    observer?.policyRan(entry.label, phase, METRIC_OUTCOME[verdict.outcome], durationMs / 1000);
+  }
+  observer?.policyDecided?.(decision, entry.label, state);
+}
 
 function settle(
   entry: ChainEntry,
   outcome: PolicyOutcome,
   phase: Phase,
   state: ExchangeState,
-  seconds: number,
+  timing: { readonly startedMs: number; readonly durationMs: number },
   observer: RunObserver | undefined,
 ): Step {
   let immediate: ImmediateOutcome | undefined;
+  let action: AnyAction | undefined;
   try {
     if ("error" in outcome) throw outcome.error;
-    immediate = applyAction(entry, phase, outcome.action, state) ?? undefined;
+    action = outcome.action;
+    immediate = applyAction(entry, phase, action, state) ?? undefined;
   } catch (error) {
-    observer?.policyRan(entry.label, phase, "failed", seconds);
     const failure = asFailure(error);
+    decide(entry, phase, state, { outcome: "failed", reason: failure.kind }, observer, timing.startedMs, timing.durationMs);
     // `reason`, not `message`: a property named `message` would replace the JSON line's message.
     log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
@@ -150,14 +201,31 @@ function settle(
       route: state.shared.route.name,
     });
     if (entry.onFailure === "continue") return NEXT;
-    if (entry.onFailure === "skipRemaining") return { stop: true };
+    if (entry.onFailure === "skipRemaining") return { stop: true, cause: "skip_remaining" };
     return {
       stop: true,
+      cause: "short_circuit",
       immediate: toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label),
     };
   }
-  observer?.policyRan(entry.label, phase, immediate ? "immediate" : "ok", seconds);
-  return immediate ? { stop: true, immediate } : NEXT;
+  const verdict: Verdict = immediate
+    ? { outcome: "denied", reason: String(immediate.statusCode) }
+    : { outcome: action === undefined || action === null ? "passed" : "modified" };
+  decide(entry, phase, state, verdict, observer, timing.startedMs, timing.durationMs);
+  return immediate ? { stop: true, cause: "short_circuit", immediate } : NEXT;
+}
+
+/** Records the entries a stop left out as skipped, with what stopped the chain. */
+function skipRest(
+  entries: readonly ChainEntry[],
+  from: number,
+  to: number,
+  phase: Phase,
+  state: ExchangeState,
+  reason: string,
+  observer: RunObserver | undefined,
+): void {
+  for (let k = from; k < to; k++) decide(entries[k], phase, state, { outcome: "skipped", reason }, observer);
 }
 
 /** Whether the entry's condition (if any) lets it run, or the error evaluating it failed with. */
@@ -189,14 +257,22 @@ export async function runPolicies(
   observer?: RunObserver,
   defaultTimeoutMs?: number,
 ): Promise<ImmediateOutcome | undefined> {
+  // After an immediate response Envoy sends nothing more: the rest of the phase never runs.
+  const finish = (step: Stop, at: number) => {
+    skipRest(entries, at + 1, step.immediate ? entries.length : to, phase, state, step.cause, observer);
+    return step.immediate;
+  };
   let i = from;
   while (i < to) {
     const entry = entries[i];
     const runs = conditionHolds(entry, phase, state);
     if (runs !== true) {
       // A condition that cannot be evaluated is a failure of its policy, never a skip.
-      const step = runs === false ? NEXT : settle(entry, runs, phase, state, 0, observer);
-      if (step.stop) return step.immediate;
+      if (runs === false) decide(entry, phase, state, { outcome: "skipped", reason: "condition_false" }, observer);
+      else {
+        const step = settle(entry, runs, phase, state, NOT_RUN, observer);
+        if (step.stop) return finish(step, i);
+      }
       i++;
       continue;
     }
@@ -206,12 +282,13 @@ export async function runPolicies(
       ? await entry.batch.run(entries.slice(i, end), phase, state)
       : [await invoke(entry, phase, state, defaultTimeoutMs, observer?.guard)];
     // A batch's time is shared evenly by the policies that ran in it.
-    const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
+    const share = (performance.now() - started) / Math.max(outcomes.length, 1);
     for (let k = i; k < end; k++) {
       const outcome = outcomes[k - i] ??
         { error: new PolicyFailure("error", "the runtime returned no result") };
-      const step = settle(entries[k], outcome, phase, state, seconds, observer);
-      if (step.stop) return step.immediate;
+      const timing = { startedMs: started + (k - i) * share, durationMs: share };
+      const step = settle(entries[k], outcome, phase, state, timing, observer);
+      if (step.stop) return finish(step, k);
     }
     i = end;
   }

@@ -16,20 +16,23 @@ import {
   type ProcessingResponse,
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
+import { type AuditObserver, dispatchAudits } from "../chain/audit.ts";
 import type { Chain } from "../chain/chain.ts";
 import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../chain/run.ts";
 import { ExchangeState } from "../chain/state.ts";
 import type { Kernel, RouteTable } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
+import { type DecisionEntry, serverTimingValue } from "../observe/decision_trace.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
 import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
 import {
-  analyticsMetadata,
   commonResponse,
   immediateResponse,
   loadRequestHeaders,
   loadResponseHeaders,
+  phaseMetadata,
+  traceMetadata,
   valueOf,
 } from "./translate.ts";
 
@@ -110,7 +113,7 @@ export class ProtocolError extends Error {
 }
 
 /** Counts what the stream does, for metrics. */
-export interface StreamObserver extends RunObserver {
+export interface StreamObserver extends RunObserver, AuditObserver {
   immediateResponse(policy: string, status: number): void;
   unmatchedRequest(reason: UnmatchedReason, action: UnmatchedAction): void;
 }
@@ -126,11 +129,23 @@ export class ExchangeStream {
   #responseRan = 0;
   /** Set once request or response headers arrived: request headers come first and once. */
   #headersSeen = false;
+  /** The trace of a route that passes through with disabled policies only. */
+  #passTrace: readonly DecisionEntry[] | undefined;
+  /** How many trace entries the last answer's metadata carried. */
+  #traceSent = 0;
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
 
-  /** The stream has ended: its chain's table may close its policies once no stream uses it. */
+  /**
+   * The stream has ended: the exchange goes to the chain's auditing policies, and its
+   * table may close its policies once no stream uses it.
+   */
   release(): void {
+    const chain = this.#chain;
+    if (chain && this.#state && chain.audits.length > 0) {
+      dispatchAudits(chain.audits, this.#state, this.observer, this.#table?.config.limits.policyTimeoutMs);
+    }
+    this.#chain = undefined;
     this.#table?.release();
     this.#table = undefined;
   }
@@ -177,13 +192,17 @@ export class ExchangeStream {
       this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
     }
     if (unmatched === "deny") return "deny";
-    if (!chain || chain.isEmpty) return "pass";
+    if (!chain || chain.isEmpty) {
+      if (chain && chain.disabled.length > 0) this.#passTrace = chain.disabled;
+      return "pass";
+    }
     table.acquire();
     this.#table = table;
     this.#chain = chain;
     this.#maxBodyBytes = table.config.limits.maxBodyBytes;
     // The default chain runs for many routes: its policies see the name Envoy sent.
     this.#state = new ExchangeState(unmatched ? { name: route ?? "" } : chain.route);
+    this.#state.trace.push(...chain.disabled);
     loadAttributes(this.#state, request);
     return "run";
   }
@@ -210,6 +229,23 @@ export class ExchangeStream {
     return outcome;
   }
 
+  /** An immediate response's answer: with Server-Timing when the route asks for it, and the trace. */
+  #immediate(outcome: ImmediateOutcome): ProcessingResponse {
+    const state = this.#state!;
+    state.finalStatus = outcome.statusCode;
+    const timed: ImmediateOutcome = this.#chain!.serverTiming
+      ? { ...outcome, headers: [...outcome.headers, ["server-timing", serverTimingValue(state.trace)]] }
+      : outcome;
+    return immediateReply(timed, this.#metadata(state));
+  }
+
+  /** The answer's dynamic metadata: analytics, and the trace when it grew since the last answer. */
+  #metadata(state: ExchangeState) {
+    const grown = state.trace.length !== this.#traceSent;
+    this.#traceSent = state.trace.length;
+    return phaseMetadata(state, grown);
+  }
+
   async #onRequestHeaders(
     request: ProcessingRequest,
     headers: Parameters<typeof loadRequestHeaders>[1],
@@ -218,21 +254,27 @@ export class ExchangeStream {
     const route = routeNameOf(request);
     const bound = this.#bind(request, route);
     if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
-    if (bound === "pass") return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
+    if (bound === "pass") {
+      const trace = this.#passTrace && traceMetadata(this.#passTrace);
+      return reply("requestHeaders", undefined, PASS_THROUGH_MODE, trace);
+    }
     const chain = this.#chain!;
     const state = this.#state!;
     loadRequestHeaders(state, headers);
     state.shared.requestId = state.requestHeaders.get("x-request-id") ?? crypto.randomUUID();
+    if (chain.audits.length > 0) {
+      state.received = { path: state.path, headers: [...state.requestHeaders], at: Date.now() };
+    }
     const bodyComing = chain.needsRequestBody && !endOfStream;
     const to = bodyComing ? chain.requestHeadersCount : chain.request.length;
     this.#requestRan = to;
     const immediate = await this.#run("request", 0, to);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    if (immediate) return this.#immediate(immediate);
     return reply(
       "requestHeaders",
       commonResponse(state, { side: "request", bodyPhase: false }),
       modeOverrideFor(chain),
-      analyticsMetadata(state),
+      this.#metadata(state),
     );
   }
 
@@ -247,7 +289,9 @@ export class ExchangeStream {
       const route = routeNameOf(request);
       const bound = this.#bind(request, route);
       if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
-      if (bound === "pass") return reply("responseHeaders", undefined);
+      if (bound === "pass") {
+        return reply("responseHeaders", undefined, undefined, this.#passTrace && traceMetadata(this.#passTrace));
+      }
     }
     const chain = this.#chain;
     const state = this.#state;
@@ -259,12 +303,17 @@ export class ExchangeStream {
     const to = bodyComing ? chain.responseHeadersCount : chain.response.length;
     this.#responseRan = to;
     const immediate = await this.#run("response", 0, to);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    if (immediate) return this.#immediate(immediate);
+    state.finalStatus = state.status;
+    if (chain.serverTiming) {
+      state.responseHeaders.append("server-timing", serverTimingValue(state.trace));
+      state.changes.headers.add("server-timing");
+    }
     return reply(
       "responseHeaders",
       commonResponse(state, { side: "response", bodyPhase: false }),
       startsHere && bodyComing ? modeOverrideFor(chain) : undefined,
-      analyticsMetadata(state),
+      this.#metadata(state),
     );
   }
 
@@ -278,6 +327,7 @@ export class ExchangeStream {
     if (bytes.byteLength > this.#maxBodyBytes) return immediateReply(tooLarge(this.#maxBodyBytes));
     state.beginPhase();
     if (side === "request") {
+      if (state.received) state.received.body = bytes.slice();
       state.requestBody = new Body(bytes, endOfStream);
       this.#requestRan = entries.length;
     } else {
@@ -285,7 +335,7 @@ export class ExchangeStream {
       this.#responseRan = entries.length;
     }
     const immediate = await this.#run(side, ran, entries.length);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
-    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, analyticsMetadata(state));
+    if (immediate) return this.#immediate(immediate);
+    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, this.#metadata(state));
   }
 }

@@ -22,6 +22,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/set-headers",
     definition: {
       "description": "Sets (replaces) headers on the request before it goes upstream and/or on the response before it goes to the client. Listing a name twice sets both values (two field lines).",
+      "kind": "inline",
       "name": "set-headers",
       "parameters": {
         "additionalProperties": false,
@@ -108,6 +109,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/remove-headers",
     definition: {
       "description": "Removes headers from the request before it goes upstream and/or from the response before it goes to the client. Every value of a listed header is removed.",
+      "kind": "inline",
       "name": "remove-headers",
       "parameters": {
         "additionalProperties": false,
@@ -184,6 +186,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/respond",
     definition: {
       "description": "Answers the client directly with a configured status, headers and body, without calling the upstream. Useful for mocks, maintenance mode and retired endpoints.",
+      "kind": "inline",
       "name": "respond",
       "parameters": {
         "additionalProperties": false,
@@ -247,6 +250,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/add-headers",
     definition: {
       "description": "Adds headers to the request before it goes upstream and/or to the response before it goes to the client, keeping every existing value: each configured value becomes one more field line after those already present.",
+      "kind": "inline",
       "name": "add-headers",
       "parameters": {
         "additionalProperties": false,
@@ -335,6 +339,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/cors",
     definition: {
       "description": "Cross-Origin Resource Sharing: answers preflight requests (OPTIONS with Access-Control-Request-Method) itself without calling the upstream, and adds the CORS response headers to the responses of allowed origins. Responses to other origins carry no CORS headers.",
+      "kind": "inline",
       "name": "cors",
       "parameters": {
         "additionalProperties": false,
@@ -427,6 +432,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/ip-filter",
     definition: {
       "description": "Allows or denies requests by client IP address with lists of IPv4 and IPv6 addresses and CIDR ranges. The address is Envoy's downstream address (source.address) or taken from x-forwarded-for behind trusted proxies. A denied or undeterminable address gets 403.",
+      "kind": "inline",
       "name": "ip-filter",
       "parameters": {
         "additionalProperties": false,
@@ -487,6 +493,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-rewrite",
     definition: {
       "description": "Rewrites the request before it goes upstream: the path by prefix replacement or by an RE2 regular expression with capture groups, query parameters (remove, set, add), the method and the host (:authority). Envoy then selects the route again for the new request.",
+      "kind": "inline",
       "name": "request-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -657,6 +664,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/redirect",
     definition: {
       "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
+      "kind": "inline",
       "name": "redirect",
       "parameters": {
         "additionalProperties": false,
@@ -704,6 +712,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-size-limit",
     definition: {
       "description": "Rejects requests whose body is larger than a limit with 413: by the declared content-length as soon as the headers arrive, and optionally by the body actually received (which buffers the body, so that requests without a content-length are limited too).",
+      "kind": "inline",
       "name": "request-size-limit",
       "parameters": {
         "additionalProperties": false,
@@ -741,6 +750,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-schema-validate",
     definition: {
       "description": "Validates the JSON request body against a JSON Schema (draft-07) given in the parameters, compiled once per route. A body that is not JSON, or does not match, is answered with 400 and the validation errors as JSON; the upstream is not called.",
+      "kind": "inline",
       "name": "json-schema-validate",
       "parameters": {
         "additionalProperties": false,
@@ -796,6 +806,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/log-message",
     definition: {
       "description": "Logs chosen parts of the request and the response (headers, payload up to a size, the request's shared metadata) through the engine's logger, under the category tollgate.policy.log-message, with sensitive headers redacted. The request is not changed.",
+      "kind": "inline",
       "name": "log-message",
       "parameters": {
         "additionalProperties": false,
@@ -887,6 +898,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/jwt-auth",
     definition: {
       "description": "Authenticates requests with a JSON Web Token (a bearer token in Authorization, another header or a cookie): checks its signature against a JWKS (inline, file or URL) or an HMAC secret, its issuer, audience, lifetime, required claims and scopes. Claims go to the request's shared metadata (`auth`) and optionally to upstream headers. Verified tokens are cached, so a repeated token costs a lookup.",
+      "kind": "inline",
       "name": "jwt-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1118,6 +1130,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/api-key-auth",
     definition: {
       "description": "Authenticates requests by a pre-shared API key in a header or a query parameter. Keys are kept only as SHA-256 digests and compared in constant time; each names its caller, written to the request's shared metadata (`auth`). A key in the query is removed before the upstream.",
+      "kind": "inline",
       "name": "api-key-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1233,6 +1246,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/basic-auth",
     definition: {
       "description": "Authenticates requests with HTTP Basic credentials against users whose passwords are kept as bcrypt or argon2id hashes (plain-text passwords are refused). The user name goes to the request's shared metadata (`auth`); the Authorization header is removed before the upstream.",
+      "kind": "inline",
       "name": "basic-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1328,6 +1342,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/add-python-header",
     definition: {
       "description": "Adds a custom header to requests. Demonstrates a basic Python policy.",
+      "kind": "inline",
       "name": "add-python-header",
       "parameters": {
         "properties": {
@@ -1365,6 +1380,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-body-rewrite",
     definition: {
       "description": "Rewrites the top-level fields of a JSON request body before it goes upstream: renames fields, then removes fields, then sets fields to configured values. The rewritten body is sent compact and UTF-8 encoded with content-type application/json (content-length is rewritten to match). A body that is not a JSON object is rejected with 400 and a JSON error body; a request without a body passes unchanged. The whole request body is buffered, so keep it for routes with bounded bodies.",
+      "kind": "inline",
       "name": "json-body-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -1415,6 +1431,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/rate-limit",
     definition: {
       "description": "Limits how many requests each client (by client address, a header, shared metadata such as a JWT claim or API-key caller, or the route) may make: token bucket, fixed window or sliding window, several limits at once (e.g. 10 per second and 1000 per hour). Counters live in this engine's memory or in Redis/Valkey shared by every replica. Limited requests get a 429 with Retry-After; allowed responses carry the IETF RateLimit fields.",
+      "kind": "inline",
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,

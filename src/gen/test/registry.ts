@@ -40,6 +40,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/set-headers",
     definition: {
       "description": "Sets (replaces) headers on the request before it goes upstream and/or on the response before it goes to the client. Listing a name twice sets both values (two field lines).",
+      "kind": "inline",
       "name": "set-headers",
       "parameters": {
         "additionalProperties": false,
@@ -126,6 +127,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/remove-headers",
     definition: {
       "description": "Removes headers from the request before it goes upstream and/or from the response before it goes to the client. Every value of a listed header is removed.",
+      "kind": "inline",
       "name": "remove-headers",
       "parameters": {
         "additionalProperties": false,
@@ -202,6 +204,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/respond",
     definition: {
       "description": "Answers the client directly with a configured status, headers and body, without calling the upstream. Useful for mocks, maintenance mode and retired endpoints.",
+      "kind": "inline",
       "name": "respond",
       "parameters": {
         "additionalProperties": false,
@@ -265,6 +268,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/rate-limit",
     definition: {
       "description": "Limits how many requests each client (by client address, a header, shared metadata such as a JWT claim or API-key caller, or the route) may make: token bucket, fixed window or sliding window, several limits at once (e.g. 10 per second and 1000 per hour). Counters live in this engine's memory or in Redis/Valkey shared by every replica. Limited requests get a 429 with Retry-After; allowed responses carry the IETF RateLimit fields.",
+      "kind": "inline",
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
@@ -485,6 +489,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/add-headers",
     definition: {
       "description": "Adds headers to the request before it goes upstream and/or to the response before it goes to the client, keeping every existing value: each configured value becomes one more field line after those already present.",
+      "kind": "inline",
       "name": "add-headers",
       "parameters": {
         "additionalProperties": false,
@@ -573,6 +578,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/cors",
     definition: {
       "description": "Cross-Origin Resource Sharing: answers preflight requests (OPTIONS with Access-Control-Request-Method) itself without calling the upstream, and adds the CORS response headers to the responses of allowed origins. Responses to other origins carry no CORS headers.",
+      "kind": "inline",
       "name": "cors",
       "parameters": {
         "additionalProperties": false,
@@ -665,6 +671,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/ip-filter",
     definition: {
       "description": "Allows or denies requests by client IP address with lists of IPv4 and IPv6 addresses and CIDR ranges. The address is Envoy's downstream address (source.address) or taken from x-forwarded-for behind trusted proxies. A denied or undeterminable address gets 403.",
+      "kind": "inline",
       "name": "ip-filter",
       "parameters": {
         "additionalProperties": false,
@@ -725,6 +732,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-rewrite",
     definition: {
       "description": "Rewrites the request before it goes upstream: the path by prefix replacement or by an RE2 regular expression with capture groups, query parameters (remove, set, add), the method and the host (:authority). Envoy then selects the route again for the new request.",
+      "kind": "inline",
       "name": "request-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -895,6 +903,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/redirect",
     definition: {
       "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
+      "kind": "inline",
       "name": "redirect",
       "parameters": {
         "additionalProperties": false,
@@ -942,6 +951,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-size-limit",
     definition: {
       "description": "Rejects requests whose body is larger than a limit with 413: by the declared content-length as soon as the headers arrive, and optionally by the body actually received (which buffers the body, so that requests without a content-length are limited too).",
+      "kind": "inline",
       "name": "request-size-limit",
       "parameters": {
         "additionalProperties": false,
@@ -979,6 +989,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-schema-validate",
     definition: {
       "description": "Validates the JSON request body against a JSON Schema (draft-07) given in the parameters, compiled once per route. A body that is not JSON, or does not match, is answered with 400 and the validation errors as JSON; the upstream is not called.",
+      "kind": "inline",
       "name": "json-schema-validate",
       "parameters": {
         "additionalProperties": false,
@@ -1034,6 +1045,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/log-message",
     definition: {
       "description": "Logs chosen parts of the request and the response (headers, payload up to a size, the request's shared metadata) through the engine's logger, under the category tollgate.policy.log-message, with sensitive headers redacted. The request is not changed.",
+      "kind": "inline",
       "name": "log-message",
       "parameters": {
         "additionalProperties": false,
@@ -1125,6 +1137,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/jwt-auth",
     definition: {
       "description": "Authenticates requests with a JSON Web Token (a bearer token in Authorization, another header or a cookie): checks its signature against a JWKS (inline, file or URL) or an HMAC secret, its issuer, audience, lifetime, required claims and scopes. Claims go to the request's shared metadata (`auth`) and optionally to upstream headers. Verified tokens are cached, so a repeated token costs a lookup.",
+      "kind": "inline",
       "name": "jwt-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1356,6 +1369,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/api-key-auth",
     definition: {
       "description": "Authenticates requests by a pre-shared API key in a header or a query parameter. Keys are kept only as SHA-256 digests and compared in constant time; each names its caller, written to the request's shared metadata (`auth`). A key in the query is removed before the upstream.",
+      "kind": "inline",
       "name": "api-key-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1471,6 +1485,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/basic-auth",
     definition: {
       "description": "Authenticates requests with HTTP Basic credentials against users whose passwords are kept as bcrypt or argon2id hashes (plain-text passwords are refused). The user name goes to the request's shared metadata (`auth`); the Authorization header is removed before the upstream.",
+      "kind": "inline",
       "name": "basic-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1566,6 +1581,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/trace",
     definition: {
       "description": "Test policy. Appends its label to x-trace on the request and the response, and to the shared metadata.",
+      "kind": "inline",
       "name": "trace",
       "parameters": {
         "additionalProperties": false,
@@ -1598,6 +1614,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/rewrite-path",
     definition: {
       "description": "Test policy. Replaces a path prefix (keeping the rest and the query), and optionally the method.",
+      "kind": "inline",
       "name": "rewrite-path",
       "parameters": {
         "additionalProperties": false,
@@ -1637,6 +1654,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/replace-body",
     definition: {
       "description": "Test policy. Reads the buffered JSON request body and adds fields to it.",
+      "kind": "inline",
       "name": "replace-body",
       "parameters": {
         "additionalProperties": false,
@@ -1667,6 +1685,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/fail",
     definition: {
       "description": "Test policy. Throws in the phases it is configured for.",
+      "kind": "inline",
       "name": "fail",
       "parameters": {
         "additionalProperties": false,
@@ -1701,6 +1720,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/slow",
     definition: {
       "description": "Test policy. Waits before answering (asynchronously) and marks the request.",
+      "kind": "inline",
       "name": "slow",
       "parameters": {
         "additionalProperties": false,
@@ -1734,6 +1754,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/deny",
     definition: {
       "description": "Test policy. Answers with an immediate response in the configured phase.",
+      "kind": "inline",
       "name": "deny",
       "parameters": {
         "additionalProperties": false,
@@ -1775,6 +1796,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/echo",
     definition: {
       "description": "Test policy. Copies request facts into request and response headers.",
+      "kind": "inline",
       "name": "echo",
       "parameters": {
         "properties": {},
@@ -1799,6 +1821,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/wrap-response-body",
     definition: {
       "description": "Test policy. Wraps the buffered response body in a JSON envelope.",
+      "kind": "inline",
       "name": "wrap-response-body",
       "parameters": {
         "properties": {},
@@ -1823,6 +1846,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/add-python-header",
     definition: {
       "description": "Adds a custom header to requests. Demonstrates a basic Python policy.",
+      "kind": "inline",
       "name": "add-python-header",
       "parameters": {
         "properties": {
@@ -1860,6 +1884,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-body-rewrite",
     definition: {
       "description": "Rewrites the top-level fields of a JSON request body before it goes upstream: renames fields, then removes fields, then sets fields to configured values. The rewritten body is sent compact and UTF-8 encoded with content-type application/json (content-length is rewritten to match). A body that is not a JSON object is rejected with 400 and a JSON error body; a request without a body passes unchanged. The whole request body is buffered, so keep it for routes with bounded bodies.",
+      "kind": "inline",
       "name": "json-body-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -1910,6 +1935,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-stamp",
     definition: {
       "description": "Test policy (Python). Like trace - appends its label to x-trace and the shared metadata, and reports what it saw.",
+      "kind": "inline",
       "name": "py-stamp",
       "parameters": {
         "additionalProperties": false,
@@ -1941,6 +1967,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-deny",
     definition: {
       "description": "Test policy (Python). Answers 429 itself.",
+      "kind": "inline",
       "name": "py-deny",
       "parameters": {
         "properties": {},
@@ -1964,6 +1991,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-raise",
     definition: {
       "description": "Test policy (Python). Raises in on_request.",
+      "kind": "inline",
       "name": "py-raise",
       "parameters": {
         "properties": {},
@@ -1987,6 +2015,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-sleep",
     definition: {
       "description": "Test policy (Python). Blocks its worker thread for a while, then marks the request.",
+      "kind": "inline",
       "name": "py-sleep",
       "parameters": {
         "additionalProperties": false,
@@ -2019,6 +2048,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-pid",
     definition: {
       "description": "Test policy (Python, declared non-blocking). Names the executor process and thread that ran it.",
+      "kind": "inline",
       "name": "py-pid",
       "parameters": {
         "properties": {},
@@ -2045,6 +2075,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-print",
     definition: {
       "description": "Test policy (Python). Prints JSON lines that look like log records (print, sys.stderr, fd 2), to show they are logged as its text.",
+      "kind": "inline",
       "name": "py-print",
       "parameters": {
         "additionalProperties": false,
@@ -2069,6 +2100,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-leak",
     definition: {
       "description": "Test policy (Python). Leaks memory on purpose (keeps a block per call in a global list) and names the executor process that ran it.",
+      "kind": "inline",
       "name": "py-leak",
       "parameters": {
         "additionalProperties": false,
@@ -2099,6 +2131,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/tag",
     definition: {
       "description": "Test policy. Records a key/value in Envoy's access log through analyticsMetadata.",
+      "kind": "inline",
       "name": "tag",
       "parameters": {
         "additionalProperties": false,
@@ -2135,6 +2168,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/request-named-header",
     definition: {
       "description": "Test policy. Sets the request header the client names in x-set-name to the value in x-set-value: a header name only known at request time, which the engine checks then.",
+      "kind": "inline",
       "name": "request-named-header",
       "parameters": {
         "additionalProperties": false,
@@ -2160,6 +2194,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/override-status",
     definition: {
       "description": "Test policy. Replaces the response status and body.",
+      "kind": "inline",
       "name": "override-status",
       "parameters": {
         "additionalProperties": false,
@@ -2192,6 +2227,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/json-fields",
     definition: {
       "description": "Test and benchmark policy. Reads the buffered request body, parses it as JSON and sets x-json-fields to the number of its top-level fields (the body itself is not changed).",
+      "kind": "inline",
       "name": "json-fields",
       "parameters": {
         "properties": {},
@@ -2216,6 +2252,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/read-file",
     definition: {
       "description": "Test policy. Reads a file and puts its first line in a header (to show the permission scope refuses it).",
+      "kind": "inline",
       "name": "read-file",
       "parameters": {
         "additionalProperties": false,
@@ -2248,6 +2285,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/run-command",
     definition: {
       "description": "Test policy. Starts a process (to show the data plane's permission scope refuses it).",
+      "kind": "inline",
       "name": "run-command",
       "parameters": {
         "additionalProperties": false,
@@ -2280,6 +2318,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/request-facts",
     definition: {
       "description": "Test policy. Reflects the client address and a query parameter into request headers, and applies the query and authority changes given in its parameters.",
+      "kind": "inline",
       "name": "request-facts",
       "parameters": {
         "additionalProperties": false,
@@ -2313,6 +2352,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/spin",
     definition: {
       "description": "Test policy. Busy-loops synchronously for a bounded time, then marks the request.",
+      "kind": "inline",
       "name": "spin",
       "parameters": {
         "additionalProperties": false,
@@ -2346,6 +2386,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/spin-forever",
     definition: {
       "description": "Test policy. Busy-loops synchronously forever (for the data plane's watchdog).",
+      "kind": "inline",
       "name": "spin-forever",
       "parameters": {
         "additionalProperties": false,
@@ -2370,6 +2411,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/leaky",
     definition: {
       "description": "Test policy. Throws errors quoting its secret parameter (at build with `failAtBuild`, otherwise on each request), to check that the engine scrubs secrets from messages.",
+      "kind": "inline",
       "name": "leaky",
       "parameters": {
         "additionalProperties": false,
