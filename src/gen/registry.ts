@@ -15,6 +15,7 @@ import * as policy11 from "../../policies/jwt-auth/mod.ts";
 import * as policy12 from "../../policies/api-key-auth/mod.ts";
 import * as policy13 from "../../policies/basic-auth/mod.ts";
 import * as policy16 from "../../policies/rate-limit/mod.ts";
+import * as policy17 from "../../policies/audit-log/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1647,6 +1648,115 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy16,
+  },
+  {
+    source: "policies/audit-log",
+    definition: {
+      "description": "Writes one JSON line per finished request (request id, route, method, path, client address, status, overall decision and the decision trace of every policy) to a file rotated by size, or to the engine's log. Header values named in redactHeaders are never written; when a policy denied, modified or failed the request, its content (header values, query, body) is written only as SHA-256 hashes. An auditing policy: it runs after the response, off the request path, and cannot change or block anything.",
+      "kind": "audit",
+      "name": "audit-log",
+      "parameters": {
+        "additionalProperties": false,
+        "if": {
+          "properties": {
+            "sink": {
+              "const": "file",
+            },
+          },
+          "required": [
+            "sink",
+          ],
+        },
+        "properties": {
+          "headers": {
+            "default": [],
+            "description": "Only these request headers are written; empty writes every header.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "includeBody": {
+            "default": false,
+            "description": "Write the request body as text (up to maxBodyBytes) when the request passed and the route's chain buffered the body; otherwise only its size (and hash after a decision).",
+            "type": "boolean",
+          },
+          "maxBodyBytes": {
+            "default": 4096,
+            "description": "The most body bytes written with includeBody.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "maxFileBytes": {
+            "default": 10485760,
+            "description": "A file reaching this size is rotated before the next line is written.",
+            "minimum": 1024,
+            "type": "integer",
+          },
+          "maxFiles": {
+            "default": 5,
+            "description": "Rotated files kept besides the current one; the oldest is deleted.",
+            "maximum": 100,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "path": {
+            "default": "",
+            "description": "The audit file (sink `file`). Its directory must be writable by the engine (`--policy-write-dir`): rotation creates `<path>.1` ... `<path>.<maxFiles>` beside it.",
+            "type": "string",
+            "x-tollgate-access": "write",
+          },
+          "redactHeaders": {
+            "default": [
+              "authorization",
+              "proxy-authorization",
+              "cookie",
+              "x-api-key",
+            ],
+            "description": "Request headers whose values are written as \"<redacted>\" (names, case-insensitive).",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "sink": {
+            "default": "log",
+            "description": "Where the lines go: `log` (the engine's log, category tollgate.policy.audit-log, at info) or `file` (the file at `path`, rotated by size).",
+            "enum": [
+              "log",
+              "file",
+            ],
+          },
+        },
+        "then": {
+          "properties": {
+            "path": {
+              "minLength": 1,
+              "type": "string",
+            },
+          },
+          "required": [
+            "path",
+          ],
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy17,
   },
 ];
 

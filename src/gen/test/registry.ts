@@ -15,24 +15,26 @@ import * as policy11 from "../../../policies/log-message/mod.ts";
 import * as policy12 from "../../../policies/jwt-auth/mod.ts";
 import * as policy13 from "../../../policies/api-key-auth/mod.ts";
 import * as policy14 from "../../../policies/basic-auth/mod.ts";
-import * as policy15 from "../../../tests/fixtures/policies/trace/mod.ts";
-import * as policy16 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
-import * as policy17 from "../../../tests/fixtures/policies/replace-body/mod.ts";
-import * as policy18 from "../../../tests/fixtures/policies/fail/mod.ts";
-import * as policy19 from "../../../tests/fixtures/policies/slow/mod.ts";
-import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
-import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
-import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy32 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy33 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
-import * as policy34 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy35 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy36 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy37 from "../../../tests/fixtures/policies/run-command/mod.ts";
-import * as policy38 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy39 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy40 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
-import * as policy41 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy15 from "../../../policies/audit-log/mod.ts";
+import * as policy16 from "../../../tests/fixtures/policies/audit-probe/mod.ts";
+import * as policy17 from "../../../tests/fixtures/policies/trace/mod.ts";
+import * as policy18 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
+import * as policy19 from "../../../tests/fixtures/policies/replace-body/mod.ts";
+import * as policy20 from "../../../tests/fixtures/policies/fail/mod.ts";
+import * as policy21 from "../../../tests/fixtures/policies/slow/mod.ts";
+import * as policy22 from "../../../tests/fixtures/policies/deny/mod.ts";
+import * as policy23 from "../../../tests/fixtures/policies/echo/mod.ts";
+import * as policy24 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
+import * as policy36 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy37 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy38 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy39 from "../../../tests/fixtures/policies/run-command/mod.ts";
+import * as policy40 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy41 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy42 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
+import * as policy43 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1578,6 +1580,155 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy14,
   },
   {
+    source: "policies/audit-log",
+    definition: {
+      "description": "Writes one JSON line per finished request (request id, route, method, path, client address, status, overall decision and the decision trace of every policy) to a file rotated by size, or to the engine's log. Header values named in redactHeaders are never written; when a policy denied, modified or failed the request, its content (header values, query, body) is written only as SHA-256 hashes. An auditing policy: it runs after the response, off the request path, and cannot change or block anything.",
+      "kind": "audit",
+      "name": "audit-log",
+      "parameters": {
+        "additionalProperties": false,
+        "if": {
+          "properties": {
+            "sink": {
+              "const": "file",
+            },
+          },
+          "required": [
+            "sink",
+          ],
+        },
+        "properties": {
+          "headers": {
+            "default": [],
+            "description": "Only these request headers are written; empty writes every header.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "includeBody": {
+            "default": false,
+            "description": "Write the request body as text (up to maxBodyBytes) when the request passed and the route's chain buffered the body; otherwise only its size (and hash after a decision).",
+            "type": "boolean",
+          },
+          "maxBodyBytes": {
+            "default": 4096,
+            "description": "The most body bytes written with includeBody.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "maxFileBytes": {
+            "default": 10485760,
+            "description": "A file reaching this size is rotated before the next line is written.",
+            "minimum": 1024,
+            "type": "integer",
+          },
+          "maxFiles": {
+            "default": 5,
+            "description": "Rotated files kept besides the current one; the oldest is deleted.",
+            "maximum": 100,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "path": {
+            "default": "",
+            "description": "The audit file (sink `file`). Its directory must be writable by the engine (`--policy-write-dir`): rotation creates `<path>.1` ... `<path>.<maxFiles>` beside it.",
+            "type": "string",
+            "x-tollgate-access": "write",
+          },
+          "redactHeaders": {
+            "default": [
+              "authorization",
+              "proxy-authorization",
+              "cookie",
+              "x-api-key",
+            ],
+            "description": "Request headers whose values are written as \"<redacted>\" (names, case-insensitive).",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "sink": {
+            "default": "log",
+            "description": "Where the lines go: `log` (the engine's log, category tollgate.policy.audit-log, at info) or `file` (the file at `path`, rotated by size).",
+            "enum": [
+              "log",
+              "file",
+            ],
+          },
+        },
+        "then": {
+          "properties": {
+            "path": {
+              "minLength": 1,
+              "type": "string",
+            },
+          },
+          "required": [
+            "path",
+          ],
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy15,
+  },
+  {
+    source: "tests/fixtures/policies/audit-probe",
+    definition: {
+      "description": "Test auditing policy. Posts each record it sees (and whether it could change it) to a URL and waits for the answer (a test holds it to block the sink), or throws; can return a response, which the engine must ignore.",
+      "kind": "audit",
+      "name": "audit-probe",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "returnsResponse": {
+            "default": false,
+            "type": "boolean",
+          },
+          "throws": {
+            "default": false,
+            "type": "boolean",
+          },
+          "url": {
+            "default": "",
+            "type": "string",
+            "x-tollgate-access": "net",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy16,
+  },
+  {
     source: "tests/fixtures/policies/trace",
     definition: {
       "description": "Test policy. Appends its label to x-trace on the request and the response, and to the shared metadata.",
@@ -1608,7 +1759,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy15,
+    module: policy17,
   },
   {
     source: "tests/fixtures/policies/rewrite-path",
@@ -1648,7 +1799,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy16,
+    module: policy18,
   },
   {
     source: "tests/fixtures/policies/replace-body",
@@ -1679,7 +1830,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy17,
+    module: policy19,
   },
   {
     source: "tests/fixtures/policies/fail",
@@ -1714,7 +1865,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy18,
+    module: policy20,
   },
   {
     source: "tests/fixtures/policies/slow",
@@ -1748,7 +1899,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy19,
+    module: policy21,
   },
   {
     source: "tests/fixtures/policies/deny",
@@ -1790,7 +1941,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy20,
+    module: policy22,
   },
   {
     source: "tests/fixtures/policies/echo",
@@ -1815,7 +1966,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy21,
+    module: policy23,
   },
   {
     source: "tests/fixtures/policies/wrap-response-body",
@@ -1840,7 +1991,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy22,
+    module: policy24,
   },
   {
     source: "policies/add-python-header",
@@ -2162,7 +2313,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy32,
+    module: policy34,
   },
   {
     source: "tests/fixtures/policies/request-named-header",
@@ -2188,7 +2339,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy33,
+    module: policy35,
   },
   {
     source: "tests/fixtures/policies/override-status",
@@ -2221,7 +2372,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy34,
+    module: policy36,
   },
   {
     source: "tests/fixtures/policies/json-fields",
@@ -2246,7 +2397,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy35,
+    module: policy37,
   },
   {
     source: "tests/fixtures/policies/read-file",
@@ -2279,7 +2430,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy36,
+    module: policy38,
   },
   {
     source: "tests/fixtures/policies/run-command",
@@ -2312,7 +2463,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy37,
+    module: policy39,
   },
   {
     source: "tests/fixtures/policies/request-facts",
@@ -2346,7 +2497,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy38,
+    module: policy40,
   },
   {
     source: "tests/fixtures/policies/spin",
@@ -2380,7 +2531,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy39,
+    module: policy41,
   },
   {
     source: "tests/fixtures/policies/spin-forever",
@@ -2405,7 +2556,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy40,
+    module: policy42,
   },
   {
     source: "tests/fixtures/policies/leaky",
@@ -2443,7 +2594,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy41,
+    module: policy43,
   },
 ];
 
