@@ -62,7 +62,9 @@ async function policyAccess(config: EngineConfig): Promise<AccessNeed[]> {
       const found = registry.find(ref.name, ref.version);
       const resolved = found.ok && found.policy.parameters.resolve(ref.parameters, config.policyConfig);
       return resolved && resolved.ok
-        ? resolved.access.filter((n) => n.kind === "read" || n.kind === "write" || accessHost(n) !== undefined)
+        ? resolved.access.filter((n) =>
+          n.kind === "read" || n.kind === "write" || accessHost(n) !== undefined
+        )
         : [];
     })
   );

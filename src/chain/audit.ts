@@ -110,11 +110,14 @@ async function runAudit(
       entry.label,
     );
     if (result !== undefined) {
-      log.warn("auditing policy {policy} returned a value: auditing policies cannot change traffic; ignored", {
-        policy: entry.label,
-        requestId: record.requestId,
-        route: record.route,
-      });
+      log.warn(
+        "auditing policy {policy} returned a value: auditing policies cannot change traffic; ignored",
+        {
+          policy: entry.label,
+          requestId: record.requestId,
+          route: record.route,
+        },
+      );
     }
   } catch (error) {
     log.warn("auditing policy {policy} failed: {reason}", {

@@ -189,7 +189,15 @@ function settle(
     immediate = applyAction(entry, phase, action, state) ?? undefined;
   } catch (error) {
     const failure = asFailure(error);
-    decide(entry, phase, state, { outcome: "failed", reason: failure.kind }, observer, timing.startedMs, timing.durationMs);
+    decide(
+      entry,
+      phase,
+      state,
+      { outcome: "failed", reason: failure.kind },
+      observer,
+      timing.startedMs,
+      timing.durationMs,
+    );
     // `reason`, not `message`: a property named `message` would replace the JSON line's message.
     log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
@@ -268,8 +276,9 @@ export async function runPolicies(
     const runs = conditionHolds(entry, phase, state);
     if (runs !== true) {
       // A condition that cannot be evaluated is a failure of its policy, never a skip.
-      if (runs === false) decide(entry, phase, state, { outcome: "skipped", reason: "condition_false" }, observer);
-      else {
+      if (runs === false) {
+        decide(entry, phase, state, { outcome: "skipped", reason: "condition_false" }, observer);
+      } else {
         const step = settle(entry, runs, phase, state, NOT_RUN, observer);
         if (step.stop) return finish(step, i);
       }

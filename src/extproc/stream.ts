@@ -290,7 +290,12 @@ export class ExchangeStream {
       const bound = this.#bind(request, route);
       if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
       if (bound === "pass") {
-        return reply("responseHeaders", undefined, undefined, this.#passTrace && traceMetadata(this.#passTrace));
+        return reply(
+          "responseHeaders",
+          undefined,
+          undefined,
+          this.#passTrace && traceMetadata(this.#passTrace),
+        );
       }
     }
     const chain = this.#chain;

@@ -81,7 +81,9 @@ function auditEntry(
   resolved: { readonly params: ChainEntry["params"]; readonly secrets: readonly string[] },
 ): AuditEntry | string {
   const policy = instance as Partial<AuditPolicy> & Record<string, unknown>;
-  if (typeof policy?.audit !== "function") return "getPolicy of an auditing policy must return an object with audit()";
+  if (typeof policy?.audit !== "function") {
+    return "getPolicy of an auditing policy must return an object with audit()";
+  }
   const hooks = INLINE_HOOKS.filter((hook) => policy[hook] !== undefined);
   if (hooks.length > 0) {
     return `an auditing policy observes only: it cannot have ${hooks.join(", ")}`;
@@ -126,7 +128,11 @@ async function buildEntry(
   if (outside.length > 0 || refused.length > 0) return undefined;
   const auditing = policy.definition.kind === "audit";
   if (auditing && ref.executionCondition !== undefined) {
-    return fail(["executionCondition"], "auditing policies take no executionCondition: they see every request", policy.key);
+    return fail(
+      ["executionCondition"],
+      "auditing policies take no executionCondition: they see every request",
+      policy.key,
+    );
   }
   let condition: Condition | undefined;
   if (ref.executionCondition !== undefined) {

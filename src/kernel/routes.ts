@@ -34,7 +34,9 @@ export async function closeChains(chains: Iterable<Chain>): Promise<void> {
   };
   for (const chain of chains) {
     for (const entry of chain.entries) close(chain, entry.label, Promise.resolve(), entry.policy);
-    for (const audit of chain.audits) close(chain, audit.label, audit.queue.drain(AUDIT_DRAIN_MS), audit.policy);
+    for (const audit of chain.audits) {
+      close(chain, audit.label, audit.queue.drain(AUDIT_DRAIN_MS), audit.policy);
+    }
   }
   await Promise.all(closing);
 }

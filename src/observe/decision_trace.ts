@@ -74,7 +74,9 @@ export function serverTimingValue(entries: readonly DecisionEntry[]): string {
 }
 
 /** The request's overall result as its trace tells it (the strongest outcome wins). */
-export function overallDecision(entries: readonly DecisionEntry[]): "passed" | "modified" | "denied" | "failed" {
+export function overallDecision(
+  entries: readonly DecisionEntry[],
+): "passed" | "modified" | "denied" | "failed" {
   let result: "passed" | "modified" | "denied" | "failed" = "passed";
   for (const { outcome } of entries) {
     if (outcome === "denied") return "denied";

@@ -128,11 +128,16 @@ export function parseDefinition(source: YamlSource): PolicyDefinition | Problem[
   }
   if (raw.kind === "audit") {
     if (raw.runtime !== "typescript") {
-      problems.push(source.problemAt(["kind"], "auditing policies are TypeScript only (runtime: typescript)"));
+      problems.push(
+        source.problemAt(["kind"], "auditing policies are TypeScript only (runtime: typescript)"),
+      );
     }
     if (raw.processingMode !== undefined) {
       problems.push(
-        source.problemAt(["processingMode"], "an auditing policy takes part in no phase: remove processingMode"),
+        source.problemAt(
+          ["processingMode"],
+          "an auditing policy takes part in no phase: remove processingMode",
+        ),
       );
     }
   }

@@ -10,7 +10,11 @@ import { Envoy } from "../support/envoy.ts";
 import { waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
 
-const policy = (name: string, parameters: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({
+const policy = (
+  name: string,
+  parameters: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+) => ({
   name,
   version: "v1",
   parameters,
@@ -55,7 +59,8 @@ async function logLine(envoy: Envoy, path: string): Promise<string> {
 const traceOf = (line: string) => / trace=(\S+) /.exec(line)?.[1];
 
 Deno.test({
-  name: "decision trace: in Envoy's access log for passed, denied, skipped and failed policies; Server-Timing",
+  name:
+    "decision trace: in Envoy's access log for passed, denied, skipped and failed policies; Server-Timing",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -63,29 +68,35 @@ Deno.test({
     const engine = await EngineProcess.start({ config });
     const envoy = await Envoy.start({ routes, upstreamPort: upstream.port, extproc: engine.extproc });
     try {
-      await t.step("passed, modified and skipped (condition false, disabled), with Server-Timing", async () => {
-        const response = await fetch(`${envoy.url}/passed/a`);
-        await response.body?.cancel();
-        assert.equal(response.status, 200);
-        assert.match(
-          response.headers.get("server-timing") ?? "",
-          /^set-headers;dur=[\d.]+;desc="request modified"$/,
-          "the policies that ran, with their durations",
-        );
-        const line = await logLine(envoy, "/passed/a");
-        assert.match(line, / request_id=[0-9a-f-]{36} /, "the example prints the request id");
-        assert.match(
-          traceOf(line) ?? "",
-          /^cors:v1=skipped\(disabled\);set-headers:v1=modified:[\d.]+ms;trace:v1=skipped\(condition_false\);trace:v1@response=skipped\(condition_false\)$/,
-          line,
-        );
-      });
+      await t.step(
+        "passed, modified and skipped (condition false, disabled), with Server-Timing",
+        async () => {
+          const response = await fetch(`${envoy.url}/passed/a`);
+          await response.body?.cancel();
+          assert.equal(response.status, 200);
+          assert.match(
+            response.headers.get("server-timing") ?? "",
+            /^set-headers;dur=[\d.]+;desc="request modified"$/,
+            "the policies that ran, with their durations",
+          );
+          const line = await logLine(envoy, "/passed/a");
+          assert.match(line, / request_id=[0-9a-f-]{36} /, "the example prints the request id");
+          assert.match(
+            traceOf(line) ?? "",
+            /^cors:v1=skipped\(disabled\);set-headers:v1=modified:[\d.]+ms;trace:v1=skipped\(condition_false\);trace:v1@response=skipped\(condition_false\)$/,
+            line,
+          );
+        },
+      );
 
       await t.step("denied, the rest short-circuited; Server-Timing on the immediate response", async () => {
         const response = await fetch(`${envoy.url}/denied/a`);
         assert.equal(await response.text(), "no");
         assert.equal(response.status, 403);
-        assert.match(response.headers.get("server-timing") ?? "", /^respond;dur=[\d.]+;desc="request denied"$/);
+        assert.match(
+          response.headers.get("server-timing") ?? "",
+          /^respond;dur=[\d.]+;desc="request denied"$/,
+        );
         const line = await logLine(envoy, "/denied/a");
         assert.match(
           traceOf(line) ?? "",
@@ -95,17 +106,24 @@ Deno.test({
         assert.equal(upstream.requestsTo("/denied").length, 0);
       });
 
-      await t.step("failed under continue, then the next policy; no Server-Timing when not enabled", async () => {
-        const response = await fetch(`${envoy.url}/failed/a`);
-        await response.body?.cancel();
-        assert.equal(response.status, 200);
-        assert.equal(response.headers.get("server-timing"), null, "serverTiming is off by default");
-        const line = await logLine(envoy, "/failed/a");
-        assert.match(traceOf(line) ?? "", /^fail:v1=failed\(error\):[\d.]+ms;set-headers:v1=modified:[\d.]+ms$/, line);
-        const untimed = await fetch(`${envoy.url}/untimed/a`);
-        await untimed.body?.cancel();
-        assert.equal(untimed.headers.get("server-timing"), null);
-      });
+      await t.step(
+        "failed under continue, then the next policy; no Server-Timing when not enabled",
+        async () => {
+          const response = await fetch(`${envoy.url}/failed/a`);
+          await response.body?.cancel();
+          assert.equal(response.status, 200);
+          assert.equal(response.headers.get("server-timing"), null, "serverTiming is off by default");
+          const line = await logLine(envoy, "/failed/a");
+          assert.match(
+            traceOf(line) ?? "",
+            /^fail:v1=failed\(error\):[\d.]+ms;set-headers:v1=modified:[\d.]+ms$/,
+            line,
+          );
+          const untimed = await fetch(`${envoy.url}/untimed/a`);
+          await untimed.body?.cancel();
+          assert.equal(untimed.headers.get("server-timing"), null);
+        },
+      );
     } finally {
       await envoy.stop();
       await engine.stop();

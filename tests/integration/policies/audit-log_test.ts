@@ -17,14 +17,17 @@ class ProbeSink {
   readonly blocked: Record<string, unknown>[] = [];
   readonly port = freePort();
   readonly #release = Promise.withResolvers<void>();
-  readonly #server = Deno.serve({ hostname: "127.0.0.1", port: this.port, onListen: () => {} }, async (request) => {
-    const record = await request.json();
-    if (new URL(request.url).pathname === "/block") {
-      this.blocked.push(record);
-      await this.#release.promise;
-    } else this.records.push(record);
-    return new Response("ok");
-  });
+  readonly #server = Deno.serve(
+    { hostname: "127.0.0.1", port: this.port, onListen: () => {} },
+    async (request) => {
+      const record = await request.json();
+      if (new URL(request.url).pathname === "/block") {
+        this.blocked.push(record);
+        await this.#release.promise;
+      } else this.records.push(record);
+      return new Response("ok");
+    },
+  );
 
   url(path: string): string {
     return `http://127.0.0.1:${this.port}${path}`;
@@ -59,7 +62,8 @@ async function metric(engine: EngineProcess, name: string): Promise<number> {
 }
 
 Deno.test({
-  name: "auditing policies: see the trace, change nothing, never hold a response; audit-log withholds content",
+  name:
+    "auditing policies: see the trace, change nothing, never hold a response; audit-log withholds content",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -102,36 +106,39 @@ Deno.test({
     }));
     const envoy = await Envoy.start({ routes, upstreamPort: upstream.port, extproc: engine.extproc });
     try {
-      await t.step("an auditing policy sees a denied request's trace, frozen; its return value is ignored", async () => {
-        const response = await fetch(`${envoy.url}/probe-deny/x?q=1`, { headers: { "x-client": "c1" } });
-        assert.equal(response.status, 403, "the deny stands: the probe's 418 is ignored");
-        assert.equal(await response.text(), "denied");
-        await waitFor("the audit record", () => Promise.resolve(sink.records.length === 1));
-        const record = sink.records[0] as {
-          decision: string;
-          status: number;
-          path: string;
-          route: string;
-          requestId: string;
-          headers: [string, string][];
-          trace: { policy: string; outcome: string; reason?: string; phase: string }[];
-          frozen: boolean;
-        };
-        assert.equal(record.frozen, true, "the record cannot be changed");
-        assert.equal(record.decision, "denied");
-        assert.equal(record.status, 403);
-        assert.equal(record.route, "probe-deny");
-        assert.equal(record.path, "/probe-deny/x?q=1");
-        assert.match(record.requestId, /^[0-9a-f-]{36}$/);
-        assert.ok(record.headers.some(([name, value]) => name === "x-client" && value === "c1"));
-        assert.deepEqual(
-          record.trace.map(({ policy, outcome, reason, phase }) => ({ policy, outcome, reason, phase })),
-          [
-            { policy: "respond", outcome: "denied", reason: "403", phase: "request" },
-            { policy: "set-headers", outcome: "skipped", reason: "short_circuit", phase: "request" },
-          ],
-        );
-      });
+      await t.step(
+        "an auditing policy sees a denied request's trace, frozen; its return value is ignored",
+        async () => {
+          const response = await fetch(`${envoy.url}/probe-deny/x?q=1`, { headers: { "x-client": "c1" } });
+          assert.equal(response.status, 403, "the deny stands: the probe's 418 is ignored");
+          assert.equal(await response.text(), "denied");
+          await waitFor("the audit record", () => Promise.resolve(sink.records.length === 1));
+          const record = sink.records[0] as {
+            decision: string;
+            status: number;
+            path: string;
+            route: string;
+            requestId: string;
+            headers: [string, string][];
+            trace: { policy: string; outcome: string; reason?: string; phase: string }[];
+            frozen: boolean;
+          };
+          assert.equal(record.frozen, true, "the record cannot be changed");
+          assert.equal(record.decision, "denied");
+          assert.equal(record.status, 403);
+          assert.equal(record.route, "probe-deny");
+          assert.equal(record.path, "/probe-deny/x?q=1");
+          assert.match(record.requestId, /^[0-9a-f-]{36}$/);
+          assert.ok(record.headers.some(([name, value]) => name === "x-client" && value === "c1"));
+          assert.deepEqual(
+            record.trace.map(({ policy, outcome, reason, phase }) => ({ policy, outcome, reason, phase })),
+            [
+              { policy: "respond", outcome: "denied", reason: "403", phase: "request" },
+              { policy: "set-headers", outcome: "skipped", reason: "short_circuit", phase: "request" },
+            ],
+          );
+        },
+      );
 
       await t.step("an auditing policy's exception changes nothing", async () => {
         const response = await fetch(`${envoy.url}/probe-throw/x`);
@@ -189,7 +196,10 @@ Deno.test({
           assert.equal(response.status, 200, `response ${n} arrived while the sink was blocked`);
         }
         assert.equal(sink.blocked.length, 1, "the sink was still blocked");
-        await waitFor("drops counted", async () => await metric(engine, "tollgate_audit_dropped_total") === 2);
+        await waitFor(
+          "drops counted",
+          async () => await metric(engine, "tollgate_audit_dropped_total") === 2,
+        );
         sink.release();
         await waitFor("the queued record to be audited", () => Promise.resolve(sink.blocked.length === 2));
         assert.ok(engine.lines.some((l) => l.includes("its queue of 1 is full")), "the drop is logged");
