@@ -329,7 +329,10 @@ export class ExchangeStream {
     const entries = side === "request" ? chain?.request : chain?.response;
     const ran = side === "request" ? this.#requestRan : this.#responseRan;
     if (!chain || !state || !entries || ran >= entries.length) return reply(kind, undefined);
-    if (bytes.byteLength > this.#maxBodyBytes) return immediateReply(tooLarge(this.#maxBodyBytes));
+    if (bytes.byteLength > this.#maxBodyBytes) {
+      state.finalStatus = 413;
+      return immediateReply(tooLarge(this.#maxBodyBytes), this.#metadata(state));
+    }
     state.beginPhase();
     if (side === "request") {
       if (state.received) state.received.body = bytes.slice();

@@ -92,12 +92,12 @@ Deno.test("the audit queue runs one job at a time, holds `capacity` waiting and 
   );
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.deepEqual(ran, [1], "the first started, on a later turn");
-  assert.equal(queue.offer(async () => void ran.push(2)), true, "one may wait");
-  assert.equal(queue.offer(async () => void ran.push(3)), false, "the queue is full: refused");
+  assert.equal(queue.offer(() => Promise.resolve(void ran.push(2))), true, "one may wait");
+  assert.equal(queue.offer(() => Promise.resolve(void ran.push(3))), false, "the queue is full: refused");
   gate.resolve();
   await queue.drain(1000);
   assert.deepEqual(ran, [1, 2]);
-  assert.equal(queue.offer(async () => void ran.push(4)), true, "room again");
+  assert.equal(queue.offer(() => Promise.resolve(void ran.push(4))), true, "room again");
   await queue.drain(1000);
   assert.deepEqual(ran, [1, 2, 4]);
 });
