@@ -10,7 +10,7 @@ import { overallDecision } from "../observe/decision_trace.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { AuditPolicy, AuditRecord } from "../sdk/audit.ts";
 import type { Params } from "../sdk/policy.ts";
-import { withTimeout } from "./run.ts";
+import { withTimeout } from "./timeout.ts";
 import type { ExchangeState } from "./state.ts";
 
 const log = getLogger(["tollgate", "audit"]);

@@ -18,6 +18,7 @@ import { scrubSecrets } from "../observe/scrub.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
 import type { ExchangeState } from "./state.ts";
+import { withTimeout } from "./timeout.ts";
 
 const log = getLogger(["tollgate", "executor"]);
 
@@ -63,19 +64,6 @@ function toImmediate(init: ImmediateResponseInit, policy: string): ImmediateOutc
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
-}
-
-/** `promise`, or a `timeout` PolicyFailure naming `label` after `ms` (none when `ms` is undefined). */
-export function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: string): Promise<T> {
-  if (ms === undefined) return promise;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new PolicyFailure("timeout", `${label} exceeded its ${ms}ms timeout`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function invoke(
