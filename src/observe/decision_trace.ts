@@ -19,8 +19,8 @@ export interface DecisionEntry {
   readonly outcome: DecisionOutcome;
   /**
    * A short code: for `skipped` why (`condition_false`, `disabled`, `short_circuit`,
-   * `skip_remaining`); for `failed` the failure kind (`error`, `timeout`, `unavailable`,
-   * `invalid_action`, `condition`...); for `denied` the status code it answered with.
+   * `skip_remaining`); for `failed` the failure kind (`error`, `timeout`, `unavailable`);
+   * for `denied` the status code it answered with.
    */
   readonly reason?: string;
   /** When it started, in nanoseconds since the Unix epoch (0 when it did not run). */
