@@ -29,6 +29,7 @@ const config = {
       name: "passed",
       serverTiming: true,
       policies: [
+        policy("request-size-limit", { maxBytes: 1000000 }),
         stamp,
         policy("trace", { label: "posts-only" }, { executionCondition: 'request.method == "POST"' }),
         policy("cors", { allowedOrigins: ["https://a.example"] }, { enabled: false }),
@@ -41,10 +42,17 @@ const config = {
     },
     { name: "failed", policies: [policy("fail", {}, { onFailure: "continue" }), stamp] },
     { name: "untimed", policies: [stamp] },
+    {
+      name: "python",
+      policies: [policy("py-stamp", { label: "p" }), policy("py-raise", {}, { onFailure: "continue" })],
+    },
   ],
 };
 
-const routes = ["passed", "denied", "failed", "untimed"].map((name) => ({ name, prefix: `/${name}` }));
+const routes = ["passed", "denied", "failed", "untimed", "python"].map((name) => ({
+  name,
+  prefix: `/${name}`,
+}));
 
 /** The access-log line of the request to `path`, once Envoy has flushed it. */
 async function logLine(envoy: Envoy, path: string): Promise<string> {
@@ -76,14 +84,14 @@ Deno.test({
           assert.equal(response.status, 200);
           assert.match(
             response.headers.get("server-timing") ?? "",
-            /^set-headers;dur=[\d.]+;desc="request modified"$/,
+            /^request-size-limit;dur=[\d.]+;desc="request passed", set-headers;dur=[\d.]+;desc="request modified"$/,
             "the policies that ran, with their durations",
           );
           const line = await logLine(envoy, "/passed/a");
           assert.match(line, / request_id=[0-9a-f-]{36} /, "the example prints the request id");
           assert.match(
             traceOf(line) ?? "",
-            /^cors:v1=skipped\(disabled\);set-headers:v1=modified:[\d.]+ms;trace:v1=skipped\(condition_false\);trace:v1@response=skipped\(condition_false\)$/,
+            /^cors:v1=skipped\(disabled\);request-size-limit:v1=passed:[\d.]+ms;set-headers:v1=modified:[\d.]+ms;trace:v1=skipped\(condition_false\);trace:v1@response=skipped\(condition_false\)$/,
             line,
           );
         },
@@ -124,6 +132,18 @@ Deno.test({
           assert.equal(untimed.headers.get("server-timing"), null);
         },
       );
+
+      await t.step("Python policies: one entry each, from one batch", async () => {
+        const response = await fetch(`${envoy.url}/python/a`);
+        await response.body?.cancel();
+        assert.equal(response.status, 200);
+        const line = await logLine(envoy, "/python/a");
+        assert.match(
+          traceOf(line) ?? "",
+          /^py-stamp:v1=modified:[\d.]+ms;py-raise:v1=failed\(error\):[\d.]+ms;py-stamp:v1@response=modified:[\d.]+ms$/,
+          line,
+        );
+      });
     } finally {
       await envoy.stop();
       await engine.stop();
