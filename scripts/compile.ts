@@ -53,6 +53,8 @@ export interface CompileOptions {
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files. */
   readonly policyFiles?: readonly string[];
+  /** Directories policies may read and write, e.g. audit-log's log directory. */
+  readonly policyWriteDirs?: readonly string[];
   /** `deno compile --target`, e.g. aarch64-unknown-linux-gnu. */
   readonly target?: string;
   /** The binary, relative to the repository root or absolute. */
@@ -96,6 +98,7 @@ Options:
   --policy-host H:P      a host policies may connect to, e.g. jwt-auth's jwksUrl or
                          rate-limit's redis.host:redis.port (repeatable)
   --policy-file PATH     a file policies may read, e.g. a keysFile or secretFile (repeatable)
+  --policy-write-dir DIR a directory policies may write, e.g. audit-log's path's (repeatable)
   --target TRIPLE        cross-compile (deno compile --target), e.g. aarch64-unknown-linux-gnu
   --output FILE          the binary (default ${IMAGE_LAYOUT.output})
   --dry-run              print the deno compile command and build nothing
@@ -157,6 +160,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
   checkPath("python-home", options.pythonHome);
   for (const host of options.policyHosts ?? []) checkAddress("policy-host", host);
   for (const file of options.policyFiles ?? []) checkPath("policy-file", file);
+  for (const dir of options.policyWriteDirs ?? []) checkPath("policy-write-dir", dir);
   if (options.listenAddress !== undefined && options.listenAddress === options.admin) {
     throw new CompileUsageError("--listen-address and --admin must differ");
   }
@@ -176,6 +180,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     python: options.python,
     policyHosts: options.policyHosts,
     policyFiles: options.policyFiles,
+    policyWriteDirs: options.policyWriteDirs,
   };
 }
 
@@ -223,6 +228,7 @@ export function parseCompileOptions(
         "python-home": { type: "string" },
         "policy-host": { type: "string", multiple: true },
         "policy-file": { type: "string", multiple: true },
+        "policy-write-dir": { type: "string", multiple: true },
         target: { type: "string" },
         output: { type: "string", short: "o" },
         "dry-run": { type: "boolean" },
@@ -248,6 +254,7 @@ export function parseCompileOptions(
     pythonHome: trim(values["python-home"] ?? IMAGE_LAYOUT.pythonHome),
     policyHosts: values["policy-host"],
     policyFiles: values["policy-file"],
+    policyWriteDirs: values["policy-write-dir"]?.map(trim),
     target: values.target,
     output: values.output ?? IMAGE_LAYOUT.output,
   };

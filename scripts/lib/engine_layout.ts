@@ -7,7 +7,7 @@
 import { dirname, join, resolve } from "node:path";
 import { configDefaults } from "../../src/cli_build.ts";
 import { readConfigEnv } from "../../src/config/load.ts";
-import { accessHost } from "../../src/config/scope.ts";
+import { accessHost, writeDirOf } from "../../src/config/scope.ts";
 import type { EngineConfig } from "../../src/config/types.ts";
 import { loadEngineConfig } from "../../src/engine.ts";
 import type { AccessNeed } from "../../src/registry/annotations.ts";
@@ -37,8 +37,9 @@ export async function layoutForConfig(configPath: string | undefined): Promise<P
     adminAddress: config.admin.address ?? DEFAULT_ADMIN,
     configDir: configPath ? dirname(resolve(configPath)) : undefined,
     python: venvPython,
-    policyHosts: [...new Set(needs.filter((n) => n.kind !== "read").map((n) => accessHost(n)!))],
+    policyHosts: [...new Set(needs.flatMap((n) => accessHost(n) ?? []))],
     policyFiles: [...new Set(needs.filter((n) => n.kind === "read").map((n) => n.value))],
+    policyWriteDirs: [...new Set(needs.filter((n) => n.kind === "write").map((n) => writeDirOf(n.value)))],
     moduleDirs: checkoutModuleDirs(),
   };
 }
@@ -61,7 +62,9 @@ async function policyAccess(config: EngineConfig): Promise<AccessNeed[]> {
       const found = registry.find(ref.name, ref.version);
       const resolved = found.ok && found.policy.parameters.resolve(ref.parameters, config.policyConfig);
       return resolved && resolved.ok
-        ? resolved.access.filter((n) => n.kind === "read" || accessHost(n) !== undefined)
+        ? resolved.access.filter((n) =>
+          n.kind === "read" || n.kind === "write" || accessHost(n) !== undefined
+        )
         : [];
     })
   );

@@ -10,7 +10,8 @@
  * as `net` permissions) and the admin address; run only the Python interpreter; read only the
  * environment variables listed below (and, run from a checkout, its source directories: the
  * data-plane workers load their modules from them). Policies may
- * reach only the hosts and files the layout lists for them (`policyHosts`, `policyFiles`).
+ * reach only the hosts, files and directories the layout lists for them (`policyHosts`,
+ * `policyFiles`, `policyWriteDirs`).
  */
 import { allPythonSockets } from "../../src/config/python_sockets.ts";
 import { workerAddress, workerSocket } from "../../src/config/worker_listen.ts";
@@ -46,6 +47,11 @@ export interface PermissionLayout {
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files (`x-tollgate-access: read`). */
   readonly policyFiles?: readonly string[];
+  /**
+   * Directories policies may read and write, e.g. audit-log's (the directory of each
+   * `x-tollgate-access: write` file: rotation creates its siblings).
+   */
+  readonly policyWriteDirs?: readonly string[];
   /**
    * Source directories of a checkout (`deno run`): Deno checks a Worker's module graph
    * against read permission, so the data-plane workers need them to load. A compiled binary
@@ -106,6 +112,7 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     ...layout.runtimeDirs,
     ...(layout.configDir ? [layout.configDir] : []),
     ...(layout.policyFiles ?? []),
+    ...(layout.policyWriteDirs ?? []),
     ...(layout.moduleDirs ?? []),
   ];
   const workers = layout.extprocWorkers ?? 1;
@@ -125,7 +132,7 @@ export function permissionFlags(layout: PermissionLayout): string[] {
   ].filter((v): v is string => v !== undefined);
   return [
     `--allow-read=${read.join(",")}`,
-    `--allow-write=${layout.runtimeDirs.join(",")}`,
+    `--allow-write=${[...layout.runtimeDirs, ...(layout.policyWriteDirs ?? [])].join(",")}`,
     `--allow-net=${net.join(",")}`,
     `--allow-run=${layout.python}`,
     `--allow-env=${ENGINE_ENV_VARS.join(",")}`,

@@ -160,7 +160,9 @@ function section(source: PolicyDocSource): string {
   const { definition: d } = source;
   const parts = [
     `## ${d.name}`,
-    `**${d.version}** · runtime ${d.runtime} · phases: ${phases(d)}`,
+    d.kind === "audit"
+      ? `**${d.version}** · runtime ${d.runtime} · auditing policy: runs after the response, off the request path`
+      : `**${d.version}** · runtime ${d.runtime} · phases: ${phases(d)}`,
     oneLine(d.description),
     "### Parameters",
     parameterTable(d.parameters),

@@ -7,6 +7,8 @@ import type { RequestAction, ResponseAction } from "../sdk/actions.ts";
 import type { RouteInfo } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { Params, Policy } from "../sdk/policy.ts";
+import type { DecisionEntry } from "../observe/decision_trace.ts";
+import type { AuditEntry } from "./audit.ts";
 import type { ExchangeState } from "./state.ts";
 
 /** What a policy can return in either phase. */
@@ -71,6 +73,16 @@ function headerPrefix(entries: readonly ChainEntry[], needsBody: (m: ProcessingM
   return first === -1 ? entries.length : first;
 }
 
+/** What a chain records beyond its running policies. */
+export interface ChainExtras {
+  /** Entries of policies configured with `enabled: false`, as the trace shows them. */
+  readonly disabled?: readonly DecisionEntry[];
+  /** Auditing policies: run off the request path once the exchange is over (./audit.ts). */
+  readonly audits?: readonly AuditEntry[];
+  /** Send a `Server-Timing` response header with the policies' durations (route `serverTiming`). */
+  readonly serverTiming?: boolean;
+}
+
 export class Chain {
   /** Entries taking part in the request phase, in chain order. */
   readonly request: readonly ChainEntry[];
@@ -88,19 +100,31 @@ export class Chain {
   readonly needsRequestBody: boolean;
   readonly needsResponse: boolean;
   readonly needsResponseBody: boolean;
+  readonly disabled: readonly DecisionEntry[];
+  readonly audits: readonly AuditEntry[];
+  readonly serverTiming: boolean;
 
-  constructor(readonly route: RouteInfo, readonly entries: readonly ChainEntry[]) {
+  constructor(
+    readonly route: RouteInfo,
+    readonly entries: readonly ChainEntry[],
+    extras: ChainExtras = {},
+  ) {
+    this.disabled = extras.disabled ?? [];
+    this.audits = extras.audits ?? [];
+    this.serverTiming = extras.serverTiming ?? false;
     this.request = entries.filter((e) => takesRequest(e.mode));
     this.response = entries.filter((e) => takesResponse(e.mode)).reverse();
     this.requestHeadersCount = headerPrefix(this.request, (m) => m.requestBodyMode === "BUFFER");
     this.responseHeadersCount = headerPrefix(this.response, (m) => m.responseBodyMode === "BUFFER");
     this.needsRequestBody = this.requestHeadersCount < this.request.length;
-    this.needsResponse = this.response.length > 0;
+    // Auditing needs the response's status, Server-Timing a response to carry it.
+    this.needsResponse = this.response.length > 0 || this.audits.length > 0 ||
+      (this.serverTiming && entries.length > 0);
     this.needsResponseBody = this.responseHeadersCount < this.response.length;
   }
 
   /** True when no policy takes part in any phase: the route passes through. */
   get isEmpty(): boolean {
-    return this.request.length === 0 && this.response.length === 0;
+    return this.request.length === 0 && this.response.length === 0 && this.audits.length === 0;
   }
 }

@@ -13,11 +13,12 @@ import {
   immediateHeaderLines,
   InvalidActionError,
 } from "./apply.ts";
-import type { DecisionEntry, DecisionOutcome } from "../observe/decision_trace.ts";
+import { type DecisionEntry, type DecisionOutcome, epochNs } from "../observe/decision_trace.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
 import type { ExchangeState } from "./state.ts";
+import { withTimeout } from "./timeout.ts";
 
 const log = getLogger(["tollgate", "executor"]);
 
@@ -38,7 +39,7 @@ export interface ImmediateOutcome {
 export interface RunObserver {
   /**
    * The one call site per policy execution, skip or failure: what `entry` did in this
-   * exchange and how long it took.
+   * exchange and how long it took (the same record the decision trace keeps).
    */
   policyDecided?(entry: ChainEntry, decision: DecisionEntry, state: ExchangeState): void;
   /** Sees each policy call's synchronous part (the data plane's watchdog) and may refuse it. */
@@ -67,18 +68,6 @@ function toImmediate(init: ImmediateResponseInit, policy: string): ImmediateOutc
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: string): Promise<T> {
-  if (ms === undefined) return promise;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new PolicyFailure("timeout", `${label} exceeded its ${ms}ms timeout`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function invoke(
@@ -128,36 +117,47 @@ function batchEnd(entries: readonly ChainEntry[], i: number, to: number): number
 }
 
 /** How the chain goes on after one policy: on to the next, or stop (with a response or not). */
-type Step = { readonly stop: false } | { readonly stop: true; readonly immediate?: ImmediateOutcome };
+type Stop = {
+  readonly stop: true;
+  /** The trace's reason for the policies left out. */
+  readonly cause: "short_circuit" | "skip_remaining";
+  readonly immediate?: ImmediateOutcome;
+};
+type Step = { readonly stop: false } | Stop;
 const NEXT: Step = { stop: false };
+/** The timing of a policy that never started (its condition could not be evaluated). */
+const NOT_RUN = { startedMs: 0, durationMs: 0 };
 
-/** When and for how long one policy ran (its share of a batch's round trip). */
-interface Timing {
-  /** performance.now() when it started. */
-  readonly started: number;
-  readonly durationMs: number;
+/** How one policy run went: its trace outcome and reason. */
+interface Verdict {
+  readonly outcome: DecisionOutcome;
+  readonly reason?: string;
 }
 
-const NOT_RUN: Timing = { started: 0, durationMs: 0 };
-
-function decided(
-  observer: RunObserver | undefined,
+/**
+ * The one place a policy's part in the exchange is recorded: the decision trace, and the
+ * observer (metrics, and whatever else watches policies).
+ */
+function decide(
   entry: ChainEntry,
   phase: Phase,
   state: ExchangeState,
-  timing: Timing,
-  outcome: DecisionOutcome,
-  reason?: string,
+  verdict: Verdict,
+  observer: RunObserver | undefined,
+  startedMs = 0,
+  durationMs = 0,
 ): void {
-  observer?.policyDecided?.(entry, {
+  const decision: DecisionEntry = {
     policy: entry.name,
     version: entry.version,
     phase,
-    outcome,
-    reason,
-    startNs: (performance.timeOrigin + (timing === NOT_RUN ? performance.now() : timing.started)) * 1e6,
-    durationMs: timing.durationMs,
-  }, state);
+    outcome: verdict.outcome,
+    reason: verdict.reason,
+    startNs: startedMs === 0 ? 0 : epochNs(startedMs),
+    durationMs,
+  };
+  state.trace.push(decision);
+  observer?.policyDecided?.(entry, decision, state);
 }
 
 function settle(
@@ -165,18 +165,26 @@ function settle(
   outcome: PolicyOutcome,
   phase: Phase,
   state: ExchangeState,
-  timing: Timing,
+  timing: { readonly startedMs: number; readonly durationMs: number },
   observer: RunObserver | undefined,
 ): Step {
   let immediate: ImmediateOutcome | undefined;
-  let action: AnyAction = undefined;
+  let action: AnyAction | undefined;
   try {
     if ("error" in outcome) throw outcome.error;
     action = outcome.action;
     immediate = applyAction(entry, phase, action, state) ?? undefined;
   } catch (error) {
     const failure = asFailure(error);
-    decided(observer, entry, phase, state, timing, "failed", failure.kind);
+    decide(
+      entry,
+      phase,
+      state,
+      { outcome: "failed", reason: failure.kind },
+      observer,
+      timing.startedMs,
+      timing.durationMs,
+    );
     // `reason`, not `message`: a property named `message` would replace the JSON line's message.
     log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
@@ -188,16 +196,28 @@ function settle(
       route: state.shared.route.name,
     });
     if (entry.onFailure === "continue") return NEXT;
-    if (entry.onFailure === "skipRemaining") return { stop: true };
+    if (entry.onFailure === "skipRemaining") return { stop: true, cause: "skip_remaining" };
     const response = toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label);
-    return { stop: true, immediate: { ...response, failed: true } };
+    return { stop: true, cause: "short_circuit", immediate: { ...response, failed: true } };
   }
-  if (immediate) {
-    decided(observer, entry, phase, state, timing, "denied", "immediate_response");
-    return { stop: true, immediate };
-  }
-  decided(observer, entry, phase, state, timing, action == null ? "passed" : "modified");
-  return NEXT;
+  const verdict: Verdict = immediate
+    ? { outcome: "denied", reason: String(immediate.statusCode) }
+    : { outcome: action === undefined || action === null ? "passed" : "modified" };
+  decide(entry, phase, state, verdict, observer, timing.startedMs, timing.durationMs);
+  return immediate ? { stop: true, cause: "short_circuit", immediate } : NEXT;
+}
+
+/** Records the entries a stop left out as skipped, with what stopped the chain. */
+function skipRest(
+  entries: readonly ChainEntry[],
+  from: number,
+  to: number,
+  phase: Phase,
+  state: ExchangeState,
+  reason: string,
+  observer: RunObserver | undefined,
+): void {
+  for (let k = from; k < to; k++) decide(entries[k], phase, state, { outcome: "skipped", reason }, observer);
 }
 
 /** Whether the entry's condition (if any) lets it run, or the error evaluating it failed with. */
@@ -229,15 +249,23 @@ export async function runPolicies(
   observer?: RunObserver,
   defaultTimeoutMs?: number,
 ): Promise<ImmediateOutcome | undefined> {
+  // After an immediate response Envoy sends nothing more: the rest of the phase never runs.
+  const finish = (step: Stop, at: number) => {
+    skipRest(entries, at + 1, step.immediate ? entries.length : to, phase, state, step.cause, observer);
+    return step.immediate;
+  };
   let i = from;
   while (i < to) {
     const entry = entries[i];
     const runs = conditionHolds(entry, phase, state);
     if (runs !== true) {
       // A condition that cannot be evaluated is a failure of its policy, never a skip.
-      if (runs === false) decided(observer, entry, phase, state, NOT_RUN, "skipped", "condition_false");
-      const step = runs === false ? NEXT : settle(entry, runs, phase, state, NOT_RUN, observer);
-      if (step.stop) return step.immediate;
+      if (runs === false) {
+        decide(entry, phase, state, { outcome: "skipped", reason: "condition_false" }, observer);
+      } else {
+        const step = settle(entry, runs, phase, state, NOT_RUN, observer);
+        if (step.stop) return finish(step, i);
+      }
       i++;
       continue;
     }
@@ -247,12 +275,13 @@ export async function runPolicies(
       ? await entry.batch.run(entries.slice(i, end), phase, state)
       : [await invoke(entry, phase, state, defaultTimeoutMs, observer?.guard)];
     // A batch's time is shared evenly by the policies that ran in it.
-    const timing = { started, durationMs: (performance.now() - started) / Math.max(outcomes.length, 1) };
+    const share = (performance.now() - started) / Math.max(outcomes.length, 1);
     for (let k = i; k < end; k++) {
       const outcome = outcomes[k - i] ??
         { error: new PolicyFailure("error", "the runtime returned no result") };
+      const timing = { startedMs: started + (k - i) * share, durationMs: share };
       const step = settle(entries[k], outcome, phase, state, timing, observer);
-      if (step.stop) return step.immediate;
+      if (step.stop) return finish(step, k);
     }
     i = end;
   }

@@ -6,6 +6,7 @@
 import type { Body, RequestContext, ResponseContext, RouteInfo } from "../sdk/context.ts";
 import { HeaderMap } from "../sdk/headers.ts";
 import { queryOf, type ReadonlyQuery } from "../sdk/query.ts";
+import type { DecisionEntry } from "../observe/decision_trace.ts";
 
 const NO_ATTRIBUTES: Readonly<Record<string, unknown>> = Object.freeze({});
 
@@ -28,6 +29,15 @@ export class PhaseChanges {
   }
 }
 
+/** The request as Envoy sent it (for auditing). */
+export interface ReceivedRequest {
+  readonly path: string;
+  readonly headers: readonly (readonly [string, string])[];
+  body?: Uint8Array;
+  /** `Date.now()` when the request headers arrived. */
+  readonly at: number;
+}
+
 export class ExchangeState {
   requestHeaders = new HeaderMap();
   requestBody: Body | undefined;
@@ -47,6 +57,15 @@ export class ExchangeState {
   status = 0;
 
   changes = new PhaseChanges();
+  /** What each policy of the chain did so far, in order (src/observe/decision_trace.ts). */
+  readonly trace: DecisionEntry[] = [];
+  /**
+   * The request as Envoy sent it, before any policy changed it: kept only for chains with
+   * auditing policies (./audit.ts).
+   */
+  received: ReceivedRequest | undefined;
+  /** The status the client got (an immediate response's, or the response's after its policies); 0 until known. */
+  finalStatus = 0;
   readonly shared: {
     requestId: string;
     readonly route: RouteInfo;

@@ -15,15 +15,16 @@ export const SECRET_KEYWORD = "x-tollgate-secret";
 
 /**
  * Marks a policy parameter as something the engine's permission scope must allow: `net` for
- * a URL string the policy fetches, `read` for a file path string it reads, `tcp` for an
- * object whose `host` and `port` properties name a server it connects to. Checked when a
+ * a URL string the policy fetches, `read` for a file path string it reads, `write` for a
+ * file path string it creates, appends to and rotates (reading and writing its directory),
+ * `tcp` for an object whose `host` and `port` properties name a server it connects to. Checked when a
  * chain is built. Inside `if`/`then`/`else`, only the branch the value takes counts (so a
  * server is needed only when the policy is configured to use it).
  */
 export const ACCESS_KEYWORD = "x-tollgate-access";
 
 /** The kinds of access {@link ACCESS_KEYWORD} can name. */
-export const ACCESS_KINDS = ["net", "read", "tcp"] as const;
+export const ACCESS_KINDS = ["net", "read", "write", "tcp"] as const;
 
 /**
  * Marks a policy parameter as the name of a header the policy sets, appends, removes or

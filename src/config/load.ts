@@ -168,6 +168,7 @@ function normalize(
     limits: {
       maxBodyBytes: raw.limits.maxBodyBytes,
       policyTimeoutMs: parseDuration(raw.limits.policyTimeout),
+      auditQueue: raw.limits.auditQueue,
     },
     dataPlane: { workers: raw.dataPlane.workers, watchdogMs: parseDuration(raw.dataPlane.watchdog) },
     shutdown: { gracePeriodMs: parseDuration(raw.shutdown.gracePeriod) },
@@ -188,6 +189,7 @@ function normalize(
       name: route.name,
       api: route.api,
       policies: (route.policies as Raw[]).map(policyRef),
+      serverTiming: route.serverTiming,
     })),
   };
 }

@@ -41,6 +41,8 @@ const route = {
       },
     },
     policies: { type: "array", items: policyRef, default: [] },
+    // A Server-Timing response header with the chain's per-policy durations (docs/observability.md).
+    serverTiming: { type: "boolean", default: false },
   },
 };
 
@@ -99,6 +101,8 @@ export const configSchema = {
       properties: {
         maxBodyBytes: { type: "integer", minimum: 0, default: 1048576 },
         policyTimeout: { ...duration, default: "1s" },
+        // Records each auditing policy instance may hold waiting; more are dropped and counted.
+        auditQueue: { type: "integer", minimum: 1, maximum: 1000000, default: 1000 },
       },
     },
     dataPlane: {

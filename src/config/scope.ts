@@ -4,7 +4,7 @@
  * was compiled for, and Deno's own error ("run again with the --allow-net flag") would be
  * misleading for a binary.
  */
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { AccessNeed } from "../registry/annotations.ts";
 import type { Problem } from "./problem.ts";
 import { pythonSockets } from "./python_sockets.ts";
@@ -64,6 +64,14 @@ export function permissionProblems(
   return problems;
 }
 
+/**
+ * The directory a `write` need must be allowed to read and write: a policy writing a file
+ * also creates and renames its siblings (rotated files), and checks their size.
+ */
+export function writeDirOf(path: string): string {
+  return dirname(resolve(path));
+}
+
 /** `host:port` of an http(s) URL, as Deno's net permission names it; undefined if not such a URL. */
 export function urlHost(url: string): string | undefined {
   let parsed: URL;
@@ -87,11 +95,16 @@ export function accessHost(need: AccessNeed): string | undefined {
 
 /**
  * Why the permissions refuse what a policy parameter names (a URL it fetches, a server it
- * connects to, a file it reads); undefined when they allow it.
+ * connects to, a file it reads or writes); undefined when they allow it.
  */
 export function accessProblem(need: AccessNeed): string | undefined {
   if (need.kind === "read") {
     return granted({ name: "read", path: need.value }) ? undefined : `file ${need.value} ${ADVICE}`;
+  }
+  if (need.kind === "write") {
+    const dir = writeDirOf(need.value);
+    const allowed = granted({ name: "write", path: dir }) && granted({ name: "read", path: dir });
+    return allowed ? undefined : `directory ${dir} (to write ${need.value}) ${ADVICE}`;
   }
   const host = accessHost(need);
   if (host === undefined) return `${need.value} is not an http or https URL`;

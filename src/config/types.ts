@@ -34,6 +34,8 @@ export interface RouteConfig {
   readonly name: string;
   readonly api: ApiConfig | undefined;
   readonly policies: readonly PolicyRef[];
+  /** Send a `Server-Timing` response header listing the chain's per-policy durations. */
+  readonly serverTiming: boolean;
 }
 
 /**
@@ -119,6 +121,8 @@ export interface EngineConfig {
     readonly maxBodyBytes: number;
     /** Deadline of a TypeScript policy call without its own `timeout`. */
     readonly policyTimeoutMs: number;
+    /** Records each auditing policy instance may hold waiting before new ones are dropped. */
+    readonly auditQueue: number;
   };
   readonly dataPlane: DataPlaneConfig;
   readonly shutdown: { readonly gracePeriodMs: number };

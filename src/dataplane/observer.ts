@@ -47,6 +47,10 @@ export class DataPlaneObserver implements ServerObserver, ClientObserver, Superv
     });
   }
 
+  auditDropped(label: string): void {
+    this.metrics.auditDropped(label);
+  }
+
   immediateResponse(policy: string, status: number): void {
     this.metrics.immediateResponse(policy, status);
   }

@@ -16,20 +16,23 @@ import {
   type ProcessingResponse,
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
+import { type AuditObserver, dispatchAudits } from "../chain/audit.ts";
 import type { Chain } from "../chain/chain.ts";
 import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../chain/run.ts";
 import { ExchangeState } from "../chain/state.ts";
 import type { Kernel, RouteTable } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
+import { type DecisionEntry, serverTimingValue } from "../observe/decision_trace.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
 import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
 import {
-  analyticsMetadata,
   commonResponse,
   immediateResponse,
   loadRequestHeaders,
   loadResponseHeaders,
+  phaseMetadata,
+  traceMetadata,
   valueOf,
 } from "./translate.ts";
 
@@ -127,7 +130,7 @@ export interface ExchangeSummary {
 }
 
 /** Counts what the stream does, for metrics. */
-export interface StreamObserver extends RunObserver {
+export interface StreamObserver extends RunObserver, AuditObserver {
   immediateResponse(policy: string, status: number): void;
   unmatchedRequest(reason: UnmatchedReason, action: UnmatchedAction): void;
   exchangeDone?(summary: ExchangeSummary): void;
@@ -154,10 +157,17 @@ export class ExchangeStream {
   #answered = 0;
   /** The request id of a request no chain runs for (the state has the others'). */
   #requestId = "";
+  /** The trace of a route that passes through with disabled policies only. */
+  #passTrace: readonly DecisionEntry[] | undefined;
+  /** How many trace entries the last answer's metadata carried. */
+  #traceSent = 0;
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
 
-  /** The stream has ended: its chain's table may close its policies once no stream uses it. */
+  /**
+   * The stream has ended: the exchange goes to the chain's auditing policies, and its
+   * table may close its policies once no stream uses it.
+   */
   release(): void {
     if (this.#headersSeen) {
       this.observer?.exchangeDone?.({
@@ -169,6 +179,11 @@ export class ExchangeStream {
         requestId: this.#state?.shared.requestId ?? this.#requestId,
       });
     }
+    const chain = this.#chain;
+    if (chain && this.#state && chain.audits.length > 0) {
+      dispatchAudits(chain.audits, this.#state, this.observer, this.#table?.config.limits.policyTimeoutMs);
+    }
+    this.#chain = undefined;
     this.#table?.release();
     this.#table = undefined;
   }
@@ -233,13 +248,17 @@ export class ExchangeStream {
       this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
     }
     if (unmatched === "deny") return "deny";
-    if (!chain || chain.isEmpty) return "pass";
+    if (!chain || chain.isEmpty) {
+      if (chain && chain.disabled.length > 0) this.#passTrace = chain.disabled;
+      return "pass";
+    }
     table.acquire();
     this.#table = table;
     this.#chain = chain;
     this.#maxBodyBytes = table.config.limits.maxBodyBytes;
     // The default chain runs for many routes: its policies see the name Envoy sent.
     this.#state = new ExchangeState(unmatched ? { name: route ?? "" } : chain.route);
+    this.#state.trace.push(...chain.disabled);
     loadAttributes(this.#state, request);
     return "run";
   }
@@ -254,7 +273,8 @@ export class ExchangeStream {
     const requestId = headerValue(headers, "x-request-id");
     this.#requestId = requestId ?? "";
     if (bound === "deny") return this.#refuse(route, requestId);
-    return reply(kind, undefined, kind === "requestHeaders" ? PASS_THROUGH_MODE : undefined);
+    const trace = this.#passTrace && traceMetadata(this.#passTrace);
+    return reply(kind, undefined, kind === "requestHeaders" ? PASS_THROUGH_MODE : undefined, trace);
   }
 
   #refuse(route: string | undefined, requestId: string | undefined): ProcessingResponse {
@@ -286,6 +306,23 @@ export class ExchangeStream {
     this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
   }
 
+  /** An immediate response's answer: with Server-Timing when the route asks for it, and the trace. */
+  #immediate(outcome: ImmediateOutcome): ProcessingResponse {
+    const state = this.#state!;
+    state.finalStatus = outcome.statusCode;
+    const timed: ImmediateOutcome = this.#chain!.serverTiming
+      ? { ...outcome, headers: [...outcome.headers, ["server-timing", serverTimingValue(state.trace)]] }
+      : outcome;
+    return immediateReply(timed, this.#metadata(state));
+  }
+
+  /** The answer's dynamic metadata: analytics, and the trace when it grew since the last answer. */
+  #metadata(state: ExchangeState) {
+    const grown = state.trace.length !== this.#traceSent;
+    this.#traceSent = state.trace.length;
+    return phaseMetadata(state, grown);
+  }
+
   async #onRequestHeaders(
     request: ProcessingRequest,
     headers: Parameters<typeof loadRequestHeaders>[1],
@@ -298,16 +335,19 @@ export class ExchangeStream {
     const state = this.#state!;
     loadRequestHeaders(state, headers);
     state.shared.requestId = state.requestHeaders.get("x-request-id") ?? crypto.randomUUID();
+    if (chain.audits.length > 0) {
+      state.received = { path: state.path, headers: [...state.requestHeaders], at: Date.now() };
+    }
     const bodyComing = chain.needsRequestBody && !endOfStream;
     const to = bodyComing ? chain.requestHeadersCount : chain.request.length;
     this.#requestRan = to;
     const immediate = await this.#run("request", 0, to);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    if (immediate) return this.#immediate(immediate);
     return reply(
       "requestHeaders",
       commonResponse(state, { side: "request", bodyPhase: false }),
       modeOverrideFor(chain),
-      analyticsMetadata(state),
+      this.#metadata(state),
     );
   }
 
@@ -333,12 +373,17 @@ export class ExchangeStream {
     const to = bodyComing ? chain.responseHeadersCount : chain.response.length;
     this.#responseRan = to;
     const immediate = await this.#run("response", 0, to);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    if (immediate) return this.#immediate(immediate);
+    state.finalStatus = state.status;
+    if (chain.serverTiming) {
+      state.responseHeaders.append("server-timing", serverTimingValue(state.trace));
+      state.changes.headers.add("server-timing");
+    }
     return reply(
       "responseHeaders",
       commonResponse(state, { side: "response", bodyPhase: false }),
       startsHere && bodyComing ? modeOverrideFor(chain) : undefined,
-      analyticsMetadata(state),
+      this.#metadata(state),
     );
   }
 
@@ -352,10 +397,12 @@ export class ExchangeStream {
     if (bytes.byteLength > this.#maxBodyBytes) {
       const refused = tooLarge(this.#maxBodyBytes);
       this.#answeredWith(refused);
-      return immediateReply(refused);
+      state.finalStatus = 413;
+      return immediateReply(refused, this.#metadata(state));
     }
     state.beginPhase();
     if (side === "request") {
+      if (state.received) state.received.body = bytes.slice();
       state.requestBody = new Body(bytes, endOfStream);
       this.#requestRan = entries.length;
     } else {
@@ -363,7 +410,7 @@ export class ExchangeStream {
       this.#responseRan = entries.length;
     }
     const immediate = await this.#run(side, ran, entries.length);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
-    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, analyticsMetadata(state));
+    if (immediate) return this.#immediate(immediate);
+    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, this.#metadata(state));
   }
 }

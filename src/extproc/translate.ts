@@ -20,6 +20,7 @@ import {
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import type { ImmediateOutcome } from "../chain/run.ts";
 import type { ExchangeState } from "../chain/state.ts";
+import { type DecisionEntry, formatTrace, TRACE_METADATA_KEY } from "../observe/decision_trace.ts";
 import type { HeaderMap } from "../sdk/headers.ts";
 
 const utf8 = new TextDecoder();
@@ -140,10 +141,20 @@ export function commonResponse(state: ExchangeState, spot: PhaseSpot): CommonRes
   return response;
 }
 
-/** The dynamic metadata to send for the phase's analytics values, if any. */
-export function analyticsMetadata(state: ExchangeState): JsonObject | undefined {
+/**
+ * The dynamic metadata (namespace `tollgate`) for the phase: the policies' analytics values,
+ * and the decision trace so far when `withTrace` (Envoy merges each answer's keys into the
+ * namespace, so the last trace sent is the whole one).
+ */
+export function phaseMetadata(state: ExchangeState, withTrace: boolean): JsonObject | undefined {
   const analytics = state.changes.analytics;
-  return analytics ? { tollgate: analytics as JsonObject } : undefined;
+  if (!withTrace) return analytics ? { tollgate: analytics as JsonObject } : undefined;
+  return { tollgate: { ...analytics as JsonObject, [TRACE_METADATA_KEY]: formatTrace(state.trace) } };
+}
+
+/** The metadata of a pass-through answer that still has a trace to tell (disabled policies). */
+export function traceMetadata(entries: readonly DecisionEntry[]): JsonObject {
+  return { tollgate: { [TRACE_METADATA_KEY]: formatTrace(entries) } };
 }
 
 /** An ext_proc ImmediateResponse for a policy's decision. */

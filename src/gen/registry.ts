@@ -15,6 +15,7 @@ import * as policy11 from "../../policies/jwt-auth/mod.ts";
 import * as policy12 from "../../policies/api-key-auth/mod.ts";
 import * as policy13 from "../../policies/basic-auth/mod.ts";
 import * as policy16 from "../../policies/rate-limit/mod.ts";
+import * as policy17 from "../../policies/audit-log/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -22,6 +23,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/set-headers",
     definition: {
       "description": "Sets (replaces) headers on the request before it goes upstream and/or on the response before it goes to the client. Listing a name twice sets both values (two field lines).",
+      "kind": "inline",
       "name": "set-headers",
       "parameters": {
         "additionalProperties": false,
@@ -108,6 +110,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/remove-headers",
     definition: {
       "description": "Removes headers from the request before it goes upstream and/or from the response before it goes to the client. Every value of a listed header is removed.",
+      "kind": "inline",
       "name": "remove-headers",
       "parameters": {
         "additionalProperties": false,
@@ -184,6 +187,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/respond",
     definition: {
       "description": "Answers the client directly with a configured status, headers and body, without calling the upstream. Useful for mocks, maintenance mode and retired endpoints.",
+      "kind": "inline",
       "name": "respond",
       "parameters": {
         "additionalProperties": false,
@@ -247,6 +251,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/add-headers",
     definition: {
       "description": "Adds headers to the request before it goes upstream and/or to the response before it goes to the client, keeping every existing value: each configured value becomes one more field line after those already present.",
+      "kind": "inline",
       "name": "add-headers",
       "parameters": {
         "additionalProperties": false,
@@ -335,6 +340,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/cors",
     definition: {
       "description": "Cross-Origin Resource Sharing: answers preflight requests (OPTIONS with Access-Control-Request-Method) itself without calling the upstream, and adds the CORS response headers to the responses of allowed origins. Responses to other origins carry no CORS headers.",
+      "kind": "inline",
       "name": "cors",
       "parameters": {
         "additionalProperties": false,
@@ -427,6 +433,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/ip-filter",
     definition: {
       "description": "Allows or denies requests by client IP address with lists of IPv4 and IPv6 addresses and CIDR ranges. The address is Envoy's downstream address (source.address) or taken from x-forwarded-for behind trusted proxies. A denied or undeterminable address gets 403.",
+      "kind": "inline",
       "name": "ip-filter",
       "parameters": {
         "additionalProperties": false,
@@ -487,6 +494,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-rewrite",
     definition: {
       "description": "Rewrites the request before it goes upstream: the path by prefix replacement or by an RE2 regular expression with capture groups, query parameters (remove, set, add), the method and the host (:authority). Envoy then selects the route again for the new request.",
+      "kind": "inline",
       "name": "request-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -657,6 +665,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/redirect",
     definition: {
       "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
+      "kind": "inline",
       "name": "redirect",
       "parameters": {
         "additionalProperties": false,
@@ -704,6 +713,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-size-limit",
     definition: {
       "description": "Rejects requests whose body is larger than a limit with 413: by the declared content-length as soon as the headers arrive, and optionally by the body actually received (which buffers the body, so that requests without a content-length are limited too).",
+      "kind": "inline",
       "name": "request-size-limit",
       "parameters": {
         "additionalProperties": false,
@@ -741,6 +751,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-schema-validate",
     definition: {
       "description": "Validates the JSON request body against a JSON Schema (draft-07) given in the parameters, compiled once per route. A body that is not JSON, or does not match, is answered with 400 and the validation errors as JSON; the upstream is not called.",
+      "kind": "inline",
       "name": "json-schema-validate",
       "parameters": {
         "additionalProperties": false,
@@ -796,6 +807,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/log-message",
     definition: {
       "description": "Logs chosen parts of the request and the response (headers, payload up to a size, the request's shared metadata) through the engine's logger, under the category tollgate.policy.log-message, with sensitive headers redacted. The request is not changed.",
+      "kind": "inline",
       "name": "log-message",
       "parameters": {
         "additionalProperties": false,
@@ -887,6 +899,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/jwt-auth",
     definition: {
       "description": "Authenticates requests with a JSON Web Token (a bearer token in Authorization, another header or a cookie): checks its signature against a JWKS (inline, file or URL) or an HMAC secret, its issuer, audience, lifetime, required claims and scopes. Claims go to the request's shared metadata (`auth`) and optionally to upstream headers. Verified tokens are cached, so a repeated token costs a lookup.",
+      "kind": "inline",
       "name": "jwt-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1118,6 +1131,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/api-key-auth",
     definition: {
       "description": "Authenticates requests by a pre-shared API key in a header or a query parameter. Keys are kept only as SHA-256 digests and compared in constant time; each names its caller, written to the request's shared metadata (`auth`). A key in the query is removed before the upstream.",
+      "kind": "inline",
       "name": "api-key-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1233,6 +1247,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/basic-auth",
     definition: {
       "description": "Authenticates requests with HTTP Basic credentials against users whose passwords are kept as bcrypt or argon2id hashes (plain-text passwords are refused). The user name goes to the request's shared metadata (`auth`); the Authorization header is removed before the upstream.",
+      "kind": "inline",
       "name": "basic-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1328,6 +1343,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/add-python-header",
     definition: {
       "description": "Adds a custom header to requests. Demonstrates a basic Python policy.",
+      "kind": "inline",
       "name": "add-python-header",
       "parameters": {
         "properties": {
@@ -1365,6 +1381,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-body-rewrite",
     definition: {
       "description": "Rewrites the top-level fields of a JSON request body before it goes upstream: renames fields, then removes fields, then sets fields to configured values. The rewritten body is sent compact and UTF-8 encoded with content-type application/json (content-length is rewritten to match). A body that is not a JSON object is rejected with 400 and a JSON error body; a request without a body passes unchanged. The whole request body is buffered, so keep it for routes with bounded bodies.",
+      "kind": "inline",
       "name": "json-body-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -1415,6 +1432,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/rate-limit",
     definition: {
       "description": "Limits how many requests each client (by client address, a header, shared metadata such as a JWT claim or API-key caller, or the route) may make: token bucket, fixed window or sliding window, several limits at once (e.g. 10 per second and 1000 per hour). Counters live in this engine's memory or in Redis/Valkey shared by every replica. Limited requests get a 429 with Retry-After; allowed responses carry the IETF RateLimit fields.",
+      "kind": "inline",
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
@@ -1630,6 +1648,115 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy16,
+  },
+  {
+    source: "policies/audit-log",
+    definition: {
+      "description": "Writes one JSON line per finished request (request id, route, method, path, client address, status, overall decision and the decision trace of every policy) to a file rotated by size, or to the engine's log. Header values named in redactHeaders are never written; when a policy denied, modified or failed the request, its content (header values, query, body) is written only as SHA-256 hashes. An auditing policy: it runs after the response, off the request path, and cannot change or block anything.",
+      "kind": "audit",
+      "name": "audit-log",
+      "parameters": {
+        "additionalProperties": false,
+        "if": {
+          "properties": {
+            "sink": {
+              "const": "file",
+            },
+          },
+          "required": [
+            "sink",
+          ],
+        },
+        "properties": {
+          "headers": {
+            "default": [],
+            "description": "Only these request headers are written; empty writes every header.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "includeBody": {
+            "default": false,
+            "description": "Write the request body as text (up to maxBodyBytes) when the request passed and the route's chain buffered the body; otherwise only its size (and hash after a decision).",
+            "type": "boolean",
+          },
+          "maxBodyBytes": {
+            "default": 4096,
+            "description": "The most body bytes written with includeBody.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "maxFileBytes": {
+            "default": 10485760,
+            "description": "A file reaching this size is rotated before the next line is written.",
+            "minimum": 1024,
+            "type": "integer",
+          },
+          "maxFiles": {
+            "default": 5,
+            "description": "Rotated files kept besides the current one; the oldest is deleted.",
+            "maximum": 100,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "path": {
+            "default": "",
+            "description": "The audit file (sink `file`). Its directory must be writable by the engine (`--policy-write-dir`): rotation creates `<path>.1` ... `<path>.<maxFiles>` beside it.",
+            "type": "string",
+            "x-tollgate-access": "write",
+          },
+          "redactHeaders": {
+            "default": [
+              "authorization",
+              "proxy-authorization",
+              "cookie",
+              "x-api-key",
+            ],
+            "description": "Request headers whose values are written as \"<redacted>\" (names, case-insensitive).",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "sink": {
+            "default": "log",
+            "description": "Where the lines go: `log` (the engine's log, category tollgate.policy.audit-log, at info) or `file` (the file at `path`, rotated by size).",
+            "enum": [
+              "log",
+              "file",
+            ],
+          },
+        },
+        "then": {
+          "properties": {
+            "path": {
+              "minLength": 1,
+              "type": "string",
+            },
+          },
+          "required": [
+            "path",
+          ],
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy17,
   },
 ];
 

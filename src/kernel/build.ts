@@ -8,7 +8,10 @@ import { accessProblem } from "../config/scope.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { EngineConfig, PolicyRef } from "../config/types.ts";
 import { checkHeaderName } from "../chain/apply.ts";
+import { type AuditEntry, AuditQueue } from "../chain/audit.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../chain/chain.ts";
+import type { DecisionEntry } from "../observe/decision_trace.ts";
+import type { AuditPolicy } from "../sdk/audit.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyRegistry } from "../registry/registry.ts";
 import type { PolicyMetadata, RouteInfo } from "../sdk/context.ts";
@@ -64,6 +67,37 @@ interface ChainOwner {
   readonly where: string;
 }
 
+/** What one policy ref of a chain builds into. */
+type Built = { readonly inline: ChainEntry } | { readonly audit: AuditEntry };
+
+/** The hooks of an inline policy, which an auditing policy must not have. */
+const INLINE_HOOKS = ["onRequest", "onResponse", "mode"] as const;
+
+function auditEntry(
+  config: EngineConfig,
+  ref: PolicyRef,
+  key: string,
+  instance: unknown,
+  resolved: { readonly params: ChainEntry["params"]; readonly secrets: readonly string[] },
+): AuditEntry | string {
+  const policy = instance as Partial<AuditPolicy> & Record<string, unknown>;
+  if (typeof policy?.audit !== "function") {
+    return "getPolicy of an auditing policy must return an object with audit()";
+  }
+  const hooks = INLINE_HOOKS.filter((hook) => policy[hook] !== undefined);
+  if (hooks.length > 0) {
+    return `an auditing policy observes only: it cannot have ${hooks.join(", ")}`;
+  }
+  return {
+    label: key,
+    policy: policy as AuditPolicy,
+    params: resolved.params,
+    secrets: resolved.secrets,
+    timeoutMs: ref.timeoutMs,
+    queue: new AuditQueue(config.limits.auditQueue),
+  };
+}
+
 async function buildEntry(
   config: EngineConfig,
   owner: ChainOwner,
@@ -71,7 +105,7 @@ async function buildEntry(
   at: (string | number)[],
   ctx: ChainBuildContext,
   problems: Problem[],
-): Promise<ChainEntry | undefined> {
+): Promise<Built | undefined> {
   const route = owner.route;
   const fail = (segments: (string | number)[], reason: string, label = `${ref.name}:${ref.version}`) => {
     problems.push(config.locate([...at, ...segments], `${reason} (${owner.where}, policy ${label})`));
@@ -92,6 +126,14 @@ async function buildEntry(
     fail(name.segments as (string | number)[], headerNameProblem(name.value)!, policy.key);
   }
   if (outside.length > 0 || refused.length > 0) return undefined;
+  const auditing = policy.definition.kind === "audit";
+  if (auditing && ref.executionCondition !== undefined) {
+    return fail(
+      ["executionCondition"],
+      "auditing policies take no executionCondition: they see every request",
+      policy.key,
+    );
+  }
   let condition: Condition | undefined;
   if (ref.executionCondition !== undefined) {
     try {
@@ -113,10 +155,14 @@ async function buildEntry(
   };
   try {
     const instance = await factory(metadata, resolved.params);
+    if (auditing) {
+      const audit = auditEntry(config, ref, policy.key, instance, resolved);
+      return typeof audit === "string" ? fail([], audit, policy.key) : { audit };
+    }
     const mode: ProcessingMode = { ...policy.definition.processingMode, ...instance.mode?.() };
     const modeProblem = checkMode(mode);
     if (modeProblem) return fail([], modeProblem, policy.key);
-    return {
+    const inline: ChainEntry = {
       label: policy.key,
       name: policy.definition.name,
       version: policy.definition.version,
@@ -130,10 +176,25 @@ async function buildEntry(
       condition,
       batch: (instance as Partial<Batched>).batchRunner,
     };
+    return { inline };
   } catch (error) {
     const message = scrubSecrets(String((error as Error)?.message ?? error), resolved.secrets);
     return fail([], `getPolicy failed: ${message}`, policy.key);
   }
+}
+
+/** How the trace shows a policy configured with `enabled: false` (its definition is not checked). */
+function disabledEntry(ref: PolicyRef, ctx: ChainBuildContext): DecisionEntry {
+  const found = ctx.registry.find(ref.name, ref.version);
+  return Object.freeze({
+    policy: ref.name,
+    version: found.ok ? found.policy.definition.version : ref.version,
+    phase: "request",
+    outcome: "skipped",
+    reason: "disabled",
+    startNs: 0,
+    durationMs: 0,
+  });
 }
 
 async function buildChain(
@@ -143,14 +204,21 @@ async function buildChain(
   at: (string | number)[],
   ctx: ChainBuildContext,
   problems: Problem[],
+  serverTiming = false,
 ): Promise<Chain> {
   const entries: ChainEntry[] = [];
+  const audits: AuditEntry[] = [];
+  const disabled: DecisionEntry[] = [];
   for (const [index, ref] of refs.entries()) {
-    if (!ref.enabled) continue;
-    const entry = await buildEntry(config, owner, ref, [...at, index], ctx, problems);
-    if (entry) entries.push(entry);
+    if (!ref.enabled) {
+      disabled.push(disabledEntry(ref, ctx));
+      continue;
+    }
+    const built = await buildEntry(config, owner, ref, [...at, index], ctx, problems);
+    if (built && "inline" in built) entries.push(built.inline);
+    else if (built) audits.push(built.audit);
   }
-  return new Chain(owner.route, entries);
+  return new Chain(owner.route, entries, { disabled, audits, serverTiming });
 }
 
 /** The route name the default chain's policies are created for (`metadata.routeName`). */
@@ -163,7 +231,10 @@ export async function buildRouteTable(config: EngineConfig, ctx: ChainBuildConte
   for (const [routeIndex, route] of config.routes.entries()) {
     const owner = { route: { name: route.name, api: route.api }, where: `route "${route.name}"` };
     const at = ["routes", routeIndex, "policies"];
-    chains.set(route.name, await buildChain(config, owner, route.policies, at, ctx, problems));
+    chains.set(
+      route.name,
+      await buildChain(config, owner, route.policies, at, ctx, problems, route.serverTiming),
+    );
   }
   const fallback = await buildChain(
     config,
@@ -178,5 +249,6 @@ export async function buildRouteTable(config: EngineConfig, ctx: ChainBuildConte
     await closeChains([...chains.values(), fallback]);
     throw new ProblemsError(`cannot build the routes of ${config.source}`, problems);
   }
-  return new RouteTable(config, chains, fallback.entries.length > 0 ? fallback : undefined);
+  const hasDefault = fallback.entries.length > 0 || fallback.audits.length > 0;
+  return new RouteTable(config, chains, hasDefault ? fallback : undefined);
 }

@@ -11,21 +11,31 @@ import { type UnmatchedAction, UnmatchedRoutes } from "./unmatched.ts";
 
 const log = getLogger(["tollgate", "kernel"]);
 
-/** Calls `close()` on every policy instance of `chains`; failures are logged, never thrown. */
+/** How long a closing auditing policy's queued records may take to be written. */
+const AUDIT_DRAIN_MS = 2000;
+
+/**
+ * Calls `close()` on every policy instance of `chains` (an auditing policy's once its queue
+ * is empty, or after AUDIT_DRAIN_MS); failures are logged, never thrown.
+ */
 export async function closeChains(chains: Iterable<Chain>): Promise<void> {
   const closing: Promise<void>[] = [];
+  const close = (chain: Chain, label: string, before: Promise<void>, policy: { close?(): unknown }) => {
+    if (!policy.close) return;
+    closing.push(
+      before.then(() => policy.close!()).then(() => {}, (error) => {
+        log.error("policy {policy} of route {route} failed to close: {error}", {
+          policy: label,
+          route: chain.route.name,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }),
+    );
+  };
   for (const chain of chains) {
-    for (const entry of chain.entries) {
-      if (!entry.policy.close) continue;
-      closing.push(
-        Promise.resolve().then(() => entry.policy.close!()).catch((error) => {
-          log.error("policy {policy} of route {route} failed to close: {error}", {
-            policy: entry.label,
-            route: chain.route.name,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        }),
-      );
+    for (const entry of chain.entries) close(chain, entry.label, Promise.resolve(), entry.policy);
+    for (const audit of chain.audits) {
+      close(chain, audit.label, audit.queue.drain(AUDIT_DRAIN_MS), audit.policy);
     }
   }
   await Promise.all(closing);

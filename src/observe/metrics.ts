@@ -75,6 +75,12 @@ export class Metrics {
     labelNames: ["reason", "action"],
     registers: [this.registry],
   });
+  readonly #auditDropped = new client.Counter({
+    name: "tollgate_audit_dropped_total",
+    help: "Exchanges an auditing policy never saw because its queue (limits.auditQueue) was full; " +
+      "the policy is named in the log",
+    registers: [this.registry],
+  });
   readonly #reloads = new client.Counter({
     name: "tollgate_config_reloads_total",
     help: "Config reloads, by result (applied or rejected)",
@@ -247,6 +253,10 @@ export class Metrics {
 
   policyQuarantined(policy: string): void {
     this.#quarantines.inc({ policy });
+  }
+
+  auditDropped(_label: string): void {
+    this.#auditDropped.inc();
   }
 
   configReloaded(result: "applied" | "rejected"): void {

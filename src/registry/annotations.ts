@@ -98,10 +98,10 @@ export function redactSecrets(schema: unknown, value: unknown): unknown {
 
 /** A parameter value the permission scope must allow. */
 export interface AccessNeed {
-  readonly kind: "net" | "read" | "tcp";
+  readonly kind: "net" | "read" | "write" | "tcp";
   /** Path of the value from the parameters object. */
   readonly segments: PathSegments;
-  /** A URL (`net`), a file path (`read`) or a server's `host:port` (`tcp`). */
+  /** A URL (`net`), a file path (`read`, `write`) or a server's `host:port` (`tcp`). */
   readonly value: string;
 }
 
@@ -136,14 +136,14 @@ function walkApplied(
 }
 
 /**
- * Every value of `value` marked `x-tollgate-access` by its schema: non-empty strings for `net`
- * and `read` (empty means unset), objects with a host and port for `tcp`.
+ * Every value of `value` marked `x-tollgate-access` by its schema: non-empty strings for `net`,
+ * `read` and `write` (empty means unset), objects with a host and port for `tcp`.
  */
 export function accessNeeds(schema: unknown, value: unknown): AccessNeed[] {
   const needs: AccessNeed[] = [];
   walkApplied(schema, value, (schemas, node, segments) => {
     const kind = annotation(schemas, ACCESS_KEYWORD);
-    if (kind === "net" || kind === "read") {
+    if (kind === "net" || kind === "read" || kind === "write") {
       if (typeof node === "string" && node !== "") needs.push({ kind, segments, value: node });
     } else if (kind === "tcp") {
       const address = tcpAddress(node);

@@ -12,6 +12,13 @@ import type { JsonSchema } from "./types.ts";
 
 export type PolicyRuntime = "typescript" | "python";
 
+/**
+ * `inline` (the default): runs on the request path and may change or answer the request.
+ * `audit`: observes only; runs off the request path once the exchange is over, with a
+ * frozen copy of the request's summary and decision trace (src/chain/audit.ts).
+ */
+export type PolicyKind = "inline" | "audit";
+
 /** A JSON Schema object, as written in the definition. */
 
 export interface PolicyDefinition {
@@ -21,6 +28,8 @@ export interface PolicyDefinition {
   readonly version: string;
   readonly description: string;
   readonly runtime: PolicyRuntime;
+  readonly kind: PolicyKind;
+  /** The phases it takes part in (an auditing policy takes part in none). */
   readonly processingMode: ProcessingMode;
   readonly parameters: JsonSchema;
   readonly systemParameters: JsonSchema;
@@ -48,6 +57,13 @@ export function registryKey(name: string, version: string): string {
   return `${name}:v${major}`;
 }
 
+const NO_PHASES: ProcessingMode = Object.freeze({
+  requestHeaderMode: "SKIP",
+  requestBodyMode: "SKIP",
+  responseHeaderMode: "SKIP",
+  responseBodyMode: "SKIP",
+});
+
 const EMPTY_SCHEMA: JsonSchema = Object.freeze({ type: "object", properties: {} });
 
 const definitionSchema = {
@@ -59,6 +75,7 @@ const definitionSchema = {
     version: { type: "string", pattern: POLICY_VERSION_PATTERN.source },
     description: { type: "string", default: "" },
     runtime: { enum: ["typescript", "python"], default: "typescript" },
+    kind: { enum: ["inline", "audit"], default: "inline" },
     processingMode: {
       type: "object",
       additionalProperties: false,
@@ -109,13 +126,31 @@ export function parseDefinition(source: YamlSource): PolicyDefinition | Problem[
   if (raw.python !== undefined && raw.runtime !== "python") {
     problems.push(source.problemAt(["python"], "is only for policies with runtime: python"));
   }
+  if (raw.kind === "audit") {
+    if (raw.runtime !== "typescript") {
+      problems.push(
+        source.problemAt(["kind"], "auditing policies are TypeScript only (runtime: typescript)"),
+      );
+    }
+    if (raw.processingMode !== undefined) {
+      problems.push(
+        source.problemAt(
+          ["processingMode"],
+          "an auditing policy takes part in no phase: remove processingMode",
+        ),
+      );
+    }
+  }
   if (problems.length > 0) return problems;
   return {
     name: raw.name as string,
     version: raw.version as string,
     description: raw.description as string,
     runtime: raw.runtime as PolicyRuntime,
-    processingMode: { ...DEFAULT_PROCESSING_MODE, ...(raw.processingMode as Partial<ProcessingMode>) },
+    kind: raw.kind as PolicyKind,
+    processingMode: raw.kind === "audit"
+      ? NO_PHASES
+      : { ...DEFAULT_PROCESSING_MODE, ...(raw.processingMode as Partial<ProcessingMode>) },
     parameters: (raw.parameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
     systemParameters: (raw.systemParameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
     ...(raw.python !== undefined ? { python: raw.python as PythonOptions } : {}),

@@ -83,3 +83,27 @@ Deno.test("a config needing more than the permissions allow is rejected at start
   assert.match(output, /admin\.address: 127\.0\.0\.1:1 is outside the permissions this engine runs with/);
   await Deno.remove(engine.dir, { recursive: true });
 });
+
+Deno.test("a policy writing outside the allowed directories fails the chain build naming the parameter", async () => {
+  const outside = await Deno.makeTempDir({ prefix: "tollgate-not-granted-" });
+  const engine = await EngineProcess.start({
+    config: {
+      routes: [{
+        name: "audited",
+        policies: [{
+          name: "audit-log",
+          version: "v1",
+          parameters: { sink: "file", path: `${outside}/a.jsonl` },
+        }],
+      }],
+    },
+    noWait: true,
+  });
+  assert.equal(await engine.exited(), 2, engine.lines.join("\n"));
+  assert.match(
+    engine.lines.join("\n"),
+    /parameters\.path: directory \S+ \(to write \S+a\.jsonl\) is outside the permissions this engine runs with/,
+  );
+  await Deno.remove(engine.dir, { recursive: true });
+  await Deno.remove(outside, { recursive: true });
+});

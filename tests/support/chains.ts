@@ -10,11 +10,13 @@ export interface EntryOptions {
   readonly condition?: Condition;
 }
 
+/** An entry labelled `label` (`name:vN`; the trace shows it as `name` at version `vN.0.0`). */
 export function entry(label: string, policy: Policy, options: EntryOptions = {}): ChainEntry {
+  const [name, major = "v1"] = label.split(":");
   return {
     label,
-    name: label.split(":")[0],
-    version: "v1.0.0",
+    name,
+    version: `${major}.0.0`,
     policy,
     params: {},
     shownParams: {},

@@ -28,6 +28,8 @@ export interface EngineProcessOptions {
   /** Hosts (`host:port`) and files the engine's policies may reach (added to the layout). */
   readonly policyHosts?: readonly string[];
   readonly policyFiles?: readonly string[];
+  /** Directories the engine's policies may read and write (e.g. audit-log's file's). */
+  readonly policyWriteDirs?: readonly string[];
 }
 
 export class EngineProcess {
@@ -104,6 +106,7 @@ export class EngineProcess {
       extprocWorkers: workers,
       policyHosts: options.policyHosts,
       policyFiles: options.policyFiles,
+      policyWriteDirs: options.policyWriteDirs,
       // A build of its own (next to its entry) loads its modules from there.
       moduleDirs: [...base.layout.moduleDirs ?? [], ...options.entry ? [dirname(options.entry)] : []],
     };

@@ -10,6 +10,7 @@ const definition = (name: string, runtime: "typescript" | "python") => ({
   version: "v2.1.0",
   description: "d",
   runtime,
+  kind: "inline" as const,
   processingMode: DEFAULT_PROCESSING_MODE,
   parameters: { type: "object", properties: { b: { type: "string" }, a: { type: "integer" } } },
   systemParameters: { type: "object" },
@@ -51,6 +52,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/ts-one",
     definition: {
       "description": "d",
+      "kind": "inline",
       "name": "ts-one",
       "parameters": {
         "properties": {
@@ -81,6 +83,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/py-one",
     definition: {
       "description": "d",
+      "kind": "inline",
       "name": "py-one",
       "parameters": {
         "properties": {

@@ -31,3 +31,26 @@ Deno.test("the dev layout grants the JWKS hosts, Redis servers and key files the
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the dev layout grants the directory of a file a policy writes, not the file alone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = join(dir, "tollgate.yaml");
+    await Deno.writeTextFile(
+      config,
+      `routes:
+  - name: a
+    policies:
+      - { name: audit-log, version: v1, parameters: { sink: file, path: /var/log/tollgate/a.jsonl } }
+      - { name: audit-log, version: v1, parameters: { sink: file, path: /var/log/tollgate/b.jsonl } }
+      - { name: audit-log, version: v1, parameters: { sink: log } }
+`,
+    );
+    const layout = await layoutForConfig(config);
+    assert.deepEqual(layout.policyWriteDirs, ["/var/log/tollgate"]);
+    assert.deepEqual(layout.policyFiles, []);
+    assert.deepEqual(layout.policyHosts, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -15,24 +15,26 @@ import * as policy11 from "../../../policies/log-message/mod.ts";
 import * as policy12 from "../../../policies/jwt-auth/mod.ts";
 import * as policy13 from "../../../policies/api-key-auth/mod.ts";
 import * as policy14 from "../../../policies/basic-auth/mod.ts";
-import * as policy15 from "../../../tests/fixtures/policies/trace/mod.ts";
-import * as policy16 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
-import * as policy17 from "../../../tests/fixtures/policies/replace-body/mod.ts";
-import * as policy18 from "../../../tests/fixtures/policies/fail/mod.ts";
-import * as policy19 from "../../../tests/fixtures/policies/slow/mod.ts";
-import * as policy20 from "../../../tests/fixtures/policies/deny/mod.ts";
-import * as policy21 from "../../../tests/fixtures/policies/echo/mod.ts";
-import * as policy22 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
-import * as policy32 from "../../../tests/fixtures/policies/tag/mod.ts";
-import * as policy33 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
-import * as policy34 from "../../../tests/fixtures/policies/override-status/mod.ts";
-import * as policy35 from "../../../tests/fixtures/policies/json-fields/mod.ts";
-import * as policy36 from "../../../tests/fixtures/policies/read-file/mod.ts";
-import * as policy37 from "../../../tests/fixtures/policies/run-command/mod.ts";
-import * as policy38 from "../../../tests/fixtures/policies/request-facts/mod.ts";
-import * as policy39 from "../../../tests/fixtures/policies/spin/mod.ts";
-import * as policy40 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
-import * as policy41 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy15 from "../../../policies/audit-log/mod.ts";
+import * as policy16 from "../../../tests/fixtures/policies/audit-probe/mod.ts";
+import * as policy17 from "../../../tests/fixtures/policies/trace/mod.ts";
+import * as policy18 from "../../../tests/fixtures/policies/rewrite-path/mod.ts";
+import * as policy19 from "../../../tests/fixtures/policies/replace-body/mod.ts";
+import * as policy20 from "../../../tests/fixtures/policies/fail/mod.ts";
+import * as policy21 from "../../../tests/fixtures/policies/slow/mod.ts";
+import * as policy22 from "../../../tests/fixtures/policies/deny/mod.ts";
+import * as policy23 from "../../../tests/fixtures/policies/echo/mod.ts";
+import * as policy24 from "../../../tests/fixtures/policies/wrap-response-body/mod.ts";
+import * as policy34 from "../../../tests/fixtures/policies/tag/mod.ts";
+import * as policy35 from "../../../tests/fixtures/policies/request-named-header/mod.ts";
+import * as policy36 from "../../../tests/fixtures/policies/override-status/mod.ts";
+import * as policy37 from "../../../tests/fixtures/policies/json-fields/mod.ts";
+import * as policy38 from "../../../tests/fixtures/policies/read-file/mod.ts";
+import * as policy39 from "../../../tests/fixtures/policies/run-command/mod.ts";
+import * as policy40 from "../../../tests/fixtures/policies/request-facts/mod.ts";
+import * as policy41 from "../../../tests/fixtures/policies/spin/mod.ts";
+import * as policy42 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
+import * as policy43 from "../../../tests/fixtures/policies/leaky/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -40,6 +42,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/set-headers",
     definition: {
       "description": "Sets (replaces) headers on the request before it goes upstream and/or on the response before it goes to the client. Listing a name twice sets both values (two field lines).",
+      "kind": "inline",
       "name": "set-headers",
       "parameters": {
         "additionalProperties": false,
@@ -126,6 +129,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/remove-headers",
     definition: {
       "description": "Removes headers from the request before it goes upstream and/or from the response before it goes to the client. Every value of a listed header is removed.",
+      "kind": "inline",
       "name": "remove-headers",
       "parameters": {
         "additionalProperties": false,
@@ -202,6 +206,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/respond",
     definition: {
       "description": "Answers the client directly with a configured status, headers and body, without calling the upstream. Useful for mocks, maintenance mode and retired endpoints.",
+      "kind": "inline",
       "name": "respond",
       "parameters": {
         "additionalProperties": false,
@@ -265,6 +270,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/rate-limit",
     definition: {
       "description": "Limits how many requests each client (by client address, a header, shared metadata such as a JWT claim or API-key caller, or the route) may make: token bucket, fixed window or sliding window, several limits at once (e.g. 10 per second and 1000 per hour). Counters live in this engine's memory or in Redis/Valkey shared by every replica. Limited requests get a 429 with Retry-After; allowed responses carry the IETF RateLimit fields.",
+      "kind": "inline",
       "name": "rate-limit",
       "parameters": {
         "additionalProperties": false,
@@ -485,6 +491,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/add-headers",
     definition: {
       "description": "Adds headers to the request before it goes upstream and/or to the response before it goes to the client, keeping every existing value: each configured value becomes one more field line after those already present.",
+      "kind": "inline",
       "name": "add-headers",
       "parameters": {
         "additionalProperties": false,
@@ -573,6 +580,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/cors",
     definition: {
       "description": "Cross-Origin Resource Sharing: answers preflight requests (OPTIONS with Access-Control-Request-Method) itself without calling the upstream, and adds the CORS response headers to the responses of allowed origins. Responses to other origins carry no CORS headers.",
+      "kind": "inline",
       "name": "cors",
       "parameters": {
         "additionalProperties": false,
@@ -665,6 +673,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/ip-filter",
     definition: {
       "description": "Allows or denies requests by client IP address with lists of IPv4 and IPv6 addresses and CIDR ranges. The address is Envoy's downstream address (source.address) or taken from x-forwarded-for behind trusted proxies. A denied or undeterminable address gets 403.",
+      "kind": "inline",
       "name": "ip-filter",
       "parameters": {
         "additionalProperties": false,
@@ -725,6 +734,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-rewrite",
     definition: {
       "description": "Rewrites the request before it goes upstream: the path by prefix replacement or by an RE2 regular expression with capture groups, query parameters (remove, set, add), the method and the host (:authority). Envoy then selects the route again for the new request.",
+      "kind": "inline",
       "name": "request-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -895,6 +905,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/redirect",
     definition: {
       "description": "Answers the request with a redirect (301, 302, 303, 307 or 308) to a location built from a template with parts of the request, e.g. \"https://{host}{path}{query}\"; the upstream is never called.",
+      "kind": "inline",
       "name": "redirect",
       "parameters": {
         "additionalProperties": false,
@@ -942,6 +953,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/request-size-limit",
     definition: {
       "description": "Rejects requests whose body is larger than a limit with 413: by the declared content-length as soon as the headers arrive, and optionally by the body actually received (which buffers the body, so that requests without a content-length are limited too).",
+      "kind": "inline",
       "name": "request-size-limit",
       "parameters": {
         "additionalProperties": false,
@@ -979,6 +991,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-schema-validate",
     definition: {
       "description": "Validates the JSON request body against a JSON Schema (draft-07) given in the parameters, compiled once per route. A body that is not JSON, or does not match, is answered with 400 and the validation errors as JSON; the upstream is not called.",
+      "kind": "inline",
       "name": "json-schema-validate",
       "parameters": {
         "additionalProperties": false,
@@ -1034,6 +1047,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/log-message",
     definition: {
       "description": "Logs chosen parts of the request and the response (headers, payload up to a size, the request's shared metadata) through the engine's logger, under the category tollgate.policy.log-message, with sensitive headers redacted. The request is not changed.",
+      "kind": "inline",
       "name": "log-message",
       "parameters": {
         "additionalProperties": false,
@@ -1125,6 +1139,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/jwt-auth",
     definition: {
       "description": "Authenticates requests with a JSON Web Token (a bearer token in Authorization, another header or a cookie): checks its signature against a JWKS (inline, file or URL) or an HMAC secret, its issuer, audience, lifetime, required claims and scopes. Claims go to the request's shared metadata (`auth`) and optionally to upstream headers. Verified tokens are cached, so a repeated token costs a lookup.",
+      "kind": "inline",
       "name": "jwt-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1356,6 +1371,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/api-key-auth",
     definition: {
       "description": "Authenticates requests by a pre-shared API key in a header or a query parameter. Keys are kept only as SHA-256 digests and compared in constant time; each names its caller, written to the request's shared metadata (`auth`). A key in the query is removed before the upstream.",
+      "kind": "inline",
       "name": "api-key-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1471,6 +1487,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/basic-auth",
     definition: {
       "description": "Authenticates requests with HTTP Basic credentials against users whose passwords are kept as bcrypt or argon2id hashes (plain-text passwords are refused). The user name goes to the request's shared metadata (`auth`); the Authorization header is removed before the upstream.",
+      "kind": "inline",
       "name": "basic-auth",
       "parameters": {
         "additionalProperties": false,
@@ -1563,9 +1580,159 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     module: policy14,
   },
   {
+    source: "policies/audit-log",
+    definition: {
+      "description": "Writes one JSON line per finished request (request id, route, method, path, client address, status, overall decision and the decision trace of every policy) to a file rotated by size, or to the engine's log. Header values named in redactHeaders are never written; when a policy denied, modified or failed the request, its content (header values, query, body) is written only as SHA-256 hashes. An auditing policy: it runs after the response, off the request path, and cannot change or block anything.",
+      "kind": "audit",
+      "name": "audit-log",
+      "parameters": {
+        "additionalProperties": false,
+        "if": {
+          "properties": {
+            "sink": {
+              "const": "file",
+            },
+          },
+          "required": [
+            "sink",
+          ],
+        },
+        "properties": {
+          "headers": {
+            "default": [],
+            "description": "Only these request headers are written; empty writes every header.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "includeBody": {
+            "default": false,
+            "description": "Write the request body as text (up to maxBodyBytes) when the request passed and the route's chain buffered the body; otherwise only its size (and hash after a decision).",
+            "type": "boolean",
+          },
+          "maxBodyBytes": {
+            "default": 4096,
+            "description": "The most body bytes written with includeBody.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "maxFileBytes": {
+            "default": 10485760,
+            "description": "A file reaching this size is rotated before the next line is written.",
+            "minimum": 1024,
+            "type": "integer",
+          },
+          "maxFiles": {
+            "default": 5,
+            "description": "Rotated files kept besides the current one; the oldest is deleted.",
+            "maximum": 100,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "path": {
+            "default": "",
+            "description": "The audit file (sink `file`). Its directory must be writable by the engine (`--policy-write-dir`): rotation creates `<path>.1` ... `<path>.<maxFiles>` beside it.",
+            "type": "string",
+            "x-tollgate-access": "write",
+          },
+          "redactHeaders": {
+            "default": [
+              "authorization",
+              "proxy-authorization",
+              "cookie",
+              "x-api-key",
+            ],
+            "description": "Request headers whose values are written as \"<redacted>\" (names, case-insensitive).",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+          "sink": {
+            "default": "log",
+            "description": "Where the lines go: `log` (the engine's log, category tollgate.policy.audit-log, at info) or `file` (the file at `path`, rotated by size).",
+            "enum": [
+              "log",
+              "file",
+            ],
+          },
+        },
+        "then": {
+          "properties": {
+            "path": {
+              "minLength": 1,
+              "type": "string",
+            },
+          },
+          "required": [
+            "path",
+          ],
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy15,
+  },
+  {
+    source: "tests/fixtures/policies/audit-probe",
+    definition: {
+      "description": "Test auditing policy. Posts each record it sees (and whether it could change it) to a URL and waits for the answer (a test holds it to block the sink), or throws; can return a response, which the engine must ignore.",
+      "kind": "audit",
+      "name": "audit-probe",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "returnsResponse": {
+            "default": false,
+            "type": "boolean",
+          },
+          "throws": {
+            "default": false,
+            "type": "boolean",
+          },
+          "url": {
+            "default": "",
+            "type": "string",
+            "x-tollgate-access": "net",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy16,
+  },
+  {
     source: "tests/fixtures/policies/trace",
     definition: {
       "description": "Test policy. Appends its label to x-trace on the request and the response, and to the shared metadata.",
+      "kind": "inline",
       "name": "trace",
       "parameters": {
         "additionalProperties": false,
@@ -1592,12 +1759,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy15,
+    module: policy17,
   },
   {
     source: "tests/fixtures/policies/rewrite-path",
     definition: {
       "description": "Test policy. Replaces a path prefix (keeping the rest and the query), and optionally the method.",
+      "kind": "inline",
       "name": "rewrite-path",
       "parameters": {
         "additionalProperties": false,
@@ -1631,12 +1799,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy16,
+    module: policy18,
   },
   {
     source: "tests/fixtures/policies/replace-body",
     definition: {
       "description": "Test policy. Reads the buffered JSON request body and adds fields to it.",
+      "kind": "inline",
       "name": "replace-body",
       "parameters": {
         "additionalProperties": false,
@@ -1661,12 +1830,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy17,
+    module: policy19,
   },
   {
     source: "tests/fixtures/policies/fail",
     definition: {
       "description": "Test policy. Throws in the phases it is configured for.",
+      "kind": "inline",
       "name": "fail",
       "parameters": {
         "additionalProperties": false,
@@ -1695,12 +1865,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy18,
+    module: policy20,
   },
   {
     source: "tests/fixtures/policies/slow",
     definition: {
       "description": "Test policy. Waits before answering (asynchronously) and marks the request.",
+      "kind": "inline",
       "name": "slow",
       "parameters": {
         "additionalProperties": false,
@@ -1728,12 +1899,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy19,
+    module: policy21,
   },
   {
     source: "tests/fixtures/policies/deny",
     definition: {
       "description": "Test policy. Answers with an immediate response in the configured phase.",
+      "kind": "inline",
       "name": "deny",
       "parameters": {
         "additionalProperties": false,
@@ -1769,12 +1941,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy20,
+    module: policy22,
   },
   {
     source: "tests/fixtures/policies/echo",
     definition: {
       "description": "Test policy. Copies request facts into request and response headers.",
+      "kind": "inline",
       "name": "echo",
       "parameters": {
         "properties": {},
@@ -1793,12 +1966,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy21,
+    module: policy23,
   },
   {
     source: "tests/fixtures/policies/wrap-response-body",
     definition: {
       "description": "Test policy. Wraps the buffered response body in a JSON envelope.",
+      "kind": "inline",
       "name": "wrap-response-body",
       "parameters": {
         "properties": {},
@@ -1817,12 +1991,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy22,
+    module: policy24,
   },
   {
     source: "policies/add-python-header",
     definition: {
       "description": "Adds a custom header to requests. Demonstrates a basic Python policy.",
+      "kind": "inline",
       "name": "add-python-header",
       "parameters": {
         "properties": {
@@ -1860,6 +2035,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "policies/json-body-rewrite",
     definition: {
       "description": "Rewrites the top-level fields of a JSON request body before it goes upstream: renames fields, then removes fields, then sets fields to configured values. The rewritten body is sent compact and UTF-8 encoded with content-type application/json (content-length is rewritten to match). A body that is not a JSON object is rejected with 400 and a JSON error body; a request without a body passes unchanged. The whole request body is buffered, so keep it for routes with bounded bodies.",
+      "kind": "inline",
       "name": "json-body-rewrite",
       "parameters": {
         "additionalProperties": false,
@@ -1910,6 +2086,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-stamp",
     definition: {
       "description": "Test policy (Python). Like trace - appends its label to x-trace and the shared metadata, and reports what it saw.",
+      "kind": "inline",
       "name": "py-stamp",
       "parameters": {
         "additionalProperties": false,
@@ -1941,6 +2118,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-deny",
     definition: {
       "description": "Test policy (Python). Answers 429 itself.",
+      "kind": "inline",
       "name": "py-deny",
       "parameters": {
         "properties": {},
@@ -1964,6 +2142,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-raise",
     definition: {
       "description": "Test policy (Python). Raises in on_request.",
+      "kind": "inline",
       "name": "py-raise",
       "parameters": {
         "properties": {},
@@ -1987,6 +2166,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-sleep",
     definition: {
       "description": "Test policy (Python). Blocks its worker thread for a while, then marks the request.",
+      "kind": "inline",
       "name": "py-sleep",
       "parameters": {
         "additionalProperties": false,
@@ -2019,6 +2199,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-pid",
     definition: {
       "description": "Test policy (Python, declared non-blocking). Names the executor process and thread that ran it.",
+      "kind": "inline",
       "name": "py-pid",
       "parameters": {
         "properties": {},
@@ -2045,6 +2226,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-print",
     definition: {
       "description": "Test policy (Python). Prints JSON lines that look like log records (print, sys.stderr, fd 2), to show they are logged as its text.",
+      "kind": "inline",
       "name": "py-print",
       "parameters": {
         "additionalProperties": false,
@@ -2069,6 +2251,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/py-leak",
     definition: {
       "description": "Test policy (Python). Leaks memory on purpose (keeps a block per call in a global list) and names the executor process that ran it.",
+      "kind": "inline",
       "name": "py-leak",
       "parameters": {
         "additionalProperties": false,
@@ -2099,6 +2282,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     source: "tests/fixtures/policies/tag",
     definition: {
       "description": "Test policy. Records a key/value in Envoy's access log through analyticsMetadata.",
+      "kind": "inline",
       "name": "tag",
       "parameters": {
         "additionalProperties": false,
@@ -2129,12 +2313,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy32,
+    module: policy34,
   },
   {
     source: "tests/fixtures/policies/request-named-header",
     definition: {
       "description": "Test policy. Sets the request header the client names in x-set-name to the value in x-set-value: a header name only known at request time, which the engine checks then.",
+      "kind": "inline",
       "name": "request-named-header",
       "parameters": {
         "additionalProperties": false,
@@ -2154,12 +2339,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy33,
+    module: policy35,
   },
   {
     source: "tests/fixtures/policies/override-status",
     definition: {
       "description": "Test policy. Replaces the response status and body.",
+      "kind": "inline",
       "name": "override-status",
       "parameters": {
         "additionalProperties": false,
@@ -2186,12 +2372,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy34,
+    module: policy36,
   },
   {
     source: "tests/fixtures/policies/json-fields",
     definition: {
       "description": "Test and benchmark policy. Reads the buffered request body, parses it as JSON and sets x-json-fields to the number of its top-level fields (the body itself is not changed).",
+      "kind": "inline",
       "name": "json-fields",
       "parameters": {
         "properties": {},
@@ -2210,12 +2397,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy35,
+    module: policy37,
   },
   {
     source: "tests/fixtures/policies/read-file",
     definition: {
       "description": "Test policy. Reads a file and puts its first line in a header (to show the permission scope refuses it).",
+      "kind": "inline",
       "name": "read-file",
       "parameters": {
         "additionalProperties": false,
@@ -2242,12 +2430,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy36,
+    module: policy38,
   },
   {
     source: "tests/fixtures/policies/run-command",
     definition: {
       "description": "Test policy. Starts a process (to show the data plane's permission scope refuses it).",
+      "kind": "inline",
       "name": "run-command",
       "parameters": {
         "additionalProperties": false,
@@ -2274,12 +2463,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy37,
+    module: policy39,
   },
   {
     source: "tests/fixtures/policies/request-facts",
     definition: {
       "description": "Test policy. Reflects the client address and a query parameter into request headers, and applies the query and authority changes given in its parameters.",
+      "kind": "inline",
       "name": "request-facts",
       "parameters": {
         "additionalProperties": false,
@@ -2307,12 +2497,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy38,
+    module: policy40,
   },
   {
     source: "tests/fixtures/policies/spin",
     definition: {
       "description": "Test policy. Busy-loops synchronously for a bounded time, then marks the request.",
+      "kind": "inline",
       "name": "spin",
       "parameters": {
         "additionalProperties": false,
@@ -2340,12 +2531,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy39,
+    module: policy41,
   },
   {
     source: "tests/fixtures/policies/spin-forever",
     definition: {
       "description": "Test policy. Busy-loops synchronously forever (for the data plane's watchdog).",
+      "kind": "inline",
       "name": "spin-forever",
       "parameters": {
         "additionalProperties": false,
@@ -2364,12 +2556,13 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy40,
+    module: policy42,
   },
   {
     source: "tests/fixtures/policies/leaky",
     definition: {
       "description": "Test policy. Throws errors quoting its secret parameter (at build with `failAtBuild`, otherwise on each request), to check that the engine scrubs secrets from messages.",
+      "kind": "inline",
       "name": "leaky",
       "parameters": {
         "additionalProperties": false,
@@ -2401,7 +2594,7 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
-    module: policy41,
+    module: policy43,
   },
 ];
 
