@@ -161,6 +161,6 @@ Deno.test("the observer sees every policy execution once, with its outcome and r
     "quiet/v1.0.0/request/passed/",
     "skipped/v1.0.0/request/skipped/condition_false",
     "bad/v1.0.0/request/failed/error",
-    "deny/v1.0.0/request/denied/immediate_response",
+    "deny/v1.0.0/request/denied/403",
   ]);
 });
