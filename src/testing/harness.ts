@@ -47,8 +47,7 @@ async function exists(path: string): Promise<boolean> {
  */
 export class PolicyHarness implements AsyncDisposable {
   private constructor(
-    /** The chain being run (its entries, modes and phase split). */
-    readonly chain: Chain,
+    private readonly chain: Chain,
     private readonly table: RouteTable,
     private readonly versions: ReadonlyMap<string, string>,
     private readonly python: HarnessPython | undefined,
