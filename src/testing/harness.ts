@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { compileCondition } from "../chain/condition.ts";
 import type { Chain } from "../chain/chain.ts";
+import { ProblemsError } from "../config/problem.ts";
 import type { EngineConfig } from "../config/types.ts";
 import { buildRouteTable, checkOnlyFactory, type FactoryResolver } from "../kernel/build.ts";
 import { closeChains, type RouteTable } from "../kernel/routes.ts";
@@ -101,7 +102,11 @@ export class PolicyHarness implements AsyncDisposable {
       await closeChains(table.allChains());
       await python?.stop();
       const names = config.routes.map((r) => r.name).join(", ") || "none";
-      throw new Error(`route "${setup.route}" is not in ${config.source} (its routes: ${names})`);
+      throw new ProblemsError(`unknown route "${setup.route}"`, [{
+        file: config.source,
+        path: "routes",
+        message: `has no route named "${setup.route}" (its routes: ${names})`,
+      }]);
     }
     const versions = new Map(registry.list().map((p) => [p.key, p.definition.version]));
     return new PolicyHarness(chain, table, versions, python);
