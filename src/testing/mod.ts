@@ -79,7 +79,7 @@ export interface HarnessOptions {
   readonly api?: Partial<ApiInfo>;
   /** What `${config.x}` references resolve against. */
   readonly policyConfig?: Readonly<Record<string, unknown>>;
-  /** The deadline of asynchronous TypeScript policies without a `timeout` (default `5s`). */
+  /** The deadline of asynchronous TypeScript policies without a `timeout` (default `1s`). */
   readonly policyTimeout?: string;
   /** The policies names refer to. Default: this build's (`deno task build`, src/gen/registry.ts). */
   readonly build?: HarnessBuild;
