@@ -22,11 +22,11 @@ export type { ExchangeResult, PolicyHarness, TestRequest, TestResponse };
 /** The policies of the test build. */
 export const TEST_BUILD = { policies: generatedPolicies, pythonRegistry };
 
-/** `name:v1` as a route gets it; throws the chain-build error for bad parameters. */
+/** `name` (default: its one version) as a route gets it; throws the chain-build error for bad parameters. */
 export function policy(
   name: string,
   parameters: Record<string, unknown> = {},
-  options: HarnessOptions & PolicySettings = {},
+  options: HarnessOptions & PolicySettings & { readonly version?: string } = {},
 ): Promise<PolicyHarness> {
   return testPolicy(name, { build: TEST_BUILD, ...options, parameters });
 }
