@@ -134,6 +134,63 @@ Deno.test("harness: a policy from its directory (not in the build)", async () =>
   await assert.rejects(testPolicy("./tests/fixtures/no-such-dir"), /policy-definition\.yaml: .*No such file/);
 });
 
+Deno.test("harness: a policy directory replaces the compiled-in policy of the same name and major version", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tollgate-harness-policy-" });
+  try {
+    await Deno.writeTextFile(`${dir}/policy-definition.yaml`, "name: respond\nversion: v1.9.0\n");
+    await Deno.writeTextFile(
+      `${dir}/mod.ts`,
+      `import { UpstreamRequestModifications } from "@tollgate/sdk";
+export const getPolicy = () => ({ onRequest: () => new UpstreamRequestModifications({ setHeaders: { "x-edited": "yes" } }) });
+`,
+    );
+    const result = await runPolicy(dir);
+    assert.equal(result.immediate, undefined, "the edited code ran, not the compiled-in respond");
+    assert.equal(result.upstream?.headers.get("x-edited"), "yes");
+    assert.deepEqual([result.trace[0].policy, result.trace[0].version], ["respond", "v1.9.0"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("harness: a body replaced without buffering goes upstream without content-length, as Envoy sends it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tollgate-harness-policy-" });
+  try {
+    await Deno.writeTextFile(`${dir}/policy-definition.yaml`, "name: blind-body\nversion: v1.0.0\n");
+    await Deno.writeTextFile(
+      `${dir}/mod.ts`,
+      `import { UpstreamRequestModifications } from "@tollgate/sdk";
+export const getPolicy = () => ({ onRequest: () => new UpstreamRequestModifications({ body: "replaced" }) });
+`,
+    );
+    const result = await runPolicy(dir, {
+      request: { method: "POST", headers: { "content-length": "3" }, body: "old" },
+    });
+    assert.equal(result.upstream?.text(), "replaced");
+    assert.equal(
+      result.upstream?.headers.has("content-length"),
+      false,
+      "CONTINUE_AND_REPLACE: Envoy drops it",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("harness: a skipRemaining failure skips the rest of the phase, and the trace says so", async () => {
+  await using harness = await testChain([
+    { name: "fail", onFailure: "skipRemaining" },
+    { name: "trace", parameters: { label: "A" } },
+  ], { build });
+  const result = await harness.request({ headers: { "x-trace": "client" } });
+  assert.equal(result.immediate, undefined);
+  assert.deepEqual(result.upstream?.headers.getAll("x-trace"), ["client"], "trace did not run");
+  assert.deepEqual(
+    result.trace.filter((d) => d.phase === "request").map((d) => [d.policy, d.outcome, d.reason]),
+    [["fail", "failed", undefined], ["trace", "skipped", "skip_remaining"]],
+  );
+});
+
 Deno.test({
   name: "harness: Python policies run in a real executor, in the same chain as TypeScript ones",
   async fn() {
