@@ -41,6 +41,7 @@ export interface TestRequest {
   readonly authority?: string;
   /** Default `https`. */
   readonly scheme?: string;
+  /** The client's headers; default none. */
   readonly headers?: HeadersInit;
   /** Absent: a request without a body (Envoy sends no body phase). */
   readonly body?: BodyInit;
@@ -56,6 +57,7 @@ export interface TestRequest {
 export interface TestResponse {
   /** Default 200. */
   readonly status?: number;
+  /** The upstream's headers; default none. */
   readonly headers?: HeadersInit;
   /** Absent: a response without a body. */
   readonly body?: BodyInit;
@@ -63,7 +65,9 @@ export interface TestResponse {
 
 /** A message's headers and body, with readers for the body. */
 export interface MessageView {
+  /** Header fields as received (names lower-case, every field line kept). */
   readonly headers: ReadonlyHeaders;
+  /** The body bytes (empty when there is none). */
   readonly body: Uint8Array;
   /** The body as UTF-8 text. */
   text(): string;
@@ -73,15 +77,21 @@ export interface MessageView {
 
 /** The request as the upstream receives it, after every request policy's changes. */
 export interface UpstreamRequest extends MessageView {
+  /** The method, after any change (`method` action). */
   readonly method: string;
+  /** `:path` with the query, after rewrites. */
   readonly path: string;
+  /** The query of {@link UpstreamRequest.path}. */
   readonly query: ReadonlyQuery;
+  /** `:authority`, after any change. */
   readonly authority: string;
+  /** The scheme (`http` or `https`). */
   readonly scheme: string;
 }
 
 /** The response as the client receives it. */
 export interface ClientResponse extends MessageView {
+  /** The HTTP status. */
   readonly status: number;
 }
 
@@ -89,6 +99,7 @@ export interface ClientResponse extends MessageView {
 export interface ImmediateResult extends ClientResponse {
   /** The policy that answered, e.g. `respond:v1`. */
   readonly policy: string;
+  /** The phase it answered in: `request` (the upstream was never called) or `response`. */
   readonly phase: Phase;
 }
 

@@ -17,6 +17,7 @@ import { type ExtraPythonPolicy, HarnessPython, type HarnessPythonOptions } from
 
 /** The policies a harness can run: a build's compiled-in ones, as `deno task build` generates them. */
 export interface HarnessBuild {
+  /** Every policy of the build (src/gen/registry.ts's `generatedPolicies`). */
   readonly policies: readonly GeneratedPolicy[];
   /** The build's Python registry, relative to the Python home (absent: no Python policies). */
   readonly pythonRegistry?: string;
@@ -126,6 +127,7 @@ export class PolicyHarness implements AsyncDisposable {
     await this.python?.stop();
   }
 
+  /** Same as {@link PolicyHarness.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -19,12 +19,15 @@ export interface DecisionEntry {
   readonly policy: string;
   /** The full version of its definition, e.g. `v1.0.0`. */
   readonly version: string;
+  /** `request` or `response`. */
   readonly phase: Phase;
+  /** What the policy did: passed unchanged, modified, answered (denied), failed, or was skipped. */
   readonly outcome: DecisionOutcome;
   /** Why, for outcomes that have a reason: `condition_false`, `immediate_response`, `skip_remaining`. */
   readonly reason?: string;
   /** When the policy started (`performance.now()` in nanoseconds). */
   readonly startNs: number;
+  /** How long the call took, in milliseconds (a Python batch's time is shared by its policies). */
   readonly durationMs: number;
 }
 
