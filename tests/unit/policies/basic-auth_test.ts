@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UpstreamRequestModifications } from "@tollgate/sdk";
 import { argon2id, bcrypt } from "hash-wasm";
-import { denial, examples, instantiate, request } from "./auth_support.ts";
+import {
+  authPolicy,
+  clientRequest,
+  denial,
+  examples,
+  instantiate,
+  passes,
+  refusal,
+  request,
+} from "./auth_support.ts";
 
 const salt = new Uint8Array(16).fill(7);
 const ALICE = await bcrypt({ password: "alice-pass", salt, costFactor: 4, outputType: "encoded" });
@@ -22,24 +31,30 @@ const basic = (user: string, password: string) => ({
 });
 
 Deno.test("basic-auth: every example builds", async () => {
-  for (const example of await examples("basic-auth")) await instantiate(example.name, example.parameters);
+  for (const example of await examples("basic-auth")) {
+    await (await authPolicy(example.name, example.parameters)).close();
+  }
 });
 
 Deno.test("basic-auth: bcrypt and argon2id users pass; the user is in metadata; Authorization is removed", async () => {
-  const policy = await instantiate("basic-auth", { users });
+  await using policy = await authPolicy("basic-auth", { users });
   for (const [user, password] of [["alice", "alice-pass"], ["bob", "bob:pass é"]]) {
-    const ctx = request(basic(user, password));
-    const action = await policy.onRequest!(ctx, {});
-    assert.ok(action instanceof UpstreamRequestModifications, user);
-    assert.deepEqual(action.removeHeaders, ["authorization"]);
-    assert.deepEqual(ctx.shared.metadata.auth, { method: "basic", subject: user });
+    const result = await policy.request(clientRequest(basic(user, password)));
+    assert.ok(passes(result), user);
+    assert.equal(
+      result.upstream?.headers.has("authorization"),
+      false,
+      "the credentials are not sent upstream",
+    );
+    assert.deepEqual(result.metadata.auth, { method: "basic", subject: user });
   }
-  const forwarding = await instantiate("basic-auth", { users, forwardAuthorization: true });
-  assert.equal(await forwarding.onRequest!(request(basic("alice", "alice-pass")), {}), undefined);
+  await using forwarding = await authPolicy("basic-auth", { users, forwardAuthorization: true });
+  const forwarded = await forwarding.request(clientRequest(basic("alice", "alice-pass")));
+  assert.equal(forwarded.upstream?.headers.get("authorization"), basic("alice", "alice-pass").authorization);
 });
 
 Deno.test("basic-auth: missing, malformed and wrong credentials are 401 with the realm", async () => {
-  const policy = await instantiate("basic-auth", { users, realm: "Back office" });
+  await using policy = await authPolicy("basic-auth", { users, realm: "Back office" });
   const cases = [
     {},
     { authorization: "Bearer abc" },
@@ -54,19 +69,19 @@ Deno.test("basic-auth: missing, malformed and wrong credentials are 401 with the
     basic("bob", "p".repeat(100_000)),
   ] as Record<string, string>[];
   for (const headers of cases) {
-    const ctx = request(headers);
-    const answer = denial(await policy.onRequest!(ctx, {}));
+    const result = await policy.request(clientRequest(headers));
+    const answer = refusal(result);
     assert.equal(answer.status, 401, JSON.stringify(headers));
     assert.equal(answer.headers["www-authenticate"], 'Basic realm="Back office", charset="UTF-8"');
     assert.deepEqual(answer.body, { error: "unauthorized", message: "valid Basic credentials are required" });
-    assert.equal(ctx.shared.metadata.auth, undefined);
+    assert.equal(result.metadata.auth, undefined);
   }
 });
 
 Deno.test("basic-auth: plain-text passwords and broken hashes fail the build without showing them", async () => {
   for (const passwordHash of ["hunter2-plain", "$2b$10$short", "$argon2i$v=19$m=1,t=1,p=1$aaaa$bbbb"]) {
     await assert.rejects(
-      instantiate("basic-auth", { users: [{ username: "u", passwordHash }] }),
+      authPolicy("basic-auth", { users: [{ username: "u", passwordHash }] }),
       (error: Error) => {
         assert.match(error.message, /users\[0\]\.passwordHash is not a bcrypt or argon2id hash/);
         assert.ok(!error.message.includes(passwordHash), "the value is not echoed");
@@ -74,13 +89,14 @@ Deno.test("basic-auth: plain-text passwords and broken hashes fail the build wit
       },
     );
   }
-  await assert.rejects(instantiate("basic-auth", {}), /no users/);
+  await assert.rejects(authPolicy("basic-auth", {}), /no users/);
   await assert.rejects(
-    instantiate("basic-auth", { users: [users[0], { ...users[1], username: "alice" }] }),
+    authPolicy("basic-auth", { users: [users[0], { ...users[1], username: "alice" }] }),
     /user "alice" is listed twice/,
   );
 });
 
+// Caching and sharing happen inside one instance: these call it directly to see which calls hash.
 Deno.test("basic-auth: a successful check is cached; a wrong password never is", async () => {
   const policy = await instantiate("basic-auth", { users, cacheTtl: "1h" });
   const good = basic("alice", "alice-pass");
@@ -122,18 +138,12 @@ Deno.test("basic-auth: users from a file and from the engine config", async () =
   try {
     const usersFile = join(dir, "users.json");
     await Deno.writeTextFile(usersFile, JSON.stringify([users[0]]));
-    const fromFile = await instantiate("basic-auth", { usersFile });
-    assert.ok(
-      await fromFile.onRequest!(request(basic("alice", "alice-pass")), {}) instanceof
-        UpstreamRequestModifications,
-    );
-    const fromConfig = await instantiate("basic-auth", {}, { basicAuth: { users: [users[1]] } });
-    assert.ok(
-      await fromConfig.onRequest!(request(basic("bob", "bob:pass é")), {}) instanceof
-        UpstreamRequestModifications,
-    );
+    await using fromFile = await authPolicy("basic-auth", { usersFile });
+    assert.ok(passes(await fromFile.request(clientRequest(basic("alice", "alice-pass")))));
+    await using fromConfig = await authPolicy("basic-auth", {}, { basicAuth: { users: [users[1]] } });
+    assert.ok(passes(await fromConfig.request(clientRequest(basic("bob", "bob:pass é")))));
     await Deno.writeTextFile(usersFile, "just: a mapping");
-    await assert.rejects(instantiate("basic-auth", { usersFile }), /must hold a list of mappings/);
+    await assert.rejects(authPolicy("basic-auth", { usersFile }), /must hold a list of mappings/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

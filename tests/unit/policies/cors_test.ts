@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { ImmediateResponse, UpstreamResponseModifications } from "../../../src/sdk/mod.ts";
-import { immediateStatus, instantiate, jsonBody, onRequest, onResponse } from "../../support/policies.ts";
+import { policy } from "../../support/policies.ts";
 
 const origins = [
   "https://app.example.com",
@@ -18,27 +17,27 @@ const preflight = (origin: string, method = "PUT", headers?: string) => ({
 });
 
 Deno.test("cors: an allowed preflight is answered 204 with the CORS headers and Vary", async () => {
-  const cors = await instantiate("cors", {
+  await using cors = await policy("cors", {
     allowedOrigins: origins,
     allowedHeaders: ["Content-Type", "X-Trace"],
     allowCredentials: true,
     maxAge: 600,
   });
-  const answer = await onRequest(cors, preflight("https://app.example.com", "PUT", "content-type, x-trace"));
-  assert.ok(answer instanceof ImmediateResponse);
-  assert.equal(answer.statusCode, 204);
-  assert.deepEqual(answer.headers, {
-    "access-control-allow-origin": "https://app.example.com",
-    "access-control-allow-methods": "GET, POST, PUT, DELETE, OPTIONS",
-    "access-control-allow-headers": "Content-Type, X-Trace",
-    "access-control-allow-credentials": "true",
-    "access-control-max-age": "600",
+  const answer = await cors.request(preflight("https://app.example.com", "PUT", "content-type, x-trace"));
+  assert.equal(answer.upstream, undefined, "a preflight is answered by Tollgate");
+  assert.equal(answer.immediate?.status, 204);
+  assert.deepEqual(answer.response.headers.toJSON(), {
+    "access-control-allow-origin": ["https://app.example.com"],
+    "access-control-allow-methods": ["GET, POST, PUT, DELETE, OPTIONS"],
+    "access-control-allow-headers": ["Content-Type, X-Trace"],
+    "access-control-allow-credentials": ["true"],
+    "access-control-max-age": ["600"],
     vary: ["Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"],
   });
 });
 
 Deno.test("cors: a preflight with a refused origin, method or header gets 403 JSON, or passes with forwardPreflight", async () => {
-  const cors = await instantiate("cors", { allowedOrigins: origins, allowedMethods: ["GET", "PUT"] });
+  await using cors = await policy("cors", { allowedOrigins: origins, allowedMethods: ["GET", "PUT"] });
   for (
     const [request, reason] of [
       [preflight("https://evil.example"), "origin https://evil.example is not allowed"],
@@ -46,34 +45,33 @@ Deno.test("cors: a preflight with a refused origin, method or header gets 403 JS
       [preflight("https://app.example.com", "PUT", "x-secret"), "request headers not allowed: x-secret"],
     ] as const
   ) {
-    const answer = await onRequest(cors, request);
-    assert.ok(answer instanceof ImmediateResponse);
-    assert.equal(answer.statusCode, 403);
-    assert.deepEqual(jsonBody(answer), {
+    const answer = await cors.request(request);
+    assert.equal(answer.immediate?.status, 403);
+    assert.deepEqual(answer.response.json(), {
       error: "cors_rejected",
       message: `CORS preflight refused: ${reason}`,
     });
-    assert.equal(answer.headers?.["access-control-allow-origin"], undefined);
+    assert.equal(answer.response.headers.has("access-control-allow-origin"), false);
   }
-  const forwarding = await instantiate("cors", { allowedOrigins: origins, forwardPreflight: true });
-  assert.equal(await onRequest(forwarding, preflight("https://evil.example")), undefined);
+  await using forwarding = await policy("cors", { allowedOrigins: origins, forwardPreflight: true });
+  const forwarded = await forwarding.request(preflight("https://evil.example"));
+  assert.equal(forwarded.immediate, undefined);
+  assert.equal(forwarded.upstream?.method, "OPTIONS", "the preflight goes upstream");
 });
 
 Deno.test("cors: OPTIONS without Access-Control-Request-Method, and other methods, pass untouched", async () => {
-  const cors = await instantiate("cors", { allowedOrigins: origins });
-  assert.equal(
-    await onRequest(cors, { method: "OPTIONS", headers: { origin: "https://app.example.com" } }),
-    undefined,
-  );
-  assert.equal(
-    await onRequest(cors, { method: "GET", headers: { origin: "https://evil.example" } }),
-    undefined,
-  );
+  await using cors = await policy("cors", { allowedOrigins: origins });
+  for (const [method, origin] of [["OPTIONS", "https://app.example.com"], ["GET", "https://evil.example"]]) {
+    const result = await cors.request({ method, headers: { origin } });
+    assert.equal(result.immediate, undefined, method);
+    assert.deepEqual(result.upstream?.headers.toJSON(), { origin: [origin] }, "the request is untouched");
+    assert.equal(result.trace[0].outcome, "passed");
+  }
 });
 
 Deno.test("cors: origins match exactly, by wildcard subdomain or by a whole-origin RE2 regex", async () => {
-  const cors = await instantiate("cors", { allowedOrigins: origins });
-  const allowed = async (origin: string) => immediateStatus(await onRequest(cors, preflight(origin))) === 204;
+  await using cors = await policy("cors", { allowedOrigins: origins });
+  const allowed = async (origin: string) => (await cors.request(preflight(origin))).immediate?.status === 204;
   assert.equal(await allowed("https://app.example.com"), true);
   assert.equal(await allowed("HTTPS://APP.EXAMPLE.COM"), true, "compared lower-cased");
   assert.equal(await allowed("http://app.example.com"), false, "scheme matters");
@@ -92,58 +90,53 @@ Deno.test("cors: origins match exactly, by wildcard subdomain or by a whole-orig
 });
 
 Deno.test("cors: the response of an allowed origin gets its CORS headers; upstream CORS headers are replaced", async () => {
-  const cors = await instantiate("cors", {
+  await using cors = await policy("cors", {
     allowedOrigins: origins,
     exposedHeaders: ["X-Total"],
     allowCredentials: true,
   });
-  const action = await onResponse(cors, { headers: { origin: "https://app.example.com" } }, {
-    headers: { "access-control-allow-origin": "*", vary: "Accept-Encoding" },
+  const result = await cors.request({ headers: { origin: "https://app.example.com" } }, {
+    headers: { "access-control-allow-origin": "*", "access-control-max-age": "9", vary: "Accept-Encoding" },
   });
-  assert.ok(action instanceof UpstreamResponseModifications);
-  assert.ok(action.removeHeaders?.includes("access-control-allow-origin"));
-  assert.deepEqual(action.setHeaders, {
-    "access-control-allow-origin": "https://app.example.com",
-    "access-control-allow-credentials": "true",
-    "access-control-expose-headers": "X-Total",
+  assert.deepEqual(result.response.headers.toJSON(), {
+    vary: ["Accept-Encoding", "Origin"],
+    "access-control-allow-origin": ["https://app.example.com"],
+    "access-control-allow-credentials": ["true"],
+    "access-control-expose-headers": ["X-Total"],
   });
-  assert.deepEqual(action.appendHeaders, { vary: ["Origin"] });
 });
 
 Deno.test("cors: a disallowed origin, or none, gets no CORS headers but Vary: Origin (once)", async () => {
-  const cors = await instantiate("cors", { allowedOrigins: origins });
-  const refused = await onResponse(cors, { headers: { origin: "https://evil.example" } }, {
+  await using cors = await policy("cors", { allowedOrigins: origins });
+  const refused = await cors.request({ headers: { origin: "https://evil.example" } }, {
     headers: { "access-control-allow-origin": "https://evil.example" },
   });
-  assert.ok(refused instanceof UpstreamResponseModifications);
-  assert.equal(refused.setHeaders, undefined);
-  assert.ok(
-    refused.removeHeaders?.includes("access-control-allow-origin"),
+  assert.deepEqual(
+    refused.response.headers.toJSON(),
+    { vary: ["Origin"] },
     "the upstream's header is removed",
   );
-  assert.deepEqual(refused.appendHeaders, { vary: ["Origin"] });
-  const none = await onResponse(cors, {}, { headers: { vary: "accept-encoding, origin" } });
-  assert.equal(
-    none?.kind === "upstream-response" && none.appendHeaders,
-    undefined,
+  const none = await cors.request({}, { headers: { vary: "accept-encoding, origin" } });
+  assert.deepEqual(
+    none.response.headers.getAll("vary"),
+    ["accept-encoding, origin"],
     "already varies by origin",
   );
 });
 
 Deno.test("cors: allowedOrigins * without credentials answers * and needs no Vary", async () => {
-  const cors = await instantiate("cors", { allowedOrigins: ["*"], allowedHeaders: ["*"] });
-  const answer = await onRequest(cors, preflight("https://any.example", "POST", "x-anything"));
-  assert.equal(answer?.kind, "immediate-response");
-  assert.equal((answer as ImmediateResponse).headers?.["access-control-allow-origin"], "*");
+  await using cors = await policy("cors", { allowedOrigins: ["*"], allowedHeaders: ["*"] });
+  const answer = await cors.request(preflight("https://any.example", "POST", "x-anything"));
+  assert.equal(answer.immediate?.status, 204);
+  assert.equal(answer.response.headers.get("access-control-allow-origin"), "*");
   assert.equal(
-    (answer as ImmediateResponse).headers?.["access-control-allow-headers"],
+    answer.response.headers.get("access-control-allow-headers"),
     "x-anything",
     "the requested names: a literal * would not cover Authorization",
   );
-  const action = await onResponse(cors, { headers: { origin: "https://any.example" } });
-  assert.ok(action instanceof UpstreamResponseModifications);
-  assert.equal(action.setHeaders?.["access-control-allow-origin"], "*");
-  assert.equal(action.appendHeaders, undefined);
+  const result = await cors.request({ headers: { origin: "https://any.example" } });
+  assert.equal(result.response.headers.get("access-control-allow-origin"), "*");
+  assert.equal(result.response.headers.has("vary"), false);
 });
 
 Deno.test("cors: config errors at chain build: * with credentials, an origin with a path, a bad regex", async () => {
@@ -165,6 +158,6 @@ Deno.test("cors: config errors at chain build: * with credentials, an origin wit
       [{ allowedOrigins: ["https://a*.b.com"] }, /a wildcard must look like/],
     ] as const
   ) {
-    await assert.rejects(instantiate("cors", parameters), message);
+    await assert.rejects(policy("cors", parameters), message);
   }
 });

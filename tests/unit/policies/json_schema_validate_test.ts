@@ -5,7 +5,7 @@ import { compileCondition } from "../../../src/chain/condition.ts";
 import { generatedPolicies } from "../../../src/gen/test/registry.ts";
 import { buildRouteTable } from "../../../src/kernel/build.ts";
 import { PolicyRegistry } from "../../../src/registry/registry.ts";
-import { immediateStatus, instantiate, jsonBody, onRequest } from "../../support/policies.ts";
+import { policy } from "../../support/policies.ts";
 
 const schema = {
   type: "object",
@@ -20,21 +20,23 @@ const schema = {
 };
 
 Deno.test("json-schema-validate: a matching body passes", async () => {
-  const validate = await instantiate("json-schema-validate", { schema });
-  assert.equal(
-    await onRequest(validate, { method: "POST", body: '{"name":"a","email":"a@example.com"}' }),
-    undefined,
-  );
+  await using validate = await policy("json-schema-validate", { schema });
+  const body = '{"name":"a","email":"a@example.com"}';
+  const result = await validate.request({ method: "POST", body });
+  assert.equal(result.immediate, undefined);
+  assert.equal(result.upstream?.text(), body, "the body goes upstream unchanged");
+  assert.equal(result.trace[0].outcome, "passed");
 });
 
 Deno.test("json-schema-validate: errors as {path, message} JSON Pointers, pointing at missing and extra properties", async () => {
-  const validate = await instantiate("json-schema-validate", { schema });
-  const answer = await onRequest(validate, {
+  await using validate = await policy("json-schema-validate", { schema });
+  const answer = await validate.request({
     method: "POST",
-    body: JSON.stringify({ email: "nope", "a/b": "x", tags: [1], extra: true }),
+    body: { email: "nope", "a/b": "x", tags: [1], extra: true },
   });
-  assert.equal(immediateStatus(answer), 400);
-  assert.deepEqual(jsonBody(answer), {
+  assert.equal(answer.upstream, undefined);
+  assert.equal(answer.immediate?.status, 400);
+  assert.deepEqual(answer.response.json(), {
     error: "invalid_request_body",
     message: "the request body does not match the schema",
     errors: [
@@ -48,47 +50,49 @@ Deno.test("json-schema-validate: errors as {path, message} JSON Pointers, pointi
 });
 
 Deno.test("json-schema-validate: at most maxErrors errors are listed, and the message says how many there were", async () => {
-  const validate = await instantiate("json-schema-validate", {
+  await using validate = await policy("json-schema-validate", {
     schema: { type: "array", items: { type: "integer" } },
     maxErrors: 2,
   });
-  const body = jsonBody(await onRequest(validate, { method: "POST", body: '["a","b","c","d"]' }));
-  assert.equal((body.errors as unknown[]).length, 2);
+  const body = (await validate.request({ method: "POST", body: '["a","b","c","d"]' })).response.json<
+    { errors: unknown[]; message: string }
+  >();
+  assert.equal(body.errors.length, 2);
   assert.equal(body.message, "the request body does not match the schema (first 2 of 4 errors)");
 });
 
 Deno.test("json-schema-validate: a body that is not JSON, not UTF-8, or absent is 400 invalid_json", async () => {
-  const validate = await instantiate("json-schema-validate", { schema });
+  await using validate = await policy("json-schema-validate", { schema });
   for (const body of ["{not json", new Uint8Array([0x22, 0xff, 0x22]), ""]) {
-    const answer = await onRequest(validate, { method: "POST", body });
-    assert.equal(immediateStatus(answer), 400);
-    assert.equal(jsonBody(answer).error, "invalid_json");
+    const answer = await validate.request({ method: "POST", body });
+    assert.equal(answer.immediate?.status, 400);
+    assert.equal(answer.response.json<{ error: string }>().error, "invalid_json");
   }
-  assert.equal(immediateStatus(await onRequest(validate, { method: "GET" })), 400);
-  const lenient = await instantiate("json-schema-validate", { schema, allowEmptyBody: true });
-  assert.equal(await onRequest(lenient, { method: "GET" }), undefined);
+  assert.equal((await validate.request({ method: "GET" })).immediate?.status, 400);
+  await using lenient = await policy("json-schema-validate", { schema, allowEmptyBody: true });
+  assert.equal((await lenient.request({ method: "GET" })).immediate, undefined);
 });
 
 Deno.test("json-schema-validate: a schema given as a JSON string (WSO2's form) works", async () => {
-  const validate = await instantiate("json-schema-validate", {
+  await using validate = await policy("json-schema-validate", {
     schema: '{"type":"object","required":["id"]}',
   });
-  assert.equal(await onRequest(validate, { method: "POST", body: '{"id":1}' }), undefined);
-  assert.equal(immediateStatus(await onRequest(validate, { method: "POST", body: "{}" })), 400);
+  assert.equal((await validate.request({ method: "POST", body: '{"id":1}' })).immediate, undefined);
+  assert.equal((await validate.request({ method: "POST", body: "{}" })).immediate?.status, 400);
 });
 
 Deno.test("json-schema-validate: an invalid schema fails the chain build with the reason", async () => {
   await assert.rejects(
-    instantiate("json-schema-validate", { schema: { type: "objekt" } }),
+    policy("json-schema-validate", { schema: { type: "objekt" } }),
     /not a valid JSON Schema/,
   );
   await assert.rejects(
-    instantiate("json-schema-validate", { schema: { type: "object", requried: ["a"] } }),
+    policy("json-schema-validate", { schema: { type: "object", requried: ["a"] } }),
     /not a valid JSON Schema: strict mode: unknown keyword: "requried"/,
   );
-  await assert.rejects(instantiate("json-schema-validate", { schema: "{oops" }), /the string is not JSON/);
+  await assert.rejects(policy("json-schema-validate", { schema: "{oops" }), /the string is not JSON/);
   await assert.rejects(
-    instantiate("json-schema-validate", { schema: { type: "string", format: "emial" } }),
+    policy("json-schema-validate", { schema: { type: "string", format: "emial" } }),
     /unknown format/,
   );
 });

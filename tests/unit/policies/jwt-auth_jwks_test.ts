@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { JWK } from "jose";
 import { KeysUnavailable, RemoteJwks } from "../../../policies/jwt-auth/keys.ts";
-import { denial, instantiate, passes, request } from "./auth_support.ts";
+import { authPolicy, clientRequest, passes, refusal } from "./auth_support.ts";
 import { testKey } from "./jwt_keys.ts";
 
 /** A JWKS endpoint whose keys and status the test changes. */
@@ -39,7 +39,7 @@ class JwksServer {
   }
 }
 
-const bearer = (token: string) => request({ authorization: `Bearer ${token}` });
+const bearer = (token: string) => clientRequest({ authorization: `Bearer ${token}` });
 
 Deno.test("jwt-auth JWKS URL: fetched once, then again only for an unknown kid", async () => {
   const server = new JwksServer();
@@ -47,21 +47,21 @@ Deno.test("jwt-auth JWKS URL: fetched once, then again only for an unknown kid",
     const first = await testKey("RS256", "k1");
     const rotated = await testKey("ES256", "k2");
     server.keys = [first.jwk];
-    const policy = await instantiate("jwt-auth", { jwksUrl: server.url, jwksMinRefreshInterval: "0s" });
+    await using policy = await authPolicy("jwt-auth", { jwksUrl: server.url, jwksMinRefreshInterval: "0s" });
     assert.equal(server.fetches, 0, "nothing is fetched before the first request");
     for (const sub of ["a", "b", "c"]) {
       assert.ok(
-        passes(await policy.onRequest!(bearer(await first.sign({ sub })), {})),
+        passes(await policy.request(bearer(await first.sign({ sub })))),
       );
     }
     assert.equal(server.fetches, 1, "three tokens, one fetch");
     server.keys = [first.jwk, rotated.jwk];
     assert.ok(
-      passes(await policy.onRequest!(bearer(await rotated.sign()), {})),
+      passes(await policy.request(bearer(await rotated.sign()))),
     );
     assert.equal(server.fetches, 2, "the unknown kid k2 made it fetch again");
     const stranger = await testKey("ES256", "k3");
-    assert.equal(denial(await policy.onRequest!(bearer(await stranger.sign()), {})).status, 401);
+    assert.equal(refusal(await policy.request(bearer(await stranger.sign()))).status, 401);
     assert.equal(server.fetches, 3, "k3 is still unknown after a fetch: 401");
   } finally {
     await server.close();
@@ -73,11 +73,11 @@ Deno.test("jwt-auth JWKS URL: unknown kids fetch at most once per jwksMinRefresh
   try {
     const known = await testKey("ES256", "known");
     server.keys = [known.jwk];
-    const policy = await instantiate("jwt-auth", { jwksUrl: server.url, jwksMinRefreshInterval: "1h" });
-    await policy.onRequest!(bearer(await known.sign()), {});
+    await using policy = await authPolicy("jwt-auth", { jwksUrl: server.url, jwksMinRefreshInterval: "1h" });
+    await policy.request(bearer(await known.sign()));
     for (const kid of ["x1", "x2", "x3"]) {
       const random = await testKey("ES256", kid);
-      assert.equal(denial(await policy.onRequest!(bearer(await random.sign()), {})).status, 401);
+      assert.equal(refusal(await policy.request(bearer(await random.sign()))).status, 401);
     }
     assert.equal(server.fetches, 1, "random kids did not reach the identity provider");
   } finally {
@@ -90,8 +90,8 @@ Deno.test("jwt-auth JWKS URL: no keys yet and the server failing is 503, not 401
   try {
     server.status = 500;
     const key = await testKey("ES256");
-    const policy = await instantiate("jwt-auth", { jwksUrl: server.url });
-    const answer = denial(await policy.onRequest!(bearer(await key.sign()), {}));
+    await using policy = await authPolicy("jwt-auth", { jwksUrl: server.url });
+    const answer = refusal(await policy.request(bearer(await key.sign())));
     assert.equal(answer.status, 503);
     assert.deepEqual(answer.body, {
       error: "keys_unavailable",

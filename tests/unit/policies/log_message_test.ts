@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { processingMode } from "../../../src/sdk/mod.ts";
-import { instantiate, onRequest, onResponse } from "../../support/policies.ts";
+import { phases, policy } from "../../support/policies.ts";
 
 /** Runs `body` with the policy's log category captured at `level` and above. */
 async function captured(level: "debug" | "info", body: () => Promise<void>): Promise<LogRecord[]> {
@@ -32,20 +31,22 @@ const request = {
     "content-type": "application/json",
   },
   body: '{"item":"book","count":12345}',
+  requestId: "req-1",
 };
 
 Deno.test("log-message: the request record has the chosen parts, authorization and cookie redacted by default", async () => {
-  const policy = await instantiate("log-message", {
+  await using log = await policy("log-message", {
     logRequestHeaders: true,
     logRequestPayload: true,
     excludedRequestHeaders: "User-Agent",
     maxPayloadBytes: 10,
     logMetadata: true,
   });
-  assert.equal(processingMode(policy.policy.mode?.()).requestBodyMode, "BUFFER");
-  assert.equal(processingMode(policy.policy.mode?.()).responseHeaderMode, "SKIP");
   const [record, ...more] = await captured("debug", async () => {
-    assert.equal(await onRequest(policy, request), undefined, "changes nothing");
+    const result = await log.request(request, { body: "not read" });
+    assert.equal(result.trace[0].outcome, "passed", "changes nothing");
+    assert.equal(result.upstream?.text(), request.body);
+    assert.deepEqual(phases(result), ["request"], "no response phase");
   });
   assert.equal(more.length, 0);
   assert.equal(record.level, "info");
@@ -66,20 +67,20 @@ Deno.test("log-message: the request record has the chosen parts, authorization a
 });
 
 Deno.test("log-message: the response record; redactedHeaders replaces the default list", async () => {
-  const policy = await instantiate("log-message", {
+  await using log = await policy("log-message", {
     level: "debug",
     logResponseHeaders: true,
     logResponsePayload: true,
     redactedHeaders: ["set-cookie", "X-Api-Key"],
   });
-  assert.equal(processingMode(policy.policy.mode?.()).responseBodyMode, "BUFFER");
   const records = await captured("debug", async () => {
-    await onRequest(policy, request);
-    await onResponse(policy, request, {
+    const result = await log.request(request, {
       status: 201,
       headers: { "set-cookie": "s=1", "x-api-key": "k" },
       body: "created",
     });
+    assert.equal(result.response.text(), "created", "the response body was buffered and passed on");
+    assert.deepEqual(result.response.headers.getAll("set-cookie"), ["s=1"]);
   });
   assert.equal(records.length, 2);
   assert.equal(records[0].properties.headers, undefined, "request headers not chosen");
@@ -95,7 +96,7 @@ Deno.test("log-message: the response record; redactedHeaders replaces the defaul
 });
 
 Deno.test("log-message: below the logger's level nothing is logged (or built)", async () => {
-  const policy = await instantiate("log-message", { level: "debug", logRequestHeaders: true });
-  const records = await captured("info", async () => void await onRequest(policy, request));
+  await using log = await policy("log-message", { level: "debug", logRequestHeaders: true });
+  const records = await captured("info", async () => void await log.request(request));
   assert.equal(records.length, 0);
 });

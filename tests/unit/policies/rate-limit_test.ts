@@ -11,6 +11,8 @@ import { durationMs, type Limit, parseLimits } from "../../../policies/rate-limi
 import { type LimitStore, MemoryStore, StoreUnavailable } from "../../../policies/rate-limit/memory_store.ts";
 import { RedisStore } from "../../../policies/rate-limit/redis_store.ts";
 import { limitedResponse, policyField, rateLimitHeaders } from "../../../policies/rate-limit/response.ts";
+import { parse } from "yaml";
+import { phases, policy } from "../../support/policies.ts";
 import { RedisServer } from "../../support/redis.ts";
 
 type StoreFactory = (algorithm: Algorithm, limits: Limit[], now: () => number) => Promise<LimitStore>;
@@ -299,26 +301,12 @@ Deno.test("rate-limit fields: the limit closest to running out, and a 429 with R
 });
 
 Deno.test("rate-limit example.yaml: every example builds with the real registry and schema", async () => {
-  const { PolicyRegistry } = await import("../../../src/registry/registry.ts");
-  const { generatedPolicies } = await import("../../../src/gen/registry.ts");
-  const { parse } = await import("yaml");
-  const registry = new PolicyRegistry(generatedPolicies);
   const examples = parse(
     await Deno.readTextFile(new URL("../../../policies/rate-limit/example.yaml", import.meta.url)),
   );
   assert.ok(examples.length >= 2);
   for (const example of examples) {
-    const found = registry.find(example.name, example.version);
-    assert.ok(found.ok, "rate-limit is in the default build");
-    const resolved = found.policy.parameters.resolve(example.parameters, {});
-    assert.ok(resolved.ok, JSON.stringify(!resolved.ok && resolved.problems));
-    const instance = await found.policy.factory!({
-      routeName: "example",
-      policyName: "rate-limit",
-      policyVersion: "v1.0.0",
-      attachedTo: "route",
-    }, resolved.params);
-    await instance.close?.();
+    await (await policy(example.name, example.parameters, { version: example.version })).close();
   }
 });
 
@@ -334,57 +322,38 @@ Deno.test("rate-limit parameters: defaults filled in; a bad duration or key type
   assert.equal(resolved.params.failOpen, false);
   assert.deepEqual(resolved.params.memory, { maxEntries: 10000 });
   assert.equal((resolved.params.redis as { commandTimeout: string }).commandTimeout, "100ms");
-  const bad = found.policy.parameters.resolve({ limits: [{ limit: 1, duration: "1 sec" }] }, {});
-  assert.ok(!bad.ok);
-  assert.deepEqual(bad.problems[0].segments, ["parameters", "limits", 0, "duration"]);
-  assert.ok(
-    !found.policy.parameters.resolve({
-      limits: [{ limit: 1, duration: "1s" }],
-      keyExtraction: [{ type: "cel" }],
-    }, {}).ok,
+  await assert.rejects(
+    policy("rate-limit", { limits: [{ limit: 1, duration: "1 sec" }] }),
+    /routes\[0\]\.policies\[0\]\.parameters\.limits\[0\]\.duration: /,
   );
-  assert.ok(!found.policy.parameters.resolve({}, {}).ok, "limits are required");
+  await assert.rejects(
+    policy("rate-limit", { limits: [{ limit: 1, duration: "1s" }], keyExtraction: [{ type: "cel" }] }),
+    /keyExtraction\[0\]/,
+  );
+  await assert.rejects(policy("rate-limit", {}), /parameters\.limits: /, "limits are required");
 });
 
 Deno.test("rate-limit policy: fields wait for the response phase; without them the response phase is skipped", async () => {
-  const { getPolicy } = await import("../../../policies/rate-limit/mod.ts");
-  const metadata = {
-    routeName: "users",
-    policyName: "rate-limit",
-    policyVersion: "v1.0.0",
-    attachedTo: "route",
-  } as const;
-  const params = {
-    limits: [{ limit: 1, duration: "1h" }],
-    algorithm: "fixed-window",
-    keyExtraction: [],
-    backend: "memory",
-    failOpen: false,
-    memory: { maxEntries: 100 },
-    redis: {
-      host: "127.0.0.1",
-      port: 6379,
-      db: 0,
-      keyPrefix: "t:",
-      connectTimeout: "1s",
-      commandTimeout: "100ms",
-    },
-    headers: { includeIETF: true },
-  } as const;
-  const policy = await getPolicy(metadata, params);
-  assert.equal(policy.mode?.().responseHeaderMode, "PROCESS");
-  const ctx = request({});
-  assert.equal(await policy.onRequest!(ctx, params), undefined, "an allowed request passes unchanged");
-  const response = { shared: ctx.shared } as unknown as Parameters<NonNullable<typeof policy.onResponse>>[0];
-  const changes = await policy.onResponse!(response, params);
-  assert.equal(changes?.kind, "upstream-response");
-  assert.equal(changes?.setHeaders?.["ratelimit-remaining"], "0");
-  assert.equal(await policy.onResponse!(response, params), undefined, "the fields are sent once");
-  const limited = await policy.onRequest!(request({}), params);
-  assert.equal(limited?.kind, "immediate-response");
-  await policy.close?.();
+  const limits = [{ limit: 1, duration: "1h" }];
+  await using limit = await policy("rate-limit", { limits, algorithm: "fixed-window" });
+  const allowed = await limit.request({ path: "/users" }, {
+    status: 200,
+    headers: { "content-type": "text/plain" },
+  });
+  assert.deepEqual(phases(allowed), ["request", "response"]);
+  assert.equal(allowed.trace[0].outcome, "passed", "an allowed request passes unchanged");
+  assert.equal(allowed.upstream?.path, "/users");
+  assert.equal(allowed.response.headers.get("ratelimit-remaining"), "0");
+  assert.equal(allowed.response.headers.get("ratelimit-limit"), "1");
+  assert.equal(allowed.response.headers.get("content-type"), "text/plain");
+  const limited = await limit.request({ path: "/users" }, { status: 200 });
+  assert.equal(limited.upstream, undefined);
+  assert.equal(limited.immediate?.status, 429);
+  assert.equal(limited.response.json<{ error: string }>().error, "rate_limited");
+  assert.ok(limited.response.headers.has("retry-after"));
 
-  const quiet = await getPolicy(metadata, { ...params, headers: { includeIETF: false } });
-  assert.equal(quiet.mode?.().responseHeaderMode, "SKIP");
-  await quiet.close?.();
+  await using quiet = await policy("rate-limit", { limits, headers: { includeIETF: false } });
+  const unmarked = await quiet.request({}, { status: 200 });
+  assert.deepEqual(phases(unmarked), ["request"]);
+  assert.equal(unmarked.response.headers.has("ratelimit-remaining"), false);
 });

@@ -1,30 +1,31 @@
 import assert from "node:assert/strict";
-import { ImmediateResponse } from "../../../src/sdk/mod.ts";
 import { parseTemplate, splitPath } from "../../../policies/redirect/template.ts";
-import { instantiate, onRequest } from "../../support/policies.ts";
+import { policy } from "../../support/policies.ts";
 
 Deno.test("redirect: the location template takes scheme, host, path and query from the request", async () => {
-  const redirect = await instantiate("redirect", {
+  await using redirect = await policy("redirect", {
     statusCode: 308,
     location: "https://{host}{path}{query}",
   });
-  const answer = await onRequest(redirect, {
+  const answer = await redirect.request({
     scheme: "http",
     authority: "shop.example.com:8080",
     path: "/a/b%20c?x=1&y=2",
   });
-  assert.ok(answer instanceof ImmediateResponse);
-  assert.equal(answer.statusCode, 308);
-  assert.deepEqual(answer.headers, { location: "https://shop.example.com:8080/a/b%20c?x=1&y=2" });
-  const noQuery = await onRequest(redirect, { authority: "h", path: "/p" });
-  assert.equal((noQuery as ImmediateResponse).headers?.location, "https://h/p");
+  assert.equal(answer.upstream, undefined, "the upstream is not called");
+  assert.equal(answer.immediate?.status, 308);
+  assert.deepEqual(answer.response.headers.toJSON(), {
+    location: ["https://shop.example.com:8080/a/b%20c?x=1&y=2"],
+  });
+  const noQuery = await redirect.request({ authority: "h", path: "/p" });
+  assert.equal(noQuery.response.headers.get("location"), "https://h/p");
 });
 
 Deno.test("redirect: 302 by default; a fixed path location", async () => {
-  const redirect = await instantiate("redirect", { location: "/maintenance?from={scheme}" });
-  const answer = await onRequest(redirect, { scheme: "https" });
-  assert.equal((answer as ImmediateResponse).statusCode, 302);
-  assert.equal((answer as ImmediateResponse).headers?.location, "/maintenance?from=https");
+  await using redirect = await policy("redirect", { location: "/maintenance?from={scheme}" });
+  const answer = await redirect.request({ scheme: "https" });
+  assert.equal(answer.immediate?.status, 302);
+  assert.equal(answer.response.headers.get("location"), "/maintenance?from=https");
 });
 
 Deno.test("redirect: templates: literal braces, unknown fields and stray braces", () => {
@@ -38,14 +39,11 @@ Deno.test("redirect: templates: literal braces, unknown fields and stray braces"
 });
 
 Deno.test("redirect: config errors at chain build: a bad template, a status that is not a redirect, a relative result", async () => {
+  await assert.rejects(policy("redirect", { location: "https://{domain}/" }), /unknown field \{domain\}/);
   await assert.rejects(
-    instantiate("redirect", { location: "https://{domain}/" }),
-    /unknown field \{domain\}/,
-  );
-  await assert.rejects(
-    instantiate("redirect", { location: "elsewhere" }),
+    policy("redirect", { location: "elsewhere" }),
     /must give an absolute URL or start with "\/"/,
   );
-  await assert.rejects(instantiate("redirect", { location: "/x y" }), /must match \^/);
-  await assert.rejects(instantiate("redirect", { location: "/x", statusCode: 200 }), /must be one of/);
+  await assert.rejects(policy("redirect", { location: "/x y" }), /must match \^/);
+  await assert.rejects(policy("redirect", { location: "/x", statusCode: 200 }), /must be one of/);
 });
