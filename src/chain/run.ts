@@ -202,9 +202,26 @@ function settle(
   }
   const verdict: Verdict = immediate
     ? { outcome: "denied", reason: String(immediate.statusCode) }
-    : { outcome: action === undefined || action === null ? "passed" : "modified" };
+    : { outcome: modifies(action) ? "modified" : "passed" };
   decide(entry, phase, state, verdict, observer, timing.startedMs, timing.durationMs);
   return immediate ? { stop: true, cause: "short_circuit", immediate } : NEXT;
+}
+
+/**
+ * Whether an action asks for a change to the exchange (what the trace calls `modified`):
+ * analytics values alone, or a modifications object with nothing in it, leave it as it was.
+ */
+function modifies(action: AnyAction | undefined): boolean {
+  if (action === undefined || action === null) return false;
+  for (const [key, value] of Object.entries(action)) {
+    if (key === "kind" || key === "analyticsMetadata" || value === undefined) continue;
+    if (
+      Array.isArray(value) ? value.length > 0 : typeof value !== "object" || Object.keys(value).length > 0
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /** Records the entries a stop left out as skipped, with what stopped the chain. */

@@ -9,12 +9,12 @@ import type { Chain } from "../chain/chain.ts";
 import { bodyBytes } from "../chain/apply.ts";
 import { type ImmediateOutcome, type Phase, runPolicies } from "../chain/run.ts";
 import { ExchangeState } from "../chain/state.ts";
-import { analyticsMetadata, commonResponse } from "../extproc/translate.ts";
+import { commonResponse, phaseMetadata } from "../extproc/translate.ts";
 import { CommonResponse_ResponseStatus } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import { Body } from "../sdk/context.ts";
 import { HeaderMap, type ReadonlyHeaders } from "../sdk/headers.ts";
 import { queryOf, type ReadonlyQuery } from "../sdk/query.ts";
-import { type DecisionEntry, TraceRecorder } from "./trace.ts";
+import type { DecisionEntry } from "../observe/decision_trace.ts";
 
 /** Header fields as a test writes them: a record (a list for repeated headers) or `[name, value]` pairs. */
 export type HeadersInit =
@@ -170,7 +170,6 @@ class PhaseRunner {
     private readonly chain: Chain,
     private readonly state: ExchangeState,
     private readonly limits: ExchangeLimits,
-    private readonly trace: TraceRecorder,
   ) {}
 
   async run(
@@ -181,18 +180,16 @@ class PhaseRunner {
   ): Promise<ImmediateOutcome | undefined> {
     const entries = phase === "request" ? this.chain.request : this.chain.response;
     this.state.beginPhase();
-    this.trace.begin(entries.slice(from, to), phase, this.state);
     const immediate = await runPolicies(
       entries,
       from,
       to,
       phase,
       this.state,
-      this.trace,
+      undefined,
       this.limits.policyTimeoutMs,
     );
-    this.trace.end(immediate !== undefined);
-    Object.assign(this.analytics, analyticsMetadata(this.state)?.tollgate);
+    Object.assign(this.analytics, phaseMetadata(this.state, false)?.tollgate);
     if (immediate) return immediate;
     const common = commonResponse(this.state, { side: phase, bodyPhase });
     if (common?.status === CommonResponse_ResponseStatus.CONTINUE_AND_REPLACE) {
@@ -217,11 +214,11 @@ export async function runExchange(
   request: TestRequest,
   response: TestResponse,
   limits: ExchangeLimits,
-  versions: ReadonlyMap<string, string>,
 ): Promise<ExchangeResult> {
   const state = new ExchangeState(chain.route);
-  const trace = new TraceRecorder(versions);
-  const phases = new PhaseRunner(chain, state, limits, trace);
+  const phases = new PhaseRunner(chain, state, limits);
+  // The engine's own decision trace: disabled policies first, as the stream records them.
+  state.trace.push(...chain.disabled);
   state.method = request.method ?? "GET";
   state.path = request.path ?? "/";
   state.authority = request.authority ?? "api.example.com";
@@ -242,7 +239,7 @@ export async function runExchange(
       immediate: answered,
       metadata: state.shared.metadata,
       analytics: phases.analytics,
-      trace: trace.entries,
+      trace: state.trace,
     };
   };
 

@@ -51,7 +51,6 @@ export class PolicyHarness implements AsyncDisposable {
   private constructor(
     private readonly chain: Chain,
     private readonly table: RouteTable,
-    private readonly versions: ReadonlyMap<string, string>,
     private readonly python: HarnessPython | undefined,
   ) {}
 
@@ -109,8 +108,7 @@ export class PolicyHarness implements AsyncDisposable {
         message: `has no route named "${setup.route}" (its routes: ${names})`,
       }]);
     }
-    const versions = new Map(registry.list().map((p) => [p.key, p.definition.version]));
-    return new PolicyHarness(chain, table, versions, python);
+    return new PolicyHarness(chain, table, python);
   }
 
   /**
@@ -118,7 +116,7 @@ export class PolicyHarness implements AsyncDisposable {
    * upstream's `response` (default: 200 without a body) through the response policies.
    */
   request(request: TestRequest = {}, response: TestResponse = {}): Promise<ExchangeResult> {
-    return runExchange(this.chain, request, response, this.table.config.limits, this.versions);
+    return runExchange(this.chain, request, response, this.table.config.limits);
   }
 
   /** Closes the policy instances (`close()`) and stops the Python executor, if one runs. */

@@ -44,7 +44,7 @@ export type {
   TestResponse,
   UpstreamRequest,
 } from "./exchange.ts";
-export type { DecisionEntry, DecisionOutcome } from "./trace.ts";
+export type { DecisionEntry, DecisionOutcome } from "../observe/decision_trace.ts";
 export type { HarnessBuild } from "./harness.ts";
 export { PolicyHarness };
 

@@ -16,11 +16,25 @@ import {
   type TestResponse,
 } from "@tollgate/sdk/testing";
 import { generatedPolicies, pythonRegistry } from "../../src/gen/test/registry.ts";
+import { PolicyRegistry } from "../../src/registry/registry.ts";
+import type { Params } from "../../src/sdk/mod.ts";
 
 export type { ExchangeResult, PolicyHarness, TestRequest, TestResponse };
 
 /** The policies of the test build. */
 export const TEST_BUILD = { policies: generatedPolicies, pythonRegistry };
+
+/**
+ * `name:v1`'s parameters after schema validation and defaults, for a policy tested without
+ * a request (an auditing policy's sink); throws with the schema problems.
+ */
+export function resolveParams(name: string, parameters: Record<string, unknown>): Params {
+  const found = new PolicyRegistry(generatedPolicies).find(name, "v1");
+  if (!found.ok) throw new Error(found.message);
+  const resolved = found.policy.parameters.resolve(parameters, {});
+  if (!resolved.ok) throw new Error(resolved.problems.map((p) => p.message).join("; "));
+  return resolved.params;
+}
 
 /** `name` (default: its one version) as a route gets it; throws the chain-build error for bad parameters. */
 export function policy(

@@ -64,7 +64,7 @@ Deno.test("harness: an immediate response ends the chain; the upstream is never 
   assert.equal(result.immediate?.phase, "request");
   assert.deepEqual(result.response.json(), { a: 1 });
   assert.equal(result.response.headers.get("content-type"), "application/json");
-  assert.deepEqual(result.trace.map((d) => [d.outcome, d.reason]), [["denied", "immediate_response"]]);
+  assert.deepEqual(result.trace.map((d) => [d.outcome, d.reason]), [["denied", "410"]]);
 });
 
 Deno.test("harness: a bad parameter throws the chain-build message validate prints", async () => {
@@ -105,7 +105,7 @@ Deno.test("harness: conditions, failure rules, shared metadata and analytics sho
     result.trace.filter((d) => d.phase === "request").map((d) => [d.policy, d.outcome, d.reason]),
     [
       ["trace", "modified", undefined],
-      ["fail", "failed", undefined],
+      ["fail", "failed", "error"],
       ["trace", "skipped", "condition_false"],
       ["tag", "passed", undefined],
     ],
@@ -119,7 +119,10 @@ Deno.test("harness: conditions, failure rules, shared metadata and analytics sho
   const denied = await denying.request({ headers: { "x-request-id": "r-7" } });
   assert.equal(denied.immediate?.status, 500);
   assert.deepEqual(denied.response.json(), { error: "policy_error", policy: "fail:v1", requestId: "r-7" });
-  assert.deepEqual(denied.trace.map((d) => d.outcome), ["failed"]);
+  assert.deepEqual(denied.trace.map((d) => [d.outcome, d.reason]), [["failed", "error"], [
+    "skipped",
+    "short_circuit",
+  ]]);
 });
 
 Deno.test("harness: a policy from its directory (not in the build)", async () => {
@@ -187,7 +190,7 @@ Deno.test("harness: a skipRemaining failure skips the rest of the phase, and the
   assert.deepEqual(result.upstream?.headers.getAll("x-trace"), ["client"], "trace did not run");
   assert.deepEqual(
     result.trace.filter((d) => d.phase === "request").map((d) => [d.policy, d.outcome, d.reason]),
-    [["fail", "failed", undefined], ["trace", "skipped", "skip_remaining"]],
+    [["fail", "failed", "error"], ["trace", "skipped", "skip_remaining"]],
   );
 });
 
