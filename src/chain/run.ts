@@ -13,6 +13,7 @@ import {
   immediateHeaderLines,
   InvalidActionError,
 } from "./apply.ts";
+import { type DecisionEntry, type DecisionOutcome, epochNs } from "../observe/decision_trace.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
@@ -124,27 +125,70 @@ function batchEnd(entries: readonly ChainEntry[], i: number, to: number): number
 type Step = { readonly stop: false } | { readonly stop: true; readonly immediate?: ImmediateOutcome };
 const NEXT: Step = { stop: false };
 
+/** When a policy ran (`performance.now()`) and for how long; a batch's time is shared evenly. */
+interface Timing {
+  readonly startedMs: number;
+  readonly durationMs: number;
+  /** Settled from a batch runner's results. */
+  readonly batched: boolean;
+}
+/** The timing of a policy that never started (skipped, or its condition failed). */
+const NOT_RUN: Timing = { startedMs: 0, durationMs: 0, batched: false };
+
+const METRIC_OUTCOME = { passed: "ok", modified: "ok", denied: "immediate", failed: "failed" } as const;
+
+/**
+ * The one place a policy's part in the exchange is recorded: metrics (the observer), and
+ * the exchange's recorder when it has one (tracing).
+ */
+function decide(
+  entry: ChainEntry,
+  phase: Phase,
+  state: ExchangeState,
+  verdict: { readonly outcome: DecisionOutcome; readonly reason?: string; readonly error?: string },
+  timing: Timing,
+  observer: RunObserver | undefined,
+): void {
+  if (verdict.outcome !== "skipped") {
+    observer?.policyRan(entry.label, phase, METRIC_OUTCOME[verdict.outcome], timing.durationMs / 1000);
+  }
+  if (!state.recorder) return;
+  const decision: DecisionEntry = {
+    policy: entry.name,
+    version: entry.version,
+    phase,
+    outcome: verdict.outcome,
+    reason: verdict.reason,
+    startNs: timing.startedMs === 0 ? 0 : epochNs(timing.startedMs),
+    durationMs: timing.durationMs,
+  };
+  state.recorder.decided(decision, { batched: timing.batched, error: verdict.error });
+}
+
 function settle(
   entry: ChainEntry,
   outcome: PolicyOutcome,
   phase: Phase,
   state: ExchangeState,
-  seconds: number,
+  timing: Timing,
   observer: RunObserver | undefined,
 ): Step {
   let immediate: ImmediateOutcome | undefined;
+  let action: AnyAction | undefined;
   try {
     if ("error" in outcome) throw outcome.error;
-    immediate = applyAction(entry, phase, outcome.action, state) ?? undefined;
+    action = outcome.action;
+    immediate = applyAction(entry, phase, action, state) ?? undefined;
   } catch (error) {
-    observer?.policyRan(entry.label, phase, "failed", seconds);
     const failure = asFailure(error);
+    const reason = scrubSecrets(failure.message, entry.secrets);
+    decide(entry, phase, state, { outcome: "failed", reason: failure.kind, error: reason }, timing, observer);
     // `reason`, not `message`: a property named `message` would replace the JSON line's message.
     log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
       phase,
       kind: failure.kind,
-      reason: scrubSecrets(failure.message, entry.secrets),
+      reason,
       rule: entry.onFailure,
       requestId: state.shared.requestId,
       route: state.shared.route.name,
@@ -156,7 +200,10 @@ function settle(
       immediate: toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label),
     };
   }
-  observer?.policyRan(entry.label, phase, immediate ? "immediate" : "ok", seconds);
+  const verdict = immediate
+    ? { outcome: "denied" as const, reason: String(immediate.statusCode) }
+    : { outcome: action === undefined || action === null ? "passed" as const : "modified" as const };
+  decide(entry, phase, state, verdict, timing, observer);
   return immediate ? { stop: true, immediate } : NEXT;
 }
 
@@ -195,8 +242,12 @@ export async function runPolicies(
     const runs = conditionHolds(entry, phase, state);
     if (runs !== true) {
       // A condition that cannot be evaluated is a failure of its policy, never a skip.
-      const step = runs === false ? NEXT : settle(entry, runs, phase, state, 0, observer);
-      if (step.stop) return step.immediate;
+      if (runs === false) {
+        decide(entry, phase, state, { outcome: "skipped", reason: "condition_false" }, NOT_RUN, observer);
+      } else {
+        const step = settle(entry, runs, phase, state, NOT_RUN, observer);
+        if (step.stop) return step.immediate;
+      }
       i++;
       continue;
     }
@@ -206,11 +257,12 @@ export async function runPolicies(
       ? await entry.batch.run(entries.slice(i, end), phase, state)
       : [await invoke(entry, phase, state, defaultTimeoutMs, observer?.guard)];
     // A batch's time is shared evenly by the policies that ran in it.
-    const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
+    const share = (performance.now() - started) / Math.max(outcomes.length, 1);
     for (let k = i; k < end; k++) {
       const outcome = outcomes[k - i] ??
         { error: new PolicyFailure("error", "the runtime returned no result") };
-      const step = settle(entries[k], outcome, phase, state, seconds, observer);
+      const timing = { startedMs: started + (k - i) * share, durationMs: share, batched: !!entry.batch };
+      const step = settle(entries[k], outcome, phase, state, timing, observer);
       if (step.stop) return step.immediate;
     }
     i = end;

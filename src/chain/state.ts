@@ -6,6 +6,7 @@
 import type { Body, RequestContext, ResponseContext, RouteInfo } from "../sdk/context.ts";
 import { HeaderMap } from "../sdk/headers.ts";
 import { queryOf, type ReadonlyQuery } from "../sdk/query.ts";
+import type { DecisionEntry } from "../observe/decision_trace.ts";
 
 const NO_ATTRIBUTES: Readonly<Record<string, unknown>> = Object.freeze({});
 
@@ -28,6 +29,24 @@ export class PhaseChanges {
   }
 }
 
+/** How a recorded decision came about, beyond its entry. */
+export interface DecisionDetail {
+  /** Settled from a batch runner's results (a Python batch): it belongs to the last batch recorded. */
+  readonly batched: boolean;
+  /** A failure's message, secrets scrubbed. */
+  readonly error?: string;
+}
+
+/**
+ * Sees one exchange's policy decisions and Python batches as they happen (tracing, which
+ * turns them into spans when a phase ends). Set only on exchanges something records.
+ */
+export interface ExchangeRecorder {
+  decided(decision: DecisionEntry, detail: DecisionDetail): void;
+  /** One round trip of a batch runner, `performance.now()` times; `error` when the call failed. */
+  batchRan(startMs: number, endMs: number, error?: string): void;
+}
+
 export class ExchangeState {
   requestHeaders = new HeaderMap();
   requestBody: Body | undefined;
@@ -47,6 +66,8 @@ export class ExchangeState {
   status = 0;
 
   changes = new PhaseChanges();
+  /** Set when the exchange is traced (src/observe/tracing.ts); undefined costs nothing. */
+  recorder: ExchangeRecorder | undefined;
   readonly shared: {
     requestId: string;
     readonly route: RouteInfo;

@@ -16,6 +16,7 @@ import { droppedProtection } from "../kernel/dropped.ts";
 import { closeChains, Kernel, type RouteTable } from "../kernel/routes.ts";
 import { configureLogging } from "../observe/log.ts";
 import { Metrics } from "../observe/metrics.ts";
+import { Tracing } from "../observe/tracing.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../registry/registry.ts";
 import type {
   ConfigText,
@@ -32,6 +33,8 @@ import { describeRoutes } from "./routes_view.ts";
 
 /** Slack over the body limit for the headers and framing of one ext_proc message. */
 const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
+/** How long a stopping worker waits for its last spans to be exported. */
+const TRACING_FLUSH_MS = 1500;
 
 interface Serving {
   readonly kernel: Kernel;
@@ -39,6 +42,8 @@ interface Serving {
   readonly build: ChainBuildContext;
   readonly python: WorkerPython | undefined;
   readonly metrics: Metrics;
+  /** Set when the config it started with has `tracing` (a restart-only setting). */
+  readonly tracing: Tracing | undefined;
   /** A table built for a config the control plane has yet to commit or abort. */
   pending?: RouteTable;
 }
@@ -70,14 +75,16 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
     compileCondition,
   };
   const kernel = new Kernel(await buildRouteTable(config, build));
+  const tracing = config.tracing && Tracing.start(config.tracing, request.index);
   const server = await startExtProcServer({
     kernel,
     listen: workerListen(config.listen, request.index, request.workers),
     connections: config.connections,
     maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
     observer: metrics,
+    tracing,
   });
-  serving = { kernel, server, build, python, metrics };
+  serving = { kernel, server, build, python, metrics, tracing };
 }
 
 async function buildPending(config: ConfigText, failedPython: FailedPython): Promise<void> {
@@ -122,6 +129,8 @@ async function stop(graceMs: number): Promise<void> {
   await closeChains(s.kernel.table.allChains());
   await abort();
   s.python?.close();
+  // The spans of the drained exchanges go out before the worker ends.
+  await s.tracing?.shutdown(TRACING_FLUSH_MS);
 }
 
 function running(): Serving {

@@ -21,6 +21,8 @@ import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from
 import { ExchangeState } from "../chain/state.ts";
 import type { Kernel, RouteTable } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
+import type { ExchangeTrace, PhaseMessage } from "../observe/exchange_trace.ts";
+import type { Tracing } from "../observe/tracing.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
 import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
@@ -30,6 +32,7 @@ import {
   immediateResponse,
   loadRequestHeaders,
   loadResponseHeaders,
+  setHeadersResponse,
   valueOf,
 } from "./translate.ts";
 
@@ -39,6 +42,14 @@ const ROUTE_ATTRIBUTE = "xds.route_name";
 const SOURCE_ATTRIBUTE = "source.address";
 
 type PhaseReply = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody";
+
+/** The phase span of each message Tollgate answers (src/observe/exchange_trace.ts). */
+const PHASE_SPANS: Readonly<Record<string, PhaseMessage>> = {
+  requestHeaders: "request_headers",
+  requestBody: "request_body",
+  responseHeaders: "response_headers",
+  responseBody: "response_body",
+};
 
 function routeNameOf(request: ProcessingRequest): string | undefined {
   const value = request.attributes[ATTRIBUTES_KEY]?.[ROUTE_ATTRIBUTE];
@@ -126,13 +137,26 @@ export class ExchangeStream {
   #responseRan = 0;
   /** Set once request or response headers arrived: request headers come first and once. */
   #headersSeen = false;
+  /** The exchange's spans, when `tracing` is on and the exchange is sampled. */
+  #trace: ExchangeTrace | undefined;
 
-  constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly observer?: StreamObserver,
+    private readonly tracing?: Tracing,
+  ) {}
 
   /** The stream has ended: its chain's table may close its policies once no stream uses it. */
   release(): void {
     this.#table?.release();
     this.#table = undefined;
+    const state = this.#state;
+    this.#trace?.end(performance.now(), {
+      requestId: state?.shared.requestId,
+      method: state?.method,
+      status: state?.status,
+    });
+    this.#trace = undefined;
   }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
@@ -140,6 +164,33 @@ export class ExchangeStream {
     request: ProcessingRequest,
   ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
     if (request.observabilityMode) return undefined;
+    if (!this.tracing) return this.#dispatch(request);
+    // Traced: the exchange's trace starts with its first message; each answer ends a phase span.
+    const started = performance.now();
+    const message = request.request;
+    if (!this.#headersSeen && (message.case === "requestHeaders" || message.case === "responseHeaders")) {
+      const headers = message.value.headers;
+      this.#trace = this.tracing.begin(routeNameOf(request), {
+        traceparent: headerValue(headers, "traceparent"),
+        tracestate: headerValue(headers, "tracestate"),
+      }, started);
+    }
+    const response = this.#dispatch(request);
+    const span = message.case && PHASE_SPANS[message.case];
+    if (!this.#trace || !span) return response;
+    const ended = (answer: ProcessingResponse | undefined) => {
+      const immediate = answer?.response.case === "immediateResponse"
+        ? answer.response.value.status?.code
+        : undefined;
+      this.#trace?.phaseEnded(span, started, performance.now(), immediate);
+      return answer;
+    };
+    return response instanceof Promise ? response.then(ended) : ended(response);
+  }
+
+  #dispatch(
+    request: ProcessingRequest,
+  ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
     const message = request.request;
     switch (message.case) {
       case "requestHeaders":
@@ -175,6 +226,7 @@ export class ExchangeStream {
     const { table, chain, unmatched } = this.kernel.resolve(route);
     if (unmatched) {
       this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
+      this.#trace?.unmatched();
     }
     if (unmatched === "deny") return "deny";
     if (!chain || chain.isEmpty) return "pass";
@@ -184,6 +236,7 @@ export class ExchangeStream {
     this.#maxBodyBytes = table.config.limits.maxBodyBytes;
     // The default chain runs for many routes: its policies see the name Envoy sent.
     this.#state = new ExchangeState(unmatched ? { name: route ?? "" } : chain.route);
+    this.#state.recorder = this.#trace;
     loadAttributes(this.#state, request);
     return "run";
   }
@@ -218,11 +271,21 @@ export class ExchangeStream {
     const route = routeNameOf(request);
     const bound = this.#bind(request, route);
     if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
-    if (bound === "pass") return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
+    if (bound === "pass") {
+      const upstream = this.#trace && setHeadersResponse(this.#trace.upstreamHeaders());
+      return reply("requestHeaders", upstream, PASS_THROUGH_MODE);
+    }
     const chain = this.#chain!;
     const state = this.#state!;
     loadRequestHeaders(state, headers);
     state.shared.requestId = state.requestHeaders.get("x-request-id") ?? crypto.randomUUID();
+    // Before the policies: they see (and may change) the trace context the upstream gets.
+    if (this.#trace) {
+      for (const [name, value] of this.#trace.upstreamHeaders()) {
+        state.requestHeaders.set(name, value);
+        state.changes.headers.add(name);
+      }
+    }
     const bodyComing = chain.needsRequestBody && !endOfStream;
     const to = bodyComing ? chain.requestHeadersCount : chain.request.length;
     this.#requestRan = to;

@@ -118,6 +118,8 @@ async function buildEntry(
     if (modeProblem) return fail([], modeProblem, policy.key);
     return {
       label: policy.key,
+      name: policy.definition.name,
+      version: policy.definition.version,
       policy: instance,
       params: resolved.params,
       shownParams: resolved.shown,

@@ -68,6 +68,8 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
       );
       return {
         label: found.policy.key,
+        name: found.policy.definition.name,
+        version: found.policy.definition.version,
         policy,
         params: resolved.params,
         shownParams: resolved.shown,

@@ -13,6 +13,8 @@ export interface EntryOptions {
 export function entry(label: string, policy: Policy, options: EntryOptions = {}): ChainEntry {
   return {
     label,
+    name: label.split(":")[0],
+    version: "v1.0.0",
     policy,
     params: {},
     shownParams: {},

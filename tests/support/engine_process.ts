@@ -28,6 +28,8 @@ export interface EngineProcessOptions {
   /** Hosts (`host:port`) and files the engine's policies may reach (added to the layout). */
   readonly policyHosts?: readonly string[];
   readonly policyFiles?: readonly string[];
+  /** The OTLP collector (`host:port`) the engine may export spans to (`tracing`). */
+  readonly tracingHost?: string;
 }
 
 export class EngineProcess {
@@ -104,6 +106,7 @@ export class EngineProcess {
       extprocWorkers: workers,
       policyHosts: options.policyHosts,
       policyFiles: options.policyFiles,
+      tracingHost: options.tracingHost,
       // A build of its own (next to its entry) loads its modules from there.
       moduleDirs: [...base.layout.moduleDirs ?? [], ...options.entry ? [dirname(options.entry)] : []],
     };
