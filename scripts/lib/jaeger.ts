@@ -16,7 +16,9 @@ export const jaegerPath: string = join(repoRoot, ".tollgate", "jaeger", "bin", "
 const stampPath = `${jaegerPath}.pins`;
 
 async function pinDigest(): Promise<string> {
-  const parts = await Promise.all(["go.mod", "go.sum"].map((name) => Deno.readTextFile(join(moduleDir, name))));
+  const parts = await Promise.all(
+    ["go.mod", "go.sum"].map((name) => Deno.readTextFile(join(moduleDir, name))),
+  );
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\0")));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -27,7 +29,9 @@ export async function ensureJaeger(): Promise<string> {
   const built = await Deno.readTextFile(stampPath).catch(() => undefined);
   const exists = await Deno.stat(jaegerPath).then(() => true, () => false);
   if (built === digest && exists) return jaegerPath;
-  console.error(`setup: building Jaeger (the tracing tests' collector) into ${jaegerPath}; the first build takes minutes ...`);
+  console.error(
+    `setup: building Jaeger (the tracing tests' collector) into ${jaegerPath}; the first build takes minutes ...`,
+  );
   const started = Date.now();
   try {
     // -mod=readonly: the pins in go.mod/go.sum are used as they are, never updated.

@@ -118,7 +118,11 @@ export class ExchangeTrace implements ExchangeRecorder {
     const recorded = this.#decisions;
     this.#decisions = [];
     const phase = phaseMessage.startsWith("request") ? "request" : "response";
-    const outcome = immediateStatus === undefined ? "passed" : lastOutcome(recorded) === "failed" ? "failed" : "denied";
+    const outcome = immediateStatus === undefined
+      ? "passed"
+      : lastOutcome(recorded) === "failed"
+      ? "failed"
+      : "denied";
     const attributes: Attributes = { [ATTR.phase]: phase, [ATTR.outcome]: outcome };
     if (this.route !== undefined) attributes[ATTR.route] = this.route;
     if (immediateStatus !== undefined) attributes[ATTR.status] = immediateStatus;
@@ -131,9 +135,13 @@ export class ExchangeTrace implements ExchangeRecorder {
     // A policy that never started (skipped, or its condition failed) is shown where the chain passed it.
     let cursor = epochMs(startMs);
     for (const item of recorded) {
-      cursor = "decisions" in item ? this.#batchSpan(item, phase, context) : this.#policySpan(item, context, cursor);
+      cursor = "decisions" in item
+        ? this.#batchSpan(item, phase, context)
+        : this.#policySpan(item, context, cursor);
     }
-    if (outcome === "failed") span.setStatus({ code: SpanStatusCode.ERROR, message: "a policy failure denied the request" });
+    if (outcome === "failed") {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: "a policy failure denied the request" });
+    }
     span.end(epochMs(endMs));
     this.#immediateStatus ??= immediateStatus;
     if (outcome !== "passed" && this.#outcome === "passed") {
@@ -173,7 +181,10 @@ export class ExchangeTrace implements ExchangeRecorder {
       parent,
     );
     if (decision.outcome === "failed") {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: message(item.error ?? decision.reason ?? "failed") });
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: message(item.error ?? decision.reason ?? "failed"),
+      });
     }
     span.end(end);
     return end;
@@ -194,7 +205,9 @@ export class ExchangeTrace implements ExchangeRecorder {
       { kind: SpanKind.CLIENT, startTime: start, attributes },
       parent,
     );
-    if (batch.error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: message(batch.error) });
+    if (batch.error !== undefined) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: message(batch.error) });
+    }
     const context = trace.setSpan(ROOT_CONTEXT, span);
     const share = (end - start) / Math.max(batch.decisions.length, 1);
     batch.decisions.forEach((item, k) =>
@@ -214,6 +227,8 @@ export class ExchangeTrace implements ExchangeRecorder {
 function lastOutcome(recorded: readonly (RecordedDecision | RecordedBatch)[]): string | undefined {
   const last = recorded.at(-1);
   if (!last) return undefined;
-  if ("decisions" in last) return last.decisions.at(-1)?.decision.outcome ?? (last.error ? "failed" : undefined);
+  if ("decisions" in last) {
+    return last.decisions.at(-1)?.decision.outcome ?? (last.error ? "failed" : undefined);
+  }
   return last.decision.outcome;
 }

@@ -7,7 +7,14 @@
  * policy call records only numbers. Without `tracing` nothing here is created.
  */
 import { getLogger } from "@logtape/logtape";
-import { type Context, diag, type DiagLogger, DiagLogLevel, ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
+import {
+  type Context,
+  diag,
+  type DiagLogger,
+  DiagLogLevel,
+  ROOT_CONTEXT,
+  SpanKind,
+} from "@opentelemetry/api";
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -35,7 +42,8 @@ interface TraceHeaders {
 }
 
 const getter = {
-  get: (carrier: TraceHeaders, key: string) => key === "traceparent" || key === "tracestate" ? carrier[key] : undefined,
+  get: (carrier: TraceHeaders, key: string) =>
+    key === "traceparent" || key === "tracestate" ? carrier[key] : undefined,
   keys: () => ["traceparent", "tracestate"],
 };
 
@@ -63,7 +71,8 @@ class ExportProblems {
 
   /** The SDK's diagnostics at warning and above. */
   logger(): DiagLogger {
-    const report = (message: string, ...args: unknown[]) => this.report([message, ...args.map(String)].join(" "));
+    const report = (message: string, ...args: unknown[]) =>
+      this.report([message, ...args.map(String)].join(" "));
     const ignore = () => {};
     return { error: report, warn: report, info: ignore, debug: ignore, verbose: ignore };
   }

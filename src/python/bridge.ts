@@ -185,7 +185,11 @@ export class PythonBridge implements BatchRunner {
     const started = state.recorder ? performance.now() : 0;
     const result = await this.#call(entries, side, state);
     // The batch's one record: its round trip (tracing shows it as its policies' parent span).
-    state.recorder?.batchRan(started, performance.now(), "failed" in result ? errorText(result.failed) : undefined);
+    state.recorder?.batchRan(
+      started,
+      performance.now(),
+      "failed" in result ? errorText(result.failed) : undefined,
+    );
     return "failed" in result ? entries.map(() => ({ error: result.failed })) : result.outcomes;
   }
 

@@ -9,7 +9,11 @@ import { Envoy } from "../support/envoy.ts";
 import { Jaeger, type JaegerSpan, parentOf, tagsOf } from "../support/jaeger.ts";
 import { Upstream } from "../support/upstream.ts";
 
-const policy = (name: string, parameters: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({
+const policy = (
+  name: string,
+  parameters: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+) => ({
   name,
   version: "v1",
   parameters,
@@ -50,7 +54,11 @@ async function get(url: string, headers: Record<string, string>): Promise<number
 /** The one span named `name` (whose parent is `parent`, when given). */
 function only(spans: readonly JaegerSpan[], name: string, parent?: JaegerSpan): JaegerSpan {
   const found = spans.filter((s) => s.operationName === name && (!parent || parentOf(s) === parent.spanID));
-  assert.equal(found.length, 1, `one ${name} span, got ${found.length} in ${spans.map((s) => s.operationName)}`);
+  assert.equal(
+    found.length,
+    1,
+    `one ${name} span, got ${found.length} in ${spans.map((s) => s.operationName)}`,
+  );
   return found[0];
 }
 
@@ -67,7 +75,11 @@ Deno.test("spans of requests through Envoy arrive in Jaeger, children of the req
     },
     tracingHost: jaeger.otlpHost,
   });
-  const envoy = await Envoy.start({ routes: envoyRoutes, upstreamPort: upstream.port, extproc: engine.extproc });
+  const envoy = await Envoy.start({
+    routes: envoyRoutes,
+    upstreamPort: upstream.port,
+    extproc: engine.extproc,
+  });
   try {
     const traceId = hexId(16);
     const parentId = hexId(8);
@@ -80,12 +92,26 @@ Deno.test("spans of requests through Envoy arrive in Jaeger, children of the req
       });
       assert.equal(status, 200);
       // The exchange span ends last, with the stream.
-      spans = await waitForOperations(jaeger, traceId, ["tollgate traced", "request_headers", "response_headers"]);
+      spans = await waitForOperations(jaeger, traceId, [
+        "tollgate traced",
+        "request_headers",
+        "response_headers",
+      ]);
       const exchange = only(spans, "tollgate traced");
       assert.equal(parentOf(exchange), parentId, "the exchange continues the request's traceparent");
       assert.deepEqual(
-        pick(tagsOf(exchange), ["span.kind", "tollgate.route", "tollgate.outcome", "http.response.status_code"]),
-        { "span.kind": "server", "tollgate.route": "traced", "tollgate.outcome": "passed", "http.response.status_code": 200 },
+        pick(tagsOf(exchange), [
+          "span.kind",
+          "tollgate.route",
+          "tollgate.outcome",
+          "http.response.status_code",
+        ]),
+        {
+          "span.kind": "server",
+          "tollgate.route": "traced",
+          "tollgate.outcome": "passed",
+          "http.response.status_code": 200,
+        },
       );
 
       const request = only(spans, "request_headers", exchange);
@@ -98,7 +124,12 @@ Deno.test("spans of requests through Envoy arrive in Jaeger, children of the req
 
       const setHeaders = only(spans, "policy set-headers", request);
       assert.deepEqual(
-        pick(tagsOf(setHeaders), ["tollgate.route", "tollgate.policy.name", "tollgate.policy.version", "tollgate.outcome"]),
+        pick(tagsOf(setHeaders), [
+          "tollgate.route",
+          "tollgate.policy.name",
+          "tollgate.policy.version",
+          "tollgate.outcome",
+        ]),
         {
           "tollgate.route": "traced",
           "tollgate.policy.name": "set-headers",
@@ -153,7 +184,9 @@ Deno.test("spans of requests through Envoy arrive in Jaeger, children of the req
 
     await t.step("a route without a chain is traced as unmatched, and still propagates", async () => {
       const unmatched = hexId(16);
-      const status = await get(`${envoy.url}/unconfigured`, { traceparent: `00-${unmatched}-${hexId(8)}-01` });
+      const status = await get(`${envoy.url}/unconfigured`, {
+        traceparent: `00-${unmatched}-${hexId(8)}-01`,
+      });
       assert.equal(status, 200);
       const unmatchedSpans = await waitForOperations(jaeger, unmatched, ["tollgate", "request_headers"]);
       const exchange = only(unmatchedSpans, "tollgate");
@@ -174,7 +207,10 @@ Deno.test("spans of requests through Envoy arrive in Jaeger, children of the req
       // Stopping flushes what the engine buffered: nothing of this trace may arrive.
       assert.equal(await engine.stop(), 0);
       assert.deepEqual(await jaeger.spans(unsampled), []);
-      assert.ok((await jaeger.services()).includes("tollgate-test"), "the service name is the configured one");
+      assert.ok(
+        (await jaeger.services()).includes("tollgate-test"),
+        "the service name is the configured one",
+      );
     });
   } finally {
     await envoy.stop();
@@ -192,11 +228,19 @@ Deno.test("without `tracing` no exporter starts, even with OTEL_EXPORTER_OTLP_* 
     env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${jaeger.otlpEndpoint}/v1/traces` },
     tracingHost: jaeger.otlpHost,
   });
-  const envoy = await Envoy.start({ routes: envoyRoutes, upstreamPort: upstream.port, extproc: engine.extproc });
+  const envoy = await Envoy.start({
+    routes: envoyRoutes,
+    upstreamPort: upstream.port,
+    extproc: engine.extproc,
+  });
   try {
     const traceparent = `00-${hexId(16)}-${hexId(8)}-01`;
     assert.equal(await get(`${envoy.url}/traced/off`, { traceparent }), 200);
-    assert.equal(upstream.requestsTo("/traced/off")[0].headers.get("traceparent"), traceparent, "left as it is");
+    assert.equal(
+      upstream.requestsTo("/traced/off")[0].headers.get("traceparent"),
+      traceparent,
+      "left as it is",
+    );
     assert.equal(await engine.stop(), 0);
     assert.deepEqual(await jaeger.services(), [], "no span reached the collector");
   } finally {
@@ -221,7 +265,11 @@ Deno.test("a collector outside the engine's permissions is refused at startup, n
 });
 
 /** Waits until the trace holds spans with each of `names`, and returns all its spans. */
-async function waitForOperations(jaeger: Jaeger, traceId: string, names: readonly string[]): Promise<JaegerSpan[]> {
+async function waitForOperations(
+  jaeger: Jaeger,
+  traceId: string,
+  names: readonly string[],
+): Promise<JaegerSpan[]> {
   let spans: JaegerSpan[] = [];
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {

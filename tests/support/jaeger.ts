@@ -13,7 +13,11 @@ export interface JaegerSpan {
   readonly traceID: string;
   readonly spanID: string;
   readonly operationName: string;
-  readonly references: readonly { readonly refType: string; readonly traceID: string; readonly spanID: string }[];
+  readonly references: readonly {
+    readonly refType: string;
+    readonly traceID: string;
+    readonly spanID: string;
+  }[];
   readonly tags: readonly { readonly key: string; readonly value: unknown }[];
   readonly processID: string;
   readonly startTime: number;

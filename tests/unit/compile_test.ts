@@ -133,7 +133,10 @@ Deno.test("compile: --otlp-host grants the OTLP collector spans are exported to"
     `--allow-net=unix:/var/run/tollgate/extproc.sock,${py("/var/run/tollgate", "python")},0.0.0.0:9002,` +
       "otel-collector:4318",
   );
-  assert.throws(() => options(["--otlp-host", "http://otel-collector:4318"]), /--otlp-host must be host:port/);
+  assert.throws(
+    () => options(["--otlp-host", "http://otel-collector:4318"]),
+    /--otlp-host must be host:port/,
+  );
 });
 
 Deno.test("compile: sockets in two directories, and ext_proc on TCP", () => {

@@ -228,7 +228,11 @@ Deno.test("tracing is off by default; `tracing.otlp.endpoint` turns it on with d
     {},
     defaults,
   );
-  assert.equal(full.tracing?.endpoint, "https://traces.example.com/otlp/v1/traces", "a path is kept as it is");
+  assert.equal(
+    full.tracing?.endpoint,
+    "https://traces.example.com/otlp/v1/traces",
+    "a path is kept as it is",
+  );
   assert.deepEqual(full.tracing?.headers, { "x-api-key": "k" });
   assert.equal(full.tracing?.timeoutMs, 2000);
   assert.equal(full.tracing?.sampleRatio, 0.25);

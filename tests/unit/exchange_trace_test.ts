@@ -20,11 +20,18 @@ function setup() {
   const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
   const tracer = provider.getTracer("test");
   const start = performance.now();
-  const span = tracer.startSpan("tollgate r", { kind: SpanKind.SERVER, startTime: performance.timeOrigin + start });
+  const span = tracer.startSpan("tollgate r", {
+    kind: SpanKind.SERVER,
+    startTime: performance.timeOrigin + start,
+  });
   return { exporter, trace: new ExchangeTrace(tracer, span, "r", new W3CTraceContextPropagator()), start };
 }
 
-const decision = (policy: string, outcome: "passed" | "modified" | "denied" | "failed" | "skipped", at = 0) => ({
+const decision = (
+  policy: string,
+  outcome: "passed" | "modified" | "denied" | "failed" | "skipped",
+  at = 0,
+) => ({
   policy,
   version: "v1.2.3",
   phase: "request" as const,
