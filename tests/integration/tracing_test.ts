@@ -32,11 +32,16 @@ const routesConfig = [
     ],
   },
   { name: "denied", policies: [policy("py-deny")] },
+  {
+    name: "bodies",
+    policies: [policy("replace-body", { add: { added: true } }), policy("wrap-response-body")],
+  },
 ];
 
 const envoyRoutes = [
   { name: "traced", prefix: "/traced" },
   { name: "denied", prefix: "/denied" },
+  { name: "bodies", prefix: "/bodies" },
   // A route name the config does not know: it passes through untouched.
   { name: "unconfigured", prefix: "/unconfigured" },
 ];
@@ -45,8 +50,8 @@ const envoyRoutes = [
 const hexId = (bytes: number) =>
   Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
 
-async function get(url: string, headers: Record<string, string>): Promise<number> {
-  const response = await fetch(url, { headers });
+async function get(url: string, headers: Record<string, string>, body?: string): Promise<number> {
+  const response = await fetch(url, { headers, method: body === undefined ? "GET" : "POST", body });
   await response.body?.cancel();
   return response.status;
 }
@@ -181,6 +186,29 @@ Deno.test("spans of requests through Envoy arrive in Jaeger, children of the req
       });
       assert.equal(tagsOf(only(deniedSpans, "policy py-deny"))["tollgate.outcome"], "denied");
     });
+
+    await t.step(
+      "buffered bodies get their own phase spans, with the policies that ran on them",
+      async () => {
+        const bodies = hexId(16);
+        const traceparent = `00-${bodies}-${hexId(8)}-01`;
+        assert.equal(
+          await get(`${envoy.url}/bodies`, { traceparent, "content-type": "application/json" }, "{}"),
+          200,
+        );
+        const phases = ["request_headers", "request_body", "response_headers", "response_body"];
+        const bodySpans = await waitForOperations(jaeger, bodies, ["tollgate bodies", ...phases]);
+        const exchange = only(bodySpans, "tollgate bodies");
+        for (const phase of phases) only(bodySpans, phase, exchange);
+        only(bodySpans, "policy replace-body", only(bodySpans, "request_body"));
+        only(bodySpans, "policy wrap-response-body", only(bodySpans, "response_body"));
+        assert.equal(
+          children(bodySpans, only(bodySpans, "request_headers")).length,
+          0,
+          "no policy ran on the headers",
+        );
+      },
+    );
 
     await t.step("a route without a chain is traced as unmatched, and still propagates", async () => {
       const unmatched = hexId(16);

@@ -36,7 +36,10 @@ Deno.test("the dev layout grants the OTLP collector of `tracing`, and none witho
   const dir = await Deno.makeTempDir();
   try {
     const config = join(dir, "tollgate.yaml");
-    await Deno.writeTextFile(config, "routes: []\ntracing: { otlp: { endpoint: http://otel-collector:4318 } }\n");
+    await Deno.writeTextFile(
+      config,
+      "routes: []\ntracing: { otlp: { endpoint: http://otel-collector:4318 } }\n",
+    );
     assert.equal((await layoutForConfig(config)).tracingHost, "otel-collector:4318");
     await Deno.writeTextFile(config, "routes: []\n");
     assert.equal((await layoutForConfig(config)).tracingHost, undefined);
