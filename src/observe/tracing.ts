@@ -14,6 +14,7 @@ import {
   DiagLogLevel,
   ROOT_CONTEXT,
   SpanKind,
+  type Tracer,
 } from "@opentelemetry/api";
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
@@ -80,7 +81,7 @@ class ExportProblems {
 
 export class Tracing {
   readonly #provider: TracerProvider;
-  readonly #tracer;
+  readonly #tracer: Tracer;
 
   private constructor(config: TracingConfig, worker: number) {
     const problems = new ExportProblems(config.endpoint);
