@@ -61,11 +61,9 @@ class ExportProblems {
       this.#suppressed++;
       return;
     }
-    log.warn("tracing: {problem} (collector {endpoint}; {suppressed} more since the last report)", {
-      problem,
-      endpoint: this.endpoint,
-      suppressed: this.#suppressed,
-    });
+    const fields = { problem, endpoint: this.endpoint, suppressed: this.#suppressed };
+    if (this.#suppressed === 0) log.warn("tracing: {problem} (collector {endpoint})", fields);
+    else log.warn("tracing: {problem} (collector {endpoint}; {suppressed} more in the last minute)", fields);
     this.#last = now;
     this.#suppressed = 0;
   }

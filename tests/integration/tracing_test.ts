@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { EngineProcess } from "../support/engine_process.ts";
 import { Envoy } from "../support/envoy.ts";
 import { Jaeger, type JaegerSpan, parentOf, tagsOf } from "../support/jaeger.ts";
+import { freePort, waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
 
 const policy = (
@@ -276,6 +277,41 @@ Deno.test("without `tracing` no exporter starts, even with OTEL_EXPORTER_OTLP_* 
     await engine.stop();
     await upstream.stop();
     await jaeger.stop();
+  }
+});
+
+Deno.test("a collector that is down never fails a request: the failed exports are logged", async () => {
+  const upstream = Upstream.start();
+  // A permitted port nothing listens on.
+  const down = `127.0.0.1:${freePort()}`;
+  const engine = await EngineProcess.start({
+    config: { tracing: { otlp: { endpoint: `http://${down}`, timeout: "1s" } }, routes: routesConfig },
+    tracingHost: down,
+  });
+  const envoy = await Envoy.start({
+    routes: envoyRoutes,
+    upstreamPort: upstream.port,
+    extproc: engine.extproc,
+  });
+  try {
+    for (let i = 0; i < 3; i++) {
+      assert.equal(
+        await get(`${envoy.url}/traced/${i}`, { traceparent: `00-${hexId(16)}-${hexId(8)}-01` }),
+        200,
+      );
+    }
+    await waitFor(
+      "the failed export to be logged",
+      () =>
+        engine.records().some((r) =>
+          r.logger === "tollgate.tracing" && r.level === "WARN" && String(r.message).includes(down)
+        ),
+      30_000,
+    );
+  } finally {
+    await envoy.stop();
+    await engine.stop();
+    await upstream.stop();
   }
 });
 
