@@ -16,7 +16,7 @@ import { droppedProtection } from "../kernel/dropped.ts";
 import { closeChains, Kernel, type RouteTable } from "../kernel/routes.ts";
 import { configureLogging } from "../observe/log.ts";
 import { Metrics } from "../observe/metrics.ts";
-import { Tracing } from "../observe/tracing.ts";
+import type { Tracing } from "../observe/tracing.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../registry/registry.ts";
 import type {
   ConfigText,
@@ -75,7 +75,9 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
     compileCondition,
   };
   const kernel = new Kernel(await buildRouteTable(config, build));
-  const tracing = config.tracing && Tracing.start(config.tracing, request.index);
+  // Imported only when configured: without `tracing` the OpenTelemetry SDK is never loaded.
+  const tracing = config.tracing &&
+    (await import("../observe/tracing.ts")).Tracing.start(config.tracing, request.index);
   const server = await startExtProcServer({
     kernel,
     listen: workerListen(config.listen, request.index, request.workers),
