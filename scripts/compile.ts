@@ -55,6 +55,8 @@ export interface CompileOptions {
   readonly policyFiles?: readonly string[];
   /** Directories policies may read and write, e.g. audit-log's log directory. */
   readonly policyWriteDirs?: readonly string[];
+  /** The OTLP collector (host:port) of `tracing.otlp.endpoint`, when tracing is on. */
+  readonly otlpHost?: string;
   /** `deno compile --target`, e.g. aarch64-unknown-linux-gnu. */
   readonly target?: string;
   /** The binary, relative to the repository root or absolute. */
@@ -99,6 +101,7 @@ Options:
                          rate-limit's redis.host:redis.port (repeatable)
   --policy-file PATH     a file policies may read, e.g. a keysFile or secretFile (repeatable)
   --policy-write-dir DIR a directory policies may write, e.g. audit-log's path's (repeatable)
+  --otlp-host H:P        the OTLP collector of tracing.otlp.endpoint (spans are exported to it)
   --target TRIPLE        cross-compile (deno compile --target), e.g. aarch64-unknown-linux-gnu
   --output FILE          the binary (default ${IMAGE_LAYOUT.output})
   --dry-run              print the deno compile command and build nothing
@@ -161,6 +164,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
   for (const host of options.policyHosts ?? []) checkAddress("policy-host", host);
   for (const file of options.policyFiles ?? []) checkPath("policy-file", file);
   for (const dir of options.policyWriteDirs ?? []) checkPath("policy-write-dir", dir);
+  if (options.otlpHost !== undefined) checkAddress("otlp-host", options.otlpHost);
   if (options.listenAddress !== undefined && options.listenAddress === options.admin) {
     throw new CompileUsageError("--listen-address and --admin must differ");
   }
@@ -181,6 +185,7 @@ export function compileLayout(options: CompileOptions): PermissionLayout {
     policyHosts: options.policyHosts,
     policyFiles: options.policyFiles,
     policyWriteDirs: options.policyWriteDirs,
+    tracingHost: options.otlpHost,
   };
 }
 
@@ -229,6 +234,7 @@ export function parseCompileOptions(
         "policy-host": { type: "string", multiple: true },
         "policy-file": { type: "string", multiple: true },
         "policy-write-dir": { type: "string", multiple: true },
+        "otlp-host": { type: "string" },
         target: { type: "string" },
         output: { type: "string", short: "o" },
         "dry-run": { type: "boolean" },
@@ -255,6 +261,7 @@ export function parseCompileOptions(
     policyHosts: values["policy-host"],
     policyFiles: values["policy-file"],
     policyWriteDirs: values["policy-write-dir"]?.map(trim),
+    otlpHost: values["otlp-host"],
     target: values.target,
     output: values.output ?? IMAGE_LAYOUT.output,
   };

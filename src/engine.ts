@@ -265,7 +265,7 @@ function ownSockets(config: EngineConfig, python: boolean): string[] {
 
 /** Sections of the config that are read once at startup. */
 function restartOnlyChanges(before: EngineConfig, after: EngineConfig): string[] {
-  const sections = ["listen", "connections", "admin", "python", "dataPlane"] as const;
+  const sections = ["listen", "connections", "admin", "python", "dataPlane", "tracing"] as const;
   const changed = sections.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
   // `connections` holds the listen.* connection limits of the YAML.
   return [...new Set(changed.map((key) => key === "connections" ? "listen" : key))];

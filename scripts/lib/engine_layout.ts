@@ -1,13 +1,13 @@
 /**
  * The permission layout of an engine started from this checkout (`deno task dev`, the
  * benchmark): derived from the config it will run, so the permission flags name exactly
- * the sockets and address that config uses, and the hosts, servers and files its policies'
- * parameters name (`x-tollgate-access`).
+ * the sockets and address that config uses, the hosts, servers and files its policies'
+ * parameters name (`x-tollgate-access`), and its OTLP collector.
  */
 import { dirname, join, resolve } from "node:path";
 import { configDefaults } from "../../src/cli_build.ts";
 import { readConfigEnv } from "../../src/config/load.ts";
-import { accessHost, writeDirOf } from "../../src/config/scope.ts";
+import { accessHost, urlHost, writeDirOf } from "../../src/config/scope.ts";
 import type { EngineConfig } from "../../src/config/types.ts";
 import { loadEngineConfig } from "../../src/engine.ts";
 import type { AccessNeed } from "../../src/registry/annotations.ts";
@@ -40,6 +40,7 @@ export async function layoutForConfig(configPath: string | undefined): Promise<P
     policyHosts: [...new Set(needs.flatMap((n) => accessHost(n) ?? []))],
     policyFiles: [...new Set(needs.filter((n) => n.kind === "read").map((n) => n.value))],
     policyWriteDirs: [...new Set(needs.filter((n) => n.kind === "write").map((n) => writeDirOf(n.value)))],
+    tracingHost: config.tracing && urlHost(config.tracing.endpoint),
     moduleDirs: checkoutModuleDirs(),
   };
 }

@@ -11,7 +11,8 @@
  * environment variables listed below (and, run from a checkout, its source directories: the
  * data-plane workers load their modules from them). Policies may
  * reach only the hosts, files and directories the layout lists for them (`policyHosts`,
- * `policyFiles`, `policyWriteDirs`).
+ * `policyFiles`, `policyWriteDirs`); spans go only to the OTLP collector the layout names
+ * (`tracingHost`).
  */
 import { allPythonSockets } from "../../src/config/python_sockets.ts";
 import { workerAddress, workerSocket } from "../../src/config/worker_listen.ts";
@@ -47,6 +48,8 @@ export interface PermissionLayout {
   readonly policyHosts?: readonly string[];
   /** Files policies may read, e.g. key, secret and user files (`x-tollgate-access: read`). */
   readonly policyFiles?: readonly string[];
+  /** The OTLP collector (`host:port` of `tracing.otlp.endpoint`) spans are exported to. */
+  readonly tracingHost?: string;
   /**
    * Directories policies may read and write, e.g. audit-log's (the directory of each
    * `x-tollgate-access: write` file: rotation creates its siblings).
@@ -79,6 +82,13 @@ export const ENGINE_ENV_VARS: readonly string[] = [
   "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
   "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
   "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
+  // The OpenTelemetry OTLP exporter reads these when it is created (tracing): headers, e.g. a
+  // collector's API key, can stay out of the config file. The certificate variables name files,
+  // which the engine may not read: TLS to a collector uses the system's roots.
+  ...["", "TRACES_"].flatMap((signal) =>
+    ["ENDPOINT", "HEADERS", "TIMEOUT", "COMPRESSION", "CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"]
+      .map((name) => `OTEL_EXPORTER_OTLP_${signal}${name}`)
+  ),
   // npm:yaml's debug switches.
   "LOG_TOKENS",
   "LOG_STREAM",
@@ -129,6 +139,7 @@ export function permissionFlags(layout: PermissionLayout): string[] {
     ...allPythonSockets(layout.pythonSocket).map((socket) => `unix:${socket}`),
     layout.adminAddress,
     ...(layout.policyHosts ?? []),
+    layout.tracingHost,
   ].filter((v): v is string => v !== undefined);
   return [
     `--allow-read=${read.join(",")}`,

@@ -125,18 +125,27 @@ type Stop = {
 };
 type Step = { readonly stop: false } | Stop;
 const NEXT: Step = { stop: false };
-/** The timing of a policy that never started (its condition could not be evaluated). */
-const NOT_RUN = { startedMs: 0, durationMs: 0 };
+/** When a policy ran (`performance.now()`) and for how long; a batch's time is shared evenly. */
+interface Timing {
+  readonly startedMs: number;
+  readonly durationMs: number;
+  /** Settled from a batch runner's results. */
+  readonly batched: boolean;
+}
+/** The timing of a policy that never started (skipped, or its condition failed). */
+const NOT_RUN: Timing = { startedMs: 0, durationMs: 0, batched: false };
 
-/** How one policy run went: its trace outcome and reason. */
+/** How one policy run went: its trace outcome and reason (and a failure's scrubbed message). */
 interface Verdict {
   readonly outcome: DecisionOutcome;
   readonly reason?: string;
+  readonly error?: string;
 }
 
 /**
- * The one place a policy's part in the exchange is recorded: the decision trace, and the
- * observer (metrics, and whatever else watches policies).
+ * The one place a policy's part in the exchange is recorded: the decision trace, the
+ * observer (metrics, the failure quarantine) and the exchange's recorder when it has one
+ * (tracing).
  */
 function decide(
   entry: ChainEntry,
@@ -144,8 +153,7 @@ function decide(
   state: ExchangeState,
   verdict: Verdict,
   observer: RunObserver | undefined,
-  startedMs = 0,
-  durationMs = 0,
+  timing: Timing = NOT_RUN,
 ): void {
   const decision: DecisionEntry = {
     policy: entry.name,
@@ -153,11 +161,12 @@ function decide(
     phase,
     outcome: verdict.outcome,
     reason: verdict.reason,
-    startNs: startedMs === 0 ? 0 : epochNs(startedMs),
-    durationMs,
+    startNs: timing.startedMs === 0 ? 0 : epochNs(timing.startedMs),
+    durationMs: timing.durationMs,
   };
   state.trace.push(decision);
   observer?.policyDecided?.(entry, decision, state);
+  state.recorder?.decided(decision, { batched: timing.batched, error: verdict.error });
 }
 
 function settle(
@@ -165,7 +174,7 @@ function settle(
   outcome: PolicyOutcome,
   phase: Phase,
   state: ExchangeState,
-  timing: { readonly startedMs: number; readonly durationMs: number },
+  timing: Timing,
   observer: RunObserver | undefined,
 ): Step {
   let immediate: ImmediateOutcome | undefined;
@@ -176,21 +185,14 @@ function settle(
     immediate = applyAction(entry, phase, action, state) ?? undefined;
   } catch (error) {
     const failure = asFailure(error);
-    decide(
-      entry,
-      phase,
-      state,
-      { outcome: "failed", reason: failure.kind },
-      observer,
-      timing.startedMs,
-      timing.durationMs,
-    );
+    const reason = scrubSecrets(failure.message, entry.secrets);
+    decide(entry, phase, state, { outcome: "failed", reason: failure.kind, error: reason }, observer, timing);
     // `reason`, not `message`: a property named `message` would replace the JSON line's message.
     log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
       policy: entry.label,
       phase,
       kind: failure.kind,
-      reason: scrubSecrets(failure.message, entry.secrets),
+      reason,
       rule: entry.onFailure,
       requestId: state.shared.requestId,
       route: state.shared.route.name,
@@ -203,7 +205,7 @@ function settle(
   const verdict: Verdict = immediate
     ? { outcome: "denied", reason: String(immediate.statusCode) }
     : { outcome: modifies(action) ? "modified" : "passed" };
-  decide(entry, phase, state, verdict, observer, timing.startedMs, timing.durationMs);
+  decide(entry, phase, state, verdict, observer, timing);
   return immediate ? { stop: true, cause: "short_circuit", immediate } : NEXT;
 }
 
@@ -296,7 +298,7 @@ export async function runPolicies(
     for (let k = i; k < end; k++) {
       const outcome = outcomes[k - i] ??
         { error: new PolicyFailure("error", "the runtime returned no result") };
-      const timing = { startedMs: started + (k - i) * share, durationMs: share };
+      const timing = { startedMs: started + (k - i) * share, durationMs: share, batched: !!entry.batch };
       const step = settle(entries[k], outcome, phase, state, timing, observer);
       if (step.stop) return finish(step, k);
     }

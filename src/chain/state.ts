@@ -38,6 +38,24 @@ export interface ReceivedRequest {
   readonly at: number;
 }
 
+/** How a recorded decision came about, beyond its entry. */
+export interface DecisionDetail {
+  /** Settled from a batch runner's results (a Python batch): it belongs to the last batch recorded. */
+  readonly batched: boolean;
+  /** A failure's message, secrets scrubbed. */
+  readonly error?: string;
+}
+
+/**
+ * Sees one exchange's policy decisions and Python batches as they happen (tracing, which
+ * turns them into spans when a phase ends). Set only on exchanges something records.
+ */
+export interface ExchangeRecorder {
+  decided(decision: DecisionEntry, detail: DecisionDetail): void;
+  /** One round trip of a batch runner, `performance.now()` times; `error` when the call failed. */
+  batchRan(startMs: number, endMs: number, error?: string): void;
+}
+
 export class ExchangeState {
   requestHeaders = new HeaderMap();
   requestBody: Body | undefined;
@@ -66,6 +84,8 @@ export class ExchangeState {
   received: ReceivedRequest | undefined;
   /** The status the client got (an immediate response's, or the response's after its policies); 0 until known. */
   finalStatus = 0;
+  /** Set when the exchange is traced (src/observe/tracing.ts); undefined costs nothing. */
+  recorder: ExchangeRecorder | undefined;
   readonly shared: {
     requestId: string;
     readonly route: RouteInfo;

@@ -9,7 +9,7 @@ import { type Problem, ProblemsError } from "./problem.ts";
 import { configSchema } from "./schema.ts";
 import { schemaViolations } from "./schema_errors.ts";
 import { parseSize } from "./size.ts";
-import type { EngineConfig, FailureRule, LogLevel, PolicyRef, RouteConfig } from "./types.ts";
+import type { EngineConfig, FailureRule, LogLevel, PolicyRef, RouteConfig, TracingConfig } from "./types.ts";
 import { parseYamlSource } from "./yaml_source.ts";
 
 /** Environment variables that override the file (see docs/configuration.md). */
@@ -110,6 +110,10 @@ export function parseConfig(
       ),
     );
   }
+  const endpoint = raw.tracing?.otlp?.endpoint;
+  if (typeof endpoint === "string" && /^https?:\/\//.test(endpoint) && tracesUrl(endpoint) === undefined) {
+    problems.push(yaml.problemAt(["tracing", "otlp", "endpoint"], "is not a valid http or https URL"));
+  }
   if (env.TOLLGATE_ADMIN_ADDRESS && !/^[^\s:]+:\d{1,5}$/.test(env.TOLLGATE_ADMIN_ADDRESS)) {
     problems.push({ file: "environment", path: "TOLLGATE_ADMIN_ADDRESS", message: "must be host:port" });
   }
@@ -182,6 +186,7 @@ function normalize(
       windowMs: parseDuration(raw.quarantine.window),
       affectsReadiness: raw.quarantine.affectsReadiness,
     },
+    tracing: raw.tracing && tracing(raw.tracing),
     policyConfig: raw.policyConfig,
     unmatchedRoutes: raw.unmatchedRoutes,
     defaultPolicies: (raw.defaultPolicies as Raw[]).map(policyRef),
@@ -191,6 +196,33 @@ function normalize(
       policies: (route.policies as Raw[]).map(policyRef),
       serverTiming: route.serverTiming,
     })),
+  };
+}
+
+/**
+ * The OTLP/HTTP traces URL of `tracing.otlp.endpoint`: a URL without a path gets `/v1/traces`
+ * (as OpenTelemetry's OTEL_EXPORTER_OTLP_ENDPOINT does); undefined if it is no http(s) URL.
+ */
+export function tracesUrl(endpoint: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
+  if (url.pathname === "/") url.pathname = "/v1/traces";
+  return url.href;
+}
+
+function tracing(raw: Raw): TracingConfig {
+  return {
+    endpoint: tracesUrl(raw.otlp.endpoint)!,
+    protocol: raw.otlp.protocol,
+    headers: raw.otlp.headers,
+    timeoutMs: parseDuration(raw.otlp.timeout),
+    sampleRatio: raw.sampleRatio,
+    serviceName: raw.serviceName,
   };
 }
 

@@ -140,6 +140,27 @@ export const configSchema = {
         affectsReadiness: { type: "boolean", default: false },
       },
     },
+    // OpenTelemetry tracing (docs/observability.md#tracing): off unless set.
+    tracing: {
+      type: "object",
+      additionalProperties: false,
+      required: ["otlp"],
+      properties: {
+        otlp: {
+          type: "object",
+          additionalProperties: false,
+          required: ["endpoint"],
+          properties: {
+            endpoint: { type: "string", pattern: "^https?://" },
+            protocol: { enum: ["http/protobuf"], default: "http/protobuf" },
+            headers: { type: "object", additionalProperties: { type: "string" }, default: {} },
+            timeout: { ...duration, default: "10s" },
+          },
+        },
+        sampleRatio: { type: "number", minimum: 0, maximum: 1, default: 1 },
+        serviceName: { type: "string", minLength: 1, default: "tollgate" },
+      },
+    },
     policyConfig: { type: "object", default: {} },
     unmatchedRoutes: { enum: ["pass", "deny"], default: "pass" },
     defaultPolicies: { type: "array", items: policyRef, default: [] },

@@ -54,6 +54,11 @@ export function permissionProblems(
       python.interpreter,
     );
   }
+  if (config.tracing !== undefined) {
+    // A refused export would only be logged, request after request: refuse the config instead.
+    const host = urlHost(config.tracing.endpoint)!;
+    check(granted({ name: "net", host }), ["tracing", "otlp", "endpoint"], `host ${host}`);
+  }
   if (configPath !== undefined) {
     check(
       granted({ name: "read", path: dirname(configPath) }),

@@ -108,6 +108,24 @@ export interface QuarantineConfig {
   readonly affectsReadiness: boolean;
 }
 
+/**
+ * OpenTelemetry tracing (`tracing` in the YAML; docs/observability.md#tracing). The engine
+ * exports spans only when this is set.
+ */
+export interface TracingConfig {
+  /** The OTLP/HTTP traces URL (`/v1/traces` is added to one without a path). */
+  readonly endpoint: string;
+  readonly protocol: "http/protobuf";
+  /** Extra HTTP headers on every export, e.g. a collector's API key. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Deadline of one export request. */
+  readonly timeoutMs: number;
+  /** Share of requests without a parent trace context that start a trace (0 to 1). */
+  readonly sampleRatio: number;
+  /** The `service.name` resource attribute of every span. */
+  readonly serviceName: string;
+}
+
 export interface EngineConfig {
   /** Where the config came from: a file path, or `<embedded default>`. */
   readonly source: string;
@@ -133,6 +151,8 @@ export interface EngineConfig {
     readonly requests: boolean;
   };
   readonly quarantine: QuarantineConfig;
+  /** Undefined when tracing is off (no `tracing` section). */
+  readonly tracing: TracingConfig | undefined;
   readonly policyConfig: Readonly<Record<string, unknown>>;
   readonly unmatchedRoutes: UnmatchedRoutes;
   /** The chain run for requests whose route has no chain (with `unmatchedRoutes: pass`). */

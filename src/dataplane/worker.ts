@@ -17,6 +17,7 @@ import { closeChains, Kernel, type RouteTable } from "../kernel/routes.ts";
 import { configureLogging } from "../observe/log.ts";
 import { Metrics } from "../observe/metrics.ts";
 import { runtimeMetrics } from "../observe/runtime_metrics.ts";
+import type { Tracing } from "../observe/tracing.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../registry/registry.ts";
 import type {
   ConfigText,
@@ -35,6 +36,8 @@ import { describeRoutes } from "./routes_view.ts";
 
 /** Slack over the body limit for the headers and framing of one ext_proc message. */
 const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
+/** How long a stopping worker waits for its last spans to be exported. */
+const TRACING_FLUSH_MS = 1500;
 
 interface Serving {
   readonly kernel: Kernel;
@@ -45,6 +48,8 @@ interface Serving {
   /** This thread's heap and event-loop metrics (./runtime_metrics.ts). */
   readonly runtime: ReturnType<typeof runtimeMetrics>;
   readonly quarantine: FailureQuarantine;
+  /** Set when the config it started with has `tracing` (a restart-only setting). */
+  readonly tracing: Tracing | undefined;
   /** A table built for a config the control plane has yet to commit or abort. */
   pending?: RouteTable;
 }
@@ -83,12 +88,16 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
   };
   const kernel = new Kernel(await buildRouteTable(config, build));
   metrics.track(kernel.table);
+  // Imported only when configured: without `tracing` the OpenTelemetry SDK is never loaded.
+  const tracing = config.tracing &&
+    (await import("../observe/tracing.ts")).Tracing.start(config.tracing, request.index);
   const server = await startExtProcServer({
     kernel,
     listen: workerListen(config.listen, request.index, request.workers),
     connections: config.connections,
     maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
     observer,
+    tracing,
   });
   serving = {
     kernel,
@@ -98,6 +107,7 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
     metrics,
     runtime: runtimeMetrics(String(request.index)),
     quarantine,
+    tracing,
   };
 }
 
@@ -152,6 +162,8 @@ async function stop(graceMs: number): Promise<void> {
   await abort();
   s.python?.close();
   s.quarantine.close();
+  // The spans of the drained exchanges go out before the worker ends.
+  await s.tracing?.shutdown(TRACING_FLUSH_MS);
 }
 
 function running(): Serving {

@@ -258,7 +258,7 @@ export class LeanExtProcServer {
    * that asked for it, without a promise hop; answers that wait for policies queue in order.
    */
   #serve(stream: Stream): () => void {
-    const exchange = new ExchangeStream(this.options.kernel, this.options.observer);
+    const exchange = new ExchangeStream(this.options.kernel, this.options.observer, this.options.tracing);
     const observer = this.options.observer;
     const decoder = new MessageDecoder(this.options.maxMessageBytes);
     const call = new Call(stream);

@@ -4,6 +4,7 @@
  */
 import type { ConnectionLimits, ListenConfig } from "../config/types.ts";
 import type { Kernel } from "../kernel/routes.ts";
+import type { Tracing } from "../observe/tracing.ts";
 import type { StreamObserver } from "./stream.ts";
 
 export interface ExtProcServerOptions {
@@ -13,6 +14,8 @@ export interface ExtProcServerOptions {
   /** Largest gRPC message accepted (a buffered body plus headers). */
   readonly maxMessageBytes: number;
   readonly observer?: ServerObserver;
+  /** Set when `tracing` is configured: every exchange is offered to it. */
+  readonly tracing?: Tracing;
 }
 
 /** Counts what the server sees, for metrics. */

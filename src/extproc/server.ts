@@ -89,7 +89,7 @@ export class ExtProcServer {
   }
 
   #serve(call: ProcessCall): void {
-    const exchange = new ExchangeStream(this.options.kernel, this.options.observer);
+    const exchange = new ExchangeStream(this.options.kernel, this.options.observer, this.options.tracing);
     const observer = this.options.observer;
     let open = true;
     let queue: Promise<void> = Promise.resolve();

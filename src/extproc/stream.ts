@@ -23,6 +23,8 @@ import { ExchangeState } from "../chain/state.ts";
 import type { Kernel, RouteTable } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 import { type DecisionEntry, serverTimingValue } from "../observe/decision_trace.ts";
+import type { ExchangeTrace, PhaseMessage } from "../observe/exchange_trace.ts";
+import type { Tracing } from "../observe/tracing.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
 import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
@@ -32,6 +34,7 @@ import {
   loadRequestHeaders,
   loadResponseHeaders,
   phaseMetadata,
+  setHeadersResponse,
   traceMetadata,
   valueOf,
 } from "./translate.ts";
@@ -42,6 +45,14 @@ const ROUTE_ATTRIBUTE = "xds.route_name";
 const SOURCE_ATTRIBUTE = "source.address";
 
 type PhaseReply = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody";
+
+/** The phase span of each message Tollgate answers (src/observe/exchange_trace.ts). */
+const PHASE_SPANS: Readonly<Record<string, PhaseMessage>> = {
+  requestHeaders: "request_headers",
+  requestBody: "request_body",
+  responseHeaders: "response_headers",
+  responseBody: "response_body",
+};
 
 function routeNameOf(request: ProcessingRequest): string | undefined {
   const value = request.attributes[ATTRIBUTES_KEY]?.[ROUTE_ATTRIBUTE];
@@ -161,8 +172,14 @@ export class ExchangeStream {
   #passTrace: readonly DecisionEntry[] | undefined;
   /** How many trace entries the last answer's metadata carried. */
   #traceSent = 0;
+  /** The exchange's spans, when `tracing` is on and the exchange is sampled. */
+  #trace: ExchangeTrace | undefined;
 
-  constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly observer?: StreamObserver,
+    private readonly tracing?: Tracing,
+  ) {}
 
   /**
    * The stream has ended: the exchange goes to the chain's auditing policies, and its
@@ -186,6 +203,13 @@ export class ExchangeStream {
     this.#chain = undefined;
     this.#table?.release();
     this.#table = undefined;
+    const state = this.#state;
+    this.#trace?.end(performance.now(), {
+      requestId: state?.shared.requestId,
+      method: state?.method,
+      status: state?.status,
+    });
+    this.#trace = undefined;
   }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
@@ -193,7 +217,7 @@ export class ExchangeStream {
     request: ProcessingRequest,
   ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
     const started = performance.now();
-    const answer = this.#dispatch(request);
+    const answer = this.#traced(request);
     if (!(answer instanceof Promise)) {
       this.#busyMs += performance.now() - started;
       return answer;
@@ -204,10 +228,38 @@ export class ExchangeStream {
     });
   }
 
-  #dispatch(
+  /** Dispatches one message, inside the exchange's phase spans when it is traced. */
+  #traced(
     request: ProcessingRequest,
   ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
     if (request.observabilityMode) return undefined;
+    if (!this.tracing) return this.#dispatch(request);
+    // Traced: the exchange's trace starts with its first message; each answer ends a phase span.
+    const started = performance.now();
+    const message = request.request;
+    if (!this.#headersSeen && (message.case === "requestHeaders" || message.case === "responseHeaders")) {
+      const headers = message.value.headers;
+      this.#trace = this.tracing.begin(routeNameOf(request), {
+        traceparent: headerValue(headers, "traceparent"),
+        tracestate: headerValue(headers, "tracestate"),
+      }, started);
+    }
+    const response = this.#dispatch(request);
+    const span = message.case && PHASE_SPANS[message.case];
+    if (!this.#trace || !span) return response;
+    const ended = (answer: ProcessingResponse | undefined) => {
+      const immediate = answer?.response.case === "immediateResponse"
+        ? answer.response.value.status?.code
+        : undefined;
+      this.#trace?.phaseEnded(span, started, performance.now(), immediate);
+      return answer;
+    };
+    return response instanceof Promise ? response.then(ended) : ended(response);
+  }
+
+  #dispatch(
+    request: ProcessingRequest,
+  ): Promise<ProcessingResponse | undefined> | ProcessingResponse | undefined {
     const message = request.request;
     switch (message.case) {
       case "requestHeaders":
@@ -246,6 +298,7 @@ export class ExchangeStream {
     if (unmatched) {
       this.#outcome = "unmatched";
       this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
+      this.#trace?.unmatched();
     }
     if (unmatched === "deny") return "deny";
     if (!chain || chain.isEmpty) {
@@ -259,6 +312,7 @@ export class ExchangeStream {
     // The default chain runs for many routes: its policies see the name Envoy sent.
     this.#state = new ExchangeState(unmatched ? { name: route ?? "" } : chain.route);
     this.#state.trace.push(...chain.disabled);
+    this.#state.recorder = this.#trace;
     loadAttributes(this.#state, request);
     return "run";
   }
@@ -274,7 +328,10 @@ export class ExchangeStream {
     this.#requestId = requestId ?? "";
     if (bound === "deny") return this.#refuse(route, requestId);
     const trace = this.#passTrace && traceMetadata(this.#passTrace);
-    return reply(kind, undefined, kind === "requestHeaders" ? PASS_THROUGH_MODE : undefined, trace);
+    if (kind === "responseHeaders") return reply(kind, undefined, undefined, trace);
+    // A traced request still carries its trace context on to the upstream.
+    const upstream = this.#trace && setHeadersResponse(this.#trace.upstreamHeaders());
+    return reply(kind, upstream, PASS_THROUGH_MODE, trace);
   }
 
   #refuse(route: string | undefined, requestId: string | undefined): ProcessingResponse {
@@ -337,6 +394,13 @@ export class ExchangeStream {
     state.shared.requestId = state.requestHeaders.get("x-request-id") ?? crypto.randomUUID();
     if (chain.audits.length > 0) {
       state.received = { path: state.path, headers: [...state.requestHeaders], at: Date.now() };
+    }
+    // Before the policies: they see (and may change) the trace context the upstream gets.
+    if (this.#trace) {
+      for (const [name, value] of this.#trace.upstreamHeaders()) {
+        state.requestHeaders.set(name, value);
+        state.changes.headers.add(name);
+      }
     }
     const bodyComing = chain.needsRequestBody && !endOfStream;
     const to = bodyComing ? chain.requestHeadersCount : chain.request.length;

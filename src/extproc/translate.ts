@@ -98,6 +98,13 @@ function headerMutation(
   return mutation;
 }
 
+/** A CommonResponse that only sets `headers` (each value overwrites the header). */
+export function setHeadersResponse(headers: readonly [string, string][]): CommonResponse {
+  const mutation = create(HeaderMutationSchema);
+  for (const [key, value] of headers) mutation.setHeaders.push(option(key, value, false));
+  return create(CommonResponseSchema, { headerMutation: mutation });
+}
+
 /** Where in an exchange a response is being built. */
 export interface PhaseSpot {
   readonly side: "request" | "response";

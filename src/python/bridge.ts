@@ -150,6 +150,8 @@ export interface BatchObserver {
   pythonBatch(route: string, phase: "request" | "response", seconds: number): void;
 }
 
+const errorText = (error: unknown) => error instanceof Error ? error.message : String(error);
+
 export class PythonBridge implements BatchRunner {
   /** `client` gives the client of the executor serving now (it changes when one is recycled). */
   constructor(
@@ -189,6 +191,23 @@ export class PythonBridge implements BatchRunner {
     side: "request" | "response",
     state: ExchangeState,
   ): Promise<PolicyOutcome[]> {
+    const started = state.recorder ? performance.now() : 0;
+    const result = await this.#call(entries, side, state);
+    // The batch's one record: its round trip (tracing shows it as its policies' parent span).
+    state.recorder?.batchRan(
+      started,
+      performance.now(),
+      "failed" in result ? errorText(result.failed) : undefined,
+    );
+    return "failed" in result ? entries.map(() => ({ error: result.failed })) : result.outcomes;
+  }
+
+  /** One round trip: the policies' outcomes, or the error the whole call failed with. */
+  async #call(
+    entries: readonly ChainEntry[],
+    side: "request" | "response",
+    state: ExchangeState,
+  ): Promise<{ outcomes: PolicyOutcome[] } | { failed: unknown }> {
     const phase = side === "request" ? Phase.REQUEST : Phase.RESPONSE;
     const budgetMs = entries.reduce((sum, e) => sum + (e.timeoutMs ?? this.defaultTimeoutMs), 0);
     const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
@@ -227,15 +246,14 @@ export class PythonBridge implements BatchRunner {
         budgetMs,
       }, budgetMs);
     } catch (error) {
-      return entries.map(() => ({ error }));
+      return { failed: error };
     } finally {
       this.observer?.pythonBatch(route, side, (performance.now() - started) / 1000);
     }
     if (response.error) {
-      const failure = new PolicyFailure("error", `python executor rejected the call: ${response.error}`);
-      return entries.map(() => ({ error: failure }));
+      return { failed: new PolicyFailure("error", `python executor rejected the call: ${response.error}`) };
     }
     mergeMetadata(state.shared.metadata, metadata, response.metadata);
-    return response.results.map((result, i) => outcomeOf(result, phase, entries[i].label));
+    return { outcomes: response.results.map((result, i) => outcomeOf(result, phase, entries[i].label)) };
   }
 }

@@ -30,6 +30,8 @@ export interface EngineProcessOptions {
   readonly policyFiles?: readonly string[];
   /** Directories the engine's policies may read and write (e.g. audit-log's file's). */
   readonly policyWriteDirs?: readonly string[];
+  /** The OTLP collector (`host:port`) the engine may export spans to (`tracing`). */
+  readonly tracingHost?: string;
 }
 
 export class EngineProcess {
@@ -107,6 +109,7 @@ export class EngineProcess {
       policyHosts: options.policyHosts,
       policyFiles: options.policyFiles,
       policyWriteDirs: options.policyWriteDirs,
+      tracingHost: options.tracingHost,
       // A build of its own (next to its entry) loads its modules from there.
       moduleDirs: [...base.layout.moduleDirs ?? [], ...options.entry ? [dirname(options.entry)] : []],
     };

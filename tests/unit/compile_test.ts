@@ -126,6 +126,19 @@ Deno.test("compile: hosts and files granted to policies (JWKS URL, Redis server,
   assert.throws(() => options(["--policy-file", "keys.yaml"]), /--policy-file must be an absolute path/);
 });
 
+Deno.test("compile: --otlp-host grants the OTLP collector spans are exported to", () => {
+  const granted = permissionArgs(compileArgs(options(["--otlp-host", "otel-collector:4318"])));
+  assert.equal(
+    granted[2],
+    `--allow-net=unix:/var/run/tollgate/extproc.sock,${py("/var/run/tollgate", "python")},0.0.0.0:9002,` +
+      "otel-collector:4318",
+  );
+  assert.throws(
+    () => options(["--otlp-host", "http://otel-collector:4318"]),
+    /--otlp-host must be host:port/,
+  );
+});
+
 Deno.test("compile: sockets in two directories, and ext_proc on TCP", () => {
   const split = permissionArgs(compileArgs(options([
     "--socket",

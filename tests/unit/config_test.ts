@@ -215,3 +215,65 @@ Deno.test("quarantine and the access log: defaults, parsed durations, and errors
   assert.match(found.join("\n"), /quarantine\.window: /);
   assert.match(found.join("\n"), /quarantine.*after/);
 });
+
+Deno.test("tracing is off by default; `tracing.otlp.endpoint` turns it on with defaults", () => {
+  assert.equal(parseConfig("routes: []\n", "cfg.yaml", {}, defaults).tracing, undefined);
+  const config = parseConfig(
+    "routes: []\ntracing:\n  otlp:\n    endpoint: http://otel-collector:4318\n",
+    "cfg.yaml",
+    {},
+    defaults,
+  );
+  assert.deepEqual(config.tracing, {
+    endpoint: "http://otel-collector:4318/v1/traces",
+    protocol: "http/protobuf",
+    headers: {},
+    timeoutMs: 10_000,
+    sampleRatio: 1,
+    serviceName: "tollgate",
+  });
+  const full = parseConfig(
+    [
+      "routes: []",
+      "tracing:",
+      "  otlp:",
+      "    endpoint: https://traces.example.com/otlp/v1/traces",
+      "    headers: { x-api-key: k }",
+      "    timeout: 2s",
+      "  sampleRatio: 0.25",
+      "  serviceName: edge-gateway",
+    ].join("\n"),
+    "cfg.yaml",
+    {},
+    defaults,
+  );
+  assert.equal(
+    full.tracing?.endpoint,
+    "https://traces.example.com/otlp/v1/traces",
+    "a path is kept as it is",
+  );
+  assert.deepEqual(full.tracing?.headers, { "x-api-key": "k" });
+  assert.equal(full.tracing?.timeoutMs, 2000);
+  assert.equal(full.tracing?.sampleRatio, 0.25);
+  assert.equal(full.tracing?.serviceName, "edge-gateway");
+});
+
+Deno.test("a tracing section that cannot be understood is rejected, naming the setting", () => {
+  assert.match(problems("routes: []\ntracing: {}\n").join("\n"), /tracing\.otlp: is required/);
+  assert.match(
+    problems("routes: []\ntracing:\n  otlp: { endpoint: collector:4318 }\n").join("\n"),
+    /tracing\.otlp\.endpoint: must match \^https\?:\/\//,
+  );
+  assert.match(
+    problems("routes: []\ntracing:\n  otlp: { endpoint: 'http://collector:99999' }\n").join("\n"),
+    /tracing\.otlp\.endpoint: is not a valid http or https URL/,
+  );
+  assert.match(
+    problems("routes: []\ntracing:\n  otlp: { endpoint: http://c:4318, protocol: grpc }\n").join("\n"),
+    /tracing\.otlp\.protocol: must be one of "http\/protobuf"/,
+  );
+  assert.match(
+    problems("routes: []\ntracing:\n  otlp: { endpoint: http://c:4318 }\n  sampleRatio: 2\n").join("\n"),
+    /tracing\.sampleRatio: must be <= 1/,
+  );
+});

@@ -54,3 +54,19 @@ Deno.test("the dev layout grants the directory of a file a policy writes, not th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the dev layout grants the OTLP collector of `tracing`, and none without it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = join(dir, "tollgate.yaml");
+    await Deno.writeTextFile(
+      config,
+      "routes: []\ntracing: { otlp: { endpoint: http://otel-collector:4318 } }\n",
+    );
+    assert.equal((await layoutForConfig(config)).tracingHost, "otel-collector:4318");
+    await Deno.writeTextFile(config, "routes: []\n");
+    assert.equal((await layoutForConfig(config)).tracingHost, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
