@@ -193,7 +193,7 @@ Deno.test("TypeScript chains through a real Envoy", async (t) => {
       );
       const log = await envoy.accessLog();
       const analytics = log.find((l) => l.includes('"GET /analytics"'))!;
-      assert.match(analytics, /tollgate=\{"decision":"allowed-by-tag","trace":"tag:v1=modified:[\d.]+ms"\}/);
+      assert.match(analytics, /tollgate=\{"decision":"allowed-by-tag","trace":"tag:v1=passed:[\d.]+ms"\}/);
       const respond = log.find((l) => l.includes('"GET /respond/anything"'))!;
       assert.match(respond, / 403 tollgate_respond_v1 route=respond /);
     });
