@@ -16,10 +16,10 @@ import {
   type ProcessingResponse,
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
-import type { Chain } from "../chain/chain.ts";
+import type { Chain, ChainEntry } from "../chain/chain.ts";
 import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../chain/run.ts";
 import { ExchangeState } from "../chain/state.ts";
-import type { Kernel, RouteTable } from "../kernel/routes.ts";
+import { type Binding, type Kernel, PASS_THROUGH_CHAIN } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
@@ -39,6 +39,57 @@ const ROUTE_ATTRIBUTE = "xds.route_name";
 const SOURCE_ATTRIBUTE = "source.address";
 
 type PhaseReply = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody";
+type HeaderMessage = Parameters<typeof loadRequestHeaders>[1];
+
+/** What differs between the request and the response phase of an exchange. */
+interface PhaseOps {
+  readonly headersReply: PhaseReply;
+  readonly bodyReply: PhaseReply;
+  /** The phase's entries, in the order they run. */
+  entries(chain: Chain): readonly ChainEntry[];
+  /** How many leading entries run on the headers when a body follows. */
+  headersCount(chain: Chain): number;
+  needsBody(chain: Chain): boolean;
+  loadHeaders(state: ExchangeState, headers: HeaderMessage): void;
+  headersOf(state: ExchangeState): { get(name: string): string | undefined };
+  setBody(state: ExchangeState, body: Body): void;
+}
+
+const PHASES: Readonly<Record<Phase, PhaseOps>> = {
+  request: {
+    headersReply: "requestHeaders",
+    bodyReply: "requestBody",
+    entries: (chain) => chain.request,
+    headersCount: (chain) => chain.requestHeadersCount,
+    needsBody: (chain) => chain.needsRequestBody,
+    loadHeaders: loadRequestHeaders,
+    headersOf: (state) => state.requestHeaders,
+    setBody: (state, body) => state.requestBody = body,
+  },
+  response: {
+    headersReply: "responseHeaders",
+    bodyReply: "responseBody",
+    entries: (chain) => chain.response,
+    headersCount: (chain) => chain.responseHeadersCount,
+    needsBody: (chain) => chain.needsResponseBody,
+    loadHeaders: loadResponseHeaders,
+    headersOf: (state) => state.responseHeaders,
+    setBody: (state, body) => state.responseBody = body,
+  },
+};
+
+/** Not bound to a chain yet: nothing to run, nothing held. */
+const UNBOUND: Binding = {
+  chain: PASS_THROUGH_CHAIN,
+  route: PASS_THROUGH_CHAIN.route,
+  limits: { maxBodyBytes: 0, policyTimeoutMs: 0 },
+  release: () => {},
+};
+/**
+ * The state of a stream that runs nothing. It is never loaded or run against: every
+ * handler stops first when its phase has no entries, which the pass-through chain has not.
+ */
+const IDLE_STATE = new ExchangeState(PASS_THROUGH_CHAIN.route);
 
 function routeNameOf(request: ProcessingRequest): string | undefined {
   const value = request.attributes[ATTRIBUTES_KEY]?.[ROUTE_ATTRIBUTE];
@@ -54,7 +105,7 @@ function loadAttributes(state: ExchangeState, request: ProcessingRequest): void 
 }
 
 /** One header of a message not loaded into an exchange (an unmatched request's id). */
-function headerValue(headers: Parameters<typeof loadRequestHeaders>[1], name: string): string | undefined {
+function headerValue(headers: HeaderMessage, name: string): string | undefined {
   const header = headers?.headers.find((h) => h.key === name);
   return header && valueOf(header);
 }
@@ -116,14 +167,10 @@ export interface StreamObserver extends RunObserver {
 }
 
 export class ExchangeStream {
-  #chain: Chain | undefined;
-  #state: ExchangeState | undefined;
-  /** The table whose chain this stream runs, held until {@link release}. */
-  #table: RouteTable | undefined;
-  #maxBodyBytes = 0;
-  /** Request entries already run; the rest run when the body arrives. */
-  #requestRan = 0;
-  #responseRan = 0;
+  #binding: Binding = UNBOUND;
+  #state: ExchangeState = IDLE_STATE;
+  /** Entries already run per phase; the rest run when the body arrives. */
+  readonly #ran: Record<Phase, number> = { request: 0, response: 0 };
   /** Set once request or response headers arrived: request headers come first and once. */
   #headersSeen = false;
 
@@ -131,8 +178,8 @@ export class ExchangeStream {
 
   /** The stream has ended: its chain's table may close its policies once no stream uses it. */
   release(): void {
-    this.#table?.release();
-    this.#table = undefined;
+    this.#binding.release();
+    this.#binding = UNBOUND;
   }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
@@ -150,12 +197,12 @@ export class ExchangeStream {
           );
         }
         this.#headersSeen = true;
-        return this.#onRequestHeaders(request, message.value.headers, message.value.endOfStream);
+        return this.#onHeaders("request", request, message.value.headers, message.value.endOfStream);
       case "requestBody":
         return this.#onBody("request", message.value.body, message.value.endOfStream);
       case "responseHeaders":
         this.#headersSeen = true;
-        return this.#onResponseHeaders(request, message.value.headers, message.value.endOfStream);
+        return this.#onHeaders("response", request, message.value.headers, message.value.endOfStream);
       case "responseBody":
         return this.#onBody("response", message.value.body, message.value.endOfStream);
       case "requestTrailers":
@@ -168,22 +215,21 @@ export class ExchangeStream {
   }
 
   /**
-   * Binds the stream to the current route table's chain for the request's route. Returns
-   * "pass" (no policy to run), "deny" (unmatched route refused) or "run".
+   * Asks the kernel which chain serves the request's route and binds the stream to it.
+   * Returns "pass" (no policy to run), "deny" (unmatched route refused) or "run".
    */
   #bind(request: ProcessingRequest, route: string | undefined): "pass" | "deny" | "run" {
-    const { table, chain, unmatched } = this.kernel.resolve(route);
-    if (unmatched) {
-      this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
+    const binding = this.kernel.bind(route);
+    if (binding.unmatched) {
+      this.observer?.unmatchedRequest(
+        route === undefined ? "no_route_name" : "unknown_route",
+        binding.unmatched,
+      );
     }
-    if (unmatched === "deny") return "deny";
-    if (!chain || chain.isEmpty) return "pass";
-    table.acquire();
-    this.#table = table;
-    this.#chain = chain;
-    this.#maxBodyBytes = table.config.limits.maxBodyBytes;
-    // The default chain runs for many routes: its policies see the name Envoy sent.
-    this.#state = new ExchangeState(unmatched ? { name: route ?? "" } : chain.route);
+    if (binding.unmatched === "deny") return "deny";
+    if (binding.chain.isEmpty) return "pass";
+    this.#binding = binding;
+    this.#state = new ExchangeState(binding.route);
     loadAttributes(this.#state, request);
     return "run";
   }
@@ -195,97 +241,83 @@ export class ExchangeStream {
   }
 
   async #run(phase: Phase, from: number, to: number): Promise<ImmediateOutcome | undefined> {
-    const chain = this.#chain!;
+    const { chain, limits } = this.#binding;
     const outcome = await runPolicies(
-      phase === "request" ? chain.request : chain.response,
+      PHASES[phase].entries(chain),
       from,
       to,
       phase,
-      this.#state!,
+      this.#state,
       this.observer,
       // The table the stream is bound to: a request keeps the config it started with.
-      this.#table!.config.limits.policyTimeoutMs,
+      limits.policyTimeoutMs,
     );
     if (outcome) this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
     return outcome;
   }
 
-  async #onRequestHeaders(
+  /**
+   * Request or response headers. A stream normally binds at the request headers; one that
+   * starts at the response headers is an Envoy local reply, bound there, and no mode
+   * override was sent for it yet.
+   */
+  async #onHeaders(
+    phase: Phase,
     request: ProcessingRequest,
-    headers: Parameters<typeof loadRequestHeaders>[1],
+    headers: HeaderMessage,
     endOfStream: boolean,
   ): Promise<ProcessingResponse> {
-    const route = routeNameOf(request);
-    const bound = this.#bind(request, route);
-    if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
-    if (bound === "pass") return reply("requestHeaders", undefined, PASS_THROUGH_MODE);
-    const chain = this.#chain!;
-    const state = this.#state!;
-    loadRequestHeaders(state, headers);
-    state.shared.requestId = state.requestHeaders.get("x-request-id") ?? crypto.randomUUID();
-    const bodyComing = chain.needsRequestBody && !endOfStream;
-    const to = bodyComing ? chain.requestHeadersCount : chain.request.length;
-    this.#requestRan = to;
-    const immediate = await this.#run("request", 0, to);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
-    return reply(
-      "requestHeaders",
-      commonResponse(state, { side: "request", bodyPhase: false }),
-      modeOverrideFor(chain),
-      analyticsMetadata(state),
-    );
-  }
-
-  async #onResponseHeaders(
-    request: ProcessingRequest,
-    headers: Parameters<typeof loadResponseHeaders>[1],
-    endOfStream: boolean,
-  ): Promise<ProcessingResponse> {
-    // A stream that starts here is an Envoy local reply: no mode override was sent yet.
-    const startsHere = this.#state === undefined;
+    const ops = PHASES[phase];
+    const startsHere = phase === "request" || this.#binding === UNBOUND;
     if (startsHere) {
       const route = routeNameOf(request);
       const bound = this.#bind(request, route);
       if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
-      if (bound === "pass") return reply("responseHeaders", undefined);
+      if (bound === "pass") {
+        return reply(ops.headersReply, undefined, phase === "request" ? PASS_THROUGH_MODE : undefined);
+      }
     }
-    const chain = this.#chain;
+    const { chain } = this.#binding;
     const state = this.#state;
-    if (!chain || !state || !chain.needsResponse) return reply("responseHeaders", undefined);
+    if (phase === "response" && !chain.needsResponse) return reply(ops.headersReply, undefined);
     state.beginPhase();
-    loadResponseHeaders(state, headers);
-    if (startsHere) state.shared.requestId = state.responseHeaders.get("x-request-id") ?? crypto.randomUUID();
-    const bodyComing = chain.needsResponseBody && !endOfStream;
-    const to = bodyComing ? chain.responseHeadersCount : chain.response.length;
-    this.#responseRan = to;
-    const immediate = await this.#run("response", 0, to);
+    ops.loadHeaders(state, headers);
+    if (startsHere) state.shared.requestId = ops.headersOf(state).get("x-request-id") ?? crypto.randomUUID();
+    const entries = ops.entries(chain);
+    const bodyComing = ops.needsBody(chain) && !endOfStream;
+    const to = bodyComing ? ops.headersCount(chain) : entries.length;
+    this.#ran[phase] = to;
+    const immediate = await this.#run(phase, 0, to);
     if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    // The request answer sets the modes of the whole exchange; a stream that starts at the
+    // response headers sets them only if a response body is to come.
+    const mode = phase === "request" || (startsHere && bodyComing) ? modeOverrideFor(chain) : undefined;
     return reply(
-      "responseHeaders",
-      commonResponse(state, { side: "response", bodyPhase: false }),
-      startsHere && bodyComing ? modeOverrideFor(chain) : undefined,
+      ops.headersReply,
+      commonResponse(state, { phase, bodyPhase: false }),
+      mode,
       analyticsMetadata(state),
     );
   }
 
-  async #onBody(side: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
-    const kind: PhaseReply = side === "request" ? "requestBody" : "responseBody";
-    const chain = this.#chain;
+  async #onBody(phase: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
+    const ops = PHASES[phase];
+    const entries = ops.entries(this.#binding.chain);
+    const ran = this.#ran[phase];
+    if (ran >= entries.length) return reply(ops.bodyReply, undefined);
+    const { maxBodyBytes } = this.#binding.limits;
+    if (bytes.byteLength > maxBodyBytes) return immediateReply(tooLarge(maxBodyBytes));
     const state = this.#state;
-    const entries = side === "request" ? chain?.request : chain?.response;
-    const ran = side === "request" ? this.#requestRan : this.#responseRan;
-    if (!chain || !state || !entries || ran >= entries.length) return reply(kind, undefined);
-    if (bytes.byteLength > this.#maxBodyBytes) return immediateReply(tooLarge(this.#maxBodyBytes));
     state.beginPhase();
-    if (side === "request") {
-      state.requestBody = new Body(bytes, endOfStream);
-      this.#requestRan = entries.length;
-    } else {
-      state.responseBody = new Body(bytes, endOfStream);
-      this.#responseRan = entries.length;
-    }
-    const immediate = await this.#run(side, ran, entries.length);
+    ops.setBody(state, new Body(bytes, endOfStream));
+    this.#ran[phase] = entries.length;
+    const immediate = await this.#run(phase, ran, entries.length);
     if (immediate) return immediateReply(immediate, analyticsMetadata(state));
-    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, analyticsMetadata(state));
+    return reply(
+      ops.bodyReply,
+      commonResponse(state, { phase, bodyPhase: true }),
+      undefined,
+      analyticsMetadata(state),
+    );
   }
 }

@@ -99,7 +99,7 @@ function headerMutation(
 
 /** Where in an exchange a response is being built. */
 export interface PhaseSpot {
-  readonly side: "request" | "response";
+  readonly phase: "request" | "response";
   /** True in a body phase (the body is buffered and headers are held with it). */
   readonly bodyPhase: boolean;
 }
@@ -113,7 +113,7 @@ export interface PhaseSpot {
 export function commonResponse(state: ExchangeState, spot: PhaseSpot): CommonResponse | undefined {
   const { changes } = state;
   if (!changes.any) return undefined;
-  const isRequest = spot.side === "request";
+  const isRequest = spot.phase === "request";
   const headers = isRequest ? state.requestHeaders : state.responseHeaders;
   const body = isRequest ? state.requestBody : state.responseBody;
   const pseudo: [string, string][] = [];
