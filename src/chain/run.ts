@@ -3,75 +3,28 @@
  * in reverse order, each seeing the changes of the ones before. An immediate response stops
  * the chain; a failure follows the policy's rule (deny, continue, skipRemaining).
  */
-import { getLogger } from "@logtape/logtape";
-import type { ImmediateResponseInit } from "../sdk/actions.ts";
-import {
-  applyRequestModifications,
-  applyResponseModifications,
-  bodyBytes,
-  checkStatus,
-  immediateHeaderLines,
-  InvalidActionError,
-} from "./apply.ts";
-import { scrubSecrets } from "../observe/scrub.ts";
+import { Body } from "../sdk/context.ts";
+import { applyRequestModifications, applyResponseModifications, InvalidActionError } from "./apply.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
-import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
+import { ChunkPipeline } from "./chunks.ts";
+import { PolicyFailure } from "./failure.ts";
+import {
+  type ImmediateOutcome,
+  NEXT,
+  type Phase,
+  type PolicyGuard,
+  type RunObserver,
+  settleFailure,
+  type Step,
+  toImmediate,
+  withTimeout,
+} from "./outcome.ts";
 import type { ExchangeState } from "./state.ts";
 
-const log = getLogger(["tollgate", "executor"]);
-
-export type Phase = "request" | "response";
-
-/** An immediate response decided by a policy (or by a failure under `deny`). */
-export interface ImmediateOutcome {
-  readonly statusCode: number;
-  readonly headers: readonly [string, string][];
-  readonly body: Uint8Array;
-  /** The policy that answered, e.g. `respond:v1`. */
-  readonly policy: string;
-}
-
-/** Observes every policy run, for metrics. */
-export interface RunObserver {
-  policyRan(label: string, phase: Phase, outcome: "ok" | "immediate" | "failed", seconds: number): void;
-  /** Sees each policy call's synchronous part (the data plane's watchdog) and may refuse it. */
-  readonly guard?: PolicyGuard;
-}
-
-/**
- * Brackets the synchronous part of every policy call: the data plane names the running
- * policy in its watchdog slot, and refuses a quarantined policy (src/dataplane/).
- */
-export interface PolicyGuard {
-  /** Called just before `label` runs; a returned reason fails the call without running it. */
-  enter(label: string): string | undefined;
-  /** Called once the call returned (or returned its promise). */
-  leave(): void;
-}
-
-function toImmediate(init: ImmediateResponseInit, policy: string): ImmediateOutcome {
-  return {
-    statusCode: checkStatus(init.statusCode, "immediate response statusCode"),
-    headers: immediateHeaderLines(init.headers),
-    body: init.body === undefined ? new Uint8Array() : bodyBytes(init.body),
-    policy,
-  };
-}
+export type { ImmediateOutcome, Phase, PolicyGuard, RunObserver } from "./outcome.ts";
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: string): Promise<T> {
-  if (ms === undefined) return promise;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new PolicyFailure("timeout", `${label} exceeded its ${ms}ms timeout`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function invoke(
@@ -120,10 +73,6 @@ function batchEnd(entries: readonly ChainEntry[], i: number, to: number): number
   return end;
 }
 
-/** How the chain goes on after one policy: on to the next, or stop (with a response or not). */
-type Step = { readonly stop: false } | { readonly stop: true; readonly immediate?: ImmediateOutcome };
-const NEXT: Step = { stop: false };
-
 function settle(
   entry: ChainEntry,
   outcome: PolicyOutcome,
@@ -137,27 +86,38 @@ function settle(
     if ("error" in outcome) throw outcome.error;
     immediate = applyAction(entry, phase, outcome.action, state) ?? undefined;
   } catch (error) {
-    observer?.policyRan(entry.label, phase, "failed", seconds);
-    const failure = asFailure(error);
-    // `reason`, not `message`: a property named `message` would replace the JSON line's message.
-    log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
-      policy: entry.label,
-      phase,
-      kind: failure.kind,
-      reason: scrubSecrets(failure.message, entry.secrets),
-      rule: entry.onFailure,
-      requestId: state.shared.requestId,
-      route: state.shared.route.name,
-    });
-    if (entry.onFailure === "continue") return NEXT;
-    if (entry.onFailure === "skipRemaining") return { stop: true };
-    return {
-      stop: true,
-      immediate: toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label),
-    };
+    return settleFailure(entry, error, phase, state, seconds, observer);
   }
   observer?.policyRan(entry.label, phase, immediate ? "immediate" : "ok", seconds);
   return immediate ? { stop: true, immediate } : NEXT;
+}
+
+const streams = (entry: ChainEntry, phase: Phase) =>
+  (phase === "request" ? entry.mode.requestBodyMode : entry.mode.responseBodyMode) === "STREAM";
+
+/**
+ * A streaming policy in a buffered direction (its chain mixes BUFFER and STREAM policies)
+ * gets the whole body as its one and last chunk, right after its header handler.
+ */
+async function wholeBodyChunk(
+  entry: ChainEntry,
+  phase: Phase,
+  state: ExchangeState,
+  observer: RunObserver | undefined,
+  defaultTimeoutMs: number | undefined,
+): Promise<Step> {
+  const body = phase === "request" ? state.requestBody : state.responseBody;
+  if (!body || !streams(entry, phase)) return NEXT;
+  const limits = { maxAccumulatedBytes: Infinity, defaultTimeoutMs };
+  const step = await new ChunkPipeline([entry], phase, state, limits, observer).push(body.content, true);
+  if ("end" in step) return { stop: true, immediate: step.end };
+  if (step.data !== body.content) {
+    const replaced = new Body(step.data, body.endOfStream);
+    if (phase === "request") state.requestBody = replaced;
+    else state.responseBody = replaced;
+    state.changes.body = true;
+  }
+  return NEXT;
 }
 
 /** Whether the entry's condition (if any) lets it run, or the error evaluating it failed with. */
@@ -212,6 +172,8 @@ export async function runPolicies(
         { error: new PolicyFailure("error", "the runtime returned no result") };
       const step = settle(entries[k], outcome, phase, state, seconds, observer);
       if (step.stop) return step.immediate;
+      const chunkStep = await wholeBodyChunk(entries[k], phase, state, observer, defaultTimeoutMs);
+      if (chunkStep.stop) return chunkStep.immediate;
     }
     i = end;
   }

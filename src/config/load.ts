@@ -167,6 +167,8 @@ function normalize(
     },
     limits: {
       maxBodyBytes: raw.limits.maxBodyBytes,
+      maxChunkBytes: raw.limits.maxChunkBytes,
+      maxAccumulatedBytes: raw.limits.maxAccumulatedBytes,
       policyTimeoutMs: parseDuration(raw.limits.policyTimeout),
     },
     dataPlane: { workers: raw.dataPlane.workers, watchdogMs: parseDuration(raw.dataPlane.watchdog) },

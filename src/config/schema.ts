@@ -98,6 +98,8 @@ export const configSchema = {
       default: {},
       properties: {
         maxBodyBytes: { type: "integer", minimum: 0, default: 1048576 },
+        maxChunkBytes: { type: "integer", minimum: 1, default: 2097152 },
+        maxAccumulatedBytes: { type: "integer", minimum: 1, default: 1048576 },
         policyTimeout: { ...duration, default: "1s" },
       },
     },

@@ -23,9 +23,12 @@ import { type Binding, type Kernel, PASS_THROUGH_CHAIN } from "../kernel/routes.
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
-import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
+import { ChunkPipeline } from "../chain/chunks.ts";
+import { ChunkDecompressor, decodable } from "./decompress.ts";
+import { modeOverrideFor, PASS_THROUGH_MODE, streamedResponseMode } from "./mode.ts";
 import {
   analyticsMetadata,
+  chunkResponse,
   commonResponse,
   immediateResponse,
   loadRequestHeaders,
@@ -50,6 +53,8 @@ interface PhaseOps {
   /** How many leading entries run on the headers when a body follows. */
   headersCount(chain: Chain): number;
   needsBody(chain: Chain): boolean;
+  /** The phase's entries that see the body chunk by chunk (empty: buffered or none). */
+  streaming(chain: Chain): readonly ChainEntry[];
   loadHeaders(state: ExchangeState, headers: HeaderMessage): void;
   headersOf(state: ExchangeState): { get(name: string): string | undefined };
   setBody(state: ExchangeState, body: Body): void;
@@ -62,6 +67,7 @@ const PHASES: Readonly<Record<Phase, PhaseOps>> = {
     entries: (chain) => chain.request,
     headersCount: (chain) => chain.requestHeadersCount,
     needsBody: (chain) => chain.needsRequestBody,
+    streaming: (chain) => chain.requestStreaming,
     loadHeaders: loadRequestHeaders,
     headersOf: (state) => state.requestHeaders,
     setBody: (state, body) => state.requestBody = body,
@@ -72,6 +78,7 @@ const PHASES: Readonly<Record<Phase, PhaseOps>> = {
     entries: (chain) => chain.response,
     headersCount: (chain) => chain.responseHeadersCount,
     needsBody: (chain) => chain.needsResponseBody,
+    streaming: (chain) => chain.responseStreaming,
     loadHeaders: loadResponseHeaders,
     headersOf: (state) => state.responseHeaders,
     setBody: (state, body) => state.responseBody = body,
@@ -82,7 +89,7 @@ const PHASES: Readonly<Record<Phase, PhaseOps>> = {
 const UNBOUND: Binding = {
   chain: PASS_THROUGH_CHAIN,
   route: PASS_THROUGH_CHAIN.route,
-  limits: { maxBodyBytes: 0, policyTimeoutMs: 0 },
+  limits: { maxBodyBytes: 0, maxChunkBytes: 0, maxAccumulatedBytes: 0, policyTimeoutMs: 0 },
   release: () => {},
 };
 /**
@@ -173,6 +180,10 @@ export class ExchangeStream {
   readonly #ran: Record<Phase, number> = { request: 0, response: 0 };
   /** Set once request or response headers arrived: request headers come first and once. */
   #headersSeen = false;
+  /** The chunk pipeline of each phase whose body is streamed. */
+  readonly #pipelines: Record<Phase, ChunkPipeline | undefined> = { request: undefined, response: undefined };
+  /** Set when a streamed response arrives compressed. */
+  #decompressor: ChunkDecompressor | undefined;
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
 
@@ -180,6 +191,9 @@ export class ExchangeStream {
   release(): void {
     this.#binding.release();
     this.#binding = UNBOUND;
+    this.#decompressor?.close();
+    this.#decompressor = undefined;
+    this.#pipelines.request = this.#pipelines.response = undefined;
   }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
@@ -289,9 +303,18 @@ export class ExchangeStream {
     this.#ran[phase] = to;
     const immediate = await this.#run(phase, 0, to);
     if (immediate) return immediateReply(immediate, analyticsMetadata(state));
+    const streams = !endOfStream && ops.streaming(chain).length > 0;
+    if (streams) this.#startStreaming(phase, chain);
     // The request answer sets the modes of the whole exchange; a stream that starts at the
-    // response headers sets them only if a response body is to come.
-    const mode = phase === "request" || (startsHere && bodyComing) ? modeOverrideFor(chain) : undefined;
+    // response headers sets them only if a response body is to come. A streamed response
+    // body is asked for at the response headers, once there is one.
+    const mode = phase === "request"
+      ? modeOverrideFor(chain)
+      : streams
+      ? streamedResponseMode(chain)
+      : startsHere && bodyComing
+      ? modeOverrideFor(chain)
+      : undefined;
     return reply(
       ops.headersReply,
       commonResponse(state, { phase, bodyPhase: false }),
@@ -300,7 +323,70 @@ export class ExchangeStream {
     );
   }
 
-  async #onBody(phase: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
+  /**
+   * Prepares a streamed body: its pipeline; no `content-length` (a policy may change the
+   * size, and Envoy keeps the header when STREAMED is switched on by an override); for a
+   * compressed response, a decompressor and no `content-encoding` (what goes on is plain).
+   */
+  #startStreaming(phase: Phase, chain: Chain): void {
+    const state = this.#state;
+    const { limits } = this.#binding;
+    const chunkLimits = {
+      maxAccumulatedBytes: limits.maxAccumulatedBytes,
+      defaultTimeoutMs: limits.policyTimeoutMs,
+    };
+    this.#pipelines[phase] = new ChunkPipeline(
+      PHASES[phase].streaming(chain),
+      phase,
+      state,
+      chunkLimits,
+      this.observer,
+    );
+    const headers = phase === "request" ? state.requestHeaders : state.responseHeaders;
+    if (headers.delete("content-length")) state.changes.headers.add("content-length");
+    if (phase !== "response") return;
+    const coding = decodable(headers.get("content-encoding"));
+    if (!coding) return;
+    this.#decompressor = new ChunkDecompressor(coding);
+    headers.delete("content-encoding");
+    state.changes.headers.add("content-encoding");
+  }
+
+  /** One chunk of a streamed body: one answer, carrying what the pipeline forwards. */
+  async #onChunk(
+    phase: Phase,
+    pipeline: ChunkPipeline,
+    bytes: Uint8Array,
+    endOfStream: boolean,
+  ): Promise<ProcessingResponse> {
+    const ops = PHASES[phase];
+    const { maxChunkBytes } = this.#binding.limits;
+    // After the response headers went out, an immediate response makes Envoy end the stream.
+    if (bytes.byteLength > maxChunkBytes) return this.#ended(tooLarge(maxChunkBytes));
+    const decompressor = phase === "response" ? this.#decompressor : undefined;
+    const input = decompressor ? await decompressor.push(bytes, endOfStream) : bytes;
+    const step = await pipeline.push(input, endOfStream);
+    if ("end" in step) return this.#ended(step.end);
+    if (step.data === bytes) return reply(ops.bodyReply, undefined);
+    return reply(ops.bodyReply, chunkResponse(step.data));
+  }
+
+  #ended(outcome: ImmediateOutcome): ProcessingResponse {
+    this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
+    return immediateReply(outcome);
+  }
+
+  #onBody(
+    phase: Phase,
+    bytes: Uint8Array,
+    endOfStream: boolean,
+  ): Promise<ProcessingResponse> | ProcessingResponse {
+    const pipeline = this.#pipelines[phase];
+    if (pipeline) return this.#onChunk(phase, pipeline, bytes, endOfStream);
+    return this.#onBufferedBody(phase, bytes, endOfStream);
+  }
+
+  async #onBufferedBody(phase: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
     const ops = PHASES[phase];
     const entries = ops.entries(this.#binding.chain);
     const ran = this.#ran[phase];

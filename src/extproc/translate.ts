@@ -140,6 +140,16 @@ export function commonResponse(state: ExchangeState, spot: PhaseSpot): CommonRes
   return response;
 }
 
+/** The answer to a streamed chunk that forwards `data` instead (empty: nothing, for now). */
+export function chunkResponse(data: Uint8Array): CommonResponse {
+  const response = create(CommonResponseSchema);
+  response.bodyMutation = {
+    $typeName: "envoy.service.ext_proc.v3.BodyMutation",
+    mutation: data.length > 0 ? { case: "body", value: data } : { case: "clearBody", value: true },
+  };
+  return response;
+}
+
 /** The dynamic metadata to send for the phase's analytics values, if any. */
 export function analyticsMetadata(state: ExchangeState): JsonObject | undefined {
   const analytics = state.changes.analytics;

@@ -15,6 +15,8 @@ import * as policy11 from "../../policies/jwt-auth/mod.ts";
 import * as policy12 from "../../policies/api-key-auth/mod.ts";
 import * as policy13 from "../../policies/basic-auth/mod.ts";
 import * as policy16 from "../../policies/rate-limit/mod.ts";
+import * as policy17 from "../../policies/sse-filter/mod.ts";
+import * as policy18 from "../../policies/body-regex-redact/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1630,6 +1632,140 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy16,
+  },
+  {
+    source: "policies/sse-filter",
+    definition: {
+      "description": "Filters a streamed server-sent-events response event by event: drops events whose `data:` JSON matches a condition, and removes fields from the JSON of every other event (e.g. strip a field from every chunk of an LLM's token stream). Events whose data is not JSON (such as `[DONE]`) pass unchanged.",
+      "name": "sse-filter",
+      "parameters": {
+        "additionalProperties": false,
+        "anyOf": [
+          {
+            "required": [
+              "drop",
+            ],
+          },
+          {
+            "required": [
+              "removeFields",
+            ],
+          },
+        ],
+        "properties": {
+          "drop": {
+            "default": [],
+            "description": "Conditions; an event whose data JSON matches any of them is dropped. A condition is a JSON path and, optionally, the value found there must equal (without it, the path existing is enough).",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "equals": {
+                  "description": "The value at the path for the event to be dropped (any JSON value). No default: without it, the path existing is enough.",
+                },
+                "path": {
+                  "description": "A JSON path in the supported subset: `$`, `.name`, `['name']`, `[index]`, e.g. `$.choices[0].finish_reason`.",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "path",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "removeFields": {
+            "default": [],
+            "description": "JSON paths (same subset) removed from the data JSON of every event that is not dropped.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "STREAM",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "streaming": {
+        "accumulate": "sse-event",
+        "maxAccumulatedBytes": 65536,
+      },
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy17,
+  },
+  {
+    source: "policies/body-regex-redact",
+    definition: {
+      "description": "Redacts RE2 regular-expression matches (e.g. card numbers) in streamed request and/or response bodies, also where a match spans two chunks: the last bytes of each chunk that could start a match are held back until the next one shows whether they do.",
+      "name": "body-regex-redact",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "maxMatchBytes": {
+            "default": 64,
+            "description": "The longest text one match can span (characters). Up to this many characters minus one are held back at the end of each chunk; a longer match across a boundary is missed.",
+            "maximum": 65536,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "patterns": {
+            "description": "RE2 patterns (no look-around, no back-references); every match is replaced.",
+            "items": {
+              "type": "string",
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "replacement": {
+            "default": "[REDACTED]",
+            "description": "What each match becomes (literal text).",
+            "type": "string",
+          },
+          "request": {
+            "default": true,
+            "description": "Redact the request body.",
+            "type": "boolean",
+          },
+          "response": {
+            "default": true,
+            "description": "Redact the response body.",
+            "type": "boolean",
+          },
+        },
+        "required": [
+          "patterns",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "STREAM",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "STREAM",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "streaming": {
+        "accumulate": "none",
+        "maxAccumulatedBytes": 65536,
+      },
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy18,
   },
 ];
 

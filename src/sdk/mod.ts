@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./actions.ts";
+export * from "./chunk.ts";
 export * from "./context.ts";
 export * from "./headers.ts";
 export * from "./mode.ts";
