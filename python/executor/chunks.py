@@ -38,13 +38,13 @@ def run_chunk(
     try:
         check_request(request)
     except MalformedRequestError as error:
-        return pb.ChunkResponse(
-            call_id=request.call_id, error=str(error), metadata=request.metadata, data=request.data
-        )
+        return pb.ChunkResponse(call_id=request.call_id, error=str(error), metadata=request.metadata)
     batch = _ChunkBatch(request, runtime)
     batch.run_all(call_deadline(received_at, request.budget_ms), clock)
+    # An unchanged chunk does not travel back: the engine forwards the one it sent.
+    data = batch.data if batch.replaced else b""
     return pb.ChunkResponse(
-        call_id=request.call_id, results=batch.results, data=batch.data, metadata=batch.metadata
+        call_id=request.call_id, results=batch.results, data=data, metadata=batch.metadata
     )
 
 
@@ -59,6 +59,8 @@ class _ChunkBatch(PolicyCalls):
         super().__init__(request, runtime)
         self._chunk = request
         self.data: bytes = request.data
+        self.replaced = False
+        """Whether some policy replaced the chunk (only then is ``data`` sent back)."""
         self.results: list[pb.ChunkResult] = []
         # Headers are read-only for chunk handlers: one view serves every policy of the batch.
         self._request_headers = _headers(request.request.headers)
@@ -96,6 +98,7 @@ class _ChunkBatch(PolicyCalls):
             return False
         if isinstance(outcome, Replace):
             self.data = outcome.data
+            self.replaced = True
             self.results.append(pb.ChunkResult(replaced=pb.ChunkReplaced()))
         else:
             self.results.append(pb.ChunkResult(forwarded=pb.ChunkForwarded()))

@@ -3,7 +3,7 @@
  * built, which of them take part in each phase and which need a buffered body.
  */
 import type { FailureRule } from "../config/types.ts";
-import type { RequestAction, ResponseAction } from "../sdk/actions.ts";
+import type { ImmediateResponseInit, RequestAction, ResponseAction } from "../sdk/actions.ts";
 import type { RouteInfo } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { Params, Policy } from "../sdk/policy.ts";
@@ -32,6 +32,35 @@ export interface BatchRunner {
     phase: "request" | "response",
     state: ExchangeState,
   ): Promise<readonly PolicyOutcome[]>;
+}
+
+/** What one policy did with a chunk (run by a {@link ChunkBatchRunner}). */
+export type ChunkOutcome =
+  | { readonly kind: "forwarded" }
+  | { readonly kind: "replaced" }
+  | { readonly kind: "ended"; readonly response?: ImmediateResponseInit }
+  | { readonly error: unknown };
+
+/** A batch's chunk results: one outcome per policy that ran, and what to forward after them. */
+export interface ChunkBatchResult {
+  readonly outcomes: readonly ChunkOutcome[];
+  readonly data: Uint8Array;
+}
+
+/**
+ * Runs the chunk handlers of adjacent policies of one runtime (the Python bridge) on one
+ * chunk, each on the previous one's output, stopping where the engine would stop (an end,
+ * or a failure whose rule is not `continue`). Shared metadata is merged back into `state`.
+ */
+export interface ChunkBatchRunner {
+  runChunk(
+    entries: readonly ChainEntry[],
+    phase: "request" | "response",
+    chunk: Uint8Array,
+    endOfStream: boolean,
+    chunkIndex: number,
+    state: ExchangeState,
+  ): Promise<ChunkBatchResult>;
 }
 
 /** A policy instance that is run by a batch runner (see {@link ChainEntry.batch}). */

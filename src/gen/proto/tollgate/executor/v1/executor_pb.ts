@@ -594,7 +594,9 @@ export type ChunkResponse = Message<"tollgate.executor.v1.ChunkResponse"> & {
 
   /**
    * What to forward: the chunk after the last policy that forwarded or replaced it (where
-   * the batch stopped, the input of the policy that stopped it).
+   * the batch stopped, the input of the policy that stopped it). Sent only when some result
+   * is `replaced`: otherwise it is empty and the chunk that was sent is forwarded, so an
+   * unchanged chunk does not travel back.
    *
    * @generated from field: bytes data = 3;
    */
