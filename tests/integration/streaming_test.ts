@@ -44,6 +44,11 @@ const routes: { name: string; policies: unknown[] }[] = [
   { name: "fail-skip", policies: [tag("f", { failOn: "boom" }, "skipRemaining")] },
   { name: "end", policies: [tag("e", { endOn: "stop" })] },
   { name: "upload", policies: [tag("u", { passThrough: true })] },
+  // Python between TypeScript: request order py, a, b; response order b, a, py.
+  {
+    name: "mixed",
+    policies: [{ name: "py-chunk", version: "v1", parameters: { tag: "p" } }, tag("a"), tag("b")],
+  },
 ];
 
 /** The upstream: /<route>/sse streams events; /<route>/echo streams the request body back. */
@@ -170,6 +175,28 @@ Deno.test("streamed bodies through a real Envoy", async (t) => {
       const response = await fetch(url("/order/echo"), { method: "POST", body: "one\ntwo\n" });
       // The echo's response is streamed back through the response handlers too (reverse order).
       assert.equal(await readAll(response), "one[a][b][b][a]\ntwo[a][b][b][a]\n");
+    });
+
+    await t.step("TypeScript and Python chunk policies rewrite events in order, as they stream", async () => {
+      const response = await fetch(url("/mixed/sse?events=4&id=mixed"));
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      const first = await reader.read();
+      const firstAt = performance.now();
+      // b, then a (TypeScript, per line), then py-chunk (Python: "[p<status>]" after each event).
+      assert.equal(first.value, "data: 0[b][a]\n\n[p200]");
+      let text = first.value ?? "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
+      assert.ok(firstAt < upstream.finished.get("mixed")!, "the first event came before the upstream ended");
+      const events = [0, 1, 2, 3].map((i) => `data: ${i}[b][a]\n\n[p200]`).join("");
+      assert.equal(text, events + "[p$200]", "py-chunk marks the (empty) last chunk with $");
+      const upload = await readAll(
+        await fetch(url("/mixed/echo"), { method: "POST", body: "one\n\ntwo\n\n" }),
+      );
+      // Request: py-chunk, a, b; then the echoed body back through b, a, py-chunk.
+      // (py-chunk tags the end of each chunk it gets, so where "[p…]" lands depends on how Envoy
+      // cut the body; that it comes before a's and b's tags does not.)
+      assert.match(upload, /^one\[a\]\[b\]\[b\]\[a\]\n\ntwo\[a\]\[b\]\[b\]\[a\]\n\n/);
+      assert.match(upload, /\[p\$?\]\[a\]\[b\]\[b\]\[a\]\[p\$200\]$/);
     });
 
     await t.step("sse-filter strips a field from every event and drops matching ones", async () => {

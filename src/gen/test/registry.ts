@@ -2586,6 +2586,57 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
     module: policy44,
   },
+  {
+    source: "tests/fixtures/policies/py-chunk",
+    definition: {
+      "description": "Test policy (Python, streaming). Appends \"[tag]\" to every chunk and records the chunk indices it saw per tag in the shared metadata (proving order across chunks); fails on a chunk containing failOn, ends the exchange on a chunk containing endOn. sleepMs sleeps that long first; jitterMs a random time up to that long, to shuffle concurrent calls.",
+      "name": "py-chunk",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "endOn": {
+            "default": "",
+            "type": "string",
+          },
+          "failOn": {
+            "default": "",
+            "type": "string",
+          },
+          "jitterMs": {
+            "default": 0,
+            "minimum": 0,
+            "type": "number",
+          },
+          "sleepMs": {
+            "default": 0,
+            "minimum": 0,
+            "type": "number",
+          },
+          "tag": {
+            "default": "t",
+            "type": "string",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "STREAM",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "STREAM",
+        "responseHeaderMode": "PROCESS",
+      },
+      "runtime": "python",
+      "streaming": {
+        "accumulate": "sse-event",
+        "maxAccumulatedBytes": 65536,
+      },
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
 ];
 
 /** The Python policy registry generated with this module, relative to python.home. */
