@@ -32,8 +32,14 @@ export class ChunkEnd {
   constructor(readonly response?: ImmediateResponseInit) {}
 }
 
+/** The results a chunk handler can return (see {@link Chunk}). */
+export interface ChunkResults {
+  replace(data: BodyInput): ChunkReplacement;
+  end(response?: ImmediateResponseInit): ChunkEnd;
+}
+
 /** The results a chunk handler can return. */
-export const Chunk = {
+export const Chunk: ChunkResults = {
   /**
    * Forwards `data` (bytes, or a string sent as UTF-8) in place of the chunk. An empty
    * replacement holds the chunk back; a later replacement may send it (changed) with more.
@@ -64,7 +70,7 @@ export const Chunk = {
   end(response?: ImmediateResponseInit): ChunkEnd {
     return new ChunkEnd(response);
   },
-} as const;
+};
 
 /** What a chunk handler may return: nothing forwards the chunk as it was handed over. */
 export type ChunkAction = ChunkReplacement | ChunkEnd | undefined | null | void;

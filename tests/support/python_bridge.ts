@@ -2,6 +2,7 @@
  * A real executor for bridge tests, started by the real supervisor, with a bridge on its
  * client and a helper that makes chain entries of the test build's Python policies.
  */
+import { DEFAULT_STREAMING } from "../../src/sdk/chunk.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { repoRoot, venvPython } from "../../scripts/lib/venv.ts";
@@ -71,6 +72,7 @@ export async function startExecutor(options: { maxInFlight?: number; timeoutMs?:
         timeoutMs: undefined,
         condition: undefined,
         batch: bridge,
+        streaming: found.policy.definition.streaming ?? DEFAULT_STREAMING,
         ...extra,
       } satisfies ChainEntry;
     },
