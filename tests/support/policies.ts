@@ -8,7 +8,7 @@ import { generatedPolicies } from "../../src/gen/test/registry.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
 import { Body, HeaderMap, type Params, type Policy } from "../../src/sdk/mod.ts";
 
-const registry = new PolicyRegistry(generatedPolicies);
+export const registry = new PolicyRegistry(generatedPolicies);
 
 /** A policy instance as a route would get it, with its validated, defaulted parameters. */
 export interface Instance {
