@@ -182,7 +182,8 @@ export class ExchangeStream {
   #headersSeen = false;
   /** The chunk pipeline of each phase whose body is streamed. */
   readonly #pipelines: Record<Phase, ChunkPipeline | undefined> = { request: undefined, response: undefined };
-  /** Set when a streamed response arrives compressed. */
+  /** The coding of a compressed streamed response, and its decompressor once a chunk came. */
+  #compression: string | undefined;
   #decompressor: ChunkDecompressor | undefined;
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
@@ -192,7 +193,7 @@ export class ExchangeStream {
     this.#binding.release();
     this.#binding = UNBOUND;
     this.#decompressor?.close();
-    this.#decompressor = undefined;
+    this.#decompressor = this.#compression = undefined;
     this.#pipelines.request = this.#pipelines.response = undefined;
   }
 
@@ -347,7 +348,8 @@ export class ExchangeStream {
     if (phase !== "response") return;
     const coding = decodable(headers.get("content-encoding"));
     if (!coding) return;
-    this.#decompressor = new ChunkDecompressor(coding);
+    // Made at the first chunk: a zlib stream costs native memory, and many streams end first.
+    this.#compression = coding;
     headers.delete("content-encoding");
     state.changes.headers.add("content-encoding");
   }
@@ -363,12 +365,19 @@ export class ExchangeStream {
     const { maxChunkBytes } = this.#binding.limits;
     // After the response headers went out, an immediate response makes Envoy end the stream.
     if (bytes.byteLength > maxChunkBytes) return this.#ended(tooLarge(maxChunkBytes));
-    const decompressor = phase === "response" ? this.#decompressor : undefined;
+    const decompressor = phase === "response" ? this.#decompressorFor() : undefined;
     const input = decompressor ? await decompressor.push(bytes, endOfStream) : bytes;
     const step = await pipeline.push(input, endOfStream);
     if ("end" in step) return this.#ended(step.end);
     if (step.data === bytes) return reply(ops.bodyReply, undefined);
     return reply(ops.bodyReply, chunkResponse(step.data));
+  }
+
+  #decompressorFor(): ChunkDecompressor | undefined {
+    if (this.#compression && !this.#decompressor) {
+      this.#decompressor = new ChunkDecompressor(this.#compression);
+    }
+    return this.#decompressor;
   }
 
   #ended(outcome: ImmediateOutcome): ProcessingResponse {
