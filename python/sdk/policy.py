@@ -290,9 +290,10 @@ class ReplaceChunk:
 class EndExchange:
     """End the exchange at this chunk; the chunk and the rest of the body are not forwarded.
 
-    Before the response headers went out to the client the exchange is answered with
-    ``response`` (or, without one, the engine's failure response); after that the stream to
-    the client is terminated. The rest of the chain does not see this chunk.
+    Before the response headers went out to the client (every request chunk) the exchange is
+    answered with ``response`` (without one, a 400 with a JSON body); on a response chunk the
+    headers are already on their way, so the stream to the client is terminated. The rest of
+    the chain does not see this chunk.
 
     Example:
         ``return EndExchange(ImmediateResponse(status_code=413, body=b"too many tokens"))``

@@ -39,6 +39,7 @@ PolicyEntry = tuple[str, str, str] | tuple[str, str, str, bool]
 ALL_POLICIES: dict[str, PolicyEntry] = {
     "add-python-header:v1": ("add-python-header", "v1.0.0", "policies/add-python-header"),
     "json-body-rewrite:v1": ("json-body-rewrite", "v1.0.0", "policies/json-body-rewrite"),
+    "sse-token-count:v1": ("sse-token-count", "v1.0.0", "policies/sse-token-count", False),
     "scripted:v1": ("scripted", "v1.0.0", "python/tests/policies/scripted"),
     "counted:v1": ("counted", "v1.0.0", "python/tests/policies/counted"),
     "sleepy:v1": ("sleepy", "v1.0.0", "python/tests/policies/sleepy"),

@@ -173,7 +173,9 @@ export class ExecutorClient {
     if (!pending) return; // timed out already
     // Answering a call with the other kind's message breaks the contract: nothing after it can be trusted.
     if (pending.answer !== kind) {
-      throw new Error(`the executor answered call ${response.callId} with a ${FrameKind[kind]}`);
+      throw new Error(
+        `the executor answered call ${response.callId} with a frame of kind ${FrameKind[kind]}`,
+      );
     }
     this.#pending.delete(response.callId);
     clearTimeout(pending.timer);

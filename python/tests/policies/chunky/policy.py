@@ -2,7 +2,7 @@
 
 It appends what it saw to ``metadata["chunks"]`` (its label, the chunk as text, the chunk
 context and the thread it ran on), then does what ``params`` say: append text to the chunk,
-replace it, hold it back, end the exchange (with or without a response), raise, sleep,
+repeat it, replace it, hold it back, end the exchange (with or without a response), raise, sleep,
 return something invalid, or put a non-JSON value in the metadata. ``count`` keeps a
 per-exchange counter in the metadata, the way a real streaming policy keeps state across
 chunks.
@@ -91,6 +91,8 @@ class Chunky(Policy):
             )
         if "append" in params:
             return ReplaceChunk(chunk + params["append"].encode("utf-8"))
+        if "repeat" in params:
+            return ReplaceChunk(chunk * params["repeat"])
         if "replace" in params:
             return ReplaceChunk(params["replace"])
         return None
