@@ -1767,6 +1767,82 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
     },
     module: policy18,
   },
+  {
+    source: "policies/sse-token-count",
+    definition: {
+      "description": "Counts the tokens an LLM streams back as server-sent events (OpenAI- or Anthropic-style JSON events) into the shared metadata, and optionally stops a stream once it is over a token limit. A usage figure the upstream reports in an event is taken as it is; otherwise tokens are estimated from the streamed text's length. Responses that are not text/event-stream pass unchanged and are not counted.",
+      "name": "sse-token-count",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "charsPerToken": {
+            "default": 4,
+            "description": "Characters of streamed text per token, for the estimate (about 4 for English).",
+            "exclusiveMinimum": 0,
+            "type": "number",
+          },
+          "maxTokens": {
+            "default": 0,
+            "description": "Stop the stream once more tokens than this were counted: the event that goes over is replaced by a `tollgate.token_limit` error event, and the stream is ended at the next chunk. 0 counts without a limit.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "metadataKey": {
+            "default": "sseTokens",
+            "description": "Shared metadata key of the count: {\"events\", \"characters\", \"tokens\", \"reported\", \"limited\"}, visible to later policies and to the next chunk.",
+            "minLength": 1,
+            "type": "string",
+          },
+          "textPaths": {
+            "default": [
+              "choices.0.delta.content",
+              "choices.0.text",
+              "delta.text",
+            ],
+            "description": "Dotted paths (numbers index arrays) to the streamed text in each event's `data:` JSON; the first one present counts. The defaults fit OpenAI chat completions and Anthropic messages.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "usagePaths": {
+            "default": [
+              "usage.completion_tokens",
+              "usage.output_tokens",
+            ],
+            "description": "Dotted paths to an output-token count the upstream reports in an event (e.g. OpenAI's final `usage` event, Anthropic's `message_delta`); when one is present it replaces the estimate.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "STREAM",
+        "responseHeaderMode": "SKIP",
+      },
+      "python": {
+        "blocking": false,
+      },
+      "runtime": "python",
+      "streaming": {
+        "accumulate": "sse-event",
+        "maxAccumulatedBytes": 65536,
+      },
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+  },
 ];
 
 /** The Python policy registry generated with this module, relative to python.home. */

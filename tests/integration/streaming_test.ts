@@ -44,6 +44,10 @@ const routes: { name: string; policies: unknown[] }[] = [
   { name: "fail-skip", policies: [tag("f", { failOn: "boom" }, "skipRemaining")] },
   { name: "end", policies: [tag("e", { endOn: "stop" })] },
   { name: "upload", policies: [tag("u", { passThrough: true })] },
+  {
+    name: "tokens",
+    policies: [{ name: "sse-token-count", version: "v1", parameters: { maxTokens: 5, charsPerToken: 1 } }],
+  },
   // Python between TypeScript: request order py, a, b; response order b, a, py.
   {
     name: "mixed",
@@ -84,7 +88,9 @@ function startUpstream(): { port: number; finished: Map<string, number>; server:
         };
         try {
           for (let i = 0; i < events; i++) {
-            if (kind === "llm") {
+            if (kind === "tokens") {
+              await send(`data: ${JSON.stringify({ choices: [{ delta: { content: "abc" } }] })}\n\n`);
+            } else if (kind === "llm") {
               await send(
                 `data: ${JSON.stringify(i === 1 ? { ping: true } : { token: `t${i}`, usage: { n: i } })}\n\n`,
               );
@@ -198,6 +204,27 @@ Deno.test("streamed bodies through a real Envoy", async (t) => {
       assert.match(upload, /^one\[a\]\[b\]\[b\]\[a\]\n\ntwo\[a\]\[b\]\[b\]\[a\]\n\n/);
       assert.match(upload, /\[p\$?\]\[a\]\[b\]\[b\]\[a\]\[p\$200\]$/);
     });
+
+    await t.step(
+      "sse-token-count (Python) ends a stream over its token limit with an error event",
+      async () => {
+        const response = await fetch(url("/tokens/sse?kind=tokens&events=6"));
+        // The stream is reset after the error event: keep what arrived before.
+        let text = "";
+        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+        try {
+          for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
+        } catch {
+          // reset
+        }
+        // 3 tokens per event at 1 character per token: the second event goes over 5.
+        assert.match(
+          text,
+          /^data: \{"choices":\[\{"delta":\{"content":"abc"\}\}\]\}\n\nevent: tollgate\.token_limit\n/,
+        );
+        assert.equal(text.split("abc").length - 1, 1, `only the event under the limit went out: ${text}`);
+      },
+    );
 
     await t.step("sse-filter strips a field from every event and drops matching ones", async () => {
       const text = await readAll(await fetch(url("/llm/sse?kind=llm&events=4")));
