@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2
 
@@ -23,7 +23,7 @@ from executor.jsonvalue import NotJsonError, dict_to_struct, struct_to_dict
 from executor.loader import PolicySet, registry_key
 from executor.output import running
 from executor.running import call_deadline
-from executor.translate import Changes, Immediate, read_action
+from executor.translate import Immediate, read_action
 from sdk.policy import PolicyMetadata, SharedContext
 from tollgate.executor.v1 import executor_pb2 as pb
 
@@ -49,8 +49,8 @@ class Runtime:
     cache: InstanceCache
 
 
-def check_request(request: pb.ExecuteRequest) -> None:
-    """Raises ``MalformedRequestError`` for a request the executor cannot interpret."""
+def check_request(request: pb.ExecuteRequest | pb.ChunkRequest) -> None:
+    """Raises ``MalformedRequestError`` for a call the executor cannot interpret."""
     if request.phase not in _PHASE_NAMES:
         raise MalformedRequestError(
             f"phase must be PHASE_REQUEST or PHASE_RESPONSE, got {pb.Phase.Name(request.phase)}"
@@ -66,7 +66,7 @@ def check_request(request: pb.ExecuteRequest) -> None:
             raise MalformedRequestError(f"policies[{index}]: unknown on_failure {invocation.on_failure}")
 
 
-def never_blocks(request: pb.ExecuteRequest, policies: PolicySet) -> bool:
+def never_blocks(request: pb.ExecuteRequest | pb.ChunkRequest, policies: PolicySet) -> bool:
     """Whether every policy of the call is loaded and declares that it never blocks.
 
     Such a call may run inline on the event loop; an unknown or failed policy sends the call
@@ -98,16 +98,8 @@ def run_call(
         check_request(request)
     except MalformedRequestError as error:
         return pb.ExecuteResponse(call_id=request.call_id, error=str(error), metadata=request.metadata)
-    deadline = call_deadline(received_at, request.budget_ms)
     batch = _Batch(request, runtime)
-    for invocation in request.policies:
-        if clock() >= deadline:
-            batch.fail(
-                invocation, pb.ERROR_KIND_TIMEOUT, f"the call's {request.budget_ms}ms budget was spent"
-            )
-            break
-        if not batch.run(invocation):
-            break
+    batch.run_all(call_deadline(received_at, request.budget_ms), clock)
     return pb.ExecuteResponse(call_id=request.call_id, results=batch.results, metadata=batch.metadata)
 
 
@@ -124,16 +116,30 @@ def _policy_metadata(invocation: pb.PolicyInvocation) -> PolicyMetadata:
     )
 
 
-class _Batch:
-    """The state of one running batch: the exchange, shared context and results so far."""
+Call = pb.ExecuteRequest | pb.ChunkRequest
+"""A request that runs a batch of policies."""
 
-    def __init__(self, request: pb.ExecuteRequest, runtime: Runtime) -> None:
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A policy failed (its error result is recorded); ``go_on`` says whether the batch continues."""
+
+    go_on: bool
+
+
+class PolicyCalls:
+    """What every kind of batch shares: instances, the shared context and metadata, failures.
+
+    Subclasses say how a policy is called (``step``); ``run_all`` runs the batch's policies
+    in order until one says stop or the budget is spent.
+    """
+
+    def __init__(self, request: Call, runtime: Runtime) -> None:
         self._request = request
         self._runtime = runtime
         self._phase = request.phase
-        self._exchange = Exchange.from_proto(
-            request.request, request.response if request.phase == pb.PHASE_RESPONSE else None
-        )
         # The last metadata known to be JSON: what a policy that breaks it is rolled back to,
         # and what the response carries.
         self.metadata = struct_pb2.Struct()
@@ -144,62 +150,70 @@ class _Batch:
             route_name=request.info.route_name,
             metadata=self._shared_dict,
         )
-        self.results: list[pb.PolicyResult] = []
 
-    def run(self, invocation: pb.PolicyInvocation) -> bool:
+    def run_all(self, deadline: float, clock: Callable[[], float]) -> None:
+        """Runs the policies in order; stops where the engine would, or when ``deadline`` passed."""
+        for invocation in self._request.policies:
+            if clock() >= deadline:
+                self.fail(
+                    invocation,
+                    pb.ERROR_KIND_TIMEOUT,
+                    f"the call's {self._request.budget_ms}ms budget was spent",
+                )
+                return
+            if not self.step(invocation):
+                return
+
+    def step(self, invocation: pb.PolicyInvocation) -> bool:
         """Runs one policy and records its result; False when the batch must stop here."""
+        raise NotImplementedError
+
+    def attempt(
+        self,
+        invocation: pb.PolicyInvocation,
+        handler: Callable[[Any, dict[str, Any]], object],
+        read: Callable[[object], T],
+    ) -> T | Failed:
+        """Calls one policy through ``handler`` (instance, params) and checks what it returned with ``read``.
+
+        Whatever goes wrong (unknown policy, failed import or factory, an exception, an
+        invalid result, metadata that is not JSON) is recorded as this policy's error.
+        """
         key = registry_key(invocation.name, invocation.version)
         with running(key):
-            return self._run(key, invocation)
+            found = self._runtime.policies.lookup(invocation.name, invocation.version)
+            if found is None:
+                message = f"{key} is not in the executor's registry"
+                return Failed(self.fail(invocation, pb.ERROR_KIND_NOT_FOUND, message))
+            if isinstance(found, str):
+                return Failed(self.fail(invocation, pb.ERROR_KIND_INIT, f"{key} failed to load: {found}"))
+            metadata = _policy_metadata(invocation)
+            try:
+                instance = self._runtime.cache.get(
+                    (invocation.name, invocation.version, invocation.params_hash),
+                    lambda: found.factory(metadata, struct_to_dict(invocation.params)),
+                )
+            except PolicyInitError as error:
+                return Failed(self.fail(invocation, pb.ERROR_KIND_INIT, str(error)))
 
-    def _run(self, key: str, invocation: pb.PolicyInvocation) -> bool:
-        found = self._runtime.policies.lookup(invocation.name, invocation.version)
-        if found is None:
-            return self.fail(invocation, pb.ERROR_KIND_NOT_FOUND, f"{key} is not in the executor's registry")
-        if isinstance(found, str):
-            return self.fail(invocation, pb.ERROR_KIND_INIT, f"{key} failed to load: {found}")
-        metadata = _policy_metadata(invocation)
-        try:
-            instance = self._runtime.cache.get(
-                (invocation.name, invocation.version, invocation.params_hash),
-                lambda: found.factory(metadata, struct_to_dict(invocation.params)),
+            shared = self._shared
+            shared.api_id, shared.api_name, shared.api_version = (
+                metadata.api_id,
+                metadata.api_name,
+                metadata.api_version,
             )
-        except PolicyInitError as error:
-            return self.fail(invocation, pb.ERROR_KIND_INIT, str(error))
-
-        outcome: Changes | Immediate | None = None
-        problem: str | None = None
-        try:
-            outcome = read_action(self._call(instance, metadata, invocation), self._phase)
-        except BaseException as error:  # whatever a policy does, the executor keeps serving
-            problem = f"{type(error).__name__}: {error}"
-        metadata_problem = self._settle_metadata()
-        if problem is None and metadata_problem is not None:
-            problem = f"NotJsonError: {metadata_problem}"
-        if problem is not None or outcome is None:
-            return self.fail(invocation, pb.ERROR_KIND_EXECUTION, problem or "no outcome")
-
-        if isinstance(outcome, Immediate):
-            self.results.append(pb.PolicyResult(immediate_response=outcome.to_proto()))
-            return False
-        if self._phase == pb.PHASE_REQUEST:
-            self._exchange.apply_request(outcome)
-        else:
-            self._exchange.apply_response(outcome)
-        self.results.append(pb.PolicyResult(modifications=outcome.to_proto()))
-        return True
-
-    def _call(self, instance: Any, metadata: PolicyMetadata, invocation: pb.PolicyInvocation) -> object:
-        shared = self._shared
-        shared.api_id, shared.api_name, shared.api_version = (
-            metadata.api_id,
-            metadata.api_name,
-            metadata.api_version,
-        )
-        params = struct_to_dict(invocation.params)
-        if self._phase == pb.PHASE_REQUEST:
-            return instance.on_request(self._exchange.request_context(shared), params)
-        return instance.on_response(self._exchange.response_context(shared), params)
+            outcome: T | None = None
+            problem: str | None = None
+            try:
+                outcome = read(handler(instance, struct_to_dict(invocation.params)))
+            except BaseException as error:  # whatever a policy does, the executor keeps serving
+                problem = f"{type(error).__name__}: {error}"
+            metadata_problem = self._settle_metadata()
+            if problem is None and metadata_problem is not None:
+                problem = f"NotJsonError: {metadata_problem}"
+            if problem is not None or outcome is None:
+                return Failed(self.fail(invocation, pb.ERROR_KIND_EXECUTION, problem or "no outcome"))
+            return outcome
 
     def _settle_metadata(self) -> str | None:
         """Accepts the policy's metadata changes if they are JSON, else rolls them back."""
@@ -217,9 +231,13 @@ class _Batch:
             self._shared_dict = current
         return None
 
+    def record_error(self, kind: pb.ErrorKind, message: str) -> None:
+        """Appends the error result of a failed policy (the result type depends on the batch)."""
+        raise NotImplementedError
+
     def fail(self, invocation: pb.PolicyInvocation, kind: pb.ErrorKind, message: str) -> bool:
         """Records an error result; False when the policy's failure rule stops the batch."""
-        self.results.append(pb.PolicyResult(error=pb.PolicyError(kind=kind, message=message)))
+        self.record_error(kind, message)
         rule = invocation.on_failure
         key = registry_key(invocation.name, invocation.version)
         phase = _PHASE_NAMES.get(self._phase, "?")
@@ -238,3 +256,38 @@ class _Batch:
             },
         )
         return kind != pb.ERROR_KIND_TIMEOUT and rule == pb.FAILURE_RULE_CONTINUE
+
+
+class _Batch(PolicyCalls):
+    """One ExecuteRequest: header/buffered-body handlers on one working copy of the exchange."""
+
+    def __init__(self, request: pb.ExecuteRequest, runtime: Runtime) -> None:
+        super().__init__(request, runtime)
+        self._exchange = Exchange.from_proto(
+            request.request, request.response if request.phase == pb.PHASE_RESPONSE else None
+        )
+        self.results: list[pb.PolicyResult] = []
+
+    def step(self, invocation: pb.PolicyInvocation) -> bool:
+        """Runs one policy and records its result; False when the batch must stop here."""
+        outcome = self.attempt(invocation, self._call, lambda action: read_action(action, self._phase))
+        if isinstance(outcome, Failed):
+            return outcome.go_on
+        if isinstance(outcome, Immediate):
+            self.results.append(pb.PolicyResult(immediate_response=outcome.to_proto()))
+            return False
+        if self._phase == pb.PHASE_REQUEST:
+            self._exchange.apply_request(outcome)
+        else:
+            self._exchange.apply_response(outcome)
+        self.results.append(pb.PolicyResult(modifications=outcome.to_proto()))
+        return True
+
+    def _call(self, instance: Any, params: dict[str, Any]) -> object:
+        if self._phase == pb.PHASE_REQUEST:
+            return instance.on_request(self._exchange.request_context(self._shared), params)
+        return instance.on_response(self._exchange.response_context(self._shared), params)
+
+    def record_error(self, kind: pb.ErrorKind, message: str) -> None:
+        """Appends a ``PolicyResult`` error."""
+        self.results.append(pb.PolicyResult(error=pb.PolicyError(kind=kind, message=message)))

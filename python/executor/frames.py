@@ -2,7 +2,7 @@
 
 One frame is a 5-byte header, the payload's length (4 bytes, big-endian) and its kind (1 byte),
 then the payload: an ``executor.proto`` message serialized as protobuf (empty for GOING_AWAY).
-Execute calls and health checks share one connection: calls are correlated by ``call_id``,
+Execute and chunk calls and health checks share one connection: calls are correlated by ``call_id``,
 health answers come back in the order the requests were sent. The engine side is
 ``src/python/frames.ts``; both must agree on every constant here.
 """
@@ -26,6 +26,9 @@ class Kind(IntEnum):
     HEALTH_RESPONSE = 4
     GOING_AWAY = 5
     """Sent by the executor before it closes a connection because it is shutting down."""
+    CHUNK_REQUEST = 6
+    """One chunk of a streamed body for a batch of streaming policies."""
+    CHUNK_RESPONSE = 7
 
 
 class FrameError(Exception):

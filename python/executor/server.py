@@ -1,8 +1,8 @@
 """The executor's side of the hop: framed protobuf on a Unix socket, and the server's life on it.
 
 The engine keeps one connection open and sends every Python call on it (``executor.frames``),
-so calls on a connection must not wait for each other: each ExecuteRequest becomes its own
-asyncio task, whose batch runs on the worker thread pool (or inline on the event loop when
+so calls on a connection must not wait for each other: each ExecuteRequest or ChunkRequest
+becomes its own asyncio task, whose batch runs on the worker thread pool (or inline on the event loop when
 every policy of the batch declares that it never blocks), and responses are written as they
 complete (correlated by ``call_id``, in any order). Health requests are answered at once, in
 order. Shutdown drains: calls already received finish and are answered, calls arriving after
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from executor.batch import Runtime, never_blocks, run_call
+from executor.batch import Call, Runtime, never_blocks, run_call
+from executor.chunks import run_chunk
 from executor.frames import FrameError, Kind, encode, read_frame
 from executor.running import RunningCalls, call_deadline
 from tollgate.executor.v1 import executor_pb2 as pb
@@ -37,6 +38,22 @@ GRACE_SECONDS = 10.0
 """How long in-flight calls get to finish on SIGTERM/SIGINT."""
 
 SHUTTING_DOWN = "the Python executor is shutting down"
+
+Answer = pb.ExecuteResponse | pb.ChunkResponse
+"""What a call is answered with: the response type of its request type."""
+
+
+def error_answer(request: Call, message: str) -> Answer:
+    """The answer to a call that could not run as a whole."""
+    if isinstance(request, pb.ChunkRequest):
+        return pb.ChunkResponse(call_id=request.call_id, error=message)
+    return pb.ExecuteResponse(call_id=request.call_id, error=message)
+
+
+def _run(request: Call, runtime: Runtime, received_at: float) -> Answer:
+    if isinstance(request, pb.ChunkRequest):
+        return run_chunk(request, runtime, received_at)
+    return run_call(request, runtime, received_at)
 
 
 def resident_bytes() -> int:
@@ -106,8 +123,8 @@ class ExecutorService:
             rss_bytes=resident_bytes(),
         )
 
-    async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
-        """Runs one call; any failure of the executor itself becomes an error answer.
+    async def execute(self, request: Call) -> Answer:
+        """Runs one call (a batch or a chunk); any failure of the executor itself becomes an error answer.
 
         A batch whose policies all declare that they never block runs inline on the event
         loop (no thread hand-off); any other batch runs on the worker pool, where the
@@ -121,7 +138,7 @@ class ExecutorService:
         try:
             if never_blocks(request, self._runtime.policies):
                 try:
-                    response = run_call(request, self._runtime, received_at)
+                    response = _run(request, self._runtime, received_at)
                 finally:
                     self._call_ended()
             else:
@@ -130,7 +147,7 @@ class ExecutorService:
             log.exception(
                 "call failed inside the executor", extra={"call_id": request.call_id, "error": str(error)}
             )
-            response = pb.ExecuteResponse(call_id=request.call_id, error=f"executor error: {error}")
+            response = error_answer(request, f"executor error: {error}")
         self._calls_served += 1
         log.debug(
             "call answered",
@@ -143,12 +160,12 @@ class ExecutorService:
         )
         return response
 
-    async def _on_pool(self, request: pb.ExecuteRequest, received_at: float) -> pb.ExecuteResponse:
+    async def _on_pool(self, request: Call, received_at: float) -> Answer:
         loop = asyncio.get_running_loop()
         work = self._pool.submit(
             self._running.run,
             call_deadline(received_at, request.budget_ms),
-            lambda: run_call(request, self._runtime, received_at),
+            lambda: _run(request, self._runtime, received_at),
         )
         work.add_done_callback(lambda _: self._from_worker(loop, self._call_ended))
         return await asyncio.wrap_future(work)
@@ -267,6 +284,8 @@ class _Session:
                     self._send(Kind.HEALTH_RESPONSE, self._service.health().SerializeToString())
                 elif kind == Kind.EXECUTE_REQUEST:
                     self._received(pb.ExecuteRequest.FromString(payload))
+                elif kind == Kind.CHUNK_REQUEST:
+                    self._received(pb.ChunkRequest.FromString(payload))
                 else:
                     raise FrameError(f"unexpected frame kind {kind.name} from the engine")
         except (FrameError, DecodeError, asyncio.IncompleteReadError) as error:
@@ -278,26 +297,25 @@ class _Session:
             self._reading = False
             self.wake()
 
-    def _received(self, request: pb.ExecuteRequest) -> None:
+    def _received(self, request: Call) -> None:
         if self._service.is_draining():
-            self._answer_now(pb.ExecuteResponse(call_id=request.call_id, error=SHUTTING_DOWN))
+            self._answer_now(request, error_answer(request, SHUTTING_DOWN))
             return
         task = asyncio.create_task(self._answer(request))
         self._pending.add(task)
         task.add_done_callback(self._task_done)
 
-    def _answer_now(self, response: pb.ExecuteResponse) -> None:
+    def _answer_now(self, request: Call, response: Answer) -> None:
         payload = response.SerializeToString()
         limit = self._service.max_message_bytes
         if len(payload) > limit:
-            payload = pb.ExecuteResponse(
-                call_id=response.call_id,
-                error=f"the answer ({len(payload)} bytes) is over the {limit}-byte message limit",
-            ).SerializeToString()
-        self._send(Kind.EXECUTE_RESPONSE, payload)
+            message = f"the answer ({len(payload)} bytes) is over the {limit}-byte message limit"
+            payload = error_answer(request, message).SerializeToString()
+        kind = Kind.CHUNK_RESPONSE if isinstance(request, pb.ChunkRequest) else Kind.EXECUTE_RESPONSE
+        self._send(kind, payload)
 
-    async def _answer(self, request: pb.ExecuteRequest) -> None:
-        self._answer_now(await self._service.execute(request))
+    async def _answer(self, request: Call) -> None:
+        self._answer_now(request, await self._service.execute(request))
         # Backpressure: an engine that does not read its answers stops this call's task here.
         with contextlib.suppress(OSError):
             await self._writer.drain()

@@ -18,7 +18,13 @@ from google.protobuf import struct_pb2
 
 from executor.jsonvalue import NotJsonError, dict_to_struct
 from sdk.headers import header_values
-from sdk.policy import ImmediateResponse, UpstreamRequestModifications, UpstreamResponseModifications
+from sdk.policy import (
+    EndExchange,
+    ImmediateResponse,
+    ReplaceChunk,
+    UpstreamRequestModifications,
+    UpstreamResponseModifications,
+)
 from tollgate.executor.v1 import executor_pb2 as pb
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
@@ -195,6 +201,67 @@ def _immediate(action: ImmediateResponse) -> Immediate:
     )
 
 
+@dataclass(frozen=True)
+class Forward:
+    """A chunk handler passed its chunk on unchanged."""
+
+
+@dataclass(frozen=True)
+class Replace:
+    """A chunk handler passed other bytes on (possibly none)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class End:
+    """A chunk handler ended the exchange, with a checked answer or without one."""
+
+    response: Immediate | None = None
+
+
+ChunkOutcome = Forward | Replace | End
+"""A checked chunk action."""
+
+
+def _refuse_coroutine(action: object) -> None:
+    if inspect.iscoroutine(action):
+        action.close()  # never awaited: close it so Python does not warn about it
+        raise InvalidActionError(
+            "the handler is a coroutine function; policies run on worker threads and must be synchronous"
+        )
+
+
+def read_chunk_action(action: object, phase: pb.Phase) -> ChunkOutcome:
+    """Checks what ``on_request_chunk``/``on_response_chunk`` returned.
+
+    ``None`` forwards the chunk. Raises ``InvalidActionError`` for anything else than
+    ``ReplaceChunk`` (bytes or text) and ``EndExchange`` (with an ``ImmediateResponse`` or
+    nothing).
+    """
+    if action is None:
+        return Forward()
+    _refuse_coroutine(action)
+    if isinstance(action, ReplaceChunk):
+        data = _check_body(action.data)
+        if data is None:
+            raise InvalidActionError("ReplaceChunk data must be bytes or str, not None (b'' holds it back)")
+        return Replace(data)
+    if isinstance(action, EndExchange):
+        response: object = action.response  # typed, but policies are not type-checked at run time
+        if response is None:
+            return End()
+        if not isinstance(response, ImmediateResponse):
+            kind = type(response).__name__
+            raise InvalidActionError(f"EndExchange response must be an ImmediateResponse or None, not {kind}")
+        return End(_immediate(response))
+    handler = "on_request_chunk" if phase == pb.PHASE_REQUEST else "on_response_chunk"
+    hint = " (wrap it: EndExchange(ImmediateResponse(...)))" if isinstance(action, ImmediateResponse) else ""
+    raise InvalidActionError(
+        f"{handler} returned {type(action).__name__}; expected ReplaceChunk, EndExchange or None{hint}"
+    )
+
+
 def read_action(action: object, phase: pb.Phase) -> Changes | Immediate:
     """Checks what ``on_request``/``on_response`` returned for ``phase``.
 
@@ -203,11 +270,7 @@ def read_action(action: object, phase: pb.Phase) -> Changes | Immediate:
     """
     if action is None:
         return Changes()
-    if inspect.iscoroutine(action):
-        action.close()  # never awaited: close it so Python does not warn about it
-        raise InvalidActionError(
-            "the handler is a coroutine function; policies run on worker threads and must be synchronous"
-        )
+    _refuse_coroutine(action)
     if isinstance(action, ImmediateResponse):
         return _immediate(action)
     request_phase = phase == pb.PHASE_REQUEST

@@ -9,6 +9,12 @@ threads at once: keep per-request state in locals, not on ``self``.
 Returning ``None`` lets the request continue unchanged. Within one action, changes are
 applied in this order: ``remove_headers``, then ``set_headers``, then ``append_headers``,
 then body, path, method or status. The next policy of the chain sees the result.
+
+A policy whose definition streams a body (``requestBodyMode: STREAM`` or
+``responseBodyMode: STREAM``) implements :meth:`Policy.on_request_chunk` or
+:meth:`Policy.on_response_chunk` instead of reading a buffered body: it is called once per
+chunk, after the header handlers, and returns ``None`` (forward the chunk),
+:class:`ReplaceChunk` or :class:`EndExchange`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from sdk.headers import HeaderInput, Headers, HeaderValue
 __all__ = [
     "Body",
     "BodyProcessingMode",
+    "ChunkAction",
+    "ChunkContext",
+    "EndExchange",
     "HeaderInput",
     "HeaderProcessingMode",
     "HeaderValue",
@@ -33,6 +42,7 @@ __all__ = [
     "Policy",
     "PolicyMetadata",
     "ProcessingMode",
+    "ReplaceChunk",
     "RequestAction",
     "RequestContext",
     "ResponseAction",
@@ -54,10 +64,11 @@ class HeaderProcessingMode(Enum):
 
 
 class BodyProcessingMode(Enum):
-    """Whether a policy needs the whole (buffered) body of a phase."""
+    """Whether a policy needs the whole (buffered) body of a phase, or its chunks as they pass."""
 
     SKIP = "SKIP"
     BUFFER = "BUFFER"
+    STREAM = "STREAM"
 
 
 @dataclass
@@ -164,6 +175,49 @@ class ResponseContext:
         self.response_headers = _as_headers(self.response_headers)
 
 
+@dataclass
+class ChunkContext:
+    """What a chunk handler knows about the exchange besides the chunk itself.
+
+    A fresh context is made for every chunk; what must survive from one chunk to the next
+    belongs in :attr:`metadata` (instances are shared between exchanges and threads). In
+    the request phase ``response_status`` is 0 and ``response_headers`` is empty.
+
+    Example:
+        Count the bytes of a response across its chunks, and stop it past a limit::
+
+            def on_response_chunk(self, ctx, chunk, params):
+                seen = ctx.metadata.get("bytes", 0) + len(chunk)
+                ctx.metadata["bytes"] = seen
+                if seen > params["limit"]:
+                    return EndExchange()
+                return None
+    """
+
+    shared: SharedContext
+    end_of_stream: bool = False
+    """True for the last chunk of this body (which may be empty)."""
+    chunk_index: int = 0
+    """0 for the first chunk of this body, then 1, 2, ..."""
+    request_headers: Headers = field(default_factory=Headers)
+    request_path: str = ""
+    request_method: str = ""
+    response_status: int = 0
+    response_headers: Headers = field(default_factory=Headers)
+
+    def __post_init__(self) -> None:
+        self.request_headers = _as_headers(self.request_headers)
+        self.response_headers = _as_headers(self.response_headers)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The exchange's shared metadata (``shared.metadata``), readable and writable across chunks.
+
+        Values must be JSON values, as for every policy.
+        """
+        return self.shared.metadata
+
+
 # ──────────────── Actions ────────────────
 
 
@@ -216,6 +270,40 @@ class UpstreamResponseModifications:
     status_code: int | None = None
     analytics_metadata: dict[str, Any] = field(default_factory=dict)
 
+
+@dataclass(frozen=True)
+class ReplaceChunk:
+    """Forward ``data`` instead of the chunk received (text is sent as UTF-8).
+
+    Empty data holds the chunk back: nothing is forwarded for it. The next streaming
+    policy of the chain receives ``data``. The engine removes ``content-length`` when a
+    streamed body may change size.
+
+    Example:
+        ``return ReplaceChunk(chunk.upper())``, or ``return ReplaceChunk(b"")`` to drop it.
+    """
+
+    data: bytes | str
+
+
+@dataclass(frozen=True)
+class EndExchange:
+    """End the exchange at this chunk; the chunk and the rest of the body are not forwarded.
+
+    Before the response headers went out to the client (every request chunk) the exchange is
+    answered with ``response`` (without one, a 400 with a JSON body); on a response chunk the
+    headers are already on their way, so the stream to the client is terminated. The rest of
+    the chain does not see this chunk.
+
+    Example:
+        ``return EndExchange(ImmediateResponse(status_code=413, body=b"too many tokens"))``
+    """
+
+    response: ImmediateResponse | None = None
+
+
+ChunkAction: TypeAlias = ReplaceChunk | EndExchange | None
+"""What ``on_request_chunk`` and ``on_response_chunk`` may return (``None``: forward as is)."""
 
 RequestAction: TypeAlias = UpstreamRequestModifications | ImmediateResponse | None
 """What ``on_request`` may return."""
@@ -297,3 +385,50 @@ class Policy(ABC):
             ``None`` to continue unchanged, :class:`UpstreamResponseModifications` to change
             the response, or :class:`ImmediateResponse` to replace it.
         """
+
+    def on_request_chunk(self, ctx: ChunkContext, chunk: bytes, params: dict[str, Any]) -> ChunkAction:
+        """Runs for each chunk of a streamed request body (``requestBodyMode: STREAM``).
+
+        The base class has no chunk handling: a policy that declares STREAM and does not
+        override this fails on its first chunk (by its ``onFailure`` rule), rather than
+        letting the body pass unseen.
+
+        Args:
+            ctx: End of stream, chunk index, request headers and the shared metadata.
+            chunk: The chunk's bytes, after the previous streaming policies' changes; whole
+                lines or SSE events when the definition asks the engine to accumulate them.
+            params: The instance's parameters (same values as ``self.params``).
+
+        Returns:
+            ``None`` to forward the chunk as is, :class:`ReplaceChunk` to forward other bytes
+            (or none), or :class:`EndExchange` to stop the exchange here.
+
+        Example:
+            Reject uploads that contain a forbidden marker::
+
+                def on_request_chunk(self, ctx, chunk, params):
+                    if b"DROP TABLE" in chunk:
+                        return EndExchange(ImmediateResponse(status_code=400, body=b"rejected"))
+                    return None
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement on_request_chunk, but its definition streams "
+            "the request body"
+        )
+
+    def on_response_chunk(self, ctx: ChunkContext, chunk: bytes, params: dict[str, Any]) -> ChunkAction:
+        """Runs for each chunk of a streamed response body (``responseBodyMode: STREAM``).
+
+        Same contract as :meth:`on_request_chunk`; ``ctx`` also has the response status and
+        headers. An :class:`EndExchange` after the first chunk went out terminates the stream.
+
+        Example:
+            Upper-case every server-sent event::
+
+                def on_response_chunk(self, ctx, chunk, params):
+                    return ReplaceChunk(chunk.upper())
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement on_response_chunk, but its definition streams "
+            "the response body"
+        )

@@ -39,6 +39,7 @@ PolicyEntry = tuple[str, str, str] | tuple[str, str, str, bool]
 ALL_POLICIES: dict[str, PolicyEntry] = {
     "add-python-header:v1": ("add-python-header", "v1.0.0", "policies/add-python-header"),
     "json-body-rewrite:v1": ("json-body-rewrite", "v1.0.0", "policies/json-body-rewrite"),
+    "sse-token-count:v1": ("sse-token-count", "v1.0.0", "policies/sse-token-count", False),
     "scripted:v1": ("scripted", "v1.0.0", "python/tests/policies/scripted"),
     "counted:v1": ("counted", "v1.0.0", "python/tests/policies/counted"),
     "sleepy:v1": ("sleepy", "v1.0.0", "python/tests/policies/sleepy"),
@@ -47,6 +48,9 @@ ALL_POLICIES: dict[str, PolicyEntry] = {
     # The same code twice: declared non-blocking (runs inline) and not (runs on a worker).
     "inline-thread:v1": ("inline-thread", "v1.0.0", "python/tests/policies/thread_name", False),
     "pooled-thread:v1": ("pooled-thread", "v1.0.0", "python/tests/policies/thread_name", True),
+    # A streaming policy, on a worker and inline.
+    "chunky:v1": ("chunky", "v1.0.0", "python/tests/policies/chunky"),
+    "chunky-inline:v1": ("chunky-inline", "v1.0.0", "python/tests/policies/chunky", False),
 }
 
 T = TypeVar("T")
@@ -205,12 +209,15 @@ async def health(socket: Path) -> pb.HealthCheckResponse:
             await writer.wait_closed()
 
 
+Answer = pb.ExecuteResponse | pb.ChunkResponse
+
+
 class StreamClient:
     """One connection shared by many concurrent calls, correlated by call_id (like the engine)."""
 
     def __init__(self, socket: Path) -> None:
         self._socket = socket
-        self._waiting: dict[int, asyncio.Future[pb.ExecuteResponse]] = {}
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
 
     async def __aenter__(self) -> StreamClient:
         self._reader, self._writer = await asyncio.open_unix_connection(str(self._socket))
@@ -235,7 +242,11 @@ class StreamClient:
             if kind == Kind.GOING_AWAY:
                 self.going_away = True
                 continue
-            response = pb.ExecuteResponse.FromString(payload)
+            response: Answer = (
+                pb.ChunkResponse.FromString(payload)
+                if kind == Kind.CHUNK_RESPONSE
+                else pb.ExecuteResponse.FromString(payload)
+            )
             self.received.append(response.call_id)
             future = self._waiting.pop(response.call_id, None)
             if future is not None and not future.done():
@@ -246,9 +257,16 @@ class StreamClient:
 
     async def send(self, request: pb.ExecuteRequest) -> asyncio.Future[pb.ExecuteResponse]:
         """Writes one call; the future resolves with its response."""
-        future: asyncio.Future[pb.ExecuteResponse] = asyncio.get_running_loop().create_future()
-        self._waiting[request.call_id] = future
-        self._writer.write(encode(Kind.EXECUTE_REQUEST, request.SerializeToString()))
+        return await self._send(Kind.EXECUTE_REQUEST, request.call_id, request.SerializeToString())
+
+    async def send_chunk(self, request: pb.ChunkRequest) -> asyncio.Future[pb.ChunkResponse]:
+        """Writes one chunk call; the future resolves with its response."""
+        return await self._send(Kind.CHUNK_REQUEST, request.call_id, request.SerializeToString())
+
+    async def _send(self, kind: Kind, call_id: int, payload: bytes) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[call_id] = future
+        self._writer.write(encode(kind, payload))
         await self._writer.drain()
         return future
 
@@ -260,6 +278,10 @@ class StreamClient:
     async def call(self, request: pb.ExecuteRequest, limit: float = 20.0) -> pb.ExecuteResponse:
         """Writes one call and waits (at most ``limit`` seconds) for its response."""
         return await asyncio.wait_for(await self.send(request), limit)
+
+    async def call_chunk(self, request: pb.ChunkRequest, limit: float = 20.0) -> pb.ChunkResponse:
+        """Writes one chunk call and waits (at most ``limit`` seconds) for its response."""
+        return await asyncio.wait_for(await self.send_chunk(request), limit)
 
     async def done_writing(self) -> None:
         """Half-closes the connection (no more calls)."""
@@ -283,6 +305,21 @@ def call_all(socket: Path, *requests: pb.ExecuteRequest) -> list[pb.ExecuteRespo
 def call_one(socket: Path, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
     """Sends one request and returns its response."""
     return call_all(socket, request)[0]
+
+
+def chunk_all(socket: Path, *requests: pb.ChunkRequest) -> list[pb.ChunkResponse]:
+    """Sends every chunk call concurrently on one stream; responses in request order."""
+
+    async def scenario() -> list[pb.ChunkResponse]:
+        async with StreamClient(socket) as client:
+            return list(await asyncio.gather(*(client.call_chunk(r) for r in requests)))
+
+    return run(scenario())
+
+
+def chunk_one(socket: Path, request: pb.ChunkRequest) -> pb.ChunkResponse:
+    """Sends one chunk call and returns its response."""
+    return chunk_all(socket, request)[0]
 
 
 # ─── Building requests ─────────────────────────────────────────────────────────────────
@@ -390,6 +427,57 @@ def execute_request(
     return request
 
 
+def chunk_request(
+    policies: Iterable[pb.PolicyInvocation],
+    data: bytes,
+    *,
+    index: int = 0,
+    end_of_stream: bool = False,
+    headers: Sequence[tuple[str, str]] = (),
+    path: str = "/",
+    method: str = "POST",
+    metadata: Mapping[str, Any] | struct_pb2.Struct | None = None,
+    budget_ms: int = 0,
+    response: Response | None = None,
+    request_id: str = "req-1",
+    call_id: int | None = None,
+) -> pb.ChunkRequest:
+    """A ChunkRequest; PHASE_RESPONSE when ``response`` is given (its body is ignored)."""
+    request = pb.ChunkRequest(
+        call_id=call_id if call_id is not None else next(_call_ids),
+        phase=pb.PHASE_RESPONSE if response is not None else pb.PHASE_REQUEST,
+        policies=list(policies),
+        data=data,
+        end_of_stream=end_of_stream,
+        chunk_index=index,
+        request=pb.RequestData(
+            headers=[pb.Header(name=n, value=v) for n, v in headers],
+            path=path,
+            method=method,
+            authority="example.test",
+            scheme="https",
+        ),
+        metadata=metadata if isinstance(metadata, struct_pb2.Struct) else struct(metadata),
+        info=pb.RequestInfo(request_id=request_id, route_name="route-a"),
+        budget_ms=budget_ms,
+    )
+    if response is not None:
+        request.response.CopyFrom(
+            pb.ResponseData(
+                headers=[pb.Header(name=n, value=v) for n, v in response.headers],
+                status=response.status,
+            )
+        )
+    return request
+
+
+def chunk_outcome(result: pb.ChunkResult) -> str:
+    """Which outcome a chunk result has: forwarded, replaced, ended or error."""
+    kind: str | None = result.WhichOneof("outcome")
+    assert kind is not None
+    return kind
+
+
 def lines(headers: Iterable[pb.Header]) -> list[tuple[str, str]]:
     """Header messages as (name, value) pairs."""
     return [(h.name, h.value) for h in headers]
@@ -402,9 +490,9 @@ def outcome(result: pb.PolicyResult) -> str:
     return kind
 
 
-def error_of(result: pb.PolicyResult) -> tuple[str, str]:
-    """(ErrorKind name, message) of an error result."""
-    assert outcome(result) == "error", result
+def error_of(result: pb.PolicyResult | pb.ChunkResult) -> tuple[str, str]:
+    """(ErrorKind name, message) of an error result (of a batch or a chunk call)."""
+    assert result.WhichOneof("outcome") == "error", result
     return pb.ErrorKind.Name(result.error.kind), result.error.message
 
 

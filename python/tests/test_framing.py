@@ -11,6 +11,8 @@ from tests.support import (
     SpawnExecutor,
     StreamClient,
     call_one,
+    chunk_one,
+    chunk_request,
     execute_request,
     health,
     invocation,
@@ -56,6 +58,16 @@ def _closed_after(executor: ExecutorProcess, data: bytes) -> list[int]:
             return client.received
 
     return run(scenario())
+
+
+def test_a_chunk_answer_over_the_size_limit_becomes_an_error_answer(spawn_executor: SpawnExecutor) -> None:
+    executor = spawn_executor(extra_args=["--max-message-bytes", "1024"]).start()
+    growing = invocation("chunky", {"label": "g", "repeat": 2048})
+    response = chunk_one(executor.socket, chunk_request([growing], b"x"))
+    assert response.error.startswith("the answer (")
+    assert response.error.endswith("bytes) is over the 1024-byte message limit")
+    assert not response.results
+    assert executor.stop() == 0
 
 
 def test_a_frame_over_the_size_limit_closes_the_connection(spawn_executor: SpawnExecutor) -> None:

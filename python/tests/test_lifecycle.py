@@ -15,12 +15,14 @@ from tests.support import (
     ExecutorProcess,
     SpawnExecutor,
     StreamClient,
+    chunk_request,
     execute_request,
     health,
     invocation,
     lines,
     run,
 )
+from tollgate.executor.v1 import executor_pb2 as pb
 
 SLEEPY_ONLY = {"sleepy:v1": ("sleepy", "v1.0.0", "python/tests/policies/sleepy")}
 
@@ -59,6 +61,10 @@ def test_sigterm_finishes_in_flight_calls_refuses_new_ones_and_exits_0(
             late_response = await asyncio.wait_for(late, 10)
             assert late_response.error == "the Python executor is shutting down"
             assert not late_response.results
+            late_chunk = await client.send_chunk(chunk_request([invocation("sleepy", {"seconds": 0})], b"x"))
+            late_chunk_response = await asyncio.wait_for(late_chunk, 10)
+            assert isinstance(late_chunk_response, pb.ChunkResponse), "answered in a chunk response frame"
+            assert late_chunk_response.error == "the Python executor is shutting down"
             slow_response = await asyncio.wait_for(slow, 10)
             assert not slow_response.error
             assert ("x-echo-id", "slow") in lines(slow_response.results[0].modifications.set_headers)

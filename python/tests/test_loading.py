@@ -25,7 +25,7 @@ from tests.support import (
 def test_health_reports_loaded_and_failed_policies_truthfully(executor: ExecutorProcess) -> None:
     report = run(health(executor.socket))
     assert report.ready
-    assert report.loaded_policies == 7
+    assert report.loaded_policies == 10
     assert report.workers == 8
     failed = sorted(report.failed_policies)
     assert len(failed) == 2

@@ -36,6 +36,8 @@ export interface BenchEnvoyOptions {
   readonly extprocSockets: readonly string[] | undefined;
   /** Envoy worker threads (`--concurrency`). */
   readonly workers: number;
+  /** A streaming upstream already listening on this port, instead of Envoy's direct response. */
+  readonly upstreamPort?: number;
 }
 
 function upstreamListener(port: number): Yaml {
@@ -110,13 +112,15 @@ export async function benchBootstrap(
       c.name !== "tollgate"
     );
   }
-  config.static_resources.listeners.push(upstreamListener(ports.upstream));
+  if (options.upstreamPort === undefined) {
+    config.static_resources.listeners.push(upstreamListener(ports.upstream));
+  }
   return config;
 }
 
 /** Starts the bench Envoy for one scenario (the test harness's Envoy, on the bench bootstrap). */
 export function startBenchEnvoy(options: BenchEnvoyOptions): Promise<Envoy> {
-  const ports = { listen: freePort(), admin: freePort(), upstream: freePort() };
+  const ports = { listen: freePort(), admin: freePort(), upstream: options.upstreamPort ?? freePort() };
   return Envoy.launch(() => benchBootstrap(options, ports), ports.listen, ports.admin, [
     "--concurrency",
     String(options.workers),

@@ -48,6 +48,8 @@ export interface RunResult {
   readonly policyMsPerRequest: Record<"saturated" | "fixed", Record<string, number>>;
   /** Problems that make the run invalid (errors, non-2xx, failed policies). */
   readonly problems: string[];
+  /** Time to the first response byte in ms (scenarios with `timeToFirstByte`). */
+  readonly firstByteMs?: { readonly p50: number; readonly p90: number };
 }
 
 /** Checks one request's effect: the upstream's reflection of the request and the response headers. */
@@ -63,13 +65,35 @@ async function checkScenario(
     headers,
     body,
   });
-  await response.body?.cancel();
+  const text = scenario.checkBody ? await response.text() : (await response.body?.cancel(), "");
   const sawValues = (response.headers.get("x-upstream-saw") ?? "").split("|");
   const saw = Object.fromEntries(REFLECTED.map((h, i) => [h, sawValues[i] || "-"]));
   const problem = response.status !== 200
     ? `status ${response.status}`
-    : scenario.check(saw, response.headers);
+    : scenario.check(saw, response.headers) ?? scenario.checkBody?.(text);
   if (problem) throw new Error(`scenario ${scenario.name} does not do its work: ${problem}`);
+}
+
+/** Sequential requests whose time to the first response byte is measured. */
+const FIRST_BYTE_SAMPLES = 200;
+
+/**
+ * Time to the first response byte, over sequential requests on an otherwise idle stack (the
+ * load phases are over): what a streaming chain adds before a client sees anything.
+ */
+async function firstByte(url: string): Promise<{ p50: number; p90: number }> {
+  const samples: number[] = [];
+  for (let i = 0; i < FIRST_BYTE_SAMPLES; i++) {
+    const started = performance.now();
+    const response = await fetch(url);
+    const reader = response.body!.getReader();
+    await reader.read();
+    samples.push(performance.now() - started);
+    await reader.cancel();
+  }
+  samples.sort((a, b) => a - b);
+  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
+  return { p50: at(0.5), p90: at(0.9) };
 }
 
 /** A Prometheus histogram's `_sum` (seconds), added up by the value of one label. */
@@ -165,6 +189,7 @@ export async function measureRun(
     await load(settings.warmupSeconds)();
     const saturated = await measured(stack, load(settings.seconds));
     const fixed = await measured(stack, load(settings.seconds, settings.rate));
+    const firstByteMs = scenario.timeToFirstByte ? await firstByte(`${stack.envoy.url}/`) : undefined;
     const peakMemory: Partial<Record<Role, number>> = {};
     for (const [role, pid] of Object.entries(stack.pids) as [Role, number][]) {
       peakMemory[role] = (await memory(pid)).peak;
@@ -184,6 +209,7 @@ export async function measureRun(
       messagesPerRequest: fixed.messagesPerRequest,
       policyMsPerRequest: { saturated: saturated.policyMsPerRequest, fixed: fixed.policyMsPerRequest },
       problems,
+      ...(firstByteMs ? { firstByteMs } : {}),
     };
   } finally {
     done();

@@ -32,6 +32,11 @@ export interface Summary {
   readonly envoyPeakMiB: number;
   /** At the fixed rate. */
   readonly policyMsPerRequest: Record<string, number>;
+  /** Streaming scenarios: the server's CPU µs per body chunk at the fixed rate. */
+  readonly chunkCpuUs?: number;
+  /** Median time to the first response byte in ms (scenarios with `timeToFirstByte`). */
+  readonly firstByteP50Ms?: number;
+  readonly firstByteBaseline?: string;
 }
 
 type Load = "saturated" | "fixed";
@@ -97,7 +102,48 @@ export function summarize(scenario: Scenario, runs: readonly RunResult[]): Summa
     policyMsPerRequest: Object.fromEntries(
       [...phases].map((phase) => [phase, med((r) => r.policyMsPerRequest.fixed[phase]) ?? 0]),
     ),
+    ...chunkFigures(scenario, med((r) => r.messagesPerRequest), fixedCpu.extproc),
+    ...(scenario.timeToFirstByte ? { firstByteP50Ms: med((r) => r.firstByteMs?.p50) } : {}),
+    ...(scenario.firstByteBaseline ? { firstByteBaseline: scenario.firstByteBaseline } : {}),
   };
+}
+
+/** CPU per chunk: the server's CPU per request over the messages per request that are chunks. */
+function chunkFigures(
+  scenario: Scenario,
+  messages: number | undefined,
+  cpuUs: number | undefined,
+): { chunkCpuUs?: number } {
+  if (scenario.headerMessages === undefined || messages === undefined || cpuUs === undefined) return {};
+  const chunks = messages - scenario.headerMessages;
+  return chunks > 0 ? { chunkCpuUs: cpuUs / chunks } : {};
+}
+
+/** Streaming scenarios: CPU per chunk and the time to first byte added over their baseline. */
+function streamingTable(summaries: readonly Summary[]): string[] {
+  const streaming = summaries.filter((s) => s.chunkCpuUs !== undefined || s.firstByteP50Ms !== undefined);
+  if (streaming.length === 0) return [];
+  const by = new Map(summaries.map((s) => [s.name, s]));
+  const added = (s: Summary) => {
+    const base = s.firstByteBaseline ? by.get(s.firstByteBaseline)?.firstByteP50Ms : undefined;
+    return base === undefined || s.firstByteP50Ms === undefined
+      ? "–"
+      : `${fmt(s.firstByteP50Ms - base, 3)} (over ${s.firstByteBaseline})`;
+  };
+  return [
+    "",
+    "Streamed bodies (at the fixed rate; chunks = ext_proc messages per request minus the header messages; " +
+    "time to first byte: median of sequential requests on the idle stack):",
+    "",
+    "| scenario | chunks/req | server CPU µs/chunk | first byte p50 ms | added over baseline, ms |",
+    "| --- | --: | --: | --: | --: |",
+    ...streaming.map((s) =>
+      `| ${s.name} | ${fmt(s.messagesPerRequest, 1)} | ${
+        s.chunkCpuUs === undefined ? "–" : fmt(s.chunkCpuUs, 1)
+      } | ` +
+      `${s.firstByteP50Ms === undefined ? "–" : fmt(s.firstByteP50Ms, 3)} | ${added(s)} |`
+    ),
+  ];
 }
 
 /** Adds up problems that differ only in their count ("saturated: 12 × HTTP 500"). */
@@ -178,6 +224,23 @@ export function judgeTargets(summaries: readonly Summary[]): Target[] {
       target: "rate-limit-redis adds ≤ 0.5 ms p50 over empty-chain",
       value: `+${(limited.p50 - empty.p50).toFixed(2)} ms`,
       met: limited.p50 - empty.p50 <= 0.5,
+    });
+  }
+  // Issue 14's streaming targets.
+  const sse = by.get("sse-stream");
+  if (sse?.chunkCpuUs !== undefined) {
+    targets.push({
+      target: "sse-stream: ≤ 30 µs engine CPU per chunk (TypeScript chunk policy)",
+      value: `${sse.chunkCpuUs.toFixed(1)} µs`,
+      met: sse.chunkCpuUs <= 30,
+    });
+  }
+  const sseBase = sse?.firstByteBaseline ? by.get(sse.firstByteBaseline)?.firstByteP50Ms : undefined;
+  if (sse?.firstByteP50Ms !== undefined && sseBase !== undefined) {
+    targets.push({
+      target: "sse-stream: time to first event added ≤ 1 ms p50 over sse-baseline",
+      value: `+${(sse.firstByteP50Ms - sseBase).toFixed(3)} ms`,
+      met: sse.firstByteP50Ms - sseBase <= 1,
     });
   }
   return targets;
@@ -294,6 +357,7 @@ export function markdown(results: Results): string {
       `${cell((x) => x.extprocPeakMiB, 1, s)} | ${cell((x) => x.envoyPeakMiB, 1, s)} |`
     ),
     ...referenceTable(results.summaries),
+    ...streamingTable(results.summaries),
     "",
     "Targets (2-core machine):",
     "",

@@ -44,6 +44,19 @@ export interface Scenario {
    * undefined.
    */
   readonly check: (saw: Record<string, string>, response: Headers) => string | undefined;
+  /** The upstream: Envoy's direct response (default) or the SSE stream of scripts/bench/sse_upstream.ts. */
+  readonly upstream?: "direct" | "sse";
+  /** Checks the response body of one request (read whole); returns a problem or undefined. */
+  readonly checkBody?: (body: string) => string | undefined;
+  /** Measure the time to the first response byte (sequential requests after the load phases). */
+  readonly timeToFirstByte?: boolean;
+  /** The scenario whose time to first byte this one's is compared with (run along with it). */
+  readonly firstByteBaseline?: string;
+  /**
+   * ext_proc messages per request that are not body chunks (headers): the rest are chunks,
+   * which the report divides the server's CPU by (streaming scenarios).
+   */
+  readonly headerMessages?: number;
 }
 
 /** A scenario made ready to run by its `prepare`. */
@@ -99,6 +112,16 @@ function fiveHeadersCheck(saw: Record<string, string>, response: Headers): strin
     [response.get("x-upstream"), null, "response x-upstream"],
   );
 }
+
+/** A problem unless the body is the SSE upstream's EVENTS events, without their `usage` fields. */
+function filteredEvents(body: string): string | undefined {
+  const events = body.split("\n\n").filter((e) => e.length > 0);
+  if (events.length !== SSE_EVENTS) return `${events.length} events, expected ${SSE_EVENTS}`;
+  return events.some((e) => e.includes("usage")) ? "an event still has its usage field" : undefined;
+}
+
+/** Events per response of the SSE upstream (scripts/bench/sse_upstream.ts). */
+const SSE_EVENTS = 100;
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -201,6 +224,45 @@ export const SCENARIOS: readonly Scenario[] = [
         [response.get("ratelimit-limit"), String(NEVER_HIT), "response RateLimit-Limit"],
         [response.get("ratelimit-policy"), `${NEVER_HIT};w=1`, "response RateLimit-Policy"],
       ),
+  },
+  {
+    name: "sse-baseline",
+    description:
+      `Envoy alone in front of an upstream streaming ${SSE_EVENTS} SSE events per response (1 ms apart)`,
+    server: "none",
+    upstream: "sse",
+    timeToFirstByte: true,
+    check: (_saw, response) => expect([response.get("x-upstream"), "bench", "response x-upstream"]),
+    checkBody: (body) =>
+      body.split("\n\n").filter((e) => e.includes("usage")).length === SSE_EVENTS
+        ? undefined
+        : "not every event arrived with its usage field",
+  },
+  {
+    name: "sse-stream",
+    description:
+      `sse-filter (TypeScript, streamed by SSE event) removing a field from ${SSE_EVENTS} events per response`,
+    server: "tollgate",
+    policies: [{ name: "sse-filter", version: "v1", parameters: { removeFields: ["$.usage"] } }],
+    upstream: "sse",
+    timeToFirstByte: true,
+    firstByteBaseline: "sse-baseline",
+    headerMessages: 2,
+    check: (_saw, response) => expect([response.get("content-length"), null, "response content-length"]),
+    checkBody: filteredEvents,
+  },
+  {
+    name: "upload-1m-stream",
+    description: "a 1 MB request body streamed through body-regex-redact (TypeScript, request only)",
+    server: "tollgate",
+    policies: [{
+      name: "body-regex-redact",
+      version: "v1",
+      parameters: { patterns: ["\\b\\d{16}\\b"], response: false },
+    }],
+    bodyBytes: 1_000_000,
+    headerMessages: 1,
+    check: (saw) => expect([saw["x-client-debug"], "1", "x-client-debug"]),
   },
 ];
 
@@ -310,7 +372,10 @@ export function selectScenarios(names: readonly string[]): Scenario[] {
       `unknown scenario ${unknown.join(", ")} (known: ${SCENARIOS.map((s) => s.name).join(", ")})`,
     );
   }
-  const references = SCENARIOS.filter((s) => names.includes(s.name)).flatMap((s) => s.reference ?? []);
+  const references = SCENARIOS.filter((s) => names.includes(s.name)).flatMap((s) => [
+    ...(s.reference ? [s.reference] : []),
+    ...(s.firstByteBaseline ? [s.firstByteBaseline] : []),
+  ]);
   const wanted = new Set([...names, ...references]);
   return SCENARIOS.filter((s) => names.length === 0 || wanted.has(s.name));
 }

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { EngineProcess } from "../../tests/support/engine_process.ts";
-import { waitFor } from "../../tests/support/ports.ts";
+import { freePort, waitFor } from "../../tests/support/ports.ts";
 import { engineFlags } from "../lib/permissions.ts";
 import { repoRoot } from "../lib/venv.ts";
 import type { Envoy } from "../../tests/support/envoy.ts";
@@ -165,12 +165,39 @@ function startServer(
   }
 }
 
+/** The SSE upstream (scripts/bench/sse_upstream.ts) on a free port, once it answers. */
+async function startSseUpstream(): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", join(repoRoot, "scripts", "bench", "sse_upstream.ts"), String(port)],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    killChild(child);
+    await child.status;
+  };
+  try {
+    await waitFor("the SSE upstream", async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/`);
+      await response.body?.cancel();
+      return response.ok;
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { port, stop };
+}
+
 export class Stack {
   #stopping: Promise<void> | undefined;
 
   private constructor(
     readonly envoy: Envoy,
     private readonly server: Server | undefined,
+    private readonly upstream: { stop(): Promise<void> } | undefined,
     /** The processes to sample, by role. */
     readonly pids: Partial<Record<Role, number>>,
   ) {}
@@ -185,16 +212,20 @@ export class Stack {
     transport?: ListenTransport,
     workers = 1,
   ): Promise<Stack> {
-    const server = await startServer(scenario, transport, workers);
+    const upstream = scenario.upstream === "sse" ? await startSseUpstream() : undefined;
+    let server: Server | undefined;
     let envoy: Envoy;
     try {
+      server = await startServer(scenario, transport, workers);
       envoy = await startBenchEnvoy({
         routes: [{ name: ROUTE, prefix: "/" }],
         extprocSockets: server?.sockets,
         workers: envoyWorkers,
+        upstreamPort: upstream?.port,
       });
     } catch (error) {
       await server?.stop();
+      await upstream?.stop();
       throw error;
     }
     const pids: Partial<Record<Role, number>> = { envoy: envoy.pid };
@@ -203,7 +234,7 @@ export class Stack {
       const [executor] = await childrenOf(server.pid);
       if (executor !== undefined) pids.executor = executor;
     }
-    return new Stack(envoy, server, pids);
+    return new Stack(envoy, server, upstream, pids);
   }
 
   /** Tollgate's Prometheus metrics, or undefined without Tollgate. */
@@ -217,6 +248,7 @@ export class Stack {
     this.#stopping ??= (async () => {
       await stopWithin("Envoy", () => this.envoy.stop(), () => killPid(this.envoy.pid));
       await this.server?.stop();
+      await this.upstream?.stop();
     })();
     return this.#stopping;
   }

@@ -136,13 +136,21 @@ function parameterTable(schema: JsonSchema): string {
   return note ? `${lines.join("\n")}\n\n${note}` : lines.join("\n");
 }
 
+/** How a streaming policy's chunks are cut, for its phases line. */
+function accumulation(definition: PolicyDefinition): string {
+  const accumulate = definition.streaming?.accumulate ?? "none";
+  return accumulate === "none" ? "" : `, by ${accumulate === "line" ? "line" : "SSE event"}`;
+}
+
 function phases(definition: PolicyDefinition): string {
   const mode = definition.processingMode;
   const list = [
     mode.requestHeaderMode === "PROCESS" && "request headers",
     mode.requestBodyMode === "BUFFER" && "request body (buffered)",
+    mode.requestBodyMode === "STREAM" && `request body (streamed${accumulation(definition)})`,
     mode.responseHeaderMode === "PROCESS" && "response headers",
     mode.responseBodyMode === "BUFFER" && "response body (buffered)",
+    mode.responseBodyMode === "STREAM" && `response body (streamed${accumulation(definition)})`,
   ].filter(Boolean);
   return list.length > 0 ? list.join(", ") : "none";
 }

@@ -3,7 +3,8 @@
  * built, which of them take part in each phase and which need a buffered body.
  */
 import type { FailureRule } from "../config/types.ts";
-import type { RequestAction, ResponseAction } from "../sdk/actions.ts";
+import type { ImmediateResponseInit, RequestAction, ResponseAction } from "../sdk/actions.ts";
+import type { StreamingOptions } from "../sdk/chunk.ts";
 import type { RouteInfo } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { Params, Policy } from "../sdk/policy.ts";
@@ -36,6 +37,41 @@ export interface BatchRunner {
   ): Promise<readonly PolicyOutcome[]>;
 }
 
+/** What one policy did with a chunk (run by a {@link ChunkBatchRunner}). */
+export type ChunkOutcome =
+  | { readonly kind: "forwarded" }
+  | { readonly kind: "replaced" }
+  | { readonly kind: "ended"; readonly response?: ImmediateResponseInit }
+  | { readonly error: unknown };
+
+/** A batch's chunk results: one outcome per policy that ran, and what to forward after them. */
+export interface ChunkBatchResult {
+  readonly outcomes: readonly ChunkOutcome[];
+  readonly data: Uint8Array;
+}
+
+/**
+ * Runs the chunk handlers of adjacent policies of one runtime (the Python bridge) on one
+ * chunk, each on the previous one's output, stopping where the engine would stop (an end,
+ * or a failure whose rule is not `continue`). Shared metadata is merged back into `state`.
+ */
+export interface ChunkBatchRunner {
+  runChunk(
+    entries: readonly ChainEntry[],
+    phase: "request" | "response",
+    chunk: Uint8Array,
+    endOfStream: boolean,
+    chunkIndex: number,
+    state: ExchangeState,
+  ): Promise<ChunkBatchResult>;
+}
+
+/** The chunk runner of a batch runner that has one. */
+export function chunkRunnerOf(batch: BatchRunner | undefined): ChunkBatchRunner | undefined {
+  const candidate = batch as Partial<ChunkBatchRunner> | undefined;
+  return typeof candidate?.runChunk === "function" ? candidate as ChunkBatchRunner : undefined;
+}
+
 /** A policy instance that is run by a batch runner (see {@link ChainEntry.batch}). */
 export interface Batched {
   readonly batchRunner: BatchRunner;
@@ -60,12 +96,28 @@ export interface ChainEntry {
   readonly condition: Condition | undefined;
   /** Set for policies run by a batch runner instead of their onRequest/onResponse. */
   readonly batch?: BatchRunner;
+  /** How a streamed body is cut before this policy sees it (its definition's `streaming`). */
+  readonly streaming: StreamingOptions;
 }
 
-const takesRequest = (m: ProcessingMode) =>
-  m.requestHeaderMode === "PROCESS" || m.requestBodyMode === "BUFFER";
+const takesRequest = (m: ProcessingMode) => m.requestHeaderMode === "PROCESS" || m.requestBodyMode !== "SKIP";
 const takesResponse = (m: ProcessingMode) =>
-  m.responseHeaderMode === "PROCESS" || m.responseBodyMode === "BUFFER";
+  m.responseHeaderMode === "PROCESS" || m.responseBodyMode !== "SKIP";
+const readsRequestBody = (m: ProcessingMode) => m.requestBodyMode !== "SKIP";
+const readsResponseBody = (m: ProcessingMode) => m.responseBodyMode !== "SKIP";
+
+/**
+ * The entries that see a direction's body chunk by chunk: every body reader, when all of
+ * them stream. One buffering policy makes the whole direction buffered (its streaming
+ * policies then get the whole body as one chunk), so none are returned.
+ */
+function streamingEntries(
+  entries: readonly ChainEntry[],
+  bodyMode: (m: ProcessingMode) => ProcessingMode["requestBodyMode"],
+): readonly ChainEntry[] {
+  const readers = entries.filter((e) => bodyMode(e.mode) !== "SKIP");
+  return readers.every((e) => bodyMode(e.mode) === "STREAM") ? readers : [];
+}
 
 /** How many leading entries can run before the body is needed (all of them if none needs it). */
 function headerPrefix(entries: readonly ChainEntry[], needsBody: (m: ProcessingMode) => boolean): number {
@@ -97,12 +149,21 @@ export class Chain {
   readonly requestHeadersCount: number;
   /** Leading response entries (in response order) that run on the response headers. */
   readonly responseHeadersCount: number;
+  /** A buffered request body is needed. */
   readonly needsRequestBody: boolean;
   readonly needsResponse: boolean;
+  /** A buffered response body is needed. */
   readonly needsResponseBody: boolean;
   readonly disabled: readonly DecisionEntry[];
   readonly audits: readonly AuditEntry[];
   readonly serverTiming: boolean;
+  /**
+   * Request entries that see the body chunk by chunk, in chain order; empty unless every
+   * request body reader streams. All request header handlers then run on the headers.
+   */
+  readonly requestStreaming: readonly ChainEntry[];
+  /** Response entries that see the body chunk by chunk, in response order (see above). */
+  readonly responseStreaming: readonly ChainEntry[];
 
   constructor(
     readonly route: RouteInfo,
@@ -114,8 +175,14 @@ export class Chain {
     this.serverTiming = extras.serverTiming ?? false;
     this.request = entries.filter((e) => takesRequest(e.mode));
     this.response = entries.filter((e) => takesResponse(e.mode)).reverse();
-    this.requestHeadersCount = headerPrefix(this.request, (m) => m.requestBodyMode === "BUFFER");
-    this.responseHeadersCount = headerPrefix(this.response, (m) => m.responseBodyMode === "BUFFER");
+    this.requestStreaming = streamingEntries(this.request, (m) => m.requestBodyMode);
+    this.responseStreaming = streamingEntries(this.response, (m) => m.responseBodyMode);
+    this.requestHeadersCount = this.requestStreaming.length > 0
+      ? this.request.length
+      : headerPrefix(this.request, readsRequestBody);
+    this.responseHeadersCount = this.responseStreaming.length > 0
+      ? this.response.length
+      : headerPrefix(this.response, readsResponseBody);
     this.needsRequestBody = this.requestHeadersCount < this.request.length;
     // Auditing needs the response's status, Server-Timing a response to carry it.
     this.needsResponse = this.response.length > 0 || this.audits.length > 0 ||

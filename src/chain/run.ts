@@ -3,68 +3,30 @@
  * in reverse order, each seeing the changes of the ones before. An immediate response stops
  * the chain; a failure follows the policy's rule (deny, continue, skipRemaining).
  */
-import { getLogger } from "@logtape/logtape";
-import type { ImmediateResponseInit } from "../sdk/actions.ts";
-import {
-  applyRequestModifications,
-  applyResponseModifications,
-  bodyBytes,
-  checkStatus,
-  immediateHeaderLines,
-  InvalidActionError,
-} from "./apply.ts";
-import { type DecisionEntry, type DecisionOutcome, epochNs } from "../observe/decision_trace.ts";
-import { scrubSecrets } from "../observe/scrub.ts";
+import { Body } from "../sdk/context.ts";
+import { applyRequestModifications, applyResponseModifications, InvalidActionError } from "./apply.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
-import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
+import { ChunkPipeline } from "./chunks.ts";
+import { PolicyFailure } from "./failure.ts";
+import {
+  decide,
+  type ImmediateOutcome,
+  NEXT,
+  NOT_RUN,
+  type Phase,
+  type PolicyGuard,
+  type RunObserver,
+  settleFailure,
+  type Step,
+  type Stop,
+  type Timing,
+  toImmediate,
+  type Verdict,
+} from "./outcome.ts";
 import type { ExchangeState } from "./state.ts";
 import { withTimeout } from "./timeout.ts";
 
-const log = getLogger(["tollgate", "executor"]);
-
-export type Phase = "request" | "response";
-
-/** An immediate response decided by a policy (or by a failure under `deny`). */
-export interface ImmediateOutcome {
-  readonly statusCode: number;
-  readonly headers: readonly [string, string][];
-  readonly body: Uint8Array;
-  /** The policy that answered, e.g. `respond:v1`. */
-  readonly policy: string;
-  /** Set when a policy failure under `deny` decided the response (not the policy itself). */
-  readonly failed?: boolean;
-}
-
-/** Observes every policy execution (metrics, the failure quarantine, traces). */
-export interface RunObserver {
-  /**
-   * The one call site per policy execution, skip or failure: what `entry` did in this
-   * exchange and how long it took (the same record the decision trace keeps).
-   */
-  policyDecided?(entry: ChainEntry, decision: DecisionEntry, state: ExchangeState): void;
-  /** Sees each policy call's synchronous part (the data plane's watchdog) and may refuse it. */
-  readonly guard?: PolicyGuard;
-}
-
-/**
- * Brackets the synchronous part of every policy call: the data plane names the running
- * policy in its watchdog slot, and refuses a quarantined policy (src/dataplane/).
- */
-export interface PolicyGuard {
-  /** Called just before `label` runs; a returned reason fails the call without running it. */
-  enter(label: string): string | undefined;
-  /** Called once the call returned (or returned its promise). */
-  leave(): void;
-}
-
-function toImmediate(init: ImmediateResponseInit, policy: string): ImmediateOutcome {
-  return {
-    statusCode: checkStatus(init.statusCode, "immediate response statusCode"),
-    headers: immediateHeaderLines(init.headers),
-    body: init.body === undefined ? new Uint8Array() : bodyBytes(init.body),
-    policy,
-  };
-}
+export type { ImmediateOutcome, Phase, PolicyGuard, RunObserver } from "./outcome.ts";
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
@@ -116,59 +78,6 @@ function batchEnd(entries: readonly ChainEntry[], i: number, to: number): number
   return end;
 }
 
-/** How the chain goes on after one policy: on to the next, or stop (with a response or not). */
-type Stop = {
-  readonly stop: true;
-  /** The trace's reason for the policies left out. */
-  readonly cause: "short_circuit" | "skip_remaining";
-  readonly immediate?: ImmediateOutcome;
-};
-type Step = { readonly stop: false } | Stop;
-const NEXT: Step = { stop: false };
-/** When a policy ran (`performance.now()`) and for how long; a batch's time is shared evenly. */
-interface Timing {
-  readonly startedMs: number;
-  readonly durationMs: number;
-  /** Settled from a batch runner's results. */
-  readonly batched: boolean;
-}
-/** The timing of a policy that never started (skipped, or its condition failed). */
-const NOT_RUN: Timing = { startedMs: 0, durationMs: 0, batched: false };
-
-/** How one policy run went: its trace outcome and reason (and a failure's scrubbed message). */
-interface Verdict {
-  readonly outcome: DecisionOutcome;
-  readonly reason?: string;
-  readonly error?: string;
-}
-
-/**
- * The one place a policy's part in the exchange is recorded: the decision trace, the
- * observer (metrics, the failure quarantine) and the exchange's recorder when it has one
- * (tracing).
- */
-function decide(
-  entry: ChainEntry,
-  phase: Phase,
-  state: ExchangeState,
-  verdict: Verdict,
-  observer: RunObserver | undefined,
-  timing: Timing = NOT_RUN,
-): void {
-  const decision: DecisionEntry = {
-    policy: entry.name,
-    version: entry.version,
-    phase,
-    outcome: verdict.outcome,
-    reason: verdict.reason,
-    startNs: timing.startedMs === 0 ? 0 : epochNs(timing.startedMs),
-    durationMs: timing.durationMs,
-  };
-  state.trace.push(decision);
-  observer?.policyDecided?.(entry, decision, state);
-  state.recorder?.decided(decision, { batched: timing.batched, error: verdict.error });
-}
-
 function settle(
   entry: ChainEntry,
   outcome: PolicyOutcome,
@@ -184,23 +93,7 @@ function settle(
     action = outcome.action;
     immediate = applyAction(entry, phase, action, state) ?? undefined;
   } catch (error) {
-    const failure = asFailure(error);
-    const reason = scrubSecrets(failure.message, entry.secrets);
-    decide(entry, phase, state, { outcome: "failed", reason: failure.kind, error: reason }, observer, timing);
-    // `reason`, not `message`: a property named `message` would replace the JSON line's message.
-    log.warn("policy {policy} failed in {phase} phase ({kind}): {reason}; rule {rule}", {
-      policy: entry.label,
-      phase,
-      kind: failure.kind,
-      reason,
-      rule: entry.onFailure,
-      requestId: state.shared.requestId,
-      route: state.shared.route.name,
-    });
-    if (entry.onFailure === "continue") return NEXT;
-    if (entry.onFailure === "skipRemaining") return { stop: true, cause: "skip_remaining" };
-    const response = toImmediate(failureResponse(failure, entry.label, state.shared.requestId), entry.label);
-    return { stop: true, cause: "short_circuit", immediate: { ...response, failed: true } };
+    return settleFailure(entry, error, phase, state, timing, observer);
   }
   const verdict: Verdict = immediate
     ? { outcome: "denied", reason: String(immediate.statusCode) }
@@ -237,6 +130,34 @@ function skipRest(
   observer: RunObserver | undefined,
 ): void {
   for (let k = from; k < to; k++) decide(entries[k], phase, state, { outcome: "skipped", reason }, observer);
+}
+
+const streams = (entry: ChainEntry, phase: Phase) =>
+  (phase === "request" ? entry.mode.requestBodyMode : entry.mode.responseBodyMode) === "STREAM";
+
+/**
+ * A streaming policy in a buffered direction (its chain mixes BUFFER and STREAM policies)
+ * gets the whole body as its one and last chunk, right after its header handler.
+ */
+async function wholeBodyChunk(
+  entry: ChainEntry,
+  phase: Phase,
+  state: ExchangeState,
+  observer: RunObserver | undefined,
+  defaultTimeoutMs: number | undefined,
+): Promise<Step> {
+  const body = phase === "request" ? state.requestBody : state.responseBody;
+  if (!body || !streams(entry, phase)) return NEXT;
+  const limits = { maxAccumulatedBytes: Infinity, defaultTimeoutMs };
+  const step = await new ChunkPipeline([entry], phase, state, limits, observer).push(body.content, true);
+  if ("end" in step) return { stop: true, cause: "short_circuit", immediate: step.end };
+  if (step.data !== body.content) {
+    const replaced = new Body(step.data, body.endOfStream);
+    if (phase === "request") state.requestBody = replaced;
+    else state.responseBody = replaced;
+    state.changes.body = true;
+  }
+  return NEXT;
 }
 
 /** Whether the entry's condition (if any) lets it run, or the error evaluating it failed with. */
@@ -301,6 +222,8 @@ export async function runPolicies(
       const timing = { startedMs: started + (k - i) * share, durationMs: share, batched: !!entry.batch };
       const step = settle(entries[k], outcome, phase, state, timing, observer);
       if (step.stop) return finish(step, k);
+      const chunkStep = await wholeBodyChunk(entries[k], phase, state, observer, defaultTimeoutMs);
+      if (chunkStep.stop) return finish(chunkStep, k);
     }
     i = end;
   }

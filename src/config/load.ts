@@ -171,6 +171,8 @@ function normalize(
     },
     limits: {
       maxBodyBytes: raw.limits.maxBodyBytes,
+      maxChunkBytes: raw.limits.maxChunkBytes,
+      maxAccumulatedBytes: raw.limits.maxAccumulatedBytes,
       policyTimeoutMs: parseDuration(raw.limits.policyTimeout),
       auditQueue: raw.limits.auditQueue,
     },

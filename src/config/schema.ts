@@ -100,6 +100,8 @@ export const configSchema = {
       default: {},
       properties: {
         maxBodyBytes: { type: "integer", minimum: 0, default: 1048576 },
+        maxChunkBytes: { type: "integer", minimum: 1, default: 2097152 },
+        maxAccumulatedBytes: { type: "integer", minimum: 1, default: 1048576 },
         policyTimeout: { ...duration, default: "1s" },
         // Records each auditing policy instance may hold waiting; more are dropped and counted.
         auditQueue: { type: "integer", minimum: 1, maximum: 1000000, default: 1000 },

@@ -137,6 +137,10 @@ export interface EngineConfig {
   readonly python: PythonConfig;
   readonly limits: {
     readonly maxBodyBytes: number;
+    /** The largest streamed chunk Envoy may hand over (STREAM body modes). */
+    readonly maxChunkBytes: number;
+    /** The most a streaming policy may accumulate, whatever its definition asks. */
+    readonly maxAccumulatedBytes: number;
     /** Deadline of a TypeScript policy call without its own `timeout`. */
     readonly policyTimeoutMs: number;
     /** Records each auditing policy instance may hold waiting before new ones are dropped. */

@@ -95,7 +95,10 @@ async function start(request: Extract<WorkerRequest, { type: "start" }>): Promis
     kernel,
     listen: workerListen(config.listen, request.index, request.workers),
     connections: config.connections,
-    maxMessageBytes: Math.max(4 * 1024 * 1024, config.limits.maxBodyBytes + MESSAGE_OVERHEAD_BYTES),
+    maxMessageBytes: Math.max(
+      4 * 1024 * 1024,
+      Math.max(config.limits.maxBodyBytes, config.limits.maxChunkBytes) + MESSAGE_OVERHEAD_BYTES,
+    ),
     observer,
     tracing,
   });

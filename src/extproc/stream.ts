@@ -17,18 +17,21 @@ import {
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import { type AuditObserver, dispatchAudits } from "../chain/audit.ts";
-import type { Chain } from "../chain/chain.ts";
+import type { Chain, ChainEntry } from "../chain/chain.ts";
 import { type ImmediateOutcome, type Phase, type RunObserver, runPolicies } from "../chain/run.ts";
 import { ExchangeState } from "../chain/state.ts";
-import type { Kernel, RouteTable } from "../kernel/routes.ts";
+import { type Binding, type Kernel, PASS_THROUGH_CHAIN } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 import { type DecisionEntry, serverTimingValue } from "../observe/decision_trace.ts";
 import type { ExchangeTrace, PhaseMessage } from "../observe/exchange_trace.ts";
 import type { Tracing } from "../observe/tracing.ts";
 import { Body } from "../sdk/context.ts";
 import { clientAddressOf } from "./address.ts";
-import { modeOverrideFor, PASS_THROUGH_MODE } from "./mode.ts";
+import { ChunkPipeline } from "../chain/chunks.ts";
+import { ChunkDecompressor, decodable } from "./decompress.ts";
+import { modeOverrideFor, PASS_THROUGH_MODE, streamedResponseMode } from "./mode.ts";
 import {
+  chunkResponse,
   commonResponse,
   immediateResponse,
   loadRequestHeaders,
@@ -45,6 +48,7 @@ const ROUTE_ATTRIBUTE = "xds.route_name";
 const SOURCE_ATTRIBUTE = "source.address";
 
 type PhaseReply = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody";
+type HeaderMessage = Parameters<typeof loadRequestHeaders>[1];
 
 /** The phase span of each message Tollgate answers (src/observe/exchange_trace.ts). */
 const PHASE_SPANS: Readonly<Record<string, PhaseMessage>> = {
@@ -53,6 +57,61 @@ const PHASE_SPANS: Readonly<Record<string, PhaseMessage>> = {
   responseHeaders: "response_headers",
   responseBody: "response_body",
 };
+
+/** What differs between the request and the response phase of an exchange. */
+interface PhaseOps {
+  readonly headersReply: PhaseReply;
+  readonly bodyReply: PhaseReply;
+  /** The phase's entries, in the order they run. */
+  entries(chain: Chain): readonly ChainEntry[];
+  /** How many leading entries run on the headers when a body follows. */
+  headersCount(chain: Chain): number;
+  needsBody(chain: Chain): boolean;
+  /** The phase's entries that see the body chunk by chunk (empty: buffered or none). */
+  streaming(chain: Chain): readonly ChainEntry[];
+  loadHeaders(state: ExchangeState, headers: HeaderMessage): void;
+  headersOf(state: ExchangeState): { get(name: string): string | undefined };
+  setBody(state: ExchangeState, body: Body): void;
+}
+
+const PHASES: Readonly<Record<Phase, PhaseOps>> = {
+  request: {
+    headersReply: "requestHeaders",
+    bodyReply: "requestBody",
+    entries: (chain) => chain.request,
+    headersCount: (chain) => chain.requestHeadersCount,
+    needsBody: (chain) => chain.needsRequestBody,
+    streaming: (chain) => chain.requestStreaming,
+    loadHeaders: loadRequestHeaders,
+    headersOf: (state) => state.requestHeaders,
+    setBody: (state, body) => state.requestBody = body,
+  },
+  response: {
+    headersReply: "responseHeaders",
+    bodyReply: "responseBody",
+    entries: (chain) => chain.response,
+    headersCount: (chain) => chain.responseHeadersCount,
+    needsBody: (chain) => chain.needsResponseBody,
+    streaming: (chain) => chain.responseStreaming,
+    loadHeaders: loadResponseHeaders,
+    headersOf: (state) => state.responseHeaders,
+    setBody: (state, body) => state.responseBody = body,
+  },
+};
+
+/** Not bound to a chain yet: nothing to run, nothing held. */
+const UNBOUND: Binding = {
+  chain: PASS_THROUGH_CHAIN,
+  resolved: undefined,
+  route: PASS_THROUGH_CHAIN.route,
+  limits: { maxBodyBytes: 0, maxChunkBytes: 0, maxAccumulatedBytes: 0, policyTimeoutMs: 0, auditQueue: 0 },
+  release: () => {},
+};
+/**
+ * The state of a stream that runs nothing. It is never loaded or run against: every
+ * handler stops first when its phase has no entries, which the pass-through chain has not.
+ */
+const IDLE_STATE = new ExchangeState(PASS_THROUGH_CHAIN.route);
 
 function routeNameOf(request: ProcessingRequest): string | undefined {
   const value = request.attributes[ATTRIBUTES_KEY]?.[ROUTE_ATTRIBUTE];
@@ -68,7 +127,7 @@ function loadAttributes(state: ExchangeState, request: ProcessingRequest): void 
 }
 
 /** One header of a message not loaded into an exchange (an unmatched request's id). */
-function headerValue(headers: Parameters<typeof loadRequestHeaders>[1], name: string): string | undefined {
+function headerValue(headers: HeaderMessage, name: string): string | undefined {
   const header = headers?.headers.find((h) => h.key === name);
   return header && valueOf(header);
 }
@@ -148,20 +207,20 @@ export interface StreamObserver extends RunObserver, AuditObserver {
 }
 
 export class ExchangeStream {
-  #chain: Chain | undefined;
-  /** The chain the route resolved to, even an empty one (for metrics). */
-  #resolved: Chain | undefined;
-  #state: ExchangeState | undefined;
-  /** The table whose chain this stream runs, held until {@link release}. */
-  #table: RouteTable | undefined;
-  #maxBodyBytes = 0;
-  /** Request entries already run; the rest run when the body arrives. */
-  #requestRan = 0;
-  #responseRan = 0;
+  #binding: Binding = UNBOUND;
+  #state: ExchangeState = IDLE_STATE;
+  /** Entries already run per phase; the rest run when the body arrives. */
+  readonly #ran: Record<Phase, number> = { request: 0, response: 0 };
   /** Set once request or response headers arrived: request headers come first and once. */
   #headersSeen = false;
+  /** The chunk pipeline of each phase whose body is streamed. */
+  readonly #pipelines: Record<Phase, ChunkPipeline | undefined> = { request: undefined, response: undefined };
+  /** The coding of a compressed streamed response, and its decompressor once a chunk came. */
+  #compression: string | undefined;
+  #decompressor: ChunkDecompressor | undefined;
   /** Milliseconds spent handling this stream's messages. */
   #busyMs = 0;
+  /** The route name Envoy sent ("" when none). */
   #route = "";
   #outcome: RequestOutcome = "passed";
   /** The status of a response Tollgate sent itself (0: none). */
@@ -182,34 +241,36 @@ export class ExchangeStream {
   ) {}
 
   /**
-   * The stream has ended: the exchange goes to the chain's auditing policies, and its
-   * table may close its policies once no stream uses it.
+   * The stream has ended: it is counted, the exchange goes to the chain's auditing policies,
+   * and its table may close its policies once no stream uses it.
    */
   release(): void {
+    const state = this.#state === IDLE_STATE ? undefined : this.#state;
     if (this.#headersSeen) {
       this.observer?.exchangeDone?.({
-        chain: this.#resolved,
+        chain: this.#binding.resolved,
         route: this.#route,
         outcome: this.#outcome,
-        status: this.#answered || (this.#state?.status ?? 0),
+        status: this.#answered || (state?.status ?? 0),
         seconds: this.#busyMs / 1000,
-        requestId: this.#state?.shared.requestId ?? this.#requestId,
+        requestId: state?.shared.requestId ?? this.#requestId,
       });
     }
-    const chain = this.#chain;
-    if (chain && this.#state && chain.audits.length > 0) {
-      dispatchAudits(chain.audits, this.#state, this.observer, this.#table?.config.limits.policyTimeoutMs);
+    const { chain, limits } = this.#binding;
+    if (state && chain.audits.length > 0) {
+      dispatchAudits(chain.audits, state, this.observer, limits.policyTimeoutMs);
     }
-    this.#chain = undefined;
-    this.#table?.release();
-    this.#table = undefined;
-    const state = this.#state;
     this.#trace?.end(performance.now(), {
       requestId: state?.shared.requestId,
       method: state?.method,
       status: state?.status,
     });
     this.#trace = undefined;
+    this.#binding.release();
+    this.#binding = UNBOUND;
+    this.#decompressor?.close();
+    this.#decompressor = this.#compression = undefined;
+    this.#pipelines.request = this.#pipelines.response = undefined;
   }
 
   /** Handles one message; undefined means "send nothing" (observability mode, unknown message). */
@@ -270,12 +331,12 @@ export class ExchangeStream {
           );
         }
         this.#headersSeen = true;
-        return this.#onRequestHeaders(request, message.value.headers, message.value.endOfStream);
+        return this.#onHeaders("request", request, message.value.headers, message.value.endOfStream);
       case "requestBody":
         return this.#onBody("request", message.value.body, message.value.endOfStream);
       case "responseHeaders":
         this.#headersSeen = true;
-        return this.#onResponseHeaders(request, message.value.headers, message.value.endOfStream);
+        return this.#onHeaders("response", request, message.value.headers, message.value.endOfStream);
       case "responseBody":
         return this.#onBody("response", message.value.body, message.value.endOfStream);
       case "requestTrailers":
@@ -288,30 +349,29 @@ export class ExchangeStream {
   }
 
   /**
-   * Binds the stream to the current route table's chain for the request's route. Returns
-   * "pass" (no policy to run), "deny" (unmatched route refused) or "run".
+   * Asks the kernel which chain serves the request's route and binds the stream to it.
+   * Returns "pass" (no policy to run), "deny" (unmatched route refused) or "run".
    */
   #bind(request: ProcessingRequest, route: string | undefined): "pass" | "deny" | "run" {
-    const { table, chain, unmatched } = this.kernel.resolve(route);
+    const binding = this.kernel.bind(route);
+    this.#binding = binding;
     this.#route = route ?? "";
-    this.#resolved = chain;
-    if (unmatched) {
+    if (binding.unmatched) {
       this.#outcome = "unmatched";
-      this.observer?.unmatchedRequest(route === undefined ? "no_route_name" : "unknown_route", unmatched);
+      this.observer?.unmatchedRequest(
+        route === undefined ? "no_route_name" : "unknown_route",
+        binding.unmatched,
+      );
       this.#trace?.unmatched();
     }
-    if (unmatched === "deny") return "deny";
-    if (!chain || chain.isEmpty) {
-      if (chain && chain.disabled.length > 0) this.#passTrace = chain.disabled;
+    if (binding.unmatched === "deny") return "deny";
+    if (binding.chain.isEmpty) {
+      const disabled = binding.resolved?.disabled ?? [];
+      if (disabled.length > 0) this.#passTrace = disabled;
       return "pass";
     }
-    table.acquire();
-    this.#table = table;
-    this.#chain = chain;
-    this.#maxBodyBytes = table.config.limits.maxBodyBytes;
-    // The default chain runs for many routes: its policies see the name Envoy sent.
-    this.#state = new ExchangeState(unmatched ? { name: route ?? "" } : chain.route);
-    this.#state.trace.push(...chain.disabled);
+    this.#state = new ExchangeState(binding.route);
+    this.#state.trace.push(...binding.chain.disabled);
     this.#state.recorder = this.#trace;
     loadAttributes(this.#state, request);
     return "run";
@@ -321,14 +381,14 @@ export class ExchangeStream {
   #passOrRefuse(
     bound: "pass" | "deny",
     route: string | undefined,
-    headers: Parameters<typeof loadRequestHeaders>[1],
-    kind: "requestHeaders" | "responseHeaders",
+    headers: HeaderMessage,
+    kind: PhaseReply,
   ): ProcessingResponse {
     const requestId = headerValue(headers, "x-request-id");
     this.#requestId = requestId ?? "";
     if (bound === "deny") return this.#refuse(route, requestId);
     const trace = this.#passTrace && traceMetadata(this.#passTrace);
-    if (kind === "responseHeaders") return reply(kind, undefined, undefined, trace);
+    if (kind !== "requestHeaders") return reply(kind, undefined, undefined, trace);
     // A traced request still carries its trace context on to the upstream.
     const upstream = this.#trace && setHeadersResponse(this.#trace.upstreamHeaders());
     return reply(kind, upstream, PASS_THROUGH_MODE, trace);
@@ -342,139 +402,211 @@ export class ExchangeStream {
   }
 
   async #run(phase: Phase, from: number, to: number): Promise<ImmediateOutcome | undefined> {
-    const chain = this.#chain!;
+    const { chain, limits } = this.#binding;
     const outcome = await runPolicies(
-      phase === "request" ? chain.request : chain.response,
+      PHASES[phase].entries(chain),
       from,
       to,
       phase,
-      this.#state!,
+      this.#state,
       this.observer,
       // The table the stream is bound to: a request keeps the config it started with.
-      this.#table!.config.limits.policyTimeoutMs,
+      limits.policyTimeoutMs,
     );
     if (outcome) this.#answeredWith(outcome);
     return outcome;
   }
 
+  /** Counts a response Tollgate sent itself. */
   #answeredWith(outcome: ImmediateOutcome): void {
     this.#answered = outcome.statusCode;
+    this.#state.finalStatus = outcome.statusCode;
     if (this.#outcome !== "unmatched") this.#outcome = outcome.failed ? "failed" : "denied";
     this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
   }
 
   /** An immediate response's answer: with Server-Timing when the route asks for it, and the trace. */
   #immediate(outcome: ImmediateOutcome): ProcessingResponse {
-    const state = this.#state!;
-    state.finalStatus = outcome.statusCode;
-    const timed: ImmediateOutcome = this.#chain!.serverTiming
+    const state = this.#state;
+    const timed: ImmediateOutcome = this.#binding.chain.serverTiming
       ? { ...outcome, headers: [...outcome.headers, ["server-timing", serverTimingValue(state.trace)]] }
       : outcome;
     return immediateReply(timed, this.#metadata(state));
   }
 
   /** The answer's dynamic metadata: analytics, and the trace when it grew since the last answer. */
-  #metadata(state: ExchangeState) {
+  #metadata(state: ExchangeState): JsonObject | undefined {
     const grown = state.trace.length !== this.#traceSent;
     this.#traceSent = state.trace.length;
     return phaseMetadata(state, grown);
   }
 
-  async #onRequestHeaders(
+  /**
+   * Request or response headers. A stream normally binds at the request headers; one that
+   * starts at the response headers is an Envoy local reply, bound there, and no mode
+   * override was sent for it yet.
+   */
+  async #onHeaders(
+    phase: Phase,
     request: ProcessingRequest,
-    headers: Parameters<typeof loadRequestHeaders>[1],
+    headers: HeaderMessage,
     endOfStream: boolean,
   ): Promise<ProcessingResponse> {
-    const route = routeNameOf(request);
-    const bound = this.#bind(request, route);
-    if (bound !== "run") return this.#passOrRefuse(bound, route, headers, "requestHeaders");
-    const chain = this.#chain!;
-    const state = this.#state!;
-    loadRequestHeaders(state, headers);
-    state.shared.requestId = state.requestHeaders.get("x-request-id") ?? crypto.randomUUID();
-    if (chain.audits.length > 0) {
-      state.received = { path: state.path, headers: [...state.requestHeaders], at: Date.now() };
-    }
-    // Before the policies: they see (and may change) the trace context the upstream gets.
-    if (this.#trace) {
-      for (const [name, value] of this.#trace.upstreamHeaders()) {
-        state.requestHeaders.set(name, value);
-        state.changes.headers.add(name);
-      }
-    }
-    const bodyComing = chain.needsRequestBody && !endOfStream;
-    const to = bodyComing ? chain.requestHeadersCount : chain.request.length;
-    this.#requestRan = to;
-    const immediate = await this.#run("request", 0, to);
-    if (immediate) return this.#immediate(immediate);
-    return reply(
-      "requestHeaders",
-      commonResponse(state, { side: "request", bodyPhase: false }),
-      modeOverrideFor(chain),
-      this.#metadata(state),
-    );
-  }
-
-  async #onResponseHeaders(
-    request: ProcessingRequest,
-    headers: Parameters<typeof loadResponseHeaders>[1],
-    endOfStream: boolean,
-  ): Promise<ProcessingResponse> {
-    // A stream that starts here is an Envoy local reply: no mode override was sent yet.
-    const startsHere = this.#state === undefined;
+    const ops = PHASES[phase];
+    const startsHere = phase === "request" || this.#binding === UNBOUND;
     if (startsHere) {
       const route = routeNameOf(request);
       const bound = this.#bind(request, route);
-      if (bound !== "run") return this.#passOrRefuse(bound, route, headers, "responseHeaders");
+      if (bound !== "run") return this.#passOrRefuse(bound, route, headers, ops.headersReply);
     }
-    const chain = this.#chain;
+    const { chain } = this.#binding;
     const state = this.#state;
-    if (!chain || !state || !chain.needsResponse) return reply("responseHeaders", undefined);
+    if (phase === "response" && !chain.needsResponse) return reply(ops.headersReply, undefined);
     state.beginPhase();
-    loadResponseHeaders(state, headers);
-    if (startsHere) state.shared.requestId = state.responseHeaders.get("x-request-id") ?? crypto.randomUUID();
-    const bodyComing = chain.needsResponseBody && !endOfStream;
-    const to = bodyComing ? chain.responseHeadersCount : chain.response.length;
-    this.#responseRan = to;
-    const immediate = await this.#run("response", 0, to);
+    ops.loadHeaders(state, headers);
+    if (startsHere) state.shared.requestId = ops.headersOf(state).get("x-request-id") ?? crypto.randomUUID();
+    if (phase === "request") this.#requestArrived(chain, state);
+    const entries = ops.entries(chain);
+    const bodyComing = ops.needsBody(chain) && !endOfStream;
+    const to = bodyComing ? ops.headersCount(chain) : entries.length;
+    this.#ran[phase] = to;
+    const immediate = await this.#run(phase, 0, to);
     if (immediate) return this.#immediate(immediate);
-    state.finalStatus = state.status;
-    if (chain.serverTiming) {
-      state.responseHeaders.append("server-timing", serverTimingValue(state.trace));
-      state.changes.headers.add("server-timing");
-    }
+    if (phase === "response") this.#responseDecided(chain, state);
+    const streams = !endOfStream && ops.streaming(chain).length > 0;
+    if (streams) this.#startStreaming(phase, chain);
+    // The request answer sets the modes of the whole exchange; a stream that starts at the
+    // response headers sets them only if a response body is to come. A streamed response
+    // body is asked for at the response headers, once there is one.
+    const mode = phase === "request"
+      ? modeOverrideFor(chain)
+      : streams
+      ? streamedResponseMode(chain)
+      : startsHere && bodyComing
+      ? modeOverrideFor(chain)
+      : undefined;
     return reply(
-      "responseHeaders",
-      commonResponse(state, { side: "response", bodyPhase: false }),
-      startsHere && bodyComing ? modeOverrideFor(chain) : undefined,
+      ops.headersReply,
+      commonResponse(state, { phase, bodyPhase: false }),
+      mode,
       this.#metadata(state),
     );
   }
 
-  async #onBody(side: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
-    const kind: PhaseReply = side === "request" ? "requestBody" : "responseBody";
-    const chain = this.#chain;
+  /**
+   * What the request headers bring before any policy runs: the request as Envoy sent it
+   * (for auditing policies), and the trace context the upstream gets (policies see it and
+   * may change it).
+   */
+  #requestArrived(chain: Chain, state: ExchangeState): void {
+    if (chain.audits.length > 0) {
+      state.received = { path: state.path, headers: [...state.requestHeaders], at: Date.now() };
+    }
+    if (!this.#trace) return;
+    for (const [name, value] of this.#trace.upstreamHeaders()) {
+      state.requestHeaders.set(name, value);
+      state.changes.headers.add(name);
+    }
+  }
+
+  /** The response headers' policies have run: the status is final, and Server-Timing can go out. */
+  #responseDecided(chain: Chain, state: ExchangeState): void {
+    state.finalStatus = state.status;
+    if (!chain.serverTiming) return;
+    state.responseHeaders.append("server-timing", serverTimingValue(state.trace));
+    state.changes.headers.add("server-timing");
+  }
+
+  /**
+   * Prepares a streamed body: its pipeline; no `content-length` (a policy may change the
+   * size, and Envoy keeps the header when STREAMED is switched on by an override); for a
+   * compressed response, a decompressor and no `content-encoding` (what goes on is plain).
+   */
+  #startStreaming(phase: Phase, chain: Chain): void {
     const state = this.#state;
-    const entries = side === "request" ? chain?.request : chain?.response;
-    const ran = side === "request" ? this.#requestRan : this.#responseRan;
-    if (!chain || !state || !entries || ran >= entries.length) return reply(kind, undefined);
-    if (bytes.byteLength > this.#maxBodyBytes) {
-      const refused = tooLarge(this.#maxBodyBytes);
-      this.#answeredWith(refused);
-      state.finalStatus = 413;
-      return immediateReply(refused, this.#metadata(state));
+    const { limits } = this.#binding;
+    const chunkLimits = {
+      maxAccumulatedBytes: limits.maxAccumulatedBytes,
+      defaultTimeoutMs: limits.policyTimeoutMs,
+    };
+    this.#pipelines[phase] = new ChunkPipeline(
+      PHASES[phase].streaming(chain),
+      phase,
+      state,
+      chunkLimits,
+      this.observer,
+    );
+    const headers = phase === "request" ? state.requestHeaders : state.responseHeaders;
+    if (headers.delete("content-length")) state.changes.headers.add("content-length");
+    if (phase !== "response") return;
+    const coding = decodable(headers.get("content-encoding"));
+    if (!coding) return;
+    // Made at the first chunk: a zlib stream costs native memory, and many streams end first.
+    this.#compression = coding;
+    headers.delete("content-encoding");
+    state.changes.headers.add("content-encoding");
+  }
+
+  /** One chunk of a streamed body: one answer, carrying what the pipeline forwards. */
+  async #onChunk(
+    phase: Phase,
+    pipeline: ChunkPipeline,
+    bytes: Uint8Array,
+    endOfStream: boolean,
+  ): Promise<ProcessingResponse> {
+    const ops = PHASES[phase];
+    const { maxChunkBytes } = this.#binding.limits;
+    // After the response headers went out, an immediate response makes Envoy end the stream.
+    if (bytes.byteLength > maxChunkBytes) return this.#ended(tooLarge(maxChunkBytes));
+    const decompressor = phase === "response" ? this.#decompressorFor() : undefined;
+    const input = decompressor ? await decompressor.push(bytes, endOfStream) : bytes;
+    const step = await pipeline.push(input, endOfStream);
+    if ("end" in step) return this.#ended(step.end);
+    if (step.data === bytes) return reply(ops.bodyReply, undefined);
+    return reply(ops.bodyReply, chunkResponse(step.data));
+  }
+
+  #decompressorFor(): ChunkDecompressor | undefined {
+    if (this.#compression && !this.#decompressor) {
+      this.#decompressor = new ChunkDecompressor(this.#compression);
     }
+    return this.#decompressor;
+  }
+
+  #ended(outcome: ImmediateOutcome): ProcessingResponse {
+    this.#answeredWith(outcome);
+    return immediateReply(outcome, this.#metadata(this.#state));
+  }
+
+  #onBody(
+    phase: Phase,
+    bytes: Uint8Array,
+    endOfStream: boolean,
+  ): Promise<ProcessingResponse> | ProcessingResponse {
+    const pipeline = this.#pipelines[phase];
+    if (pipeline) return this.#onChunk(phase, pipeline, bytes, endOfStream);
+    return this.#onBufferedBody(phase, bytes, endOfStream);
+  }
+
+  async #onBufferedBody(phase: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
+    const ops = PHASES[phase];
+    const entries = ops.entries(this.#binding.chain);
+    const ran = this.#ran[phase];
+    if (ran >= entries.length) return reply(ops.bodyReply, undefined);
+    const { maxBodyBytes } = this.#binding.limits;
+    if (bytes.byteLength > maxBodyBytes) return this.#ended(tooLarge(maxBodyBytes));
+    const state = this.#state;
     state.beginPhase();
-    if (side === "request") {
-      if (state.received) state.received.body = bytes.slice();
-      state.requestBody = new Body(bytes, endOfStream);
-      this.#requestRan = entries.length;
-    } else {
-      state.responseBody = new Body(bytes, endOfStream);
-      this.#responseRan = entries.length;
-    }
-    const immediate = await this.#run(side, ran, entries.length);
+    if (phase === "request" && state.received) state.received.body = bytes.slice();
+    ops.setBody(state, new Body(bytes, endOfStream));
+    this.#ran[phase] = entries.length;
+    const immediate = await this.#run(phase, ran, entries.length);
     if (immediate) return this.#immediate(immediate);
-    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, this.#metadata(state));
+    return reply(
+      ops.bodyReply,
+      commonResponse(state, { phase, bodyPhase: true }),
+      undefined,
+      this.#metadata(state),
+    );
   }
 }

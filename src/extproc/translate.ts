@@ -107,7 +107,7 @@ export function setHeadersResponse(headers: readonly [string, string][]): Common
 
 /** Where in an exchange a response is being built. */
 export interface PhaseSpot {
-  readonly side: "request" | "response";
+  readonly phase: "request" | "response";
   /** True in a body phase (the body is buffered and headers are held with it). */
   readonly bodyPhase: boolean;
 }
@@ -121,7 +121,7 @@ export interface PhaseSpot {
 export function commonResponse(state: ExchangeState, spot: PhaseSpot): CommonResponse | undefined {
   const { changes } = state;
   if (!changes.any) return undefined;
-  const isRequest = spot.side === "request";
+  const isRequest = spot.phase === "request";
   const headers = isRequest ? state.requestHeaders : state.responseHeaders;
   const body = isRequest ? state.requestBody : state.responseBody;
   const pseudo: [string, string][] = [];
@@ -145,6 +145,16 @@ export function commonResponse(state: ExchangeState, spot: PhaseSpot): CommonRes
   // Envoy honours clear_route_cache only with a header mutation in the same response.
   response.clearRouteCache = isRequest && (changes.path || changes.authority) &&
     response.headerMutation !== undefined;
+  return response;
+}
+
+/** The answer to a streamed chunk that forwards `data` instead (empty: nothing, for now). */
+export function chunkResponse(data: Uint8Array): CommonResponse {
+  const response = create(CommonResponseSchema);
+  response.bodyMutation = {
+    $typeName: "envoy.service.ext_proc.v3.BodyMutation",
+    mutation: data.length > 0 ? { case: "body", value: data } : { case: "clearBody", value: true },
+  };
   return response;
 }
 

@@ -16,6 +16,8 @@ import * as policy12 from "../../policies/api-key-auth/mod.ts";
 import * as policy13 from "../../policies/basic-auth/mod.ts";
 import * as policy16 from "../../policies/rate-limit/mod.ts";
 import * as policy17 from "../../policies/audit-log/mod.ts";
+import * as policy18 from "../../policies/sse-filter/mod.ts";
+import * as policy19 from "../../policies/body-regex-redact/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -1757,6 +1759,219 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy17,
+  },
+  {
+    source: "policies/sse-filter",
+    definition: {
+      "description": "Filters a streamed server-sent-events response event by event: drops events whose `data:` JSON matches a condition, and removes fields from the JSON of every other event (e.g. strip a field from every chunk of an LLM's token stream). Events whose data is not JSON (such as `[DONE]`) pass unchanged.",
+      "kind": "inline",
+      "name": "sse-filter",
+      "parameters": {
+        "additionalProperties": false,
+        "anyOf": [
+          {
+            "required": [
+              "drop",
+            ],
+          },
+          {
+            "required": [
+              "removeFields",
+            ],
+          },
+        ],
+        "properties": {
+          "drop": {
+            "default": [],
+            "description": "Conditions; an event whose data JSON matches any of them is dropped. A condition is a JSON path and, optionally, the value found there must equal (without it, the path existing is enough).",
+            "items": {
+              "additionalProperties": false,
+              "properties": {
+                "equals": {
+                  "description": "The value at the path for the event to be dropped (any JSON value). No default: without it, the path existing is enough.",
+                },
+                "path": {
+                  "description": "A JSON path in the supported subset: `$`, `.name`, `['name']`, `[index]`, e.g. `$.choices[0].finish_reason`.",
+                  "type": "string",
+                },
+              },
+              "required": [
+                "path",
+              ],
+              "type": "object",
+            },
+            "type": "array",
+          },
+          "removeFields": {
+            "default": [],
+            "description": "JSON paths (same subset) removed from the data JSON of every event that is not dropped.",
+            "items": {
+              "type": "string",
+            },
+            "type": "array",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "STREAM",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "streaming": {
+        "accumulate": "sse-event",
+        "maxAccumulatedBytes": 65536,
+      },
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy18,
+  },
+  {
+    source: "policies/body-regex-redact",
+    definition: {
+      "description": "Redacts RE2 regular-expression matches (e.g. card numbers) in streamed request and/or response bodies, also where a match spans two chunks: the last bytes of each chunk that could start a match are held back until the next one shows whether they do.",
+      "kind": "inline",
+      "name": "body-regex-redact",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "maxMatchBytes": {
+            "default": 64,
+            "description": "The longest text one match can span (characters). Up to this many characters minus one are held back at the end of each chunk; a longer match across a boundary is missed.",
+            "maximum": 65536,
+            "minimum": 1,
+            "type": "integer",
+          },
+          "patterns": {
+            "description": "RE2 patterns (no look-around, no back-references); every match is replaced.",
+            "items": {
+              "type": "string",
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "replacement": {
+            "default": "[REDACTED]",
+            "description": "What each match becomes (literal text).",
+            "type": "string",
+          },
+          "request": {
+            "default": true,
+            "description": "Redact the request body.",
+            "type": "boolean",
+          },
+          "response": {
+            "default": true,
+            "description": "Redact the response body.",
+            "type": "boolean",
+          },
+        },
+        "required": [
+          "patterns",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "STREAM",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "STREAM",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "streaming": {
+        "accumulate": "none",
+        "maxAccumulatedBytes": 65536,
+      },
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy19,
+  },
+  {
+    source: "policies/sse-token-count",
+    definition: {
+      "description": "Counts the tokens an LLM streams back as server-sent events (OpenAI- or Anthropic-style JSON events) into the shared metadata, and optionally stops a stream once it is over a token limit. A usage figure the upstream reports in an event is taken as it is; otherwise tokens are estimated from the streamed text's length. Responses that are not text/event-stream pass unchanged and are not counted.",
+      "kind": "inline",
+      "name": "sse-token-count",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "charsPerToken": {
+            "default": 4,
+            "description": "Characters of streamed text per token, for the estimate (about 4 for English).",
+            "exclusiveMinimum": 0,
+            "type": "number",
+          },
+          "maxTokens": {
+            "default": 0,
+            "description": "Stop the stream once more tokens than this were counted: the event that goes over is replaced by a `tollgate.token_limit` error event, and the stream is ended at the next chunk. 0 counts without a limit.",
+            "minimum": 0,
+            "type": "integer",
+          },
+          "metadataKey": {
+            "default": "sseTokens",
+            "description": "Shared metadata key of the count: {\"events\", \"characters\", \"tokens\", \"reported\", \"limited\"}, visible to later policies and to the next chunk.",
+            "minLength": 1,
+            "type": "string",
+          },
+          "textPaths": {
+            "default": [
+              "choices.0.delta.content",
+              "choices.0.text",
+              "delta.text",
+            ],
+            "description": "Dotted paths (numbers index arrays) to the streamed text in each event's `data:` JSON; the first one present counts. The defaults fit OpenAI chat completions and Anthropic messages.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "minItems": 1,
+            "type": "array",
+          },
+          "usagePaths": {
+            "default": [
+              "usage.completion_tokens",
+              "usage.output_tokens",
+            ],
+            "description": "Dotted paths to an output-token count the upstream reports in an event (e.g. OpenAI's final `usage` event, Anthropic's `message_delta`); when one is present it replaces the estimate.",
+            "items": {
+              "minLength": 1,
+              "type": "string",
+            },
+            "type": "array",
+          },
+        },
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "SKIP",
+        "responseBodyMode": "STREAM",
+        "responseHeaderMode": "SKIP",
+      },
+      "python": {
+        "blocking": false,
+      },
+      "runtime": "python",
+      "streaming": {
+        "accumulate": "sse-event",
+        "maxAccumulatedBytes": 65536,
+      },
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
   },
 ];
 

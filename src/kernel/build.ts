@@ -14,6 +14,7 @@ import type { DecisionEntry } from "../observe/decision_trace.ts";
 import type { AuditPolicy } from "../sdk/audit.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyRegistry } from "../registry/registry.ts";
+import { DEFAULT_STREAMING } from "../sdk/chunk.ts";
 import type { PolicyMetadata, RouteInfo } from "../sdk/context.ts";
 import type { ProcessingMode } from "../sdk/mode.ts";
 import type { PolicyFactory } from "../sdk/policy.ts";
@@ -39,14 +40,16 @@ export interface ChainBuildContext {
 }
 
 const HEADER_MODES = ["SKIP", "PROCESS"];
-const BODY_MODES = ["SKIP", "BUFFER"];
+const BODY_MODES = ["SKIP", "BUFFER", "STREAM"];
 
 function checkMode(mode: ProcessingMode): string | undefined {
   for (const key of ["requestHeaderMode", "responseHeaderMode"] as const) {
     if (!HEADER_MODES.includes(mode[key])) return `mode().${key} must be SKIP or PROCESS, got ${mode[key]}`;
   }
   for (const key of ["requestBodyMode", "responseBodyMode"] as const) {
-    if (!BODY_MODES.includes(mode[key])) return `mode().${key} must be SKIP or BUFFER, got ${mode[key]}`;
+    if (!BODY_MODES.includes(mode[key])) {
+      return `mode().${key} must be SKIP, BUFFER or STREAM, got ${mode[key]}`;
+    }
   }
   return undefined;
 }
@@ -175,6 +178,7 @@ async function buildEntry(
       timeoutMs: ref.timeoutMs,
       condition,
       batch: (instance as Partial<Batched>).batchRunner,
+      streaming: policy.definition.streaming ?? DEFAULT_STREAMING,
     };
     return { inline };
   } catch (error) {

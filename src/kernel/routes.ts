@@ -6,7 +6,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { EngineConfig } from "../config/types.ts";
-import type { Chain } from "../chain/chain.ts";
+import { Chain } from "../chain/chain.ts";
+import type { RouteInfo } from "../sdk/context.ts";
 import { type UnmatchedAction, UnmatchedRoutes } from "./unmatched.ts";
 
 const log = getLogger(["tollgate", "kernel"]);
@@ -97,6 +98,51 @@ export interface Resolution {
   readonly unmatched?: UnmatchedAction;
 }
 
+/** The engine limits an exchange runs under: those of the table it is bound to. */
+export type ExchangeLimits = EngineConfig["limits"];
+
+/**
+ * Which chain serves one exchange, under which route name and limits. A binding that runs
+ * policies holds its table until {@link Binding.release}, so a reload closes the old
+ * policies only once the exchange has finished with them.
+ */
+export interface Binding {
+  /** The chain to run: {@link PASS_THROUGH_CHAIN} when nothing runs. */
+  readonly chain: Chain;
+  /**
+   * The chain the route resolved to even when nothing runs (an empty or all-disabled one):
+   * what metrics count the exchange under, and whose disabled policies the trace lists.
+   */
+  readonly resolved: Chain | undefined;
+  /** The route the chain's policies see (for the default chain: the name Envoy sent). */
+  readonly route: RouteInfo;
+  readonly limits: ExchangeLimits;
+  /** Set when the route has no chain of its own: what is done instead. */
+  readonly unmatched?: UnmatchedAction;
+  /** The exchange has ended. Idempotent. */
+  release(): void;
+}
+
+/** A chain without policies: every phase passes through. */
+export const PASS_THROUGH_CHAIN: Chain = new Chain({ name: "" }, []);
+
+const noRelease = () => {};
+
+function passThrough(
+  table: RouteTable,
+  unmatched: UnmatchedAction | undefined,
+  resolved: Chain | undefined,
+): Binding {
+  return {
+    chain: PASS_THROUGH_CHAIN,
+    resolved,
+    route: PASS_THROUGH_CHAIN.route,
+    limits: table.config.limits,
+    unmatched,
+    release: noRelease,
+  };
+}
+
 interface Served {
   readonly chain: Chain;
   requests: number;
@@ -141,6 +187,29 @@ export class Kernel {
       : "pass";
     this.unmatched.record(routeName, action, table.config.source);
     return { table, chain: action === "default" ? table.defaultChain : undefined, unmatched: action };
+  }
+
+  /**
+   * Binds an exchange to the chain serving its route (undefined: Envoy sent no name). The
+   * binding keeps its table's configuration for the exchange's whole life.
+   */
+  bind(routeName: string | undefined): Binding {
+    const { table, chain, unmatched } = this.resolve(routeName);
+    if (unmatched === "deny" || !chain || chain.isEmpty) return passThrough(table, unmatched, chain);
+    table.acquire();
+    let held = true;
+    return {
+      chain,
+      resolved: chain,
+      route: unmatched ? { name: routeName ?? "" } : chain.route,
+      limits: table.config.limits,
+      unmatched,
+      release: () => {
+        if (!held) return;
+        held = false;
+        table.release();
+      },
+    };
   }
 
   /** Requests served per configured route (since start, or since the route was added). */

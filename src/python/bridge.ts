@@ -3,19 +3,34 @@
  * its invocation (name, version, parameters and their hash); the bridge is the batch runner
  * the chain executor hands adjacent Python policies to, so they cost one round trip per
  * phase together. Results come back per policy and are settled by the executor exactly as
- * if each policy had run alone.
+ * if each policy had run alone. For streamed bodies it is also the chunk batch runner: one
+ * round trip per chunk for adjacent streaming Python policies.
+ *
+ * Calls of one exchange are sent one after another, in the order they were made: the
+ * shared metadata travels with each call and is merged back from its answer, so a call
+ * must start from what the previous one left (and a policy sees chunk n+1 after chunk n).
  */
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { FailureRule as FailureRuleName } from "../config/types.ts";
-import type { BatchRunner, ChainEntry } from "../chain/chain.ts";
+import type {
+  AnyAction,
+  BatchRunner,
+  ChainEntry,
+  ChunkBatchResult,
+  ChunkBatchRunner,
+  ChunkOutcome,
+  PolicyOutcome,
+} from "../chain/chain.ts";
 import { PolicyFailure } from "../chain/failure.ts";
-import type { AnyAction, PolicyOutcome } from "../chain/chain.ts";
 import type { ExchangeState } from "../chain/state.ts";
 import {
+  type ChunkResponse,
+  type ChunkResult,
   ErrorKind,
   type ExecuteResponse,
   FailureRule,
   type Header,
+  type ImmediateResponse as ImmediateResponseMessage,
   type Modifications,
   Phase,
   type PolicyResult,
@@ -23,6 +38,7 @@ import {
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import {
   ImmediateResponse,
+  type ImmediateResponseInit,
   UpstreamRequestModifications,
   UpstreamResponseModifications,
 } from "../sdk/actions.ts";
@@ -51,7 +67,7 @@ interface Invocation {
   };
 }
 
-/** A Python policy instance: it has no onRequest/onResponse of its own; the bridge runs it. */
+/** A Python policy instance: it has no handlers of its own; the bridge runs it. */
 interface PythonPolicy extends Policy {
   readonly batchRunner: BatchRunner;
   readonly invocation: Invocation;
@@ -108,29 +124,52 @@ function actionOf(result: Modifications, phase: Phase): AnyAction {
     : new UpstreamResponseModifications({ ...common, statusCode: result.statusCode });
 }
 
+function immediateOf(immediate: ImmediateResponseMessage): ImmediateResponseInit {
+  return {
+    statusCode: immediate.statusCode,
+    headers: grouped(immediate.headers),
+    body: immediate.body,
+    analyticsMetadata: immediate.analyticsMetadata,
+  };
+}
+
+function policyError(kind: ErrorKind, message: string, label: string): PolicyFailure {
+  return new PolicyFailure(kind === ErrorKind.TIMEOUT ? "timeout" : "error", `${label}: ${message}`);
+}
+
+const emptyResult = (label: string) =>
+  new PolicyFailure("error", `${label}: the executor returned an empty result`);
+
 function outcomeOf(result: PolicyResult, phase: Phase, label: string): PolicyOutcome {
   switch (result.outcome.case) {
     case "modifications":
       return { action: actionOf(result.outcome.value, phase) };
-    case "immediateResponse": {
-      const immediate = result.outcome.value;
-      return {
-        action: new ImmediateResponse({
-          statusCode: immediate.statusCode,
-          headers: grouped(immediate.headers),
-          body: immediate.body,
-          analyticsMetadata: immediate.analyticsMetadata,
-        }),
-      };
-    }
-    case "error": {
-      const { kind, message } = result.outcome.value;
-      return {
-        error: new PolicyFailure(kind === ErrorKind.TIMEOUT ? "timeout" : "error", `${label}: ${message}`),
-      };
-    }
+    case "immediateResponse":
+      return { action: new ImmediateResponse(immediateOf(result.outcome.value)) };
+    case "error":
+      return { error: policyError(result.outcome.value.kind, result.outcome.value.message, label) };
     default:
-      return { error: new PolicyFailure("error", `${label}: the executor returned an empty result`) };
+      return { error: emptyResult(label) };
+  }
+}
+
+const FORWARDED: ChunkOutcome = Object.freeze({ kind: "forwarded" });
+const REPLACED: ChunkOutcome = Object.freeze({ kind: "replaced" });
+
+function chunkOutcomeOf(result: ChunkResult, label: string): ChunkOutcome {
+  switch (result.outcome.case) {
+    case "forwarded":
+      return FORWARDED;
+    case "replaced":
+      return REPLACED;
+    case "ended": {
+      const response = result.outcome.value.response;
+      return response ? { kind: "ended", response: immediateOf(response) } : { kind: "ended" };
+    }
+    case "error":
+      return { error: policyError(result.outcome.value.kind, result.outcome.value.message, label) };
+    default:
+      return { error: emptyResult(label) };
   }
 }
 
@@ -152,13 +191,33 @@ export interface BatchObserver {
 
 const errorText = (error: unknown) => error instanceof Error ? error.message : String(error);
 
-export class PythonBridge implements BatchRunner {
+export class PythonBridge implements BatchRunner, ChunkBatchRunner {
+  /** The last call made for each exchange: the next one is sent once it is settled. */
+  readonly #tails = new WeakMap<ExchangeState, Promise<void>>();
+
   /** `client` gives the client of the executor serving now (it changes when one is recycled). */
   constructor(
     private readonly client: () => ExecutorClient,
     private readonly defaultTimeoutMs: number,
     private readonly observer?: BatchObserver,
   ) {}
+
+  /** Runs `work` once the exchange's previous call is settled (at once when there is none). */
+  #inOrder<T>(state: ExchangeState, work: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(state);
+    const result = previous ? previous.then(work) : work();
+    const tail = result.then(() => {}, () => {});
+    this.#tails.set(state, tail);
+    tail.then(() => {
+      if (this.#tails.get(state) === tail) this.#tails.delete(state);
+    });
+    return result;
+  }
+
+  /** The call's budget and deadline: the sum of its policies' timeouts. */
+  #budgetMs(entries: readonly ChainEntry[]): number {
+    return entries.reduce((sum, e) => sum + (e.timeoutMs ?? this.defaultTimeoutMs), 0);
+  }
 
   /** The factory of a registered Python policy: instances carry their invocation. */
   factoryFor(policy: RegisteredPolicy): PolicyFactory {
@@ -186,7 +245,15 @@ export class PythonBridge implements BatchRunner {
     };
   }
 
-  async run(
+  run(
+    entries: readonly ChainEntry[],
+    side: "request" | "response",
+    state: ExchangeState,
+  ): Promise<PolicyOutcome[]> {
+    return this.#inOrder(state, () => this.#run(entries, side, state));
+  }
+
+  async #run(
     entries: readonly ChainEntry[],
     side: "request" | "response",
     state: ExchangeState,
@@ -209,7 +276,7 @@ export class PythonBridge implements BatchRunner {
     state: ExchangeState,
   ): Promise<{ outcomes: PolicyOutcome[] } | { failed: unknown }> {
     const phase = side === "request" ? Phase.REQUEST : Phase.RESPONSE;
-    const budgetMs = entries.reduce((sum, e) => sum + (e.timeoutMs ?? this.defaultTimeoutMs), 0);
+    const budgetMs = this.#budgetMs(entries);
     const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
     // The configured route (the default chain's is `(default)`), never a name Envoy made up.
     const route = (entries[0].policy as PythonPolicy).invocation.metadata.routeName;
@@ -255,5 +322,70 @@ export class PythonBridge implements BatchRunner {
     }
     mergeMetadata(state.shared.metadata, metadata, response.metadata);
     return { outcomes: response.results.map((result, i) => outcomeOf(result, phase, entries[i].label)) };
+  }
+
+  /**
+   * Runs one body chunk through adjacent streaming Python policies in one round trip; see
+   * {@link ChunkBatchRunner}. A call that fails as a whole (unavailable, past its deadline,
+   * rejected) fails every policy of the batch, and the chunk is left as it was.
+   */
+  runChunk(
+    entries: readonly ChainEntry[],
+    side: "request" | "response",
+    chunk: Uint8Array,
+    endOfStream: boolean,
+    chunkIndex: number,
+    state: ExchangeState,
+  ): Promise<ChunkBatchResult> {
+    return this.#inOrder(state, () => this.#runChunk(entries, side, chunk, endOfStream, chunkIndex, state));
+  }
+
+  async #runChunk(
+    entries: readonly ChainEntry[],
+    side: "request" | "response",
+    chunk: Uint8Array,
+    endOfStream: boolean,
+    chunkIndex: number,
+    state: ExchangeState,
+  ): Promise<ChunkBatchResult> {
+    const budgetMs = this.#budgetMs(entries);
+    const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
+    let response: ChunkResponse;
+    try {
+      response = await this.client().callChunk({
+        phase: side === "request" ? Phase.REQUEST : Phase.RESPONSE,
+        policies: entries.map((entry) => ({
+          ...(entry.policy as PythonPolicy).invocation,
+          onFailure: RULES[entry.onFailure],
+        })),
+        data: chunk,
+        endOfStream,
+        chunkIndex,
+        request: {
+          headers: headerLines(state.requestHeaders),
+          path: state.path,
+          method: state.method,
+          authority: state.authority,
+          scheme: state.scheme,
+        },
+        response: side === "response"
+          ? { headers: headerLines(state.responseHeaders), status: state.status }
+          : undefined,
+        metadata,
+        info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
+        budgetMs,
+      }, budgetMs);
+    } catch (error) {
+      return { outcomes: entries.map(() => ({ error })), data: chunk };
+    }
+    if (response.error) {
+      const failure = new PolicyFailure("error", `python executor rejected the call: ${response.error}`);
+      return { outcomes: entries.map(() => ({ error: failure })), data: chunk };
+    }
+    mergeMetadata(state.shared.metadata, metadata, response.metadata);
+    const outcomes = response.results.map((result, i) => chunkOutcomeOf(result, entries[i].label));
+    // The executor sends data back only when a policy replaced it.
+    const replaced = outcomes.includes(REPLACED);
+    return { outcomes, data: replaced ? response.data : chunk };
   }
 }

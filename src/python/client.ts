@@ -1,7 +1,8 @@
 /**
  * The engine's side of the executor contract: one Unix-socket connection per executor
- * process carrying every Python call as length-prefixed protobuf frames (./frames.ts),
- * multiplexed by call id, plus health requests answered in order.
+ * process carrying every Python call (batches of header/body handlers, and body chunks of
+ * streamed exchanges) as length-prefixed protobuf frames (./frames.ts), multiplexed by call
+ * id, plus health requests answered in order.
  *
  * - Each call has a deadline; past it the call fails as a timeout (a late answer is dropped).
  * - At most `maxInFlight` calls are pending; more fail fast as unavailable (backpressure,
@@ -16,6 +17,10 @@ import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/p
 import { getLogger } from "@logtape/logtape";
 import { PolicyFailure } from "../chain/failure.ts";
 import {
+  type ChunkRequest,
+  ChunkRequestSchema,
+  type ChunkResponse,
+  ChunkResponseSchema,
   type ExecuteRequest,
   ExecuteRequestSchema,
   type ExecuteResponse,
@@ -51,8 +56,16 @@ export type CallRequest = Omit<
   "callId" | "$typeName"
 >;
 
+/** A chunk call's request without its id. */
+export type ChunkCallRequest = Omit<
+  Exclude<MessageInitShape<typeof ChunkRequestSchema>, ChunkRequest>,
+  "callId" | "$typeName"
+>;
+
 interface Pending {
-  readonly resolve: (response: ExecuteResponse) => void;
+  /** The frame kind the answer must come in. */
+  readonly answer: FrameKind;
+  readonly resolve: (response: ExecuteResponse | ChunkResponse) => void;
   readonly reject: (error: PolicyFailure) => void;
   readonly timer: ReturnType<typeof setTimeout>;
   readonly started: number;
@@ -140,7 +153,9 @@ export class ExecutorClient {
 
   #received(frame: Frame): void {
     if (frame.kind === FrameKind.ExecuteResponse) {
-      this.#settle(fromBinary(ExecuteResponseSchema, frame.payload));
+      this.#settle(frame.kind, fromBinary(ExecuteResponseSchema, frame.payload));
+    } else if (frame.kind === FrameKind.ChunkResponse) {
+      this.#settle(frame.kind, fromBinary(ChunkResponseSchema, frame.payload));
     } else if (frame.kind === FrameKind.HealthResponse) {
       const waiter = this.#health.shift();
       if (waiter && !waiter.settled) {
@@ -152,10 +167,16 @@ export class ExecutorClient {
     }
   }
 
-  #settle(response: ExecuteResponse): void {
+  #settle(kind: FrameKind, response: ExecuteResponse | ChunkResponse): void {
     this.#backoffMs = MIN_BACKOFF_MS;
     const pending = this.#pending.get(response.callId);
     if (!pending) return; // timed out already
+    // Answering a call with the other kind's message breaks the contract: nothing after it can be trusted.
+    if (pending.answer !== kind) {
+      throw new Error(
+        `the executor answered call ${response.callId} with a frame of kind ${FrameKind[kind]}`,
+      );
+    }
     this.#pending.delete(response.callId);
     clearTimeout(pending.timer);
     this.options.observer?.pythonCall("ok", (performance.now() - pending.started) / 1000);
@@ -222,6 +243,33 @@ export class ExecutorClient {
 
   /** Sends one call and waits for its answer, at most `deadlineMs`. */
   call(request: CallRequest, deadlineMs: number): Promise<ExecuteResponse> {
+    return this.#call(
+      (callId) => toBinary(ExecuteRequestSchema, create(ExecuteRequestSchema, { ...request, callId })),
+      FrameKind.ExecuteRequest,
+      FrameKind.ExecuteResponse,
+      deadlineMs,
+    ) as Promise<ExecuteResponse>;
+  }
+
+  /**
+   * Sends one chunk call and waits for its answer, at most `deadlineMs`: the same connection,
+   * call ids, in-flight cap and failures as {@link call}.
+   */
+  callChunk(request: ChunkCallRequest, deadlineMs: number): Promise<ChunkResponse> {
+    return this.#call(
+      (callId) => toBinary(ChunkRequestSchema, create(ChunkRequestSchema, { ...request, callId })),
+      FrameKind.ChunkRequest,
+      FrameKind.ChunkResponse,
+      deadlineMs,
+    ) as Promise<ChunkResponse>;
+  }
+
+  #call(
+    encode: (callId: bigint) => Uint8Array,
+    kind: FrameKind,
+    answer: FrameKind,
+    deadlineMs: number,
+  ): Promise<ExecuteResponse | ChunkResponse> {
     if (this.#pending.size >= this.options.maxInFlight) {
       this.options.observer?.pythonCall("unavailable", 0);
       return Promise.reject(
@@ -229,7 +277,7 @@ export class ExecutorClient {
       );
     }
     const callId = this.#nextId++;
-    const payload = toBinary(ExecuteRequestSchema, create(ExecuteRequestSchema, { ...request, callId }));
+    const payload = encode(callId);
     if (payload.length > this.options.maxMessageBytes) {
       return Promise.reject(
         new PolicyFailure(
@@ -243,7 +291,7 @@ export class ExecutorClient {
       this.options.observer?.pythonCall("unavailable", 0);
       return Promise.reject(new PolicyFailure("unavailable", "python executor unavailable (reconnecting)"));
     }
-    return new Promise<ExecuteResponse>((resolve, reject) => {
+    return new Promise<ExecuteResponse | ChunkResponse>((resolve, reject) => {
       const started = performance.now();
       const timer = setTimeout(() => {
         if (!this.#pending.delete(callId)) return;
@@ -251,9 +299,9 @@ export class ExecutorClient {
         this.options.observer?.pythonInFlight(this.#pending.size);
         reject(new PolicyFailure("timeout", `python call exceeded its ${deadlineMs}ms deadline`));
       }, deadlineMs);
-      this.#pending.set(callId, { resolve, reject, timer, started });
+      this.#pending.set(callId, { answer, resolve, reject, timer, started });
       this.options.observer?.pythonInFlight(this.#pending.size);
-      this.#send(opening, encodeFrame(FrameKind.ExecuteRequest, payload));
+      this.#send(opening, encodeFrame(kind, payload));
     });
   }
 

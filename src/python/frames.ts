@@ -14,6 +14,9 @@ export enum FrameKind {
   HealthResponse = 4,
   /** The executor is shutting down and closes the connection after this frame. */
   GoingAway = 5,
+  /** One chunk of a streamed body for a batch of streaming policies. */
+  ChunkRequest = 6,
+  ChunkResponse = 7,
 }
 
 /** The peer broke the framing: nothing after it can be trusted, the connection must close. */

@@ -6,6 +6,7 @@ import { createAjv } from "../config/ajv.ts";
 import type { Problem } from "../config/problem.ts";
 import { schemaViolations } from "../config/schema_errors.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
+import { DEFAULT_STREAMING, type StreamingOptions } from "../sdk/chunk.ts";
 import { DEFAULT_PROCESSING_MODE, type ProcessingMode } from "../sdk/mode.ts";
 import { stripConfigReferences } from "./config_refs.ts";
 import type { JsonSchema } from "./types.ts";
@@ -33,6 +34,8 @@ export interface PolicyDefinition {
   readonly processingMode: ProcessingMode;
   readonly parameters: JsonSchema;
   readonly systemParameters: JsonSchema;
+  /** How streamed bodies are cut before the policy sees them (STREAM body modes only). */
+  readonly streaming?: StreamingOptions;
   /** Python policies only, and only when the definition has a `python:` section. */
   readonly python?: PythonOptions;
 }
@@ -81,9 +84,17 @@ const definitionSchema = {
       additionalProperties: false,
       properties: {
         requestHeaderMode: { enum: ["SKIP", "PROCESS"] },
-        requestBodyMode: { enum: ["SKIP", "BUFFER"] },
+        requestBodyMode: { enum: ["SKIP", "BUFFER", "STREAM"] },
         responseHeaderMode: { enum: ["SKIP", "PROCESS"] },
-        responseBodyMode: { enum: ["SKIP", "BUFFER"] },
+        responseBodyMode: { enum: ["SKIP", "BUFFER", "STREAM"] },
+      },
+    },
+    streaming: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        accumulate: { enum: ["none", "line", "sse-event"], default: DEFAULT_STREAMING.accumulate },
+        maxAccumulatedBytes: { type: "integer", minimum: 1, default: DEFAULT_STREAMING.maxAccumulatedBytes },
       },
     },
     parameters: { type: "object" },
@@ -141,6 +152,11 @@ export function parseDefinition(source: YamlSource): PolicyDefinition | Problem[
       );
     }
   }
+  const mode = raw.processingMode as Partial<ProcessingMode> | undefined;
+  const streams = mode?.requestBodyMode === "STREAM" || mode?.responseBodyMode === "STREAM";
+  if (raw.streaming !== undefined && !streams) {
+    problems.push(source.problemAt(["streaming"], "is only for policies with a STREAM body mode"));
+  }
   if (problems.length > 0) return problems;
   return {
     name: raw.name as string,
@@ -153,6 +169,7 @@ export function parseDefinition(source: YamlSource): PolicyDefinition | Problem[
       : { ...DEFAULT_PROCESSING_MODE, ...(raw.processingMode as Partial<ProcessingMode>) },
     parameters: (raw.parameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
     systemParameters: (raw.systemParameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
+    ...(streams ? { streaming: (raw.streaming as StreamingOptions | undefined) ?? DEFAULT_STREAMING } : {}),
     ...(raw.python !== undefined ? { python: raw.python as PythonOptions } : {}),
   };
 }

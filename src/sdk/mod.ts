@@ -17,6 +17,7 @@
  */
 export * from "./actions.ts";
 export * from "./audit.ts";
+export * from "./chunk.ts";
 export * from "./context.ts";
 export * from "./headers.ts";
 export * from "./mode.ts";

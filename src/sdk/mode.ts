@@ -9,18 +9,21 @@
 /** Whether a policy takes part in a header phase. */
 export type HeaderProcessingMode = "SKIP" | "PROCESS";
 
-/** Whether a policy needs a whole (buffered) body. */
-export type BodyProcessingMode = "SKIP" | "BUFFER";
+/**
+ * Whether a policy reads a body: `BUFFER` hands it the whole body in its header handler;
+ * `STREAM` hands it the body chunk by chunk (`onRequestChunk` / `onResponseChunk`).
+ */
+export type BodyProcessingMode = "SKIP" | "BUFFER" | "STREAM";
 
 /** The phases a policy takes part in. */
 export interface ProcessingMode {
   /** Run `onRequest` (default `PROCESS`). */
   readonly requestHeaderMode: HeaderProcessingMode;
-  /** Run `onRequest` with the whole request body (default `SKIP`). */
+  /** Run `onRequest` with the whole request body, or `onRequestChunk` per chunk (default `SKIP`). */
   readonly requestBodyMode: BodyProcessingMode;
   /** Run `onResponse` (default `SKIP`). */
   readonly responseHeaderMode: HeaderProcessingMode;
-  /** Run `onResponse` with the whole response body (default `SKIP`). */
+  /** Run `onResponse` with the whole response body, or `onResponseChunk` per chunk (default `SKIP`). */
   readonly responseBodyMode: BodyProcessingMode;
 }
 

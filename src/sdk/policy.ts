@@ -6,6 +6,7 @@
  * @module
  */
 import type { RequestAction, ResponseAction } from "./actions.ts";
+import type { ChunkAction, RequestChunkContext, ResponseChunkContext } from "./chunk.ts";
 import type { PolicyMetadata, RequestContext, ResponseContext } from "./context.ts";
 import type { ProcessingMode } from "./mode.ts";
 
@@ -27,6 +28,31 @@ export interface Policy<P extends Params = Params> {
   onRequest?(ctx: RequestContext, params: P): MaybePromise<RequestAction>;
   /** Runs in the response phase, in reverse chain order. */
   onResponse?(ctx: ResponseContext, params: P): MaybePromise<ResponseAction>;
+  /**
+   * Runs for each chunk of a streamed request body (`requestBodyMode: STREAM`), in chain
+   * order, after every request header handler. Returns what to forward.
+   *
+   * @example Count the bytes of an upload in the shared metadata
+   * ```ts
+   * onRequestChunk: (ctx, chunk) => {
+   *   const seen = Number(ctx.shared.metadata.uploaded ?? 0) + chunk.byteLength;
+   *   ctx.shared.metadata.uploaded = seen;
+   *   return seen > 10_000_000 ? Chunk.end({ statusCode: 413 }) : undefined;
+   * },
+   * ```
+   */
+  onRequestChunk?(ctx: RequestChunkContext, chunk: Uint8Array, params: P): MaybePromise<ChunkAction>;
+  /**
+   * Runs for each chunk of a streamed response body (`responseBodyMode: STREAM`), in reverse
+   * chain order like `onResponse`. A compressed response arrives decompressed (docs/policies.md).
+   *
+   * @example Rewrite each server-sent event (with `streaming: { accumulate: sse-event }`)
+   * ```ts
+   * onResponseChunk: (_ctx, chunk) =>
+   *   Chunk.replace(new TextDecoder().decode(chunk).replaceAll("gpt-4", "model")),
+   * ```
+   */
+  onResponseChunk?(ctx: ResponseChunkContext, chunk: Uint8Array, params: P): MaybePromise<ChunkAction>;
   /**
    * Releases what the instance holds (timers, connections, caches). Called once when a
    * config reload or the shutdown drops the chain, after every request that was using the

@@ -191,7 +191,7 @@ class PhaseRunner {
     );
     Object.assign(this.analytics, phaseMetadata(this.state, false)?.tollgate);
     if (immediate) return immediate;
-    const common = commonResponse(this.state, { side: phase, bodyPhase });
+    const common = commonResponse(this.state, { phase, bodyPhase });
     if (common?.status === CommonResponse_ResponseStatus.CONTINUE_AND_REPLACE) {
       (phase === "request" ? this.state.requestHeaders : this.state.responseHeaders).delete("content-length");
     }

@@ -30,7 +30,7 @@ Deno.test("deno task validate reports every kind of mistake, each with file and 
     `${FIXTURES}/policies/bad-version/policy-definition.yaml:2:10: version: policies[1] (bad-version): must match`,
     `${FIXTURES}/policies/runtime-mismatch/policy-definition.yaml:3:10: runtime: policies[2] (runtime-mismatch): runtime is python but policy.py is missing`,
     `${FIXTURES}/policies/runtime-mismatch/policy-definition.yaml:3:10: runtime: policies[2] (runtime-mismatch): runtime is python but the directory has mod.ts`,
-    `${FIXTURES}/policies/bad-mode/policy-definition.yaml:4:20: processingMode.requestBodyMode: policies[3] (bad-mode): must be one of "SKIP", "BUFFER"`,
+    `${FIXTURES}/policies/bad-mode/policy-definition.yaml:4:20: processingMode.requestBodyMode: policies[3] (bad-mode): must be one of "SKIP", "BUFFER", "STREAM"`,
     `${FIXTURES}/policies/bad-schema/policy-definition.yaml:4:3: parameters: policies[4] (bad-schema): is not a valid JSON Schema`,
     // code shape
     `${FIXTURES}/policies/no-factory/mod.ts: does not export getPolicy(metadata, params)`,

@@ -1,13 +1,20 @@
 /** Building chains from plain policy objects, for unit tests of the executor and ext_proc layer. */
 import type { FailureRule } from "../../src/config/types.ts";
 import { Chain, type ChainEntry, type Condition } from "../../src/chain/chain.ts";
-import { type Policy, type ProcessingMode, processingMode } from "../../src/sdk/mod.ts";
+import {
+  DEFAULT_STREAMING,
+  type Policy,
+  type ProcessingMode,
+  processingMode,
+  type StreamingOptions,
+} from "../../src/sdk/mod.ts";
 
 export interface EntryOptions {
   readonly mode?: Partial<ProcessingMode>;
   readonly onFailure?: FailureRule;
   readonly timeoutMs?: number;
   readonly condition?: Condition;
+  readonly streaming?: Partial<StreamingOptions>;
 }
 
 /** An entry labelled `label` (`name:vN`; the trace shows it as `name` at version `vN.0.0`). */
@@ -25,6 +32,7 @@ export function entry(label: string, policy: Policy, options: EntryOptions = {})
     onFailure: options.onFailure ?? "deny",
     timeoutMs: options.timeoutMs,
     condition: options.condition,
+    streaming: { ...DEFAULT_STREAMING, ...options.streaming },
   };
 }
 

@@ -70,8 +70,11 @@ export function responseHeaders(
   };
 }
 
-export const responseBody = (body: string, endOfStream = true): Init => ({
-  request: { case: "responseBody", value: { body: encoder.encode(body), endOfStream } },
+export const responseBody = (body: string | Uint8Array, endOfStream = true): Init => ({
+  request: {
+    case: "responseBody",
+    value: { body: typeof body === "string" ? encoder.encode(body) : body, endOfStream },
+  },
 });
 
 export class ExtProcStream {
@@ -122,8 +125,9 @@ export class ExtProcStream {
 export class ExtProcClient {
   readonly #client: grpc.Client;
 
-  constructor(target: string) {
-    this.#client = new grpc.Client(target, grpc.credentials.createInsecure());
+  /** @param options channel options, e.g. `{ "grpc.use_local_subchannel_pool": 1 }` for a connection of its own */
+  constructor(target: string, options: grpc.ChannelOptions = {}) {
+    this.#client = new grpc.Client(target, grpc.credentials.createInsecure(), options);
   }
 
   open(): ExtProcStream {

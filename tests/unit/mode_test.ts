@@ -3,7 +3,7 @@ import {
   ProcessingMode_BodySendMode as Body,
   ProcessingMode_HeaderSendMode as Header,
 } from "../../src/gen/proto/envoy/extensions/filters/http/ext_proc/v3/processing_mode_pb.ts";
-import { modeOverrideFor, PASS_THROUGH_MODE } from "../../src/extproc/mode.ts";
+import { modeOverrideFor, PASS_THROUGH_MODE, streamedResponseMode } from "../../src/extproc/mode.ts";
 import { chain, entry } from "../support/chains.ts";
 
 const noop = {};
@@ -80,4 +80,23 @@ Deno.test("phase plan: header policies before the first body policy run on the h
   assert.equal(c.responseHeadersCount, 0, "r2 needs the body and runs first in the response");
   assert.equal(c.isEmpty, false);
   assert.equal(chain(entry("x:v1", noop, { mode: { requestHeaderMode: "SKIP" } })).isEmpty, true);
+});
+
+Deno.test("streaming chains: request body STREAMED at once; a streamed response body only at its headers", () => {
+  const streaming = { mode: { requestBodyMode: "STREAM", responseBodyMode: "STREAM" } } as const;
+  const c = chain(entry("s:v1", noop, streaming));
+  assert.deepEqual(fields(modeOverrideFor(c)), {
+    response: Header.SEND,
+    requestBody: Body.STREAMED,
+    responseBody: Body.NONE,
+    trailers: [Header.SKIP, Header.SKIP],
+  });
+  assert.deepEqual(fields(streamedResponseMode(c)), {
+    response: Header.SEND,
+    requestBody: Body.STREAMED,
+    responseBody: Body.STREAMED,
+    trailers: [Header.SKIP, Header.SKIP],
+  });
+  const mixed = modeOf(streaming, { mode: { requestBodyMode: "BUFFER" } });
+  assert.equal(mixed.requestBodyMode, Body.BUFFERED, "one buffering policy buffers the direction");
 });

@@ -45,3 +45,19 @@ Deno.test("a frame over the limit or of an unknown kind is refused from its head
     1,
   );
 });
+
+Deno.test("the frame kinds agree with the executor's (python/executor/frames.py)", async () => {
+  const source = await Deno.readTextFile(new URL("../../python/executor/frames.py", import.meta.url));
+  const python = Object.fromEntries(
+    [...source.matchAll(/^ {4}([A-Z_]+) = (\d+)$/gm)].map(([, name, value]) => [
+      name.toLowerCase().replace(/(^|_)([a-z])/g, (_, __, letter: string) => letter.toUpperCase()),
+      Number(value),
+    ]),
+  );
+  const engine = Object.fromEntries(
+    Object.entries(FrameKind).filter(([, value]) => typeof value === "number"),
+  );
+  assert.deepEqual(python, engine);
+  assert.equal(engine.ChunkRequest, 6);
+  assert.equal(engine.ChunkResponse, 7);
+});

@@ -45,16 +45,19 @@ Deno.test("definition problems: name, version, runtime, modes and invalid schema
       'version: "1.0"',
       "runtime: ruby",
       "processingMode:",
-      "  requestBodyMode: STREAM",
+      "  requestBodyMode: STREAMED",
     ].join("\n")),
     [
       "policy-definition.yaml:1:7: name: must match ^[a-z0-9]+(-[a-z0-9]+)*$",
       "policy-definition.yaml:2:10: version: must match ^v(\\d+)\\.(\\d+)\\.(\\d+)$",
       'policy-definition.yaml:3:10: runtime: must be one of "typescript", "python"',
-      'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER"',
+      'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER", "STREAM"',
     ],
   );
   const [schemaProblem] = definitionProblems("name: p\nversion: v1.0.0\nparameters:\n  type: objekt\n");
+  assert.deepEqual(definitionProblems("name: p\nversion: v1.0.0\nstreaming: { accumulate: line }\n"), [
+    "policy-definition.yaml:3:12: streaming: is only for policies with a STREAM body mode",
+  ]);
   assert.match(schemaProblem, /^policy-definition\.yaml:4:3: parameters: is not a valid JSON Schema/);
 });
 

@@ -67,7 +67,7 @@ Deno.test("response headers: :status becomes the status, set-cookie values stay 
 });
 
 Deno.test("no change gives no CommonResponse", () => {
-  assert.equal(commonResponse(requestState(), { side: "request", bodyPhase: false }), undefined);
+  assert.equal(commonResponse(requestState(), { phase: "request", bodyPhase: false }), undefined);
 });
 
 Deno.test("a multi-valued set overwrites with the first value and appends the rest; removals are listed", () => {
@@ -80,7 +80,7 @@ Deno.test("a multi-valued set overwrites with the first value and appends the re
       appendHeaders: { "x-keep": "k2" },
     }),
   );
-  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  const response = commonResponse(state, { phase: "request", bodyPhase: false });
   assert.deepEqual(sets(response), [
     ["set-cookie", "a=1", false],
     ["set-cookie", "b=2", true],
@@ -96,7 +96,7 @@ Deno.test("a header set then removed in the same phase is only removed", () => {
   const state = requestState();
   applyRequestModifications(state, new UpstreamRequestModifications({ setHeaders: { "x-a": "1" } }));
   applyRequestModifications(state, new UpstreamRequestModifications({ removeHeaders: ["x-a"] }));
-  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  const response = commonResponse(state, { phase: "request", bodyPhase: false });
   assert.deepEqual(sets(response), []);
   assert.deepEqual(response?.headerMutation?.removeHeaders, ["x-a"]);
 });
@@ -104,7 +104,7 @@ Deno.test("a header set then removed in the same phase is only removed", () => {
 Deno.test("a path change sets :path and asks Envoy to re-route; a method change sets :method", () => {
   const state = requestState();
   applyRequestModifications(state, new UpstreamRequestModifications({ path: "/new?x=2", method: "POST" }));
-  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  const response = commonResponse(state, { phase: "request", bodyPhase: false });
   assert.deepEqual(sets(response), [[":path", "/new?x=2", false], [":method", "POST", false]]);
   assert.equal(response?.clearRouteCache, true);
 });
@@ -113,7 +113,7 @@ Deno.test("a body change in the body phase rewrites content-length", () => {
   const state = requestState([["content-length", "2"]]);
   state.requestBody = new Body(utf8.encode("{}"));
   applyRequestModifications(state, new UpstreamRequestModifications({ body: '{"longer":true}' }));
-  const response = commonResponse(state, { side: "request", bodyPhase: true });
+  const response = commonResponse(state, { phase: "request", bodyPhase: true });
   assert.equal(response?.bodyMutation?.mutation.case, "body");
   assert.equal(text.decode(response?.bodyMutation?.mutation.value as Uint8Array), '{"longer":true}');
   assert.deepEqual(sets(response), [["content-length", "15", false]]);
@@ -123,7 +123,7 @@ Deno.test("a body change in the body phase rewrites content-length", () => {
 Deno.test("a body change in a headers phase replaces the body with CONTINUE_AND_REPLACE", () => {
   const state = requestState();
   applyRequestModifications(state, new UpstreamRequestModifications({ body: "new" }));
-  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  const response = commonResponse(state, { phase: "request", bodyPhase: false });
   assert.equal(response?.status, CommonResponse_ResponseStatus.CONTINUE_AND_REPLACE);
   assert.equal(text.decode(response?.bodyMutation?.mutation.value as Uint8Array), "new");
   assert.deepEqual(sets(response), [], "Envoy drops content-length itself in this mode");
@@ -136,7 +136,7 @@ Deno.test("a response status change sets :status", () => {
     state,
     new UpstreamResponseModifications({ statusCode: 299, setHeaders: { "x-r": "1" } }),
   );
-  const response = commonResponse(state, { side: "response", bodyPhase: false });
+  const response = commonResponse(state, { phase: "response", bodyPhase: false });
   assert.deepEqual(sets(response), [[":status", "299", false], ["x-r", "1", false]]);
   assert.equal(response?.clearRouteCache, false);
 });
@@ -240,7 +240,7 @@ Deno.test("query changes rewrite :path; an authority change sets :authority; bot
   });
   assert.equal(state.path, "/a?c=1&c=2&d=x+y");
   assert.equal(state.query.get("d"), "x y", "the query view follows the new path");
-  const response = commonResponse(state, { side: "request", bodyPhase: false });
+  const response = commonResponse(state, { phase: "request", bodyPhase: false });
   assert.deepEqual(sets(response), [[":path", "/a?c=1&c=2&d=x+y", false], [
     ":authority",
     "up.example:8080",

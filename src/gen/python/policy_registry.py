@@ -14,4 +14,10 @@ PYTHON_POLICIES: dict[str, dict[str, str | bool]] = {
         "path": "policies/json-body-rewrite",
         "blocking": True,
     },
+    "sse-token-count:v1": {
+        "name": "sse-token-count",
+        "version": "v1.0.0",
+        "path": "policies/sse-token-count",
+        "blocking": False,
+    },
 }

@@ -56,4 +56,16 @@ PYTHON_POLICIES: dict[str, dict[str, str | bool]] = {
         "path": "tests/fixtures/policies/py-leak",
         "blocking": True,
     },
+    "py-chunk:v1": {
+        "name": "py-chunk",
+        "version": "v1.0.0",
+        "path": "tests/fixtures/policies/py-chunk",
+        "blocking": True,
+    },
+    "sse-token-count:v1": {
+        "name": "sse-token-count",
+        "version": "v1.0.0",
+        "path": "policies/sse-token-count",
+        "blocking": False,
+    },
 }

@@ -3,7 +3,8 @@
 // The messages travel as length-prefixed frames on a plain Unix socket (no gRPC): a 4-byte
 // big-endian payload length, a 1-byte kind, then the serialized message. Kinds:
 // 1 ExecuteRequest, 2 ExecuteResponse, 3 HealthCheckRequest, 4 HealthCheckResponse,
-// 5 going away (empty: the executor is shutting down and closes the connection).
+// 5 going away (empty: the executor is shutting down and closes the connection),
+// 6 ChunkRequest, 7 ChunkResponse.
 // src/python/frames.ts and python/executor/frames.py implement it. One connection carries
 // every Python call of the engine to one executor process, multiplexed by call_id; health
 // answers come back in the order of the requests.
@@ -25,7 +26,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/executor/v1/executor.proto.
  */
 export const file_tollgate_executor_v1_executor: GenFile = /*@__PURE__*/
-  fileDesc("CiN0b2xsZ2F0ZS9leGVjdXRvci92MS9leGVjdXRvci5wcm90bxIUdG9sbGdhdGUuZXhlY3V0b3IudjEiJQoGSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAki4AIKDkV4ZWN1dGVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoFcGhhc2UYAiABKA4yGy50b2xsZ2F0ZS5leGVjdXRvci52MS5QaGFzZRI4Cghwb2xpY2llcxgDIAMoCzImLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlBvbGljeUludm9jYXRpb24SMgoHcmVxdWVzdBgEIAEoCzIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlJlcXVlc3REYXRhEjQKCHJlc3BvbnNlGAUgASgLMiIudG9sbGdhdGUuZXhlY3V0b3IudjEuUmVzcG9uc2VEYXRhEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgRpbmZvGAcgASgLMiEudG9sbGdhdGUuZXhlY3V0b3IudjEuUmVxdWVzdEluZm8SEQoJYnVkZ2V0X21zGAggASgNIt4BChBQb2xpY3lJbnZvY2F0aW9uEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgZwYXJhbXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKC3BhcmFtc19oYXNoGAQgASgJEjYKCG1ldGFkYXRhGAUgASgLMiQudG9sbGdhdGUuZXhlY3V0b3IudjEuUG9saWN5TWV0YWRhdGESNQoKb25fZmFpbHVyZRgGIAEoDjIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkZhaWx1cmVSdWxlInAKDlBvbGljeU1ldGFkYXRhEhIKCnJvdXRlX25hbWUYASABKAkSDgoGYXBpX2lkGAIgASgJEhAKCGFwaV9uYW1lGAMgASgJEhMKC2FwaV92ZXJzaW9uGAQgASgJEhMKC2F0dGFjaGVkX3RvGAUgASgJIjUKC1JlcXVlc3RJbmZvEhIKCnJlcXVlc3RfaWQYASABKAkSEgoKcm91dGVfbmFtZRgCIAEoCSK4AQoLUmVxdWVzdERhdGESLQoHaGVhZGVycxgBIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIMCgRib2R5GAIgASgMEhQKDGJvZHlfcHJlc2VudBgDIAEoCBIVCg1lbmRfb2Zfc3RyZWFtGAQgASgIEgwKBHBhdGgYBSABKAkSDgoGbWV0aG9kGAYgASgJEhEKCWF1dGhvcml0eRgHIAEoCRIOCgZzY2hlbWUYCCABKAkiiAEKDFJlc3BvbnNlRGF0YRItCgdoZWFkZXJzGAEgAygLMhwudG9sbGdhdGUuZXhlY3V0b3IudjEuSGVhZGVyEgwKBGJvZHkYAiABKAwSFAoMYm9keV9wcmVzZW50GAMgASgIEg4KBnN0YXR1cxgEIAEoDRIVCg1lbmRfb2Zfc3RyZWFtGAUgASgIIpEBCg9FeGVjdXRlUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIzCgdyZXN1bHRzGAIgAygLMiIudG9sbGdhdGUuZXhlY3V0b3IudjEuUG9saWN5UmVzdWx0EikKCG1ldGFkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVlcnJvchgEIAEoCSLSAQoMUG9saWN5UmVzdWx0EjwKDW1vZGlmaWNhdGlvbnMYASABKAsyIy50b2xsZ2F0ZS5leGVjdXRvci52MS5Nb2RpZmljYXRpb25zSAASRQoSaW1tZWRpYXRlX3Jlc3BvbnNlGAIgASgLMicudG9sbGdhdGUuZXhlY3V0b3IudjEuSW1tZWRpYXRlUmVzcG9uc2VIABIyCgVlcnJvchgDIAEoCzIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlBvbGljeUVycm9ySABCCQoHb3V0Y29tZSLHAgoNTW9kaWZpY2F0aW9ucxIxCgtzZXRfaGVhZGVycxgBIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIWCg5yZW1vdmVfaGVhZGVycxgCIAMoCRI0Cg5hcHBlbmRfaGVhZGVycxgDIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIRCgRib2R5GAQgASgMSACIAQESEQoEcGF0aBgFIAEoCUgBiAEBEhMKBm1ldGhvZBgGIAEoCUgCiAEBEhgKC3N0YXR1c19jb2RlGAcgASgNSAOIAQESMwoSYW5hbHl0aWNzX21ldGFkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIHCgVfYm9keUIHCgVfcGF0aEIJCgdfbWV0aG9kQg4KDF9zdGF0dXNfY29kZSKaAQoRSW1tZWRpYXRlUmVzcG9uc2USEwoLc3RhdHVzX2NvZGUYASABKA0SLQoHaGVhZGVycxgCIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIMCgRib2R5GAMgASgMEjMKEmFuYWx5dGljc19tZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiTQoLUG9saWN5RXJyb3ISLQoEa2luZBgBIAEoDjIfLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkVycm9yS2luZBIPCgdtZXNzYWdlGAIgASgJIhQKEkhlYWx0aENoZWNrUmVxdWVzdCK2AQoTSGVhbHRoQ2hlY2tSZXNwb25zZRINCgVyZWFkeRgBIAEoCBIXCg9sb2FkZWRfcG9saWNpZXMYAiABKA0SFwoPZmFpbGVkX3BvbGljaWVzGAMgAygJEg8KB3dvcmtlcnMYBCABKA0SFAoMY2FsbHNfc2VydmVkGAUgASgEEhcKD292ZXJkdWVfd29ya2VycxgGIAEoDRILCgNwaWQYByABKA0SEQoJcnNzX2J5dGVzGAggASgEKkUKBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASEQoNUEhBU0VfUkVRVUVTVBABEhIKDlBIQVNFX1JFU1BPTlNFEAIqYAoLRmFpbHVyZVJ1bGUSFQoRRkFJTFVSRV9SVUxFX0RFTlkQABIZChVGQUlMVVJFX1JVTEVfQ09OVElOVUUQARIfChtGQUlMVVJFX1JVTEVfU0tJUF9SRU1BSU5JTkcQAiqIAQoJRXJyb3JLaW5kEhoKFkVSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABITCg9FUlJPUl9LSU5EX0lOSVQQARIYChRFUlJPUl9LSU5EX0VYRUNVVElPThACEhgKFEVSUk9SX0tJTkRfTk9UX0ZPVU5EEAMSFgoSRVJST1JfS0lORF9USU1FT1VUEARiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("CiN0b2xsZ2F0ZS9leGVjdXRvci92MS9leGVjdXRvci5wcm90bxIUdG9sbGdhdGUuZXhlY3V0b3IudjEiJQoGSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAki4AIKDkV4ZWN1dGVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoFcGhhc2UYAiABKA4yGy50b2xsZ2F0ZS5leGVjdXRvci52MS5QaGFzZRI4Cghwb2xpY2llcxgDIAMoCzImLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlBvbGljeUludm9jYXRpb24SMgoHcmVxdWVzdBgEIAEoCzIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlJlcXVlc3REYXRhEjQKCHJlc3BvbnNlGAUgASgLMiIudG9sbGdhdGUuZXhlY3V0b3IudjEuUmVzcG9uc2VEYXRhEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgRpbmZvGAcgASgLMiEudG9sbGdhdGUuZXhlY3V0b3IudjEuUmVxdWVzdEluZm8SEQoJYnVkZ2V0X21zGAggASgNIt4BChBQb2xpY3lJbnZvY2F0aW9uEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRInCgZwYXJhbXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKC3BhcmFtc19oYXNoGAQgASgJEjYKCG1ldGFkYXRhGAUgASgLMiQudG9sbGdhdGUuZXhlY3V0b3IudjEuUG9saWN5TWV0YWRhdGESNQoKb25fZmFpbHVyZRgGIAEoDjIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkZhaWx1cmVSdWxlInAKDlBvbGljeU1ldGFkYXRhEhIKCnJvdXRlX25hbWUYASABKAkSDgoGYXBpX2lkGAIgASgJEhAKCGFwaV9uYW1lGAMgASgJEhMKC2FwaV92ZXJzaW9uGAQgASgJEhMKC2F0dGFjaGVkX3RvGAUgASgJIjUKC1JlcXVlc3RJbmZvEhIKCnJlcXVlc3RfaWQYASABKAkSEgoKcm91dGVfbmFtZRgCIAEoCSK4AQoLUmVxdWVzdERhdGESLQoHaGVhZGVycxgBIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIMCgRib2R5GAIgASgMEhQKDGJvZHlfcHJlc2VudBgDIAEoCBIVCg1lbmRfb2Zfc3RyZWFtGAQgASgIEgwKBHBhdGgYBSABKAkSDgoGbWV0aG9kGAYgASgJEhEKCWF1dGhvcml0eRgHIAEoCRIOCgZzY2hlbWUYCCABKAkiiAEKDFJlc3BvbnNlRGF0YRItCgdoZWFkZXJzGAEgAygLMhwudG9sbGdhdGUuZXhlY3V0b3IudjEuSGVhZGVyEgwKBGJvZHkYAiABKAwSFAoMYm9keV9wcmVzZW50GAMgASgIEg4KBnN0YXR1cxgEIAEoDRIVCg1lbmRfb2Zfc3RyZWFtGAUgASgIIpEBCg9FeGVjdXRlUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIzCgdyZXN1bHRzGAIgAygLMiIudG9sbGdhdGUuZXhlY3V0b3IudjEuUG9saWN5UmVzdWx0EikKCG1ldGFkYXRhGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVlcnJvchgEIAEoCSLSAQoMUG9saWN5UmVzdWx0EjwKDW1vZGlmaWNhdGlvbnMYASABKAsyIy50b2xsZ2F0ZS5leGVjdXRvci52MS5Nb2RpZmljYXRpb25zSAASRQoSaW1tZWRpYXRlX3Jlc3BvbnNlGAIgASgLMicudG9sbGdhdGUuZXhlY3V0b3IudjEuSW1tZWRpYXRlUmVzcG9uc2VIABIyCgVlcnJvchgDIAEoCzIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlBvbGljeUVycm9ySABCCQoHb3V0Y29tZSLHAgoNTW9kaWZpY2F0aW9ucxIxCgtzZXRfaGVhZGVycxgBIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIWCg5yZW1vdmVfaGVhZGVycxgCIAMoCRI0Cg5hcHBlbmRfaGVhZGVycxgDIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIRCgRib2R5GAQgASgMSACIAQESEQoEcGF0aBgFIAEoCUgBiAEBEhMKBm1ldGhvZBgGIAEoCUgCiAEBEhgKC3N0YXR1c19jb2RlGAcgASgNSAOIAQESMwoSYW5hbHl0aWNzX21ldGFkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIHCgVfYm9keUIHCgVfcGF0aEIJCgdfbWV0aG9kQg4KDF9zdGF0dXNfY29kZSKaAQoRSW1tZWRpYXRlUmVzcG9uc2USEwoLc3RhdHVzX2NvZGUYASABKA0SLQoHaGVhZGVycxgCIAMoCzIcLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkhlYWRlchIMCgRib2R5GAMgASgMEjMKEmFuYWx5dGljc19tZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiTQoLUG9saWN5RXJyb3ISLQoEa2luZBgBIAEoDjIfLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkVycm9yS2luZBIPCgdtZXNzYWdlGAIgASgJIpgDCgxDaHVua1JlcXVlc3QSDwoHY2FsbF9pZBgBIAEoBBIqCgVwaGFzZRgCIAEoDjIbLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlBoYXNlEjgKCHBvbGljaWVzGAMgAygLMiYudG9sbGdhdGUuZXhlY3V0b3IudjEuUG9saWN5SW52b2NhdGlvbhIMCgRkYXRhGAQgASgMEhUKDWVuZF9vZl9zdHJlYW0YBSABKAgSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KBGluZm8YByABKAsyIS50b2xsZ2F0ZS5leGVjdXRvci52MS5SZXF1ZXN0SW5mbxIRCglidWRnZXRfbXMYCCABKA0SEwoLY2h1bmtfaW5kZXgYCSABKA0SMgoHcmVxdWVzdBgKIAEoCzIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLlJlcXVlc3REYXRhEjQKCHJlc3BvbnNlGAsgASgLMiIudG9sbGdhdGUuZXhlY3V0b3IudjEuUmVzcG9uc2VEYXRhIpwBCg1DaHVua1Jlc3BvbnNlEg8KB2NhbGxfaWQYASABKAQSMgoHcmVzdWx0cxgCIAMoCzIhLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkNodW5rUmVzdWx0EgwKBGRhdGEYAyABKAwSKQoIbWV0YWRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAUgASgJIvMBCgtDaHVua1Jlc3VsdBI5Cglmb3J3YXJkZWQYASABKAsyJC50b2xsZ2F0ZS5leGVjdXRvci52MS5DaHVua0ZvcndhcmRlZEgAEjcKCHJlcGxhY2VkGAIgASgLMiMudG9sbGdhdGUuZXhlY3V0b3IudjEuQ2h1bmtSZXBsYWNlZEgAEjEKBWVuZGVkGAMgASgLMiAudG9sbGdhdGUuZXhlY3V0b3IudjEuQ2h1bmtFbmRlZEgAEjIKBWVycm9yGAQgASgLMiEudG9sbGdhdGUuZXhlY3V0b3IudjEuUG9saWN5RXJyb3JIAEIJCgdvdXRjb21lIhAKDkNodW5rRm9yd2FyZGVkIg8KDUNodW5rUmVwbGFjZWQiRwoKQ2h1bmtFbmRlZBI5CghyZXNwb25zZRgBIAEoCzInLnRvbGxnYXRlLmV4ZWN1dG9yLnYxLkltbWVkaWF0ZVJlc3BvbnNlIhQKEkhlYWx0aENoZWNrUmVxdWVzdCK2AQoTSGVhbHRoQ2hlY2tSZXNwb25zZRINCgVyZWFkeRgBIAEoCBIXCg9sb2FkZWRfcG9saWNpZXMYAiABKA0SFwoPZmFpbGVkX3BvbGljaWVzGAMgAygJEg8KB3dvcmtlcnMYBCABKA0SFAoMY2FsbHNfc2VydmVkGAUgASgEEhcKD292ZXJkdWVfd29ya2VycxgGIAEoDRILCgNwaWQYByABKA0SEQoJcnNzX2J5dGVzGAggASgEKkUKBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASEQoNUEhBU0VfUkVRVUVTVBABEhIKDlBIQVNFX1JFU1BPTlNFEAIqYAoLRmFpbHVyZVJ1bGUSFQoRRkFJTFVSRV9SVUxFX0RFTlkQABIZChVGQUlMVVJFX1JVTEVfQ09OVElOVUUQARIfChtGQUlMVVJFX1JVTEVfU0tJUF9SRU1BSU5JTkcQAiqIAQoJRXJyb3JLaW5kEhoKFkVSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABITCg9FUlJPUl9LSU5EX0lOSVQQARIYChRFUlJPUl9LSU5EX0VYRUNVVElPThACEhgKFEVSUk9SX0tJTkRfTk9UX0ZPVU5EEAMSFgoSRVJST1JfS0lORF9USU1FT1VUEARiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * One header field line. Repeated fields keep order and multiplicity (two set-cookie stay two).
@@ -490,6 +491,233 @@ export const PolicyErrorSchema: GenMessage<PolicyError> = /*@__PURE__*/
   messageDesc(file_tollgate_executor_v1_executor, 11);
 
 /**
+ * Kind 6: one chunk of a streamed body (STREAM mode), for a batch of adjacent streaming
+ * policies of one phase. Each policy gets the previous one's output; the batch stops at an
+ * ended exchange or a failure whose rule is not "continue", like an ExecuteRequest.
+ *
+ * @generated from message tollgate.executor.v1.ChunkRequest
+ */
+export type ChunkRequest = Message<"tollgate.executor.v1.ChunkRequest"> & {
+  /**
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * @generated from field: tollgate.executor.v1.Phase phase = 2;
+   */
+  phase: Phase;
+
+  /**
+   * @generated from field: repeated tollgate.executor.v1.PolicyInvocation policies = 3;
+   */
+  policies: PolicyInvocation[];
+
+  /**
+   * The chunk, as the engine hands it over (already accumulated to whole units if the
+   * policies asked for it).
+   *
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+
+  /**
+   * The last chunk of this body.
+   *
+   * @generated from field: bool end_of_stream = 5;
+   */
+  endOfStream: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Struct metadata = 6;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * @generated from field: tollgate.executor.v1.RequestInfo info = 7;
+   */
+  info?: RequestInfo | undefined;
+
+  /**
+   * As in ExecuteRequest: 0 means no budget.
+   *
+   * @generated from field: uint32 budget_ms = 8;
+   */
+  budgetMs: number;
+
+  /**
+   * 0 for the first chunk of this body, then 1, 2, ...
+   *
+   * @generated from field: uint32 chunk_index = 9;
+   */
+  chunkIndex: number;
+
+  /**
+   * The request's headers, path, method, authority and scheme; never a body.
+   *
+   * @generated from field: tollgate.executor.v1.RequestData request = 10;
+   */
+  request?: RequestData | undefined;
+
+  /**
+   * Status and headers; set in PHASE_RESPONSE only, never a body.
+   *
+   * @generated from field: tollgate.executor.v1.ResponseData response = 11;
+   */
+  response?: ResponseData | undefined;
+};
+
+/**
+ * Describes the message tollgate.executor.v1.ChunkRequest.
+ * Use `create(ChunkRequestSchema)` to create a new message.
+ */
+export const ChunkRequestSchema: GenMessage<ChunkRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_executor_v1_executor, 12);
+
+/**
+ * Kind 7: the answer to a ChunkRequest.
+ *
+ * @generated from message tollgate.executor.v1.ChunkResponse
+ */
+export type ChunkResponse = Message<"tollgate.executor.v1.ChunkResponse"> & {
+  /**
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * One result per policy that ran, in order. Fewer than requested when the batch stopped.
+   *
+   * @generated from field: repeated tollgate.executor.v1.ChunkResult results = 2;
+   */
+  results: ChunkResult[];
+
+  /**
+   * What to forward: the chunk after the last policy that forwarded or replaced it (where
+   * the batch stopped, the input of the policy that stopped it). Sent only when some result
+   * is `replaced`: otherwise it is empty and the chunk that was sent is forwarded, so an
+   * unchanged chunk does not travel back.
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * The shared metadata after the batch.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 4;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * Set when the call as a whole could not run (malformed request).
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message tollgate.executor.v1.ChunkResponse.
+ * Use `create(ChunkResponseSchema)` to create a new message.
+ */
+export const ChunkResponseSchema: GenMessage<ChunkResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_executor_v1_executor, 13);
+
+/**
+ * @generated from message tollgate.executor.v1.ChunkResult
+ */
+export type ChunkResult = Message<"tollgate.executor.v1.ChunkResult"> & {
+  /**
+   * @generated from oneof tollgate.executor.v1.ChunkResult.outcome
+   */
+  outcome: {
+    /**
+     * The policy passed its input on unchanged.
+     *
+     * @generated from field: tollgate.executor.v1.ChunkForwarded forwarded = 1;
+     */
+    value: ChunkForwarded;
+    case: "forwarded";
+  } | {
+    /**
+     * The policy passed on other bytes (possibly none: held back).
+     *
+     * @generated from field: tollgate.executor.v1.ChunkReplaced replaced = 2;
+     */
+    value: ChunkReplaced;
+    case: "replaced";
+  } | {
+    /**
+     * The policy ended the exchange; the batch stopped here.
+     *
+     * @generated from field: tollgate.executor.v1.ChunkEnded ended = 3;
+     */
+    value: ChunkEnded;
+    case: "ended";
+  } | {
+    /**
+     * @generated from field: tollgate.executor.v1.PolicyError error = 4;
+     */
+    value: PolicyError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tollgate.executor.v1.ChunkResult.
+ * Use `create(ChunkResultSchema)` to create a new message.
+ */
+export const ChunkResultSchema: GenMessage<ChunkResult> = /*@__PURE__*/
+  messageDesc(file_tollgate_executor_v1_executor, 14);
+
+/**
+ * @generated from message tollgate.executor.v1.ChunkForwarded
+ */
+export type ChunkForwarded = Message<"tollgate.executor.v1.ChunkForwarded"> & {
+};
+
+/**
+ * Describes the message tollgate.executor.v1.ChunkForwarded.
+ * Use `create(ChunkForwardedSchema)` to create a new message.
+ */
+export const ChunkForwardedSchema: GenMessage<ChunkForwarded> = /*@__PURE__*/
+  messageDesc(file_tollgate_executor_v1_executor, 15);
+
+/**
+ * @generated from message tollgate.executor.v1.ChunkReplaced
+ */
+export type ChunkReplaced = Message<"tollgate.executor.v1.ChunkReplaced"> & {
+};
+
+/**
+ * Describes the message tollgate.executor.v1.ChunkReplaced.
+ * Use `create(ChunkReplacedSchema)` to create a new message.
+ */
+export const ChunkReplacedSchema: GenMessage<ChunkReplaced> = /*@__PURE__*/
+  messageDesc(file_tollgate_executor_v1_executor, 16);
+
+/**
+ * @generated from message tollgate.executor.v1.ChunkEnded
+ */
+export type ChunkEnded = Message<"tollgate.executor.v1.ChunkEnded"> & {
+  /**
+   * The answer for the client, when the policy gave one (only usable before the response
+   * headers went out; after that the stream is terminated).
+   *
+   * @generated from field: tollgate.executor.v1.ImmediateResponse response = 1;
+   */
+  response?: ImmediateResponse | undefined;
+};
+
+/**
+ * Describes the message tollgate.executor.v1.ChunkEnded.
+ * Use `create(ChunkEndedSchema)` to create a new message.
+ */
+export const ChunkEndedSchema: GenMessage<ChunkEnded> = /*@__PURE__*/
+  messageDesc(file_tollgate_executor_v1_executor, 17);
+
+/**
  * @generated from message tollgate.executor.v1.HealthCheckRequest
  */
 export type HealthCheckRequest = Message<"tollgate.executor.v1.HealthCheckRequest"> & {
@@ -500,7 +728,7 @@ export type HealthCheckRequest = Message<"tollgate.executor.v1.HealthCheckReques
  * Use `create(HealthCheckRequestSchema)` to create a new message.
  */
 export const HealthCheckRequestSchema: GenMessage<HealthCheckRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_executor_v1_executor, 12);
+  messageDesc(file_tollgate_executor_v1_executor, 18);
 
 /**
  * @generated from message tollgate.executor.v1.HealthCheckResponse
@@ -564,7 +792,7 @@ export type HealthCheckResponse = Message<"tollgate.executor.v1.HealthCheckRespo
  * Use `create(HealthCheckResponseSchema)` to create a new message.
  */
 export const HealthCheckResponseSchema: GenMessage<HealthCheckResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_executor_v1_executor, 13);
+  messageDesc(file_tollgate_executor_v1_executor, 19);
 
 /**
  * @generated from enum tollgate.executor.v1.Phase

@@ -201,6 +201,72 @@ class PolicyError(_message.Message):
     message: str
     def __init__(self, kind: _Optional[_Union[ErrorKind, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
+class ChunkRequest(_message.Message):
+    __slots__ = ("call_id", "phase", "policies", "data", "end_of_stream", "metadata", "info", "budget_ms", "chunk_index", "request", "response")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    END_OF_STREAM_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_MS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    phase: Phase
+    policies: _containers.RepeatedCompositeFieldContainer[PolicyInvocation]
+    data: bytes
+    end_of_stream: bool
+    metadata: _struct_pb2.Struct
+    info: RequestInfo
+    budget_ms: int
+    chunk_index: int
+    request: RequestData
+    response: ResponseData
+    def __init__(self, call_id: _Optional[int] = ..., phase: _Optional[_Union[Phase, str]] = ..., policies: _Optional[_Iterable[_Union[PolicyInvocation, _Mapping]]] = ..., data: _Optional[bytes] = ..., end_of_stream: _Optional[bool] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., info: _Optional[_Union[RequestInfo, _Mapping]] = ..., budget_ms: _Optional[int] = ..., chunk_index: _Optional[int] = ..., request: _Optional[_Union[RequestData, _Mapping]] = ..., response: _Optional[_Union[ResponseData, _Mapping]] = ...) -> None: ...
+
+class ChunkResponse(_message.Message):
+    __slots__ = ("call_id", "results", "data", "metadata", "error")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    results: _containers.RepeatedCompositeFieldContainer[ChunkResult]
+    data: bytes
+    metadata: _struct_pb2.Struct
+    error: str
+    def __init__(self, call_id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ChunkResult, _Mapping]]] = ..., data: _Optional[bytes] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ChunkResult(_message.Message):
+    __slots__ = ("forwarded", "replaced", "ended", "error")
+    FORWARDED_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    forwarded: ChunkForwarded
+    replaced: ChunkReplaced
+    ended: ChunkEnded
+    error: PolicyError
+    def __init__(self, forwarded: _Optional[_Union[ChunkForwarded, _Mapping]] = ..., replaced: _Optional[_Union[ChunkReplaced, _Mapping]] = ..., ended: _Optional[_Union[ChunkEnded, _Mapping]] = ..., error: _Optional[_Union[PolicyError, _Mapping]] = ...) -> None: ...
+
+class ChunkForwarded(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChunkReplaced(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChunkEnded(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: ImmediateResponse
+    def __init__(self, response: _Optional[_Union[ImmediateResponse, _Mapping]] = ...) -> None: ...
+
 class HealthCheckRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
