@@ -38,7 +38,6 @@ export const getPolicy: PolicyFactory<ApiKeyAuthParams> = async (_metadata, para
   const subjects = new Map<string, AuthMetadata>();
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const value = inQuery ? ctx.query.get(name) : ctx.headers.get(name);
       if (value === undefined || value === "") return missing;

@@ -75,7 +75,6 @@ export const getPolicy: PolicyFactory<BasicAuthParams> = async (_metadata, param
   };
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const header = ctx.headers.get("authorization");
       const given = header === undefined ? undefined : credentials(header);

@@ -100,7 +100,6 @@ export const getPolicy: PolicyFactory<CorsParams> = (_metadata, params) => {
   };
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", responseHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const origin = ctx.headers.get("origin");
       const method = ctx.headers.get("access-control-request-method");

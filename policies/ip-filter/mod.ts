@@ -35,7 +35,6 @@ export const getPolicy: PolicyFactory<IpFilterParams> = (metadata, params) => {
       : forwardedClient(ctx.headers.getAll("x-forwarded-for"), params.trustedHops);
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const raw = rawAddress(ctx);
       const address = raw === undefined ? undefined : parseAddress(raw);

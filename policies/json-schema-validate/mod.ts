@@ -35,7 +35,6 @@ function parseBody(bytes: Uint8Array): { value: unknown } | { problem: string } 
 export const getPolicy: PolicyFactory<ValidateParams> = (_metadata, params) => {
   const validate = compileSchema(params.schema);
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", requestBodyMode: "BUFFER" }),
     onRequest(ctx) {
       const bytes = ctx.body?.content;
       if (!bytes || bytes.byteLength === 0) {

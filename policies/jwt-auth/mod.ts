@@ -211,7 +211,6 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
   };
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const found = findToken(ctx.headers, source);
       if (!found) return missing;

@@ -26,16 +26,9 @@ export const getPolicy: PolicyFactory<LogMessageParams> = (metadata, params) => 
   const redacted = nameSet(params.redactedHeaders);
   const excludedRequest = nameSet(params.excludedRequestHeaders);
   const excludedResponse = nameSet(params.excludedResponseHeaders);
-  const logsResponse = params.logResponseHeaders || params.logResponsePayload;
   const level = params.level;
   const route = metadata.routeName;
   return {
-    mode: () => ({
-      requestHeaderMode: "PROCESS",
-      requestBodyMode: params.logRequestPayload ? "BUFFER" : "SKIP",
-      responseHeaderMode: logsResponse ? "PROCESS" : "SKIP",
-      responseBodyMode: params.logResponsePayload ? "BUFFER" : "SKIP",
-    }),
     onRequest(ctx) {
       if (!log.isEnabledFor(level)) return;
       const record: Record<string, unknown> = {

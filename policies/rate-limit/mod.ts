@@ -65,7 +65,6 @@ export const getPolicy: PolicyFactory<RateLimitParams> = async (metadata, params
   const withHeaders = params.headers.includeIETF;
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", responseHeaderMode: withHeaders ? "PROCESS" : "SKIP" }),
     async onRequest(ctx) {
       // Routes never share counters, in memory or in Redis.
       const key = `${encodeURIComponent(metadata.routeName)}:${keyOf(ctx)}`;

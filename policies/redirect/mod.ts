@@ -27,7 +27,6 @@ export const getPolicy: PolicyFactory<RedirectParams> = (_metadata, params) => {
     );
   }
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest: (ctx) =>
       new ImmediateResponse({
         statusCode: params.statusCode,

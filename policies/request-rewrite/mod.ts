@@ -33,7 +33,6 @@ export const getPolicy: PolicyFactory<RewriteParams> = (_metadata, params) => {
   const fixed: UpstreamRequestModificationsInit = { query, method: params.method, authority: params.host };
   const unchangedPath = new UpstreamRequestModifications(fixed);
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       if (!rewritePath) return unchangedPath;
       const at = ctx.path.indexOf("?");

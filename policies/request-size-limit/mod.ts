@@ -20,7 +20,6 @@ export const getPolicy: PolicyFactory<SizeLimitParams> = (_metadata, params) => 
       limitBytes: maxBytes,
     });
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", requestBodyMode: params.checkBody ? "BUFFER" : "SKIP" }),
     onRequest(ctx) {
       const declared = ctx.headers.get("content-length");
       if (declared !== undefined) {

@@ -19,7 +19,6 @@ export const getPolicy: PolicyFactory<RespondParams> = (_metadata, params) => {
     body: params.body,
   });
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", responseHeaderMode: "SKIP" }),
     onRequest: () => response,
   };
 };

@@ -4,6 +4,7 @@
  * its example.yaml and its docs.md. Pure functions; scripts/policy_docs.ts does the I/O.
  */
 import type { PolicyDefinition } from "../../src/registry/definition.ts";
+import { MODE_FIELDS, type ModeField } from "../../src/registry/modes.ts";
 import type { JsonSchema } from "../../src/registry/types.ts";
 
 /** What the reference shows of one policy. */
@@ -136,14 +137,23 @@ function parameterTable(schema: JsonSchema): string {
   return note ? `${lines.join("\n")}\n\n${note}` : lines.join("\n");
 }
 
+const PHASE_NAMES: Record<ModeField, string> = {
+  requestHeaderMode: "request headers",
+  requestBodyMode: "request body (buffered)",
+  responseHeaderMode: "response headers",
+  responseBodyMode: "response body (buffered)",
+};
+
+/** The phases a policy may take part in; a conditional one names its parameter. */
 function phases(definition: PolicyDefinition): string {
-  const mode = definition.processingMode;
-  const list = [
-    mode.requestHeaderMode === "PROCESS" && "request headers",
-    mode.requestBodyMode === "BUFFER" && "request body (buffered)",
-    mode.responseHeaderMode === "PROCESS" && "response headers",
-    mode.responseBodyMode === "BUFFER" && "response body (buffered)",
-  ].filter(Boolean);
+  const list = MODE_FIELDS.flatMap((field) => {
+    const declared = definition.processingMode[field];
+    if (typeof declared === "string") return declared === "SKIP" ? [] : [PHASE_NAMES[field]];
+    const when = [declared.when].flat().map(code).join(" or ");
+    return [
+      `${PHASE_NAMES[field]} (when ${when}${declared.in ? ` is ${declared.in.join(" or ")}` : " is set"})`,
+    ];
+  });
   return list.length > 0 ? list.join(", ") : "none";
 }
 

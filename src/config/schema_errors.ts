@@ -5,6 +5,7 @@
 import type { ErrorObject } from "ajv";
 import { DURATION_PATTERN } from "./duration.ts";
 import type { PathSegments } from "./problem.ts";
+import { didYouMean } from "./suggest.ts";
 
 /** A schema violation: where (path segments) and why. */
 export interface SchemaViolation {
@@ -25,12 +26,21 @@ function describe(error: ErrorObject): { extra?: string; message: string } {
   switch (error.keyword) {
     case "required":
       return { extra: String(p.missingProperty), message: "is required" };
-    case "additionalProperties":
-      return { extra: String(p.additionalProperty), message: "is not a known field" };
-    case "enum":
+    case "additionalProperties": {
+      // Needs Ajv's `verbose` (src/config/ajv.ts) for the schema the field was checked against.
+      const known = Object.keys((error.parentSchema?.properties ?? {}) as Record<string, unknown>);
       return {
-        message: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`,
+        extra: String(p.additionalProperty),
+        message: `is not a known field${didYouMean(String(p.additionalProperty), known)}`,
       };
+    }
+    case "enum": {
+      const allowed = p.allowedValues as unknown[];
+      const hint = typeof error.data === "string"
+        ? didYouMean(error.data, allowed.filter((v): v is string => typeof v === "string"))
+        : "";
+      return { message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}${hint}` };
+    }
     case "type":
       return { message: `must be of type ${p.type}` };
     case "pattern":

@@ -91,9 +91,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -167,9 +173,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -318,9 +330,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -723,7 +741,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "checkBody",
+        },
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
@@ -869,10 +890,22 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "logRequestPayload",
+        },
         "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseBodyMode": {
+          "value": "BUFFER",
+          "when": "logResponsePayload",
+        },
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": [
+            "logResponseHeaders",
+            "logResponsePayload",
+          ],
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -1501,7 +1534,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "array",
           },
           "limits": {
-            "default": [],
             "description": "The limits; a request passes only if every one allows it, and only then is it counted against all of them.",
             "items": {
               "additionalProperties": false,
@@ -1620,7 +1652,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "requestBodyMode": "SKIP",
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "headers.includeIETF",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {

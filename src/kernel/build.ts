@@ -9,6 +9,7 @@ import { scrubSecrets } from "../observe/scrub.ts";
 import type { EngineConfig, PolicyRef } from "../config/types.ts";
 import { checkHeaderName } from "../chain/apply.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../chain/chain.ts";
+import { instanceMode } from "../registry/modes.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyRegistry } from "../registry/registry.ts";
 import type { PolicyMetadata, RouteInfo } from "../sdk/context.ts";
@@ -21,10 +22,10 @@ export type FactoryResolver = (policy: RegisteredPolicy) => PolicyFactory | unde
 
 /**
  * For checking configs without running anything (`validate`): TypeScript policies are
- * instantiated for real; Python policies stand in with their definition's mode.
+ * instantiated for real; Python policies stand in with an empty instance (their mode comes
+ * from the definition, like every policy's).
  */
-export const checkOnlyFactory: FactoryResolver = (policy) =>
-  policy.factory ?? (() => ({ mode: () => policy.definition.processingMode }));
+export const checkOnlyFactory: FactoryResolver = (policy) => policy.factory ?? (() => ({}));
 
 /** Compiles an execution condition; throws with a readable message if it is invalid. */
 export type ConditionCompiler = (expression: string) => Condition;
@@ -35,18 +36,13 @@ export interface ChainBuildContext {
   readonly compileCondition: ConditionCompiler;
 }
 
-const HEADER_MODES = ["SKIP", "PROCESS"];
-const BODY_MODES = ["SKIP", "BUFFER"];
-
-function checkMode(mode: ProcessingMode): string | undefined {
-  for (const key of ["requestHeaderMode", "responseHeaderMode"] as const) {
-    if (!HEADER_MODES.includes(mode[key])) return `mode().${key} must be SKIP or PROCESS, got ${mode[key]}`;
-  }
-  for (const key of ["requestBodyMode", "responseBodyMode"] as const) {
-    if (!BODY_MODES.includes(mode[key])) return `mode().${key} must be SKIP or BUFFER, got ${mode[key]}`;
-  }
-  return undefined;
-}
+/**
+ * `mode()` was how a TypeScript instance chose its phases; the definition's `processingMode`
+ * decides now, and an instance that still has one would silently not get what it asks for.
+ */
+const STALE_MODE = "the policy instance has a mode() method, which the engine does not read: " +
+  "processingMode in policy-definition.yaml decides the phases (a field may depend on a parameter, " +
+  "see docs/policies.md); remove mode()";
 
 /** Why the engine would refuse, on every request, to change a header of this name. */
 function headerNameProblem(name: string): string | undefined {
@@ -113,9 +109,8 @@ async function buildEntry(
   };
   try {
     const instance = await factory(metadata, resolved.params);
-    const mode: ProcessingMode = { ...policy.definition.processingMode, ...instance.mode?.() };
-    const modeProblem = checkMode(mode);
-    if (modeProblem) return fail([], modeProblem, policy.key);
+    if (typeof (instance as { mode?: unknown }).mode === "function") return fail([], STALE_MODE, policy.key);
+    const mode: ProcessingMode = instanceMode(policy.definition.processingMode, resolved.params);
     return {
       label: policy.key,
       policy: instance,

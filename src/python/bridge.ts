@@ -156,7 +156,6 @@ export class PythonBridge implements BatchRunner {
       const json = (jsonOnly(params) ?? {}) as JsonObject;
       const instance: PythonPolicy = {
         batchRunner: this,
-        mode: () => definition.processingMode,
         invocation: {
           name: definition.name,
           version: definition.version,

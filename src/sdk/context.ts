@@ -80,7 +80,11 @@ export interface ConnectionInfo {
 export interface RequestContext extends ConnectionInfo {
   readonly shared: SharedContext;
   readonly headers: ReadonlyHeaders;
-  /** The whole body: present only for policies whose mode buffers the request body. */
+  /**
+   * The whole body, when Envoy buffered it: always for a policy whose definition declares
+   * `processingMode.requestBodyMode: BUFFER` (for this instance's parameters); otherwise only
+   * if an earlier policy of the chain needed it.
+   */
   readonly body: Body | undefined;
   /** The `:path` pseudo-header: path and query. */
   readonly path: string;
@@ -95,13 +99,18 @@ export interface RequestContext extends ConnectionInfo {
 export interface ResponseContext extends ConnectionInfo {
   readonly shared: SharedContext;
   readonly requestHeaders: ReadonlyHeaders;
+  /** The request body, when some policy of the chain had it buffered (see {@link RequestContext.body}). */
   readonly requestBody: Body | undefined;
   readonly requestPath: string;
   /** The query parameters of {@link ResponseContext.requestPath}. */
   readonly requestQuery: ReadonlyQuery;
   readonly requestMethod: string;
   readonly responseHeaders: ReadonlyHeaders;
-  /** The whole body: present only for policies whose mode buffers the response body. */
+  /**
+   * The whole body, when Envoy buffered it: always for a policy whose definition declares
+   * `processingMode.responseBodyMode: BUFFER` (for this instance's parameters); otherwise only
+   * if an earlier policy of the chain needed it.
+   */
   readonly responseBody: Body | undefined;
   readonly responseStatus: number;
 }

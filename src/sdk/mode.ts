@@ -1,7 +1,9 @@
 /**
- * What a policy needs from Envoy. The engine combines the modes of a route's policies
- * into the smallest ext_proc processing mode, once per chain: a body is buffered only if
- * some policy reads it, and the response phase is skipped if no policy takes part in it.
+ * What a policy needs from Envoy, as its policy-definition.yaml declares it under
+ * `processingMode` (the only place that decides it, for TypeScript and Python policies). The
+ * engine combines the modes of a route's policies into the smallest ext_proc processing
+ * mode, once per chain: a body is buffered only if some policy reads it, and the response
+ * phase is skipped if no policy takes part in it.
  *
  * @module
  */
@@ -12,7 +14,7 @@ export type HeaderProcessingMode = "SKIP" | "PROCESS";
 /** Whether a policy needs a whole (buffered) body. */
 export type BodyProcessingMode = "SKIP" | "BUFFER";
 
-/** The phases a policy takes part in. */
+/** The phases a policy instance takes part in (its definition's `processingMode`, resolved). */
 export interface ProcessingMode {
   /** Run `onRequest` (default `PROCESS`). */
   readonly requestHeaderMode: HeaderProcessingMode;
@@ -24,7 +26,7 @@ export interface ProcessingMode {
   readonly responseBodyMode: BodyProcessingMode;
 }
 
-/** Headers-only request processing: the default when a policy declares nothing. */
+/** Headers-only request processing: the default for the fields a definition leaves out. */
 export const DEFAULT_PROCESSING_MODE: ProcessingMode = Object.freeze({
   requestHeaderMode: "PROCESS",
   requestBodyMode: "SKIP",

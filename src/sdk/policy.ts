@@ -7,7 +7,6 @@
  */
 import type { RequestAction, ResponseAction } from "./actions.ts";
 import type { PolicyMetadata, RequestContext, ResponseContext } from "./context.ts";
-import type { ProcessingMode } from "./mode.ts";
 
 /** Validated policy parameters (user parameters merged over system parameters). */
 export type Params = Readonly<Record<string, unknown>>;
@@ -15,14 +14,12 @@ export type Params = Readonly<Record<string, unknown>>;
 /** A result that may be computed synchronously or asynchronously. */
 export type MaybePromise<T> = T | Promise<T>;
 
-/** A policy instance, bound to one route. */
+/**
+ * A policy instance, bound to one route. Which phases it runs in is not up to the instance:
+ * `processingMode` in the policy's policy-definition.yaml decides (a field may depend on a
+ * parameter), so the engine knows what Envoy must send before any policy code runs.
+ */
 export interface Policy<P extends Params = Params> {
-  /**
-   * The phases this instance takes part in. Called once, when the chain is built. When
-   * absent, the `processingMode` of the policy's definition applies. Declaring only what
-   * is needed is the main performance lever: it decides what Envoy sends at all.
-   */
-  mode?(): Partial<ProcessingMode>;
   /** Runs in the request phase, in chain order. */
   onRequest?(ctx: RequestContext, params: P): MaybePromise<RequestAction>;
   /** Runs in the response phase, in reverse chain order. */

@@ -17,6 +17,7 @@ import { PythonBridge } from "../../src/python/bridge.ts";
 import { Body } from "../../src/sdk/context.ts";
 import { ExecutorClient } from "../../src/python/client.ts";
 import { PythonSupervisor } from "../../src/python/supervisor.ts";
+import { instanceMode } from "../../src/registry/modes.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
 import { waitFor } from "../support/ports.ts";
 
@@ -72,7 +73,7 @@ async function startExecutor(options: { maxInFlight?: number; timeoutMs?: number
         params: resolved.params,
         shownParams: resolved.shown,
         secrets: resolved.secrets,
-        mode: found.policy.definition.processingMode,
+        mode: instanceMode(found.policy.definition.processingMode, resolved.params),
         onFailure: "deny" as FailureRule,
         timeoutMs: undefined,
         condition: undefined,

@@ -17,7 +17,7 @@ export function entry(label: string, policy: Policy, options: EntryOptions = {})
     params: {},
     shownParams: {},
     secrets: [],
-    mode: processingMode(options.mode ?? policy.mode?.()),
+    mode: processingMode(options.mode),
     onFailure: options.onFailure ?? "deny",
     timeoutMs: options.timeoutMs,
     condition: options.condition,

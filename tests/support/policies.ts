@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { ExchangeState } from "../../src/chain/state.ts";
 import { generatedPolicies } from "../../src/gen/test/registry.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
-import { Body, HeaderMap, type Params, type Policy } from "../../src/sdk/mod.ts";
+import { instanceMode } from "../../src/registry/modes.ts";
+import { Body, HeaderMap, type Params, type Policy, type ProcessingMode } from "../../src/sdk/mod.ts";
 
 const registry = new PolicyRegistry(generatedPolicies);
 
@@ -14,6 +15,8 @@ const registry = new PolicyRegistry(generatedPolicies);
 export interface Instance {
   readonly policy: Policy;
   readonly params: Params;
+  /** Its processing mode: the definition's, resolved for these parameters. */
+  readonly mode: ProcessingMode;
 }
 
 /** Parameters after schema validation and defaults; throws with the schema problems. */
@@ -36,7 +39,7 @@ export async function instantiate(name: string, parameters: Record<string, unkno
     policyVersion: found.policy.definition.version,
     attachedTo: "route",
   }, params);
-  return { policy, params };
+  return { policy, params, mode: instanceMode(found.policy.definition.processingMode, params) };
 }
 
 /** What a test request has; everything is optional. */

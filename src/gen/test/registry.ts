@@ -109,9 +109,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -185,9 +191,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -351,7 +363,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "array",
           },
           "limits": {
-            "default": [],
             "description": "The limits; a request passes only if every one allows it, and only then is it counted against all of them.",
             "items": {
               "additionalProperties": false,
@@ -470,7 +481,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "requestBodyMode": "SKIP",
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "headers.includeIETF",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -556,9 +570,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -961,7 +981,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "checkBody",
+        },
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
@@ -1107,10 +1130,22 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "logRequestPayload",
+        },
         "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseBodyMode": {
+          "value": "BUFFER",
+          "when": "logResponsePayload",
+        },
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": [
+            "logResponseHeaders",
+            "logResponsePayload",
+          ],
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -1684,9 +1719,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "request",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "response",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -1757,10 +1798,36 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "SKIP",
+        "requestBodyMode": {
+          "in": [
+            "requestBody",
+          ],
+          "value": "BUFFER",
+          "when": "phase",
+        },
+        "requestHeaderMode": {
+          "in": [
+            "requestHeaders",
+            "requestBody",
+          ],
+          "value": "PROCESS",
+          "when": "phase",
+        },
+        "responseBodyMode": {
+          "in": [
+            "responseBody",
+          ],
+          "value": "BUFFER",
+          "when": "phase",
+        },
+        "responseHeaderMode": {
+          "in": [
+            "responseHeaders",
+            "responseBody",
+          ],
+          "value": "PROCESS",
+          "when": "phase",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { processingMode } from "../../../src/sdk/mod.ts";
 import { instantiate, onRequest, onResponse } from "../../support/policies.ts";
 
 /** Runs `body` with the policy's log category captured at `level` and above. */
@@ -42,8 +41,8 @@ Deno.test("log-message: the request record has the chosen parts, authorization a
     maxPayloadBytes: 10,
     logMetadata: true,
   });
-  assert.equal(processingMode(policy.policy.mode?.()).requestBodyMode, "BUFFER");
-  assert.equal(processingMode(policy.policy.mode?.()).responseHeaderMode, "SKIP");
+  assert.equal(policy.mode.requestBodyMode, "BUFFER");
+  assert.equal(policy.mode.responseHeaderMode, "SKIP");
   const [record, ...more] = await captured("debug", async () => {
     assert.equal(await onRequest(policy, request), undefined, "changes nothing");
   });
@@ -72,7 +71,7 @@ Deno.test("log-message: the response record; redactedHeaders replaces the defaul
     logResponsePayload: true,
     redactedHeaders: ["set-cookie", "X-Api-Key"],
   });
-  assert.equal(processingMode(policy.policy.mode?.()).responseBodyMode, "BUFFER");
+  assert.equal(policy.mode.responseBodyMode, "BUFFER");
   const records = await captured("debug", async () => {
     await onRequest(policy, request);
     await onResponse(policy, request, {

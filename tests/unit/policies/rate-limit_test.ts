@@ -371,8 +371,11 @@ Deno.test("rate-limit policy: fields wait for the response phase; without them t
     },
     headers: { includeIETF: true },
   } as const;
+  const { instanceMode } = await import("../../../src/registry/modes.ts");
+  const { generatedPolicies } = await import("../../../src/gen/registry.ts");
+  const { definition } = generatedPolicies.find((p) => p.definition.name === "rate-limit")!;
   const policy = await getPolicy(metadata, params);
-  assert.equal(policy.mode?.().responseHeaderMode, "PROCESS");
+  assert.equal(instanceMode(definition.processingMode, params).responseHeaderMode, "PROCESS");
   const ctx = request({});
   assert.equal(await policy.onRequest!(ctx, params), undefined, "an allowed request passes unchanged");
   const response = { shared: ctx.shared } as unknown as Parameters<NonNullable<typeof policy.onResponse>>[0];
@@ -384,7 +387,8 @@ Deno.test("rate-limit policy: fields wait for the response phase; without them t
   assert.equal(limited?.kind, "immediate-response");
   await policy.close?.();
 
-  const quiet = await getPolicy(metadata, { ...params, headers: { includeIETF: false } });
-  assert.equal(quiet.mode?.().responseHeaderMode, "SKIP");
+  const quietParams = { ...params, headers: { includeIETF: false } };
+  assert.equal(instanceMode(definition.processingMode, quietParams).responseHeaderMode, "SKIP");
+  const quiet = await getPolicy(metadata, quietParams);
   await quiet.close?.();
 });

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { processingMode } from "../../../src/sdk/mod.ts";
 import { immediateStatus, instantiate, jsonBody, onRequest } from "../../support/policies.ts";
 
 Deno.test("request-size-limit: a content-length above the limit is 413 JSON; at the limit passes", async () => {
   const limit = await instantiate("request-size-limit", { maxBytes: 100 });
-  assert.equal(processingMode(limit.policy.mode?.()).requestBodyMode, "SKIP", "headers only by default");
+  assert.equal(limit.mode.requestBodyMode, "SKIP", "headers only by default");
   const refused = await onRequest(limit, { method: "POST", headers: { "content-length": "101" } });
   assert.equal(immediateStatus(refused), 413);
   assert.deepEqual(jsonBody(refused), {
@@ -27,7 +26,7 @@ Deno.test("request-size-limit: a content-length that is not a number is 400, nev
 
 Deno.test("request-size-limit: with checkBody the body is buffered and the received bytes are counted", async () => {
   const limit = await instantiate("request-size-limit", { maxBytes: 10, checkBody: true });
-  assert.equal(processingMode(limit.policy.mode?.()).requestBodyMode, "BUFFER");
+  assert.equal(limit.mode.requestBodyMode, "BUFFER");
   const refused = await onRequest(limit, { method: "POST", body: "x".repeat(11) });
   assert.equal(immediateStatus(refused), 413);
   assert.match(
