@@ -13,7 +13,7 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatProblem, type Problem } from "../src/config/problem.ts";
 import { registryKey } from "../src/registry/definition.ts";
-import { discoverPolicy, packageEntry } from "./lib/discover.ts";
+import { codeOf, discoverPolicy, packageEntry, type PolicyCode } from "./lib/discover.ts";
 import { type ManifestEntry, parseManifest } from "./lib/manifest.ts";
 import {
   type BuiltPolicy,
@@ -58,17 +58,24 @@ export function displayPath(file: string): string {
   return inside.startsWith("..") ? file : inside;
 }
 
-/** Discovers every entry; returns the built policies or every problem found. */
-export async function discoverManifest(
-  manifestFile: string,
-): Promise<{ built: BuiltPolicy[]; problems: Problem[] }> {
+/** What a manifest's discovery found. */
+export interface DiscoveredManifest {
+  readonly built: BuiltPolicy[];
+  readonly problems: Problem[];
+  /** The code of the policies whose definitions have problems (validate still checks it). */
+  readonly unbuilt: PolicyCode[];
+}
+
+/** Discovers every entry; returns the built policies and every problem found. */
+export async function discoverManifest(manifestFile: string): Promise<DiscoveredManifest> {
   const problems: Problem[] = [];
   const built: BuiltPolicy[] = [];
+  const unbuilt: PolicyCode[] = [];
   const text = await Deno.readTextFile(manifestFile).catch((error) => {
     problems.push({ file: manifestFile, path: "", message: `cannot read: ${error.message}` });
     return undefined;
   });
-  if (text === undefined) return { built, problems };
+  if (text === undefined) return { built, problems, unbuilt };
   const manifest = parseManifest(text, relative(repoRoot, manifestFile));
   problems.push(...manifest.problems);
   const seen = new Map<string, string>();
@@ -80,14 +87,14 @@ export async function discoverManifest(
       problems.push(entry.problemAt(entry.source.kind, `cannot fetch: ${(error as Error).message}`));
       continue;
     }
-    const found = await discoverPolicy(
-      where.dir,
-      where.npm ? await packageEntry(where.dir) ?? join(where.dir, "index.js") : undefined,
-    );
+    const moduleFile = where.npm ? await packageEntry(where.dir) ?? join(where.dir, "index.js") : undefined;
+    const found = await discoverPolicy(where.dir, moduleFile);
     if (Array.isArray(found)) {
       problems.push(
         ...found.map((p) => ({ ...p, file: displayPath(p.file), message: `${entry.label}: ${p.message}` })),
       );
+      const code = await codeOf(where.dir, moduleFile);
+      if (code) unbuilt.push(code);
       continue;
     }
     const { definition } = found;
@@ -113,7 +120,7 @@ export async function discoverManifest(
       pythonPath: definition.runtime === "python" ? displayPath(where.dir) : undefined,
     });
   }
-  return { built, problems };
+  return { built, problems, unbuilt };
 }
 
 async function writeIfChanged(file: string, content: string): Promise<boolean> {

@@ -4,11 +4,12 @@
  * the chain; a failure follows the policy's rule (deny, continue, skipRemaining).
  */
 import { getLogger } from "@logtape/logtape";
-import type { ImmediateResponseInit } from "../sdk/actions.ts";
+import { DEFAULT_IMMEDIATE_STATUS, type ImmediateResponseInit } from "../sdk/actions.ts";
 import {
   applyRequestModifications,
   applyResponseModifications,
   bodyBytes,
+  checkActionFields,
   checkStatus,
   immediateHeaderLines,
   InvalidActionError,
@@ -51,7 +52,7 @@ export interface PolicyGuard {
 
 function toImmediate(init: ImmediateResponseInit, policy: string): ImmediateOutcome {
   return {
-    statusCode: checkStatus(init.statusCode, "immediate response statusCode"),
+    statusCode: checkStatus(init.statusCode ?? DEFAULT_IMMEDIATE_STATUS, "immediate response statusCode"),
     headers: immediateHeaderLines(init.headers),
     body: init.body === undefined ? new Uint8Array() : bodyBytes(init.body),
     policy,
@@ -101,6 +102,7 @@ async function invoke(
 
 function applyAction(entry: ChainEntry, phase: Phase, action: AnyAction, state: ExchangeState) {
   if (action === undefined || action === null) return undefined;
+  checkActionFields(action, action.kind);
   if (action.kind === "immediate-response") return toImmediate(action, entry.label);
   if (phase === "request" && action.kind === "upstream-request") {
     return applyRequestModifications(state, action);

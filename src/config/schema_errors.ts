@@ -21,8 +21,25 @@ function pointerToSegments(pointer: string): (string | number)[] {
   });
 }
 
+/** A policy version in a config: `v1`, or a full `v1.2.3`. */
+export const REF_VERSION_PATTERN = "^v\\d+(\\.\\d+\\.\\d+)?$";
+const VERSION_RULE = "versions are written vMAJOR or vMAJOR.MINOR.PATCH, e.g. v1 or v1.0.0";
+
+/** A version written as YAML reads `version: 1.0` (a number), or without its `v`. */
+function versionProblem(error: ErrorObject): string | undefined {
+  const schema = error.parentSchema as { pattern?: string } | undefined;
+  if (schema?.pattern !== REF_VERSION_PATTERN) return undefined;
+  if (error.keyword === "type") {
+    return `is the ${typeof error.data} ${error.data}, not a version: ${VERSION_RULE}`;
+  }
+  if (error.keyword === "pattern") return `${JSON.stringify(error.data)} is not a version: ${VERSION_RULE}`;
+  return undefined;
+}
+
 function describe(error: ErrorObject): { extra?: string; message: string } {
   const p = error.params as Record<string, unknown>;
+  const version = versionProblem(error);
+  if (version !== undefined) return { message: version };
   switch (error.keyword) {
     case "required":
       return { extra: String(p.missingProperty), message: "is required" };

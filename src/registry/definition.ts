@@ -98,14 +98,13 @@ function shapeProblems(source: YamlSource, raw: Record<string, unknown>): Proble
   return schemaViolations(validateShape.errors).map((v) => {
     const [field] = v.segments;
     if (v.segments.length === 1 && field === "version" && raw.version !== undefined) {
-      const given = typeof raw.version === "string" ? JSON.stringify(raw.version) : String(raw.version);
-      return source.problemAt(v.segments, `${given} is not a version: ${VERSION_FORMAT}`);
+      const given = typeof raw.version === "string"
+        ? `${JSON.stringify(raw.version)} is not a version`
+        : `is the ${typeof raw.version} ${raw.version}, not a version`;
+      return source.problemAt(v.segments, `${given}: ${VERSION_FORMAT}`);
     }
     if (v.segments.length === 1 && field === "name" && typeof raw.name === "string") {
-      return source.problemAt(
-        v.segments,
-        `${JSON.stringify(raw.name)} must match ${POLICY_NAME_PATTERN.source}: ${NAME_FORMAT}`,
-      );
+      return source.problemAt(v.segments, `${v.message} (${NAME_FORMAT}), not ${JSON.stringify(raw.name)}`);
     }
     return source.problemAt(v.segments, v.message);
   });

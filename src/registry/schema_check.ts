@@ -150,12 +150,14 @@ export function checkParameterSchema(raw: JsonSchema): SchemaProblem[] {
   const schema = stripConfigReferences(raw).schema;
   const meta = metaSchemaProblems(schema);
   if (meta.length > 0) return meta;
-  const keywords = unknownKeywords(schema);
-  if (keywords.length > 0) return keywords;
-  try {
-    ajv.compile(schema);
-  } catch (error) {
-    return [{ segments: [], message: `is not a usable JSON Schema: ${(error as Error).message}` }];
+  const problems = unknownKeywords(schema);
+  if (problems.length === 0) {
+    try {
+      ajv.compile(schema);
+    } catch (error) {
+      problems.push({ segments: [], message: `is not a usable JSON Schema: ${(error as Error).message}` });
+    }
   }
-  return badDefaults(schema);
+  // Subschemas with an unknown keyword do not compile: their defaults are checked once it is fixed.
+  return [...problems, ...badDefaults(schema)];
 }
