@@ -5,6 +5,7 @@
  *   <out>/registry.ts                 static imports of TypeScript policies + definitions
  *   <out>/python/policy_registry.py   Python policies: registry key -> directory
  *   <out>/python/requirements.txt     merged requirements of the Python policies
+ *   <out>/params.ts                   each policy's parameter type, from its JSON Schemas
  *
  * Files are rewritten only when their content changes. With no arguments it builds the
  * default manifest and the test manifest; `--manifest FILE --out DIR` builds one.
@@ -17,6 +18,7 @@ import { codeOf, discoverPolicy, packageEntry, type PolicyCode } from "./lib/dis
 import { type ManifestEntry, parseManifest } from "./lib/manifest.ts";
 import {
   type BuiltPolicy,
+  HEADER,
   relativeImport,
   renderPythonRegistry,
   renderRegistryModule,
@@ -123,6 +125,16 @@ export async function discoverManifest(manifestFile: string): Promise<Discovered
   return { built, problems, unbuilt };
 }
 
+/**
+ * The parameter types module. Loaded only here: json-schema-to-typescript formats with
+ * prettier, which reads the CPU count when imported (`--allow-sys=cpus` in the tasks that
+ * build), and validate or the docs generator, which share this module, need none of it.
+ */
+async function paramTypes(built: readonly BuiltPolicy[], manifest: string): Promise<string> {
+  const { renderParamTypes } = await import("./lib/param_types.ts");
+  return await renderParamTypes(built.map((b) => b.policy.definition), HEADER(manifest));
+}
+
 async function writeIfChanged(file: string, content: string): Promise<boolean> {
   const current = await Deno.readTextFile(file).catch(() => undefined);
   if (current === content) return false;
@@ -157,6 +169,7 @@ export async function buildManifest(manifest: string, outDir: string): Promise<P
     ),
     await writeIfChanged(join(out, "python", "policy_registry.py"), renderPythonRegistry(built, name)),
     await writeIfChanged(join(out, "python", "requirements.txt"), renderRequirements(built, name)),
+    await writeIfChanged(join(out, "params.ts"), await paramTypes(built, name)),
   ];
   if (changed.some(Boolean)) {
     console.error(`build: ${name} -> ${relative(repoRoot, out)} (${built.length} policies)`);

@@ -5,20 +5,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { PolicyFactory } from "@tollgate/sdk";
 import { headerView, nameSet, payloadView } from "./record.ts";
-
-interface LogMessageParams {
-  readonly level: "debug" | "info" | "warning";
-  readonly logRequestHeaders: boolean;
-  readonly logRequestPayload: boolean;
-  readonly excludedRequestHeaders: string;
-  readonly logResponseHeaders: boolean;
-  readonly logResponsePayload: boolean;
-  readonly excludedResponseHeaders: string;
-  readonly logMetadata: boolean;
-  readonly maxPayloadBytes: number;
-  readonly redactedHeaders: readonly string[];
-  readonly [key: string]: unknown;
-}
+import type { LogMessageParams } from "../../src/gen/params.ts";
 
 const log = getLogger(["tollgate", "policy", "log-message"]);
 

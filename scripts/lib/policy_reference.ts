@@ -139,9 +139,9 @@ function parameterTable(schema: JsonSchema): string {
 
 const PHASE_NAMES: Record<ModeField, string> = {
   requestHeaderMode: "request headers",
-  requestBodyMode: "request body (buffered)",
+  requestBodyMode: "buffered request body",
   responseHeaderMode: "response headers",
-  responseBodyMode: "response body (buffered)",
+  responseBodyMode: "buffered response body",
 };
 
 /** The phases a policy may take part in; a conditional one names its parameter. */

@@ -6,6 +6,7 @@ import { createAjv } from "../config/ajv.ts";
 import type { Problem } from "../config/problem.ts";
 import { schemaViolations } from "../config/schema_errors.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
+import { BODY_PROCESSING_MODES, HEADER_PROCESSING_MODES } from "../sdk/mode.ts";
 import {
   declaredModes,
   modeFieldSchema,
@@ -70,10 +71,11 @@ const definitionSchema = {
       type: "object",
       additionalProperties: false,
       properties: {
-        requestHeaderMode: modeFieldSchema(["SKIP", "PROCESS"]),
-        requestBodyMode: modeFieldSchema(["SKIP", "BUFFER"]),
-        responseHeaderMode: modeFieldSchema(["SKIP", "PROCESS"]),
-        responseBodyMode: modeFieldSchema(["SKIP", "BUFFER"]),
+        // The SDK's mode types are derived from the same lists: one source for both.
+        requestHeaderMode: modeFieldSchema(HEADER_PROCESSING_MODES),
+        requestBodyMode: modeFieldSchema(BODY_PROCESSING_MODES),
+        responseHeaderMode: modeFieldSchema(HEADER_PROCESSING_MODES),
+        responseBodyMode: modeFieldSchema(BODY_PROCESSING_MODES),
       },
     },
     parameters: { type: "object" },

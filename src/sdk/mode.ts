@@ -8,11 +8,16 @@
  * @module
  */
 
+/** The values `processingMode`'s header fields accept in policy-definition.yaml. */
+export const HEADER_PROCESSING_MODES = ["SKIP", "PROCESS"] as const;
+/** The values `processingMode`'s body fields accept in policy-definition.yaml. */
+export const BODY_PROCESSING_MODES = ["SKIP", "BUFFER"] as const;
+
 /** Whether a policy takes part in a header phase. */
-export type HeaderProcessingMode = "SKIP" | "PROCESS";
+export type HeaderProcessingMode = typeof HEADER_PROCESSING_MODES[number];
 
 /** Whether a policy needs a whole (buffered) body. */
-export type BodyProcessingMode = "SKIP" | "BUFFER";
+export type BodyProcessingMode = typeof BODY_PROCESSING_MODES[number];
 
 /** The phases a policy instance takes part in (its definition's `processingMode`, resolved). */
 export interface ProcessingMode {

@@ -19,7 +19,7 @@ export type MaybePromise<T> = T | Promise<T>;
  * `processingMode` in the policy's policy-definition.yaml decides (a field may depend on a
  * parameter), so the engine knows what Envoy must send before any policy code runs.
  */
-export interface Policy<P extends Params = Params> {
+export interface Policy<P extends object = Params> {
   /** Runs in the request phase, in chain order. */
   onRequest?(ctx: RequestContext, params: P): MaybePromise<RequestAction>;
   /** Runs in the response phase, in reverse chain order. */
@@ -37,7 +37,7 @@ export interface Policy<P extends Params = Params> {
  * Creates a policy instance for a route. Throwing (or rejecting) fails the chain build with
  * a message naming the route and policy, and the engine keeps its previous configuration.
  */
-export type PolicyFactory<P extends Params = Params> = (
+export type PolicyFactory<P extends object = Params> = (
   metadata: PolicyMetadata,
   params: P,
 ) => MaybePromise<Policy<P>>;

@@ -1,7 +1,8 @@
 /** Building chains from plain policy objects, for unit tests of the executor and ext_proc layer. */
 import type { FailureRule } from "../../src/config/types.ts";
 import { Chain, type ChainEntry, type Condition } from "../../src/chain/chain.ts";
-import { type Policy, type ProcessingMode, processingMode } from "../../src/sdk/mod.ts";
+import { type ProcessingMode, processingMode } from "../../src/sdk/mode.ts";
+import type { Policy } from "../../src/sdk/mod.ts";
 
 export interface EntryOptions {
   readonly mode?: Partial<ProcessingMode>;
