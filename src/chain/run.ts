@@ -17,7 +17,7 @@ import {
 import { scrubSecrets } from "../observe/scrub.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { asFailure, failureResponse, PolicyFailure } from "./failure.ts";
-import type { ExchangeState } from "./state.ts";
+import { type ExchangeState, PolicyCall } from "./state.ts";
 
 const log = getLogger(["tollgate", "executor"]);
 
@@ -63,14 +63,20 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: string): Promise<T> {
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number | undefined,
+  label: string,
+  call: PolicyCall,
+): Promise<T> {
   if (ms === undefined) return promise;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new PolicyFailure("timeout", `${label} exceeded its ${ms}ms timeout`)),
-      ms,
-    );
+    timer = setTimeout(() => {
+      const message = `${label} exceeded its ${ms}ms timeout`;
+      call.timedOut(message);
+      reject(new PolicyFailure("timeout", message));
+    }, ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -86,15 +92,16 @@ async function invoke(
     const refused = guard?.enter(entry.label);
     if (refused !== undefined) return { error: new PolicyFailure("unavailable", refused) };
     let result: AnyAction | Promise<AnyAction>;
+    const call = new PolicyCall(state);
     try {
       result = phase === "request"
-        ? entry.policy.onRequest?.(state.requestView, entry.params)
-        : entry.policy.onResponse?.(state.responseView, entry.params);
+        ? entry.policy.onRequest?.(state.requestViewFor(call), entry.params)
+        : entry.policy.onResponse?.(state.responseViewFor(call), entry.params);
     } finally {
       guard?.leave();
     }
     if (!isPromise(result)) return { action: result };
-    return { action: await withTimeout(result, entry.timeoutMs ?? defaultTimeoutMs, entry.label) };
+    return { action: await withTimeout(result, entry.timeoutMs ?? defaultTimeoutMs, entry.label, call) };
   } catch (error) {
     return { error };
   }

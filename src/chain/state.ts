@@ -53,8 +53,38 @@ export class ExchangeState {
     readonly metadata: Record<string, unknown>;
   };
 
+  /** Why Envoy cancelled the exchange, once it did. */
+  #cancelled: DOMException | undefined;
+  #cancel: AbortController | undefined;
+
   constructor(route: RouteInfo) {
     this.shared = { requestId: "", route, metadata: {} };
+  }
+
+  /** Fires when Envoy cancels the exchange (see {@link cancel}); made when first asked for. */
+  get cancelSignal(): AbortSignal {
+    if (!this.#cancel) {
+      this.#cancel = new AbortController();
+      if (this.#cancelled) this.#cancel.abort(this.#cancelled);
+    }
+    return this.#cancel.signal;
+  }
+
+  /** Envoy ended the exchange's stream (a client that went away, a reset): tell running policies. */
+  cancel(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = new DOMException("Envoy cancelled the request", "AbortError");
+    this.#cancel?.abort(this.#cancelled);
+  }
+
+  /** The view one policy call's `onRequest` receives: the live view, with the call's signal. */
+  requestViewFor(call: PolicyCall): RequestContext {
+    return withSignal(this.requestView, call);
+  }
+
+  /** The view one policy call's `onResponse` receives. */
+  responseViewFor(call: PolicyCall): ResponseContext {
+    return withSignal(this.responseView, call);
   }
 
   /** The query of the current path, parsed when first asked for after each path change. */
@@ -77,8 +107,42 @@ export class ExchangeState {
   readonly responseView: ResponseContext = createResponseView(this);
 }
 
+/**
+ * One policy call's lifetime: its signal fires when the call times out or Envoy cancels the
+ * exchange. Nothing is allocated for a call whose policy never reads `ctx.signal`.
+ */
+export class PolicyCall {
+  #timeout: AbortController | undefined;
+  #timedOut: DOMException | undefined;
+  #signal: AbortSignal | undefined;
+
+  constructor(private readonly exchange: ExchangeState) {}
+
+  get signal(): AbortSignal {
+    if (!this.#signal) {
+      this.#timeout = new AbortController();
+      if (this.#timedOut) this.#timeout.abort(this.#timedOut);
+      this.#signal = AbortSignal.any([this.exchange.cancelSignal, this.#timeout.signal]);
+    }
+    return this.#signal;
+  }
+
+  /** The call ran out of time: its signal fires (now, or when first read). */
+  timedOut(message: string): void {
+    this.#timedOut ??= new DOMException(message, "TimeoutError");
+    this.#timeout?.abort(this.#timedOut);
+  }
+}
+
+function withSignal<T extends object>(view: T, call: PolicyCall): T {
+  return Object.create(view, { signal: { get: () => call.signal } });
+}
+
 function createRequestView(state: ExchangeState): RequestContext {
   return {
+    get signal() {
+      return state.cancelSignal;
+    },
     get shared() {
       return state.shared;
     },
@@ -114,6 +178,9 @@ function createRequestView(state: ExchangeState): RequestContext {
 
 function createResponseView(state: ExchangeState): ResponseContext {
   return {
+    get signal() {
+      return state.cancelSignal;
+    },
     get shared() {
       return state.shared;
     },

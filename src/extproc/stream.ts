@@ -129,6 +129,11 @@ export class ExchangeStream {
 
   constructor(private readonly kernel: Kernel, private readonly observer?: StreamObserver) {}
 
+  /** Envoy ended the stream: a policy still running for it sees its `ctx.signal` fire. */
+  cancel(): void {
+    this.#state?.cancel();
+  }
+
   /** The stream has ended: its chain's table may close its policies once no stream uses it. */
   release(): void {
     this.#table?.release();

@@ -7,18 +7,30 @@
 import { getLogger } from "@logtape/logtape";
 import type { EngineConfig } from "../config/types.ts";
 import type { Chain } from "../chain/chain.ts";
+import type { Policy } from "../sdk/policy.ts";
 import { type UnmatchedAction, UnmatchedRoutes } from "./unmatched.ts";
 
 const log = getLogger(["tollgate", "kernel"]);
 
-/** Calls `close()` on every policy instance of `chains`; failures are logged, never thrown. */
+/** How a policy instance releases what it holds: `[Symbol.asyncDispose]()`, else `close()`. */
+function disposer(policy: Policy): (() => unknown) | undefined {
+  const dispose = policy[Symbol.asyncDispose];
+  if (typeof dispose === "function") return () => dispose.call(policy);
+  return policy.close && (() => policy.close!());
+}
+
+/**
+ * Releases every policy instance of `chains` (`[Symbol.asyncDispose]()` or `close()`);
+ * failures are logged, never thrown.
+ */
 export async function closeChains(chains: Iterable<Chain>): Promise<void> {
   const closing: Promise<void>[] = [];
   for (const chain of chains) {
     for (const entry of chain.entries) {
-      if (!entry.policy.close) continue;
+      const dispose = disposer(entry.policy);
+      if (!dispose) continue;
       closing.push(
-        Promise.resolve().then(() => entry.policy.close!()).catch((error) => {
+        Promise.resolve().then(dispose).then(() => {}, (error) => {
           log.error("policy {policy} of route {route} failed to close: {error}", {
             policy: entry.label,
             route: chain.route.name,

@@ -76,8 +76,19 @@ export interface ConnectionInfo {
   readonly attributes: Readonly<Record<string, unknown>>;
 }
 
+/** The lifetime of one policy call. */
+export interface CallInfo {
+  /**
+   * Fires when the result of this call is no longer wanted: the policy's timeout passed
+   * (reason: a `TimeoutError` DOMException), or Envoy cancelled the request because the client
+   * went away or the stream was reset (reason: an `AbortError` DOMException). Hand it to
+   * `fetch()` and other cancellable work so it stops instead of running on.
+   */
+  readonly signal: AbortSignal;
+}
+
 /** The request as a policy sees it in `onRequest`. */
-export interface RequestContext extends ConnectionInfo {
+export interface RequestContext extends ConnectionInfo, CallInfo {
   readonly shared: SharedContext;
   readonly headers: ReadonlyHeaders;
   /**
@@ -96,7 +107,7 @@ export interface RequestContext extends ConnectionInfo {
 }
 
 /** The response (and the request it answers) as a policy sees it in `onResponse`. */
-export interface ResponseContext extends ConnectionInfo {
+export interface ResponseContext extends ConnectionInfo, CallInfo {
   readonly shared: SharedContext;
   readonly requestHeaders: ReadonlyHeaders;
   /** The request body, when some policy of the chain had it buffered (see {@link RequestContext.body}). */

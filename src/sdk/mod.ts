@@ -33,6 +33,7 @@ export {
 export {
   type ApiInfo,
   Body,
+  type CallInfo,
   type ConnectionInfo,
   type PolicyMetadata,
   type RequestContext,

@@ -31,6 +31,12 @@ export interface Policy<P extends object = Params> {
    * lasts exactly as long as the chain. Errors are logged, never fatal.
    */
   close?(): void | Promise<void>;
+  /**
+   * The standard form of {@link Policy.close} (what `await using` calls), for instances
+   * built from disposable resources. Called instead of `close()` when both exist, so one
+   * may simply call the other.
+   */
+  [Symbol.asyncDispose]?(): PromiseLike<void>;
 }
 
 /**

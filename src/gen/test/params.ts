@@ -876,3 +876,10 @@ interface LeakyParamsFields {
 
 /** The parameters of leaky v1.0.0. */
 export type LeakyParams = Frozen<LeakyParamsFields>;
+
+interface AwaitAbortParamsFields {
+  notifyUrl: string;
+}
+
+/** The parameters of await-abort v1.0.0. */
+export type AwaitAbortParams = Frozen<AwaitAbortParamsFields>;

@@ -33,6 +33,7 @@ import * as policy38 from "../../../tests/fixtures/policies/request-facts/mod.ts
 import * as policy39 from "../../../tests/fixtures/policies/spin/mod.ts";
 import * as policy40 from "../../../tests/fixtures/policies/spin-forever/mod.ts";
 import * as policy41 from "../../../tests/fixtures/policies/leaky/mod.ts";
+import * as policy42 from "../../../tests/fixtures/policies/await-abort/mod.ts";
 
 /** Every policy compiled into this build, in manifest order. */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
@@ -2469,6 +2470,39 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       "version": "v1.0.0",
     },
     module: policy41,
+  },
+  {
+    source: "tests/fixtures/policies/await-abort",
+    definition: {
+      "description": "Test policy. Tells notifyUrl it started, waits until its call's signal fires, then tells notifyUrl the name of the signal's reason (TimeoutError, AbortError).",
+      "name": "await-abort",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "notifyUrl": {
+            "type": "string",
+            "x-tollgate-access": "net",
+          },
+        },
+        "required": [
+          "notifyUrl",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy42,
   },
 ];
 
