@@ -74,8 +74,10 @@ function withTimeout<T>(
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const message = `${label} exceeded its ${ms}ms timeout`;
-      call.timedOut(message);
+      // Rejected before the signal fires: a policy that settles when told to stop must not
+      // win the race and have its late result applied instead of the timeout.
       reject(new PolicyFailure("timeout", message));
+      call.timedOut(message);
     }, ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
