@@ -53,7 +53,13 @@ export function renderRegistryModule(
   built.forEach((b, i) => {
     if (b.importSpecifier) lines.push(`import * as policy${i} from "${b.importSpecifier}";`);
   });
-  lines.push("", "/** Every policy compiled into this build, in manifest order. */");
+  lines.push(
+    "",
+    "/**",
+    " * Every policy compiled into this build, in manifest order. A definition's processingMode is the",
+    " * only source of the policy's phases (resolved per instance from its parameters).",
+    " */",
+  );
   lines.push("export const generatedPolicies: readonly GeneratedPolicy[] = [");
   built.forEach((b, i) => {
     lines.push("  {");

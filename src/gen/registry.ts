@@ -16,7 +16,10 @@ import * as policy12 from "../../policies/api-key-auth/mod.ts";
 import * as policy13 from "../../policies/basic-auth/mod.ts";
 import * as policy16 from "../../policies/rate-limit/mod.ts";
 
-/** Every policy compiled into this build, in manifest order. */
+/**
+ * Every policy compiled into this build, in manifest order. A definition's processingMode is the
+ * only source of the policy's phases (resolved per instance from its parameters).
+ */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
   {
     source: "policies/set-headers",

@@ -47,7 +47,10 @@ Deno.test("golden: the TypeScript registry module", () => {
 import type { GeneratedPolicy } from "../registry/registry.ts";
 import * as policy0 from "../../policies/ts-one/mod.ts";
 
-/** Every policy compiled into this build, in manifest order. */
+/**
+ * Every policy compiled into this build, in manifest order. A definition's processingMode is the
+ * only source of the policy's phases (resolved per instance from its parameters).
+ */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
   {
     source: "policies/ts-one",

@@ -35,7 +35,10 @@ import * as policy40 from "../../../tests/fixtures/policies/spin-forever/mod.ts"
 import * as policy41 from "../../../tests/fixtures/policies/leaky/mod.ts";
 import * as policy42 from "../../../tests/fixtures/policies/await-abort/mod.ts";
 
-/** Every policy compiled into this build, in manifest order. */
+/**
+ * Every policy compiled into this build, in manifest order. A definition's processingMode is the
+ * only source of the policy's phases (resolved per instance from its parameters).
+ */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
   {
     source: "policies/set-headers",
