@@ -58,7 +58,7 @@ Deno.test("a retired table disposes an instance with [Symbol.asyncDispose], inst
   const calls: string[] = [];
   const disposable: Policy = {
     onRequest: () => undefined,
-    [Symbol.asyncDispose]: async () => void calls.push("disposable: asyncDispose"),
+    [Symbol.asyncDispose]: () => Promise.resolve(void calls.push("disposable: asyncDispose")),
   };
   const both: Policy = {
     onRequest: () => undefined,
