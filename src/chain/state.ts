@@ -77,14 +77,14 @@ export class ExchangeState {
     this.#cancel?.abort(this.#cancelled);
   }
 
-  /** The view one policy call's `onRequest` receives: the live view, with the call's signal. */
+  /** The view one policy call's `onRequest` receives: live, with the call's own signal. */
   requestViewFor(call: PolicyCall): RequestContext {
-    return withSignal(this.requestView, call);
+    return new RequestView(this, call);
   }
 
   /** The view one policy call's `onResponse` receives. */
   responseViewFor(call: PolicyCall): ResponseContext {
-    return withSignal(this.responseView, call);
+    return new ResponseView(this, call);
   }
 
   /** The query of the current path, parsed when first asked for after each path change. */
@@ -101,10 +101,10 @@ export class ExchangeState {
     this.changes = new PhaseChanges();
   }
 
-  /** The view `onRequest` receives (live: reflects earlier policies' changes). */
-  readonly requestView: RequestContext = createRequestView(this);
-  /** The view `onResponse` receives (live). */
-  readonly responseView: ResponseContext = createResponseView(this);
+  /** A view of the request phase outside any policy call (live: reflects policies' changes). */
+  readonly requestView: RequestContext = new RequestView(this, undefined);
+  /** A view of the response phase outside any policy call (live). */
+  readonly responseView: ResponseContext = new ResponseView(this, undefined);
 }
 
 /**
@@ -134,85 +134,98 @@ export class PolicyCall {
   }
 }
 
-function withSignal<T extends object>(view: T, call: PolicyCall): T {
-  return Object.create(view, { signal: { get: () => call.signal } });
+/**
+ * The live views policies get: classes with their getters on the prototype, so a call's view
+ * costs one small object (an object literal per call with its own getters costs several
+ * times more). The exchange is held privately: a policy cannot reach the engine's state.
+ */
+class RequestView implements RequestContext {
+  readonly #state: ExchangeState;
+  readonly #call: PolicyCall | undefined;
+
+  constructor(state: ExchangeState, call: PolicyCall | undefined) {
+    this.#state = state;
+    this.#call = call;
+  }
+
+  get signal(): AbortSignal {
+    return this.#call?.signal ?? this.#state.cancelSignal;
+  }
+  get shared() {
+    return this.#state.shared;
+  }
+  get headers() {
+    return this.#state.requestHeaders;
+  }
+  get body() {
+    return this.#state.requestBody;
+  }
+  get path() {
+    return this.#state.path;
+  }
+  get query() {
+    return this.#state.query;
+  }
+  get method() {
+    return this.#state.method;
+  }
+  get authority() {
+    return this.#state.authority;
+  }
+  get scheme() {
+    return this.#state.scheme;
+  }
+  get clientAddress() {
+    return this.#state.clientAddress;
+  }
+  get attributes() {
+    return this.#state.attributes;
+  }
 }
 
-function createRequestView(state: ExchangeState): RequestContext {
-  return {
-    get signal() {
-      return state.cancelSignal;
-    },
-    get shared() {
-      return state.shared;
-    },
-    get headers() {
-      return state.requestHeaders;
-    },
-    get body() {
-      return state.requestBody;
-    },
-    get path() {
-      return state.path;
-    },
-    get query() {
-      return state.query;
-    },
-    get method() {
-      return state.method;
-    },
-    get authority() {
-      return state.authority;
-    },
-    get scheme() {
-      return state.scheme;
-    },
-    get clientAddress() {
-      return state.clientAddress;
-    },
-    get attributes() {
-      return state.attributes;
-    },
-  };
-}
+class ResponseView implements ResponseContext {
+  readonly #state: ExchangeState;
+  readonly #call: PolicyCall | undefined;
 
-function createResponseView(state: ExchangeState): ResponseContext {
-  return {
-    get signal() {
-      return state.cancelSignal;
-    },
-    get shared() {
-      return state.shared;
-    },
-    get requestHeaders() {
-      return state.requestHeaders;
-    },
-    get requestBody() {
-      return state.requestBody;
-    },
-    get requestPath() {
-      return state.path;
-    },
-    get requestQuery() {
-      return state.query;
-    },
-    get clientAddress() {
-      return state.clientAddress;
-    },
-    get attributes() {
-      return state.attributes;
-    },
-    get requestMethod() {
-      return state.method;
-    },
-    get responseHeaders() {
-      return state.responseHeaders;
-    },
-    get responseBody() {
-      return state.responseBody;
-    },
-    get responseStatus() {
-      return state.status;
-    },
-  };
+  constructor(state: ExchangeState, call: PolicyCall | undefined) {
+    this.#state = state;
+    this.#call = call;
+  }
+
+  get signal(): AbortSignal {
+    return this.#call?.signal ?? this.#state.cancelSignal;
+  }
+  get shared() {
+    return this.#state.shared;
+  }
+  get requestHeaders() {
+    return this.#state.requestHeaders;
+  }
+  get requestBody() {
+    return this.#state.requestBody;
+  }
+  get requestPath() {
+    return this.#state.path;
+  }
+  get requestQuery() {
+    return this.#state.query;
+  }
+  get clientAddress() {
+    return this.#state.clientAddress;
+  }
+  get attributes() {
+    return this.#state.attributes;
+  }
+  get requestMethod() {
+    return this.#state.method;
+  }
+  get responseHeaders() {
+    return this.#state.responseHeaders;
+  }
+  get responseBody() {
+    return this.#state.responseBody;
+  }
+  get responseStatus() {
+    return this.#state.status;
+  }
 }
