@@ -5,6 +5,7 @@
  *   <out>/registry.ts                 static imports of TypeScript policies + definitions
  *   <out>/python/policy_registry.py   Python policies: registry key -> directory
  *   <out>/python/requirements.txt     merged requirements of the Python policies
+ *   <out>/params.ts                   each policy's parameter type, from its JSON Schemas
  *
  * Files are rewritten only when their content changes. With no arguments it builds the
  * default manifest and the test manifest; `--manifest FILE --out DIR` builds one.
@@ -13,10 +14,11 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatProblem, type Problem } from "../src/config/problem.ts";
 import { registryKey } from "../src/registry/definition.ts";
-import { discoverPolicy, packageEntry } from "./lib/discover.ts";
+import { codeOf, discoverPolicy, packageEntry, type PolicyCode } from "./lib/discover.ts";
 import { type ManifestEntry, parseManifest } from "./lib/manifest.ts";
 import {
   type BuiltPolicy,
+  HEADER,
   relativeImport,
   renderPythonRegistry,
   renderRegistryModule,
@@ -58,17 +60,24 @@ export function displayPath(file: string): string {
   return inside.startsWith("..") ? file : inside;
 }
 
-/** Discovers every entry; returns the built policies or every problem found. */
-export async function discoverManifest(
-  manifestFile: string,
-): Promise<{ built: BuiltPolicy[]; problems: Problem[] }> {
+/** What a manifest's discovery found. */
+export interface DiscoveredManifest {
+  readonly built: BuiltPolicy[];
+  readonly problems: Problem[];
+  /** The code of the policies whose definitions have problems (validate still checks it). */
+  readonly unbuilt: PolicyCode[];
+}
+
+/** Discovers every entry; returns the built policies and every problem found. */
+export async function discoverManifest(manifestFile: string): Promise<DiscoveredManifest> {
   const problems: Problem[] = [];
   const built: BuiltPolicy[] = [];
+  const unbuilt: PolicyCode[] = [];
   const text = await Deno.readTextFile(manifestFile).catch((error) => {
     problems.push({ file: manifestFile, path: "", message: `cannot read: ${error.message}` });
     return undefined;
   });
-  if (text === undefined) return { built, problems };
+  if (text === undefined) return { built, problems, unbuilt };
   const manifest = parseManifest(text, relative(repoRoot, manifestFile));
   problems.push(...manifest.problems);
   const seen = new Map<string, string>();
@@ -80,14 +89,14 @@ export async function discoverManifest(
       problems.push(entry.problemAt(entry.source.kind, `cannot fetch: ${(error as Error).message}`));
       continue;
     }
-    const found = await discoverPolicy(
-      where.dir,
-      where.npm ? await packageEntry(where.dir) ?? join(where.dir, "index.js") : undefined,
-    );
+    const moduleFile = where.npm ? await packageEntry(where.dir) ?? join(where.dir, "index.js") : undefined;
+    const found = await discoverPolicy(where.dir, moduleFile);
     if (Array.isArray(found)) {
       problems.push(
         ...found.map((p) => ({ ...p, file: displayPath(p.file), message: `${entry.label}: ${p.message}` })),
       );
+      const code = await codeOf(where.dir, moduleFile);
+      if (code) unbuilt.push(code);
       continue;
     }
     const { definition } = found;
@@ -113,7 +122,17 @@ export async function discoverManifest(
       pythonPath: definition.runtime === "python" ? displayPath(where.dir) : undefined,
     });
   }
-  return { built, problems };
+  return { built, problems, unbuilt };
+}
+
+/**
+ * The parameter types module. Loaded only here: json-schema-to-typescript formats with
+ * prettier, which reads the CPU count when imported (`--allow-sys=cpus` in the tasks that
+ * build), and validate or the docs generator, which share this module, need none of it.
+ */
+async function paramTypes(built: readonly BuiltPolicy[], manifest: string): Promise<string> {
+  const { renderParamTypes } = await import("./lib/param_types.ts");
+  return await renderParamTypes(built.map((b) => b.policy.definition), HEADER(manifest));
 }
 
 async function writeIfChanged(file: string, content: string): Promise<boolean> {
@@ -150,6 +169,7 @@ export async function buildManifest(manifest: string, outDir: string): Promise<P
     ),
     await writeIfChanged(join(out, "python", "policy_registry.py"), renderPythonRegistry(built, name)),
     await writeIfChanged(join(out, "python", "requirements.txt"), renderRequirements(built, name)),
+    await writeIfChanged(join(out, "params.ts"), await paramTypes(built, name)),
   ];
   if (changed.some(Boolean)) {
     console.error(`build: ${name} -> ${relative(repoRoot, out)} (${built.length} policies)`);

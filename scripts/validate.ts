@@ -2,16 +2,18 @@
  * `deno task validate [--manifest build.yaml] [--config FILE]`: checks policies and configs
  * without starting the engine (and without `deno task build`):
  *
- *  - every policy of the manifest: its definition (schemas, name and version format,
- *    processing modes), that its runtime matches its files, and its code's shape (a
- *    TypeScript module exports getPolicy; a Python policy.py defines get_policy, and
- *    imports under the .venv interpreter, so import errors and missing requirements show);
+ *  - every policy of the manifest: its definition (schemas and their defaults, name and
+ *    version format, processing modes: every problem at once), that its runtime matches its
+ *    files, and its code, even when the definition has problems: a TypeScript module exports
+ *    getPolicy and passes `deno check` (type errors with file and line); a Python policy.py
+ *    defines get_policy and imports under the .venv interpreter, so import errors and
+ *    missing requirements show;
  *  - with --config, every route of the config against those policies: unknown policies or
  *    versions, parameters against their schemas, `${config}` references, conditions.
  *
  * Prints every problem with file and path; exits 2 if there is any.
  */
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { configDefaults } from "../src/cli_build.ts";
@@ -26,6 +28,8 @@ import { registryKey } from "../src/registry/definition.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../src/registry/registry.ts";
 import { discoverManifest, displayPath } from "./build.ts";
 import type { BuiltPolicy } from "./lib/codegen.ts";
+import type { PolicyCode } from "./lib/discover.ts";
+import { typeCheck } from "./lib/type_check.ts";
 import { repoRoot, venvPython } from "./lib/venv.ts";
 
 /** Lists the top-level functions of a Python file using Python's own parser. */
@@ -46,40 +50,69 @@ async function pythonFunctions(file: string): Promise<string[] | string> {
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
-/** Checks the code of each policy; returns the registry entries of those that load. */
-async function checkCode(built: readonly BuiltPolicy[], problems: Problem[]): Promise<GeneratedPolicy[]> {
+/** Checks a policy's code has its factory; returns the TypeScript module when it does. */
+async function checkShape(
+  code: PolicyCode,
+  importSpecifier: string | undefined,
+  problems: Problem[],
+): Promise<{ ok: boolean; module?: Record<string, unknown> }> {
+  const moduleFile = displayPath(code.moduleFile);
+  if (code.runtime === "python") {
+    const functions = await pythonFunctions(code.moduleFile);
+    if (typeof functions === "string") problems.push({ file: moduleFile, path: "", message: functions });
+    else if (!functions.includes("get_policy")) {
+      problems.push({ file: moduleFile, path: "", message: "does not define get_policy(metadata, params)" });
+    } else return { ok: true };
+    return { ok: false };
+  }
+  try {
+    const module = await import(
+      importSpecifier?.startsWith("npm:") ? importSpecifier : pathToFileURL(code.moduleFile).href
+    );
+    if (typeof module.getPolicy === "function") return { ok: true, module };
+    problems.push({ file: moduleFile, path: "", message: "does not export getPolicy(metadata, params)" });
+  } catch (error) {
+    problems.push({
+      file: moduleFile,
+      path: "",
+      message: `cannot be imported: ${(error as Error).message.split("\n")[0]}`,
+    });
+  }
+  return { ok: false };
+}
+
+/**
+ * Checks the code of each policy (also of those whose definitions have problems, so one
+ * run reports everything): factories, TypeScript types, Python imports. Returns the
+ * registry entries of the policies that load.
+ */
+async function checkCode(
+  built: readonly BuiltPolicy[],
+  unbuilt: readonly PolicyCode[],
+  problems: Problem[],
+): Promise<GeneratedPolicy[]> {
   const entries: GeneratedPolicy[] = [];
   const importable: BuiltPolicy[] = [];
   for (const b of built) {
     const { definition } = b.policy;
-    const moduleFile = displayPath(b.policy.moduleFile);
-    if (definition.runtime === "python") {
-      const functions = await pythonFunctions(b.policy.moduleFile);
-      if (typeof functions === "string") problems.push({ file: moduleFile, path: "", message: functions });
-      else if (!functions.includes("get_policy")) {
-        problems.push({
-          file: moduleFile,
-          path: "",
-          message: "does not define get_policy(metadata, params)",
-        });
-      } else importable.push(b);
-      continue;
-    }
-    try {
-      const module = await import(
-        b.importSpecifier?.startsWith("npm:") ? b.importSpecifier : pathToFileURL(b.policy.moduleFile).href
-      );
-      if (typeof module.getPolicy !== "function") {
-        problems.push({ file: moduleFile, path: "", message: "does not export getPolicy(metadata, params)" });
-      } else entries.push({ definition, source: b.origin, module });
-    } catch (error) {
-      problems.push({
-        file: moduleFile,
-        path: "",
-        message: `cannot be imported: ${(error as Error).message.split("\n")[0]}`,
-      });
-    }
+    const shape = await checkShape(
+      { runtime: definition.runtime, moduleFile: b.policy.moduleFile },
+      b.importSpecifier,
+      problems,
+    );
+    if (!shape.ok) continue;
+    if (definition.runtime === "python") importable.push(b);
+    else entries.push({ definition, source: b.origin, module: shape.module });
   }
+  for (const code of unbuilt) await checkShape(code, undefined, problems);
+  const typescript = [
+    ...built.filter((b) =>
+      b.policy.definition.runtime === "typescript" && !b.importSpecifier?.startsWith("npm:")
+    )
+      .map((b) => b.policy.moduleFile),
+    ...unbuilt.filter((c) => c.runtime === "typescript").map((c) => c.moduleFile),
+  ];
+  problems.push(...await typeCheck(typescript, join(repoRoot, "deno.json"), displayPath));
   entries.push(...await checkPythonImports(importable, problems));
   return entries;
 }
@@ -129,8 +162,8 @@ export async function validate(
   manifest: string,
   configPath: string | undefined,
 ): Promise<{ problems: Problem[]; policies: number }> {
-  const { built, problems } = await discoverManifest(resolve(repoRoot, manifest));
-  const entries = await checkCode(built, problems);
+  const { built, problems, unbuilt } = await discoverManifest(resolve(repoRoot, manifest));
+  const entries = await checkCode(built, unbuilt, problems);
   if (configPath !== undefined) {
     try {
       const config = await loadEngineConfig({ configPath, env: readConfigEnv(), defaults: configDefaults() });

@@ -6,18 +6,8 @@ import { type PolicyFactory, UpstreamRequestModifications } from "@tollgate/sdk"
 import { AUTH_METADATA_KEY, type AuthMetadata } from "../shared/auth.ts";
 import { readListFile } from "../shared/list_file.ts";
 import { reject } from "../shared/reject.ts";
-import { checkEntries, type KeyEntry, KeyRing } from "./keys.ts";
-
-interface ApiKeyAuthParams {
-  readonly key: string;
-  readonly in: "header" | "query";
-  readonly "value-prefix": string;
-  readonly keys: readonly KeyEntry[];
-  readonly keysFile: string;
-  readonly keysFromConfig: readonly Record<string, unknown>[];
-  readonly forwardKey: boolean;
-  readonly [key: string]: unknown;
-}
+import { checkEntries, KeyRing } from "./keys.ts";
+import type { ApiKeyAuthParams } from "../../src/gen/params.ts";
 
 export const getPolicy: PolicyFactory<ApiKeyAuthParams> = async (_metadata, params) => {
   const ring = new KeyRing([
@@ -38,7 +28,6 @@ export const getPolicy: PolicyFactory<ApiKeyAuthParams> = async (_metadata, para
   const subjects = new Map<string, AuthMetadata>();
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const value = inQuery ? ctx.query.get(name) : ctx.headers.get(name);
       if (value === undefined || value === "") return missing;

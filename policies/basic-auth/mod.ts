@@ -10,18 +10,8 @@ import { AUTH_METADATA_KEY, type AuthMetadata, quoted } from "../shared/auth.ts"
 import { durationMs } from "../shared/duration.ts";
 import { readListFile } from "../shared/list_file.ts";
 import { reject } from "../shared/reject.ts";
-import { checkUsers, passwordMatches, type UserEntry } from "./users.ts";
-
-interface BasicAuthParams {
-  readonly users: readonly UserEntry[];
-  readonly usersFile: string;
-  readonly usersFromConfig: readonly Record<string, unknown>[];
-  readonly realm: string;
-  readonly forwardAuthorization: boolean;
-  readonly cacheTtl: string;
-  readonly cacheSize: number;
-  readonly [key: string]: unknown;
-}
+import { checkUsers, passwordMatches } from "./users.ts";
+import type { BasicAuthParams } from "../../src/gen/params.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -75,7 +65,6 @@ export const getPolicy: PolicyFactory<BasicAuthParams> = async (_metadata, param
   };
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const header = ctx.headers.get("authorization");
       const given = header === undefined ? undefined : credentials(header);

@@ -12,17 +12,7 @@ import {
 } from "@tollgate/sdk";
 import { reject } from "../shared/reject.ts";
 import { compileOrigins, type OriginMatcher } from "./origins.ts";
-
-interface CorsParams {
-  readonly allowedOrigins: readonly string[];
-  readonly allowedMethods: readonly string[];
-  readonly allowedHeaders: readonly string[];
-  readonly exposedHeaders: readonly string[];
-  readonly allowCredentials: boolean;
-  readonly maxAge: number;
-  readonly forwardPreflight: boolean;
-  readonly [key: string]: unknown;
-}
+import type { CorsParams } from "../../src/gen/params.ts";
 
 /** Every response header this policy owns. */
 const CORS_RESPONSE_HEADERS = [
@@ -100,7 +90,6 @@ export const getPolicy: PolicyFactory<CorsParams> = (_metadata, params) => {
   };
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", responseHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const origin = ctx.headers.get("origin");
       const method = ctx.headers.get("access-control-request-method");

@@ -7,14 +7,7 @@ import type { PolicyFactory, RequestContext } from "@tollgate/sdk";
 import { reject } from "../shared/reject.ts";
 import { throttledWarning } from "../shared/throttled_log.ts";
 import { compileRanges, forwardedClient, parseAddress } from "./ranges.ts";
-
-interface IpFilterParams {
-  readonly allow: readonly string[];
-  readonly deny: readonly string[];
-  readonly source: "source-address" | "x-forwarded-for";
-  readonly trustedHops: number;
-  readonly [key: string]: unknown;
-}
+import type { IpFilterParams } from "../../src/gen/params.ts";
 
 const log = getLogger(["tollgate", "policy", "ip-filter"]);
 
@@ -35,7 +28,6 @@ export const getPolicy: PolicyFactory<IpFilterParams> = (metadata, params) => {
       : forwardedClient(ctx.headers.getAll("x-forwarded-for"), params.trustedHops);
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const raw = rawAddress(ctx);
       const address = raw === undefined ? undefined : parseAddress(raw);

@@ -12,15 +12,11 @@ import json
 from typing import Any
 
 from sdk.policy import (
-    BodyProcessingMode,
     ImmediateResponse,
     Policy,
     PolicyMetadata,
-    ProcessingMode,
     RequestAction,
     RequestContext,
-    ResponseAction,
-    ResponseContext,
     UpstreamRequestModifications,
 )
 
@@ -64,10 +60,6 @@ class JsonBodyRewritePolicy(Policy):
             raise ValueError("set must map field names to JSON values")
         self.set = dict(to_set)
 
-    def mode(self) -> ProcessingMode:
-        """Needs the whole request body."""
-        return ProcessingMode(request_body_mode=BodyProcessingMode.BUFFER)
-
     def rewrite(self, document: dict[str, Any]) -> dict[str, Any]:
         """The document after renaming, removing and setting fields (``document`` is unchanged)."""
         result = dict(document)
@@ -92,10 +84,6 @@ class JsonBodyRewritePolicy(Policy):
             return _bad_request(f"request body must be a JSON object, not {kind}")
         body = json.dumps(self.rewrite(document), ensure_ascii=False, separators=(",", ":"))
         return UpstreamRequestModifications(set_headers=JSON_HEADERS, body=body.encode("utf-8"))
-
-    def on_response(self, ctx: ResponseContext, params: dict[str, Any]) -> ResponseAction:
-        """Nothing to do on the response."""
-        return None
 
 
 def get_policy(metadata: PolicyMetadata, params: dict[str, Any]) -> Policy:

@@ -5,13 +5,7 @@
 import type { PolicyFactory } from "@tollgate/sdk";
 import { reject } from "../shared/reject.ts";
 import { compileSchema } from "./validator.ts";
-
-interface ValidateParams {
-  readonly schema: unknown;
-  readonly maxErrors: number;
-  readonly allowEmptyBody: boolean;
-  readonly [key: string]: unknown;
-}
+import type { JsonSchemaValidateParams } from "../../src/gen/params.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -32,10 +26,9 @@ function parseBody(bytes: Uint8Array): { value: unknown } | { problem: string } 
   }
 }
 
-export const getPolicy: PolicyFactory<ValidateParams> = (_metadata, params) => {
+export const getPolicy: PolicyFactory<JsonSchemaValidateParams> = (_metadata, params) => {
   const validate = compileSchema(params.schema);
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", requestBodyMode: "BUFFER" }),
     onRequest(ctx) {
       const bytes = ctx.body?.content;
       if (!bytes || bytes.byteLength === 0) {

@@ -17,35 +17,7 @@ import { durationMs } from "../shared/duration.ts";
 import { reject } from "../shared/reject.ts";
 import { keyGetter, KeysUnavailable, MIN_SECRET_BYTES, RemoteJwks, staticJwks } from "./keys.ts";
 import { cookieWithout, findToken, type TokenSource } from "./token.ts";
-
-interface JwtAuthParams {
-  readonly headerName: string;
-  readonly authHeaderScheme: string;
-  readonly cookieName: string;
-  readonly jwks: { readonly keys: readonly unknown[] };
-  readonly jwksFile: string;
-  readonly jwksUrl: string;
-  readonly jwksFetchTimeout: string;
-  readonly jwksRefreshInterval: string;
-  readonly jwksMinRefreshInterval: string;
-  readonly jwksStaleIfError: string;
-  readonly secret: string;
-  readonly secretFile: string;
-  readonly secretFromConfig: string;
-  readonly allowedAlgorithms: readonly string[];
-  readonly issuers: readonly string[];
-  readonly audiences: readonly string[];
-  readonly leeway: string;
-  readonly requiredClaims: readonly string[] | Readonly<Record<string, string>>;
-  readonly requiredScopes: readonly string[];
-  readonly claimMappings: Readonly<Record<string, string>>;
-  readonly userIdClaim: string;
-  readonly removeToken: boolean;
-  readonly realm: string;
-  readonly cacheSize: number;
-  readonly cacheMaxAge: string;
-  readonly [key: string]: unknown;
-}
+import type { JwtAuthParams } from "../../src/gen/params.ts";
 
 /** What a token with a valid signature leads to; cached per token until `expiresAt`. */
 interface Outcome {
@@ -211,7 +183,6 @@ export const getPolicy: PolicyFactory<JwtAuthParams> = async (_metadata, params)
   };
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       const found = findToken(ctx.headers, source);
       if (!found) return missing;

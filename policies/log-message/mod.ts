@@ -5,20 +5,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { PolicyFactory } from "@tollgate/sdk";
 import { headerView, nameSet, payloadView } from "./record.ts";
-
-interface LogMessageParams {
-  readonly level: "debug" | "info" | "warning";
-  readonly logRequestHeaders: boolean;
-  readonly logRequestPayload: boolean;
-  readonly excludedRequestHeaders: string;
-  readonly logResponseHeaders: boolean;
-  readonly logResponsePayload: boolean;
-  readonly excludedResponseHeaders: string;
-  readonly logMetadata: boolean;
-  readonly maxPayloadBytes: number;
-  readonly redactedHeaders: readonly string[];
-  readonly [key: string]: unknown;
-}
+import type { LogMessageParams } from "../../src/gen/params.ts";
 
 const log = getLogger(["tollgate", "policy", "log-message"]);
 
@@ -26,16 +13,9 @@ export const getPolicy: PolicyFactory<LogMessageParams> = (metadata, params) => 
   const redacted = nameSet(params.redactedHeaders);
   const excludedRequest = nameSet(params.excludedRequestHeaders);
   const excludedResponse = nameSet(params.excludedResponseHeaders);
-  const logsResponse = params.logResponseHeaders || params.logResponsePayload;
   const level = params.level;
   const route = metadata.routeName;
   return {
-    mode: () => ({
-      requestHeaderMode: "PROCESS",
-      requestBodyMode: params.logRequestPayload ? "BUFFER" : "SKIP",
-      responseHeaderMode: logsResponse ? "PROCESS" : "SKIP",
-      responseBodyMode: params.logResponsePayload ? "BUFFER" : "SKIP",
-    }),
     onRequest(ctx) {
       if (!log.isEnabledFor(level)) return;
       const record: Record<string, unknown> = {

@@ -12,33 +12,12 @@ import {
   UpstreamResponseModifications,
 } from "@tollgate/sdk";
 import { reject } from "../shared/reject.ts";
-import type { Algorithm } from "./algorithms.ts";
 import { UncheckedRequests } from "./fail_open.ts";
-import { compileKey, type KeyPart } from "./keys.ts";
+import { compileKey } from "./keys.ts";
 import { durationMs, parseLimits } from "./limits.ts";
 import { type LimitStore, MemoryStore, StoreUnavailable } from "./memory_store.ts";
 import { limitedResponse, policyField, rateLimitHeaders } from "./response.ts";
-
-interface RateLimitParams {
-  readonly limits: readonly { limit: number; duration: string; burst?: number }[];
-  readonly algorithm: Algorithm;
-  readonly keyExtraction: readonly KeyPart[];
-  readonly backend: "memory" | "redis";
-  readonly failOpen: boolean;
-  readonly memory: { readonly maxEntries: number };
-  readonly redis: {
-    readonly host: string;
-    readonly port: number;
-    readonly username?: string;
-    readonly password?: string;
-    readonly db: number;
-    readonly keyPrefix: string;
-    readonly connectTimeout: string;
-    readonly commandTimeout: string;
-  };
-  readonly headers: { readonly includeIETF: boolean };
-  readonly [key: string]: unknown;
-}
+import type { RateLimitParams } from "../../src/gen/params.ts";
 
 export const getPolicy: PolicyFactory<RateLimitParams> = async (metadata, params) => {
   const limits = parseLimits(params.limits);
@@ -65,7 +44,6 @@ export const getPolicy: PolicyFactory<RateLimitParams> = async (metadata, params
   const withHeaders = params.headers.includeIETF;
 
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", responseHeaderMode: withHeaders ? "PROCESS" : "SKIP" }),
     async onRequest(ctx) {
       // Routes never share counters, in memory or in Redis.
       const key = `${encodeURIComponent(metadata.routeName)}:${keyOf(ctx)}`;

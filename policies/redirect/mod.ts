@@ -1,12 +1,7 @@
 /** redirect: answers every request with a redirect to a templated location. */
 import { ImmediateResponse, type PolicyFactory } from "@tollgate/sdk";
 import { parseTemplate, splitPath } from "./template.ts";
-
-interface RedirectParams {
-  readonly statusCode: 301 | 302 | 303 | 307 | 308;
-  readonly location: string;
-  readonly [key: string]: unknown;
-}
+import type { RedirectParams } from "../../src/gen/params.ts";
 
 const SAMPLE = { scheme: "https", host: "example.com:8443", path: "/a/b", query: "?c=d" };
 
@@ -27,7 +22,6 @@ export const getPolicy: PolicyFactory<RedirectParams> = (_metadata, params) => {
     );
   }
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest: (ctx) =>
       new ImmediateResponse({
         statusCode: params.statusCode,

@@ -5,15 +5,10 @@ import {
   UpstreamResponseModifications,
 } from "@tollgate/sdk";
 import { fixedActions } from "../shared/headers.ts";
+import type { RemoveHeadersParams } from "../../src/gen/params.ts";
 
 interface HeaderName {
   readonly name: string;
-}
-
-interface RemoveHeadersParams {
-  readonly requestHeaders?: readonly HeaderName[];
-  readonly responseHeaders?: readonly HeaderName[];
-  readonly [key: string]: unknown;
 }
 
 const names = (list: readonly HeaderName[] | undefined) =>

@@ -4,26 +4,18 @@
  */
 import {
   type PolicyFactory,
-  type QueryChanges,
   UpstreamRequestModifications,
   type UpstreamRequestModificationsInit,
 } from "@tollgate/sdk";
-import { compilePathRule, type PathRule } from "./path.ts";
-
-interface RewriteParams {
-  readonly path?: PathRule;
-  readonly query?: QueryChanges;
-  readonly method?: string;
-  readonly host?: string;
-  readonly [key: string]: unknown;
-}
+import { compilePathRule } from "./path.ts";
+import type { RequestRewriteParams } from "../../src/gen/params.ts";
 
 /** Thrown for a rewrite that would give Envoy an invalid path (a policy failure, never a skip). */
 export class RewriteError extends Error {
   override name = "RewriteError";
 }
 
-export const getPolicy: PolicyFactory<RewriteParams> = (_metadata, params) => {
+export const getPolicy: PolicyFactory<RequestRewriteParams> = (_metadata, params) => {
   const rewritePath = params.path && compilePathRule(params.path);
   const query = params.query &&
       (params.query.remove?.length || Object.keys(params.query.set ?? {}).length ||
@@ -33,7 +25,6 @@ export const getPolicy: PolicyFactory<RewriteParams> = (_metadata, params) => {
   const fixed: UpstreamRequestModificationsInit = { query, method: params.method, authority: params.host };
   const unchangedPath = new UpstreamRequestModifications(fixed);
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS" }),
     onRequest(ctx) {
       if (!rewritePath) return unchangedPath;
       const at = ctx.path.indexOf("?");

@@ -4,23 +4,17 @@
  */
 import type { PolicyFactory } from "@tollgate/sdk";
 import { reject } from "../shared/reject.ts";
-
-interface SizeLimitParams {
-  readonly maxBytes: number;
-  readonly checkBody: boolean;
-  readonly [key: string]: unknown;
-}
+import type { RequestSizeLimitParams } from "../../src/gen/params.ts";
 
 const DIGITS = /^[0-9]+$/;
 
-export const getPolicy: PolicyFactory<SizeLimitParams> = (_metadata, params) => {
+export const getPolicy: PolicyFactory<RequestSizeLimitParams> = (_metadata, params) => {
   const { maxBytes } = params;
   const tooLarge = (what: string) =>
     reject(413, "payload_too_large", `${what} exceeds the limit of ${maxBytes} bytes`, {}, {
       limitBytes: maxBytes,
     });
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", requestBodyMode: params.checkBody ? "BUFFER" : "SKIP" }),
     onRequest(ctx) {
       const declared = ctx.headers.get("content-length");
       if (declared !== undefined) {

@@ -3,14 +3,8 @@
  * is built once per route.
  */
 import { ImmediateResponse, type PolicyFactory } from "@tollgate/sdk";
-import { groupHeaders, type NamedValue } from "../shared/headers.ts";
-
-interface RespondParams {
-  readonly statusCode: number;
-  readonly headers?: readonly NamedValue[];
-  readonly body: string;
-  readonly [key: string]: unknown;
-}
+import { groupHeaders } from "../shared/headers.ts";
+import type { RespondParams } from "../../src/gen/params.ts";
 
 export const getPolicy: PolicyFactory<RespondParams> = (_metadata, params) => {
   const response = new ImmediateResponse({
@@ -19,7 +13,6 @@ export const getPolicy: PolicyFactory<RespondParams> = (_metadata, params) => {
     body: params.body,
   });
   return {
-    mode: () => ({ requestHeaderMode: "PROCESS", responseHeaderMode: "SKIP" }),
     onRequest: () => response,
   };
 };

@@ -4,13 +4,8 @@ import {
   UpstreamRequestModifications,
   UpstreamResponseModifications,
 } from "@tollgate/sdk";
-import { fixedActions, groupHeaders, type NamedValue } from "../shared/headers.ts";
-
-interface SetHeadersParams {
-  readonly requestHeaders?: readonly NamedValue[];
-  readonly responseHeaders?: readonly NamedValue[];
-  readonly [key: string]: unknown;
-}
+import { fixedActions, groupHeaders } from "../shared/headers.ts";
+import type { SetHeadersParams } from "../../src/gen/params.ts";
 
 export const getPolicy: PolicyFactory<SetHeadersParams> = (_metadata, params) => {
   const request = groupHeaders(params.requestHeaders);

@@ -32,10 +32,6 @@ export function fixedActions(
   onResponse: UpstreamResponseModifications | undefined,
 ): Policy {
   return {
-    mode: () => ({
-      requestHeaderMode: onRequest ? "PROCESS" : "SKIP",
-      responseHeaderMode: onResponse ? "PROCESS" : "SKIP",
-    }),
     onRequest: () => onRequest,
     onResponse: () => onResponse,
   };

@@ -10,14 +10,20 @@ so a broken configuration cannot make the factory run once per request.
 Thread safety: ``get`` may be called from any number of worker threads. A short global lock
 guards the entry table; each entry has its own lock, held while its factory runs, so a slow
 factory only delays calls that need the same key.
+
+Instances live as long as the executor process: at shutdown, once no call is running,
+:meth:`InstanceCache.close_all` drops them and calls each one's ``close()``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger("executor")
 
 CacheKey = tuple[str, str, str]
 """(policy name, full version, params hash)."""
@@ -77,6 +83,29 @@ class InstanceCache:
             else:
                 entry.error = f"get_policy returned {type(instance).__name__}, not a Policy"
         entry.done = True
+
+    def close_all(self) -> int:
+        """Drops every instance and calls its ``close()``; returns how many were closed.
+
+        Only for when no call is running (shutdown, after the drain). A ``close()`` that
+        raises is logged with its key; the others are still closed.
+        """
+        with self._lock:
+            entries, self._entries = self._entries, {}
+        closed = 0
+        for (name, version, _), entry in entries.items():
+            close = getattr(entry.instance, "close", None)
+            if not callable(close):
+                continue
+            try:
+                close()
+                closed += 1
+            except Exception as error:  # one policy's cleanup must not skip the others'
+                log.error(
+                    "policy instance failed to close",
+                    extra={"policy": f"{name}@{version}", "error": f"{type(error).__name__}: {error}"},
+                )
+        return closed
 
     def __len__(self) -> int:
         """Number of keys seen (instances and cached failures)."""

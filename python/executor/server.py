@@ -435,6 +435,24 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
             stop.set()
 
 
+async def _close_instances(runtime: Runtime, idle: bool, budget: float) -> None:
+    """Calls the policy instances' ``close()`` at shutdown, within what is left of the grace.
+
+    Skipped when calls are still running past the grace period: an instance is never closed
+    under a call that uses it.
+    """
+    if not idle:
+        log.warning("policy instances not closed: calls are still running")
+        return
+    try:
+        closed = await asyncio.wait_for(asyncio.to_thread(runtime.cache.close_all), max(budget, 1.0))
+    except TimeoutError:
+        log.warning("policy instances did not finish closing within the grace period")
+        return
+    if closed:
+        log.info("policy instances closed", extra={"instances": closed})
+
+
 async def serve(
     socket_path: Path,
     runtime: Runtime,
@@ -483,6 +501,7 @@ async def serve(
     service.end_sessions()
     await service.close_sessions(grace - (time.monotonic() - started))
     pool.shutdown(wait=False, cancel_futures=True)
+    await _close_instances(runtime, finished, grace - (time.monotonic() - started))
     # After a take-over the path is the successor's socket: never remove that one.
     _remove_socket(socket_path, inode)
     for sig in (signal.SIGTERM, signal.SIGINT):

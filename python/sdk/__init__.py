@@ -1,49 +1,8 @@
-"""Tollgate's Python policy SDK; everything public lives in :mod:`sdk.policy`."""
+"""Tollgate's Python policy SDK; everything public lives in :mod:`sdk.policy`.
 
-from sdk.policy import (
-    Body,
-    BodyProcessingMode,
-    ChunkAction,
-    ChunkContext,
-    EndExchange,
-    HeaderInput,
-    HeaderProcessingMode,
-    Headers,
-    HeaderValue,
-    ImmediateResponse,
-    Policy,
-    PolicyMetadata,
-    ProcessingMode,
-    ReplaceChunk,
-    RequestAction,
-    RequestContext,
-    ResponseAction,
-    ResponseContext,
-    SharedContext,
-    UpstreamRequestModifications,
-    UpstreamResponseModifications,
-)
+``from sdk import Policy`` and ``from sdk.policy import Policy`` are the same: this package
+re-exports exactly the names of ``sdk.policy.__all__``.
+"""
 
-__all__ = [
-    "Body",
-    "BodyProcessingMode",
-    "ChunkAction",
-    "ChunkContext",
-    "EndExchange",
-    "HeaderInput",
-    "HeaderProcessingMode",
-    "HeaderValue",
-    "Headers",
-    "ImmediateResponse",
-    "Policy",
-    "PolicyMetadata",
-    "ProcessingMode",
-    "ReplaceChunk",
-    "RequestAction",
-    "RequestContext",
-    "ResponseAction",
-    "ResponseContext",
-    "SharedContext",
-    "UpstreamRequestModifications",
-    "UpstreamResponseModifications",
-]
+from sdk.policy import *  # noqa: F403 -- the one list of public names is sdk.policy.__all__
+from sdk.policy import __all__ as __all__

@@ -4,7 +4,8 @@ A Python policy is a directory with a ``policy.py`` that defines
 ``get_policy(metadata, params) -> Policy``. The executor calls that factory once per
 distinct ``(name, version, params)`` and then calls :meth:`Policy.on_request` or
 :meth:`Policy.on_response` for every request the policy is attached to, from several
-threads at once: keep per-request state in locals, not on ``self``.
+threads at once: keep per-request state in locals, not on ``self``. Which of the two runs
+is decided by ``processingMode`` in the policy's ``policy-definition.yaml``, never by code.
 
 Returning ``None`` lets the request continue unchanged. Within one action, changes are
 applied in this order: ``remove_headers``, then ``set_headers``, then ``append_headers``,
@@ -20,28 +21,23 @@ chunk, after the header handlers, and returns ``None`` (forward the chunk),
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, TypeAlias
 
 from sdk.headers import HeaderInput, Headers, HeaderValue
 
 __all__ = [
     "Body",
-    "BodyProcessingMode",
     "ChunkAction",
     "ChunkContext",
     "EndExchange",
     "HeaderInput",
-    "HeaderProcessingMode",
     "HeaderValue",
     "Headers",
     "ImmediateResponse",
     "Policy",
     "PolicyMetadata",
-    "ProcessingMode",
     "ReplaceChunk",
     "RequestAction",
     "RequestContext",
@@ -51,38 +47,6 @@ __all__ = [
     "UpstreamRequestModifications",
     "UpstreamResponseModifications",
 ]
-
-
-# ──────────────── Processing mode ────────────────
-
-
-class HeaderProcessingMode(Enum):
-    """Whether a policy runs in a header phase."""
-
-    SKIP = "SKIP"
-    PROCESS = "PROCESS"
-
-
-class BodyProcessingMode(Enum):
-    """Whether a policy needs the whole (buffered) body of a phase, or its chunks as they pass."""
-
-    SKIP = "SKIP"
-    BUFFER = "BUFFER"
-    STREAM = "STREAM"
-
-
-@dataclass
-class ProcessingMode:
-    """What a policy needs from Envoy.
-
-    The engine takes the authoritative value from ``processingMode`` in the policy's
-    ``policy-definition.yaml``; :meth:`Policy.mode` exists so code and tests can state it too.
-    """
-
-    request_header_mode: HeaderProcessingMode = HeaderProcessingMode.PROCESS
-    request_body_mode: BodyProcessingMode = BodyProcessingMode.SKIP
-    response_header_mode: HeaderProcessingMode = HeaderProcessingMode.SKIP
-    response_body_mode: BodyProcessingMode = BodyProcessingMode.SKIP
 
 
 # ──────────────── Context objects ────────────────
@@ -115,8 +79,9 @@ class SharedContext:
 class Body:
     """A whole (buffered) HTTP body.
 
-    Policies only receive one when their mode buffers that body; otherwise the context's
-    body is ``None``.
+    Policies receive one when their definition's ``processingMode`` buffers that body
+    (``requestBodyMode: BUFFER`` / ``responseBodyMode: BUFFER``); otherwise the context's body
+    is ``None`` unless an earlier policy of the chain had it buffered.
     """
 
     content: bytes | None = None
@@ -337,13 +302,15 @@ class PolicyMetadata:
 # ──────────────── Policy ABC ────────────────
 
 
-class Policy(ABC):
+class Policy:
     """Base class of every Python policy.
 
-    Subclasses implement :meth:`on_request` and :meth:`on_response`. Instances are cached
-    and shared between threads: do validation and expensive preparation (compiling
-    patterns, loading data) in ``__init__``, and keep the handlers free of per-request state
-    on ``self``.
+    Override what the policy needs: :meth:`on_request`, :meth:`on_response` (both pass the
+    request through unchanged by default) and :meth:`close`. Which phases run is decided by
+    ``processingMode`` in ``policy-definition.yaml``, not here. Instances are cached and
+    shared between threads: do validation and expensive preparation (compiling patterns,
+    loading data) in ``__init__``, and keep the handlers free of per-request state on
+    ``self``.
     """
 
     def __init__(self, metadata: PolicyMetadata, params: dict[str, Any]):
@@ -356,13 +323,8 @@ class Policy(ABC):
         self.metadata = metadata
         self.params = params
 
-    def mode(self) -> ProcessingMode:
-        """What the policy needs from Envoy; the default processes request headers only."""
-        return ProcessingMode()
-
-    @abstractmethod
     def on_request(self, ctx: RequestContext, params: dict[str, Any]) -> RequestAction:
-        """Runs in the request phase.
+        """Runs in the request phase; the default lets the request through unchanged.
 
         Args:
             ctx: Request headers, body (when buffered), path, method and shared context.
@@ -372,10 +334,10 @@ class Policy(ABC):
             ``None`` to continue unchanged, :class:`UpstreamRequestModifications` to change
             the request, or :class:`ImmediateResponse` to answer the client now.
         """
+        return None
 
-    @abstractmethod
     def on_response(self, ctx: ResponseContext, params: dict[str, Any]) -> ResponseAction:
-        """Runs in the response phase.
+        """Runs in the response phase; the default lets the response through unchanged.
 
         Args:
             ctx: The request and the upstream's response headers, body and status.
@@ -385,6 +347,7 @@ class Policy(ABC):
             ``None`` to continue unchanged, :class:`UpstreamResponseModifications` to change
             the response, or :class:`ImmediateResponse` to replace it.
         """
+        return None
 
     def on_request_chunk(self, ctx: ChunkContext, chunk: bytes, params: dict[str, Any]) -> ChunkAction:
         """Runs for each chunk of a streamed request body (``requestBodyMode: STREAM``).
@@ -432,3 +395,10 @@ class Policy(ABC):
             f"{type(self).__name__} does not implement on_response_chunk, but its definition streams "
             "the response body"
         )
+
+    def close(self) -> None:
+        """Releases what the instance holds (connections, files, threads).
+
+        Called once when the executor drops the instance from its cache or shuts down, after
+        its last call has returned. Errors are logged, never fatal. The default does nothing.
+        """

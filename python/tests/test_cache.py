@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from executor.cache import InstanceCache, PolicyInitError
+from sdk.policy import Policy, PolicyMetadata
 from tests.support import (
     ExecutorProcess,
     StreamClient,
@@ -121,3 +127,28 @@ def test_init_error_follows_the_failure_rule(executor: ExecutorProcess, tmp_path
     )
     response = call_one(executor.socket, request)
     assert [r.WhichOneof("outcome") for r in response.results] == ["error", "modifications"]
+
+
+def test_close_all_closes_every_instance_even_when_one_close_fails(caplog: pytest.LogCaptureFixture) -> None:
+    closed: list[str] = []
+
+    class Closing(Policy):
+        def close(self) -> None:
+            if self.params["fail"]:
+                raise RuntimeError("cannot close")
+            closed.append(self.params["tag"])
+
+    cache = InstanceCache()
+
+    def closing(tag: str, fail: bool) -> Callable[[], object]:
+        return lambda: Closing(PolicyMetadata(), {"tag": tag, "fail": fail})
+
+    for tag, fail in (("a", True), ("b", False)):
+        cache.get(("p", "v1.0.0", tag), closing(tag, fail))
+    with pytest.raises(PolicyInitError):
+        cache.get(("broken", "v1.0.0", "x"), lambda: 1 / 0)
+    with caplog.at_level(logging.ERROR, logger="executor"):
+        assert cache.close_all() == 1
+    assert closed == ["b"]
+    assert "failed to close" in caplog.text
+    assert len(cache) == 0, "every instance is dropped"

@@ -15,6 +15,7 @@ from tests.support import (
     ExecutorProcess,
     SpawnExecutor,
     StreamClient,
+    call_one,
     chunk_request,
     execute_request,
     health,
@@ -77,6 +78,19 @@ def test_sigterm_finishes_in_flight_calls_refuses_new_ones_and_exits_0(
     messages = [r["msg"] for r in executor.log_records()]
     assert "shutting down" in messages
     assert messages[-1] == "executor stopped"
+
+
+def test_shutdown_closes_each_cached_policy_instance_once(
+    tmp_path: Path, spawn_executor: SpawnExecutor
+) -> None:
+    executor = spawn_executor().start()
+    closed = tmp_path / "closed.log"
+    for tag in ("a", "b", "a"):
+        params = {"log": str(tmp_path / "factory.log"), "tag": tag, "closeLog": str(closed)}
+        call_one(executor.socket, execute_request([invocation("counted", params, hash_=f"hash-{tag}")]))
+    assert not closed.exists(), "instances stay open while the executor serves"
+    assert executor.stop(signal.SIGTERM) == 0
+    assert sorted(closed.read_text().splitlines()) == ["a", "b"]
 
 
 def test_sigint_on_an_idle_executor_exits_0_and_removes_the_socket(spawn_executor: SpawnExecutor) -> None:

@@ -10,16 +10,12 @@ import pytest
 
 from sdk.policy import (
     Body,
-    BodyProcessingMode,
-    HeaderProcessingMode,
     Headers,
     ImmediateResponse,
     Policy,
     PolicyMetadata,
-    ProcessingMode,
     RequestAction,
     RequestContext,
-    ResponseAction,
     ResponseContext,
     SharedContext,
     UpstreamRequestModifications,
@@ -71,14 +67,6 @@ def test_headers_from_a_mapping_with_list_values() -> None:
     assert "Headers(" in repr(headers)
 
 
-def test_processing_mode_defaults_process_request_headers_only() -> None:
-    mode = ProcessingMode()
-    assert mode.request_header_mode is HeaderProcessingMode.PROCESS
-    assert mode.request_body_mode is BodyProcessingMode.SKIP
-    assert mode.response_header_mode is HeaderProcessingMode.SKIP
-    assert mode.response_body_mode is BodyProcessingMode.SKIP
-
-
 def test_action_defaults_mean_no_change() -> None:
     request = UpstreamRequestModifications()
     assert (request.set_headers, request.remove_headers, request.append_headers) == ({}, [], {})
@@ -119,23 +107,30 @@ def test_body_helpers() -> None:
         Body(content=b"not json").json()
 
 
-def test_policy_requires_both_handlers_and_keeps_metadata_and_params() -> None:
+def test_a_policy_implements_only_what_it_needs_and_keeps_metadata_and_params() -> None:
     class OnlyRequest(Policy):
         def on_request(self, ctx: RequestContext, params: dict[str, Any]) -> RequestAction:
-            return None
-
-    with pytest.raises(TypeError, match="on_response"):
-        OnlyRequest(PolicyMetadata(), {})  # type: ignore[abstract]
-
-    class Both(OnlyRequest):
-        def on_response(self, ctx: ResponseContext, params: dict[str, Any]) -> ResponseAction:
-            return None
+            return UpstreamRequestModifications(set_headers={"x-seen": "1"})
 
     metadata = PolicyMetadata(route_name="r")
-    policy = Both(metadata, {"k": 1})
+    policy = OnlyRequest(metadata, {"k": 1})
     assert policy.metadata is metadata
     assert policy.params == {"k": 1}
-    assert policy.mode() == ProcessingMode()
+    shared = SharedContext()
+    assert policy.on_response(ResponseContext(shared=shared), {}) is None, "passes the response through"
+    bare = Policy(metadata, {})
+    assert bare.on_request(RequestContext(shared=shared, headers=Headers()), {}) is None
+    assert bare.on_response(ResponseContext(shared=shared), {}) is None
+    bare.close()  # does nothing by default
+
+
+def test_one_list_of_public_names() -> None:
+    import sdk
+    import sdk.policy
+
+    assert sdk.__all__ is sdk.policy.__all__
+    assert all(getattr(sdk, name) is getattr(sdk.policy, name) for name in sdk.policy.__all__)
+    assert "ProcessingMode" not in sdk.policy.__all__, "the definition's processingMode is the only mode"
 
 
 def test_appendix_a_policy_runs_against_the_sdk_in_process() -> None:

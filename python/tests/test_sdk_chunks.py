@@ -8,7 +8,6 @@ import pytest
 
 import sdk
 from sdk.policy import (
-    BodyProcessingMode,
     ChunkAction,
     ChunkContext,
     EndExchange,
@@ -37,7 +36,6 @@ def test_the_streaming_names_are_exported_from_sdk() -> None:
     for name in ("ChunkAction", "ChunkContext", "EndExchange", "ReplaceChunk"):
         assert name in sdk.__all__
         assert getattr(sdk, name) is getattr(sdk.policy, name)
-    assert BodyProcessingMode("STREAM") is BodyProcessingMode.STREAM
 
 
 def test_chunk_context_defaults_metadata_and_plain_dict_headers() -> None:

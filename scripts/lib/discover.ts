@@ -6,7 +6,7 @@
 import { join, relative } from "node:path";
 import type { Problem } from "../../src/config/problem.ts";
 import { parseYamlSource } from "../../src/config/yaml_source.ts";
-import { parseDefinition, type PolicyDefinition } from "../../src/registry/definition.ts";
+import { parseDefinition, type PolicyDefinition, type PolicyRuntime } from "../../src/registry/definition.ts";
 
 export const DEFINITION_FILE = "policy-definition.yaml";
 /** The module file each runtime loads from a policy directory. */
@@ -41,6 +41,33 @@ export async function packageEntry(dir: string): Promise<string | undefined> {
     : pkg.exports?.["."]?.import ?? pkg.exports?.["."];
   const entry = [exported, pkg.module, pkg.main, "index.js"].find((e) => typeof e === "string");
   return entry === undefined ? undefined : join(dir, entry);
+}
+
+/** A policy's code file and the runtime it is for. */
+export interface PolicyCode {
+  readonly runtime: PolicyRuntime;
+  readonly moduleFile: string;
+}
+
+/**
+ * The code of a policy whose definition has problems, so that `validate` can still check
+ * its shape and types and report everything wrong with the policy in one run. The runtime
+ * is the definition's if it names a valid one, else guessed from the file present.
+ */
+export async function codeOf(dir: string, moduleFile?: string): Promise<PolicyCode | undefined> {
+  const text = await readOptional(join(dir, DEFINITION_FILE));
+  const yaml = text === undefined ? undefined : parseYamlSource(text, DEFINITION_FILE);
+  const declared = yaml && !Array.isArray(yaml)
+    ? (yaml.value as { runtime?: unknown } | null)?.runtime
+    : undefined;
+  const runtimes: PolicyRuntime[] = declared === "python" || declared === "typescript"
+    ? [declared]
+    : ["typescript", "python"];
+  for (const runtime of runtimes) {
+    const file = moduleFile ?? join(dir, MODULE_FILE[runtime]);
+    if (await readOptional(file) !== undefined) return { runtime, moduleFile: file };
+  }
+  return undefined;
 }
 
 /**

@@ -4,6 +4,7 @@
  * its example.yaml and its docs.md. Pure functions; scripts/policy_docs.ts does the I/O.
  */
 import type { PolicyDefinition } from "../../src/registry/definition.ts";
+import { MODE_FIELDS, type ModeField } from "../../src/registry/modes.ts";
 import type { JsonSchema } from "../../src/registry/types.ts";
 
 /** What the reference shows of one policy. */
@@ -142,16 +143,34 @@ function accumulation(definition: PolicyDefinition): string {
   return accumulate === "none" ? "" : `, by ${accumulate === "line" ? "line" : "SSE event"}`;
 }
 
+const PHASE_NAMES: Record<ModeField, string> = {
+  requestHeaderMode: "request headers",
+  requestBodyMode: "buffered request body",
+  responseHeaderMode: "response headers",
+  responseBodyMode: "buffered response body",
+};
+
+/** A phase's name as its declared mode takes part in it (a body: buffered or streamed). */
+function phaseName(definition: PolicyDefinition, field: ModeField, mode: string): string {
+  if (mode !== "STREAM") return PHASE_NAMES[field];
+  const phase = field === "requestBodyMode" ? "request" : "response";
+  return `${phase} body (streamed${accumulation(definition)})`;
+}
+
+/** The phases a policy may take part in; a conditional one names its parameter. */
 function phases(definition: PolicyDefinition): string {
-  const mode = definition.processingMode;
-  const list = [
-    mode.requestHeaderMode === "PROCESS" && "request headers",
-    mode.requestBodyMode === "BUFFER" && "request body (buffered)",
-    mode.requestBodyMode === "STREAM" && `request body (streamed${accumulation(definition)})`,
-    mode.responseHeaderMode === "PROCESS" && "response headers",
-    mode.responseBodyMode === "BUFFER" && "response body (buffered)",
-    mode.responseBodyMode === "STREAM" && `response body (streamed${accumulation(definition)})`,
-  ].filter(Boolean);
+  const list = MODE_FIELDS.flatMap((field) => {
+    const declared = definition.processingMode[field];
+    if (typeof declared === "string") {
+      return declared === "SKIP" ? [] : [phaseName(definition, field, declared)];
+    }
+    const when = [declared.when].flat().map(code).join(" or ");
+    return [
+      `${phaseName(definition, field, declared.value)} (when ${when}${
+        declared.in ? ` is ${declared.in.join(" or ")}` : " is set"
+      })`,
+    ];
+  });
   return list.length > 0 ? list.join(", ") : "none";
 }
 

@@ -13,6 +13,7 @@ import type {
 } from "../sdk/actions.ts";
 import { Body } from "../sdk/context.ts";
 import type { HeaderMap } from "../sdk/headers.ts";
+import { didYouMean } from "../config/suggest.ts";
 import type { QueryChanges, QueryValues } from "../sdk/query.ts";
 import { withQueryChanges } from "./query.ts";
 import type { ExchangeState } from "./state.ts";
@@ -47,6 +48,30 @@ const utf8 = new TextEncoder();
 /** A policy returned something Envoy cannot apply; handled like a policy error. */
 export class InvalidActionError extends Error {
   override name = "InvalidActionError";
+}
+
+const HEADER_FIELDS = ["kind", "setHeaders", "removeHeaders", "appendHeaders", "analyticsMetadata", "body"];
+/** The fields each kind of action has: anything else is a typo that would silently do nothing. */
+const ACTION_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
+  "upstream-request": new Set([...HEADER_FIELDS, "path", "method", "query", "authority"]),
+  "upstream-response": new Set([...HEADER_FIELDS, "statusCode"]),
+  "immediate-response": new Set(["kind", "statusCode", "headers", "body", "analyticsMetadata"]),
+};
+
+/**
+ * Refuses an action with a field its kind does not have (`setHeader:` for `setHeaders:`):
+ * the policy meant to change something, so ignoring the field would fail open.
+ */
+export function checkActionFields(action: object, kind: string): void {
+  const known = ACTION_FIELDS[kind];
+  if (!known) return;
+  for (const field in action) {
+    if (!known.has(field)) {
+      throw new InvalidActionError(
+        `returned a ${kind} action with an unknown field ${field}${didYouMean(field, known)}`,
+      );
+    }
+  }
 }
 
 /** Bytes of a body given as bytes or text. */

@@ -4,7 +4,7 @@
  * handling under `onFailure`.
  */
 import { getLogger } from "@logtape/logtape";
-import type { ImmediateResponseInit } from "../sdk/actions.ts";
+import { DEFAULT_IMMEDIATE_STATUS, type ImmediateResponseInit } from "../sdk/actions.ts";
 import { bodyBytes, checkStatus, immediateHeaderLines } from "./apply.ts";
 import { type DecisionEntry, type DecisionOutcome, epochNs } from "../observe/decision_trace.ts";
 import { scrubSecrets } from "../observe/scrub.ts";
@@ -51,7 +51,7 @@ export interface PolicyGuard {
 
 export function toImmediate(init: ImmediateResponseInit, policy: string): ImmediateOutcome {
   return {
-    statusCode: checkStatus(init.statusCode, "immediate response statusCode"),
+    statusCode: checkStatus(init.statusCode ?? DEFAULT_IMMEDIATE_STATUS, "immediate response statusCode"),
     headers: immediateHeaderLines(init.headers),
     body: init.body === undefined ? new Uint8Array() : bodyBytes(init.body),
     policy,

@@ -4,7 +4,12 @@
  * the chain; a failure follows the policy's rule (deny, continue, skipRemaining).
  */
 import { Body } from "../sdk/context.ts";
-import { applyRequestModifications, applyResponseModifications, InvalidActionError } from "./apply.ts";
+import {
+  applyRequestModifications,
+  applyResponseModifications,
+  checkActionFields,
+  InvalidActionError,
+} from "./apply.ts";
 import type { AnyAction, ChainEntry, PolicyOutcome } from "./chain.ts";
 import { ChunkPipeline } from "./chunks.ts";
 import { PolicyFailure } from "./failure.ts";
@@ -23,7 +28,7 @@ import {
   toImmediate,
   type Verdict,
 } from "./outcome.ts";
-import type { ExchangeState } from "./state.ts";
+import { type ExchangeState, PolicyCall } from "./state.ts";
 import { withTimeout } from "./timeout.ts";
 
 export type { ImmediateOutcome, Phase, PolicyGuard, RunObserver } from "./outcome.ts";
@@ -43,15 +48,17 @@ async function invoke(
     const refused = guard?.enter(entry.label);
     if (refused !== undefined) return { error: new PolicyFailure("unavailable", refused) };
     let result: AnyAction | Promise<AnyAction>;
+    const call = new PolicyCall(state);
     try {
       result = phase === "request"
-        ? entry.policy.onRequest?.(state.requestView, entry.params)
-        : entry.policy.onResponse?.(state.responseView, entry.params);
+        ? entry.policy.onRequest?.(state.requestViewFor(call), entry.params)
+        : entry.policy.onResponse?.(state.responseViewFor(call), entry.params);
     } finally {
       guard?.leave();
     }
     if (!isPromise(result)) return { action: result };
-    return { action: await withTimeout(result, entry.timeoutMs ?? defaultTimeoutMs, entry.label) };
+    const ms = entry.timeoutMs ?? defaultTimeoutMs;
+    return { action: await withTimeout(result, ms, entry.label, (message) => call.timedOut(message)) };
   } catch (error) {
     return { error };
   }
@@ -59,6 +66,7 @@ async function invoke(
 
 function applyAction(entry: ChainEntry, phase: Phase, action: AnyAction, state: ExchangeState) {
   if (action === undefined || action === null) return undefined;
+  checkActionFields(action, action.kind);
   if (action.kind === "immediate-response") return toImmediate(action, entry.label);
   if (phase === "request" && action.kind === "upstream-request") {
     return applyRequestModifications(state, action);

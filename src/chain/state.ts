@@ -92,8 +92,38 @@ export class ExchangeState {
     readonly metadata: Record<string, unknown>;
   };
 
+  /** Why Envoy cancelled the exchange, once it did. */
+  #cancelled: DOMException | undefined;
+  #cancel: AbortController | undefined;
+
   constructor(route: RouteInfo) {
     this.shared = { requestId: "", route, metadata: {} };
+  }
+
+  /** Fires when Envoy cancels the exchange (see {@link cancel}); made when first asked for. */
+  get cancelSignal(): AbortSignal {
+    if (!this.#cancel) {
+      this.#cancel = new AbortController();
+      if (this.#cancelled) this.#cancel.abort(this.#cancelled);
+    }
+    return this.#cancel.signal;
+  }
+
+  /** Envoy ended the exchange's stream (a client that went away, a reset): tell running policies. */
+  cancel(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = new DOMException("Envoy cancelled the request", "AbortError");
+    this.#cancel?.abort(this.#cancelled);
+  }
+
+  /** The view one policy call's `onRequest` receives: live, with the call's own signal. */
+  requestViewFor(call: PolicyCall): RequestContext {
+    return new RequestView(this, call);
+  }
+
+  /** The view one policy call's `onResponse` receives. */
+  responseViewFor(call: PolicyCall): ResponseContext {
+    return new ResponseView(this, call);
   }
 
   /** The query of the current path, parsed when first asked for after each path change. */
@@ -110,81 +140,131 @@ export class ExchangeState {
     this.changes = new PhaseChanges();
   }
 
-  /** The view `onRequest` receives (live: reflects earlier policies' changes). */
-  readonly requestView: RequestContext = createRequestView(this);
-  /** The view `onResponse` receives (live). */
-  readonly responseView: ResponseContext = createResponseView(this);
+  /** A view of the request phase outside any policy call (live: reflects policies' changes). */
+  readonly requestView: RequestContext = new RequestView(this, undefined);
+  /** A view of the response phase outside any policy call (live). */
+  readonly responseView: ResponseContext = new ResponseView(this, undefined);
 }
 
-function createRequestView(state: ExchangeState): RequestContext {
-  return {
-    get shared() {
-      return state.shared;
-    },
-    get headers() {
-      return state.requestHeaders;
-    },
-    get body() {
-      return state.requestBody;
-    },
-    get path() {
-      return state.path;
-    },
-    get query() {
-      return state.query;
-    },
-    get method() {
-      return state.method;
-    },
-    get authority() {
-      return state.authority;
-    },
-    get scheme() {
-      return state.scheme;
-    },
-    get clientAddress() {
-      return state.clientAddress;
-    },
-    get attributes() {
-      return state.attributes;
-    },
-  };
+/**
+ * One policy call's lifetime: its signal fires when the call times out or Envoy cancels the
+ * exchange. Nothing is allocated for a call whose policy never reads `ctx.signal`.
+ */
+export class PolicyCall {
+  #timeout: AbortController | undefined;
+  #timedOut: DOMException | undefined;
+  #signal: AbortSignal | undefined;
+
+  constructor(private readonly exchange: ExchangeState) {}
+
+  get signal(): AbortSignal {
+    if (!this.#signal) {
+      this.#timeout = new AbortController();
+      if (this.#timedOut) this.#timeout.abort(this.#timedOut);
+      this.#signal = AbortSignal.any([this.exchange.cancelSignal, this.#timeout.signal]);
+    }
+    return this.#signal;
+  }
+
+  /** The call ran out of time: its signal fires (now, or when first read). */
+  timedOut(message: string): void {
+    this.#timedOut ??= new DOMException(message, "TimeoutError");
+    this.#timeout?.abort(this.#timedOut);
+  }
 }
 
-function createResponseView(state: ExchangeState): ResponseContext {
-  return {
-    get shared() {
-      return state.shared;
-    },
-    get requestHeaders() {
-      return state.requestHeaders;
-    },
-    get requestBody() {
-      return state.requestBody;
-    },
-    get requestPath() {
-      return state.path;
-    },
-    get requestQuery() {
-      return state.query;
-    },
-    get clientAddress() {
-      return state.clientAddress;
-    },
-    get attributes() {
-      return state.attributes;
-    },
-    get requestMethod() {
-      return state.method;
-    },
-    get responseHeaders() {
-      return state.responseHeaders;
-    },
-    get responseBody() {
-      return state.responseBody;
-    },
-    get responseStatus() {
-      return state.status;
-    },
-  };
+/**
+ * The live views policies get: classes with their getters on the prototype, so a call's view
+ * costs one small object (an object literal per call with its own getters costs several
+ * times more). The exchange is held privately: a policy cannot reach the engine's state.
+ */
+class RequestView implements RequestContext {
+  readonly #state: ExchangeState;
+  readonly #call: PolicyCall | undefined;
+
+  constructor(state: ExchangeState, call: PolicyCall | undefined) {
+    this.#state = state;
+    this.#call = call;
+  }
+
+  get signal(): AbortSignal {
+    return this.#call?.signal ?? this.#state.cancelSignal;
+  }
+  get shared() {
+    return this.#state.shared;
+  }
+  get headers() {
+    return this.#state.requestHeaders;
+  }
+  get body() {
+    return this.#state.requestBody;
+  }
+  get path() {
+    return this.#state.path;
+  }
+  get query() {
+    return this.#state.query;
+  }
+  get method() {
+    return this.#state.method;
+  }
+  get authority() {
+    return this.#state.authority;
+  }
+  get scheme() {
+    return this.#state.scheme;
+  }
+  get clientAddress() {
+    return this.#state.clientAddress;
+  }
+  get attributes() {
+    return this.#state.attributes;
+  }
+}
+
+class ResponseView implements ResponseContext {
+  readonly #state: ExchangeState;
+  readonly #call: PolicyCall | undefined;
+
+  constructor(state: ExchangeState, call: PolicyCall | undefined) {
+    this.#state = state;
+    this.#call = call;
+  }
+
+  get signal(): AbortSignal {
+    return this.#call?.signal ?? this.#state.cancelSignal;
+  }
+  get shared() {
+    return this.#state.shared;
+  }
+  get requestHeaders() {
+    return this.#state.requestHeaders;
+  }
+  get requestBody() {
+    return this.#state.requestBody;
+  }
+  get requestPath() {
+    return this.#state.path;
+  }
+  get requestQuery() {
+    return this.#state.query;
+  }
+  get clientAddress() {
+    return this.#state.clientAddress;
+  }
+  get attributes() {
+    return this.#state.attributes;
+  }
+  get requestMethod() {
+    return this.#state.method;
+  }
+  get responseHeaders() {
+    return this.#state.responseHeaders;
+  }
+  get responseBody() {
+    return this.#state.responseBody;
+  }
+  get responseStatus() {
+    return this.#state.status;
+  }
 }

@@ -36,9 +36,18 @@ export const HEADER_NAME_KEYWORD = "x-tollgate-header-name";
 /** What a secret parameter's value is shown as. */
 export const REDACTED = "<redacted>";
 
-/** A new validator instance. */
+/**
+ * A new validator instance. `verbose` puts the failing schema and value in each error, so
+ * messages can suggest the known field or value a typo meant (src/config/schema_errors.ts).
+ */
 export function createAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false });
+  const ajv = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    strictRequired: false,
+    verbose: true,
+  });
   ajv.addKeyword({ keyword: SECRET_KEYWORD, schemaType: "boolean" });
   ajv.addKeyword({ keyword: HEADER_NAME_KEYWORD, schemaType: "boolean" });
   ajv.addKeyword({ keyword: ACCESS_KEYWORD, schemaType: "string", metaSchema: { enum: ACCESS_KINDS } });

@@ -4,6 +4,7 @@
  */
 import { DURATION_PATTERN } from "./duration.ts";
 import { MAX_PYTHON_PROCESSES } from "./python_sockets.ts";
+import { REF_VERSION_PATTERN } from "./schema_errors.ts";
 import { SIZE_PATTERN } from "./size.ts";
 
 const duration = { type: "string", pattern: DURATION_PATTERN };
@@ -15,7 +16,7 @@ const policyRef = {
   required: ["name", "version"],
   properties: {
     name: { type: "string", pattern: "^[a-z0-9]+(-[a-z0-9]+)*$" },
-    version: { type: "string", pattern: "^v\\d+(\\.\\d+\\.\\d+)?$" },
+    version: { type: "string", pattern: REF_VERSION_PATTERN },
     parameters: { type: "object", default: {} },
     onFailure: { enum: ["deny", "continue", "skipRemaining"], default: "deny" },
     timeout: duration,

@@ -5,6 +5,7 @@
 import type { ErrorObject } from "ajv";
 import { DURATION_PATTERN } from "./duration.ts";
 import type { PathSegments } from "./problem.ts";
+import { didYouMean } from "./suggest.ts";
 
 /** A schema violation: where (path segments) and why. */
 export interface SchemaViolation {
@@ -20,17 +21,43 @@ function pointerToSegments(pointer: string): (string | number)[] {
   });
 }
 
+/** A policy version in a config: `v1`, or a full `v1.2.3`. */
+export const REF_VERSION_PATTERN = "^v\\d+(\\.\\d+\\.\\d+)?$";
+const VERSION_RULE = "versions are written vMAJOR or vMAJOR.MINOR.PATCH, e.g. v1 or v1.0.0";
+
+/** A version written as YAML reads `version: 1.0` (a number), or without its `v`. */
+function versionProblem(error: ErrorObject): string | undefined {
+  const schema = error.parentSchema as { pattern?: string } | undefined;
+  if (schema?.pattern !== REF_VERSION_PATTERN) return undefined;
+  if (error.keyword === "type") {
+    return `is the ${typeof error.data} ${error.data}, not a version: ${VERSION_RULE}`;
+  }
+  if (error.keyword === "pattern") return `${JSON.stringify(error.data)} is not a version: ${VERSION_RULE}`;
+  return undefined;
+}
+
 function describe(error: ErrorObject): { extra?: string; message: string } {
   const p = error.params as Record<string, unknown>;
+  const version = versionProblem(error);
+  if (version !== undefined) return { message: version };
   switch (error.keyword) {
     case "required":
       return { extra: String(p.missingProperty), message: "is required" };
-    case "additionalProperties":
-      return { extra: String(p.additionalProperty), message: "is not a known field" };
-    case "enum":
+    case "additionalProperties": {
+      // Needs Ajv's `verbose` (src/config/ajv.ts) for the schema the field was checked against.
+      const known = Object.keys((error.parentSchema?.properties ?? {}) as Record<string, unknown>);
       return {
-        message: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`,
+        extra: String(p.additionalProperty),
+        message: `is not a known field${didYouMean(String(p.additionalProperty), known)}`,
       };
+    }
+    case "enum": {
+      const allowed = p.allowedValues as unknown[];
+      const hint = typeof error.data === "string"
+        ? didYouMean(error.data, allowed.filter((v): v is string => typeof v === "string"))
+        : "";
+      return { message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}${hint}` };
+    }
     case "type":
       return { message: `must be of type ${p.type}` };
     case "pattern":

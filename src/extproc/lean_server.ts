@@ -343,6 +343,7 @@ export class LeanExtProcServer {
       }));
     return () => {
       call.cancel();
+      exchange.cancel();
       this.#calls.delete(watched);
       // After the message being handled (if any) is done with the chain.
       if (tail) tail.finally(() => exchange.release());

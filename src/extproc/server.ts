@@ -98,6 +98,7 @@ export class ExtProcServer {
     const close = () => {
       if (!open) return;
       open = false;
+      exchange.cancel();
       // After the message being handled (if any) is done with the chain.
       queue.finally(() => exchange.release());
       this.#active--;

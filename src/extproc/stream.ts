@@ -240,6 +240,11 @@ export class ExchangeStream {
     private readonly tracing?: Tracing,
   ) {}
 
+  /** Envoy ended the stream: a policy still running for it sees its `ctx.signal` fire. */
+  cancel(): void {
+    if (this.#state !== IDLE_STATE) this.#state.cancel();
+  }
+
   /**
    * The stream has ended: it is counted, the exchange goes to the chain's auditing policies,
    * and its table may close its policies once no stream uses it.

@@ -19,7 +19,10 @@ import * as policy17 from "../../policies/audit-log/mod.ts";
 import * as policy18 from "../../policies/sse-filter/mod.ts";
 import * as policy19 from "../../policies/body-regex-redact/mod.ts";
 
-/** Every policy compiled into this build, in manifest order. */
+/**
+ * Every policy compiled into this build, in manifest order. A definition's processingMode is the
+ * only source of the policy's phases (resolved per instance from its parameters).
+ */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
   {
     source: "policies/set-headers",
@@ -95,9 +98,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -172,9 +181,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -325,9 +340,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -735,7 +756,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "checkBody",
+        },
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
@@ -883,10 +907,22 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "logRequestPayload",
+        },
         "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseBodyMode": {
+          "value": "BUFFER",
+          "when": "logResponsePayload",
+        },
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": [
+            "logResponseHeaders",
+            "logResponsePayload",
+          ],
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -1521,7 +1557,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "array",
           },
           "limits": {
-            "default": [],
             "description": "The limits; a request passes only if every one allows it, and only then is it counted against all of them.",
             "items": {
               "additionalProperties": false,
@@ -1640,7 +1675,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "requestBodyMode": "SKIP",
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "headers.includeIETF",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {

@@ -12,6 +12,7 @@ import { type AuditEntry, AuditQueue } from "../chain/audit.ts";
 import { type Batched, Chain, type ChainEntry, type Condition } from "../chain/chain.ts";
 import type { DecisionEntry } from "../observe/decision_trace.ts";
 import type { AuditPolicy } from "../sdk/audit.ts";
+import { instanceMode } from "../registry/modes.ts";
 import type { RegisteredPolicy } from "../registry/registry.ts";
 import type { PolicyRegistry } from "../registry/registry.ts";
 import { DEFAULT_STREAMING } from "../sdk/chunk.ts";
@@ -25,10 +26,10 @@ export type FactoryResolver = (policy: RegisteredPolicy) => PolicyFactory | unde
 
 /**
  * For checking configs without running anything (`validate`): TypeScript policies are
- * instantiated for real; Python policies stand in with their definition's mode.
+ * instantiated for real; Python policies stand in with an empty instance (their mode comes
+ * from the definition, like every policy's).
  */
-export const checkOnlyFactory: FactoryResolver = (policy) =>
-  policy.factory ?? (() => ({ mode: () => policy.definition.processingMode }));
+export const checkOnlyFactory: FactoryResolver = (policy) => policy.factory ?? (() => ({}));
 
 /** Compiles an execution condition; throws with a readable message if it is invalid. */
 export type ConditionCompiler = (expression: string) => Condition;
@@ -39,20 +40,13 @@ export interface ChainBuildContext {
   readonly compileCondition: ConditionCompiler;
 }
 
-const HEADER_MODES = ["SKIP", "PROCESS"];
-const BODY_MODES = ["SKIP", "BUFFER", "STREAM"];
-
-function checkMode(mode: ProcessingMode): string | undefined {
-  for (const key of ["requestHeaderMode", "responseHeaderMode"] as const) {
-    if (!HEADER_MODES.includes(mode[key])) return `mode().${key} must be SKIP or PROCESS, got ${mode[key]}`;
-  }
-  for (const key of ["requestBodyMode", "responseBodyMode"] as const) {
-    if (!BODY_MODES.includes(mode[key])) {
-      return `mode().${key} must be SKIP, BUFFER or STREAM, got ${mode[key]}`;
-    }
-  }
-  return undefined;
-}
+/**
+ * `mode()` was how a TypeScript instance chose its phases; the definition's `processingMode`
+ * decides now, and an instance that still has one would silently not get what it asks for.
+ */
+const STALE_MODE = "the policy instance has a mode() method, which the engine does not read: " +
+  "processingMode in policy-definition.yaml decides the phases (a field may depend on a parameter, " +
+  "see docs/policies.md); remove mode()";
 
 /** Why the engine would refuse, on every request, to change a header of this name. */
 function headerNameProblem(name: string): string | undefined {
@@ -162,9 +156,8 @@ async function buildEntry(
       const audit = auditEntry(config, ref, policy.key, instance, resolved);
       return typeof audit === "string" ? fail([], audit, policy.key) : { audit };
     }
-    const mode: ProcessingMode = { ...policy.definition.processingMode, ...instance.mode?.() };
-    const modeProblem = checkMode(mode);
-    if (modeProblem) return fail([], modeProblem, policy.key);
+    if (typeof (instance as { mode?: unknown }).mode === "function") return fail([], STALE_MODE, policy.key);
+    const mode: ProcessingMode = instanceMode(policy.definition.processingMode, resolved.params);
     const inline: ChainEntry = {
       label: policy.key,
       name: policy.definition.name,

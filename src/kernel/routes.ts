@@ -15,16 +15,31 @@ const log = getLogger(["tollgate", "kernel"]);
 /** How long a closing auditing policy's queued records may take to be written. */
 const AUDIT_DRAIN_MS = 2000;
 
+/** What a policy instance (inline or auditing) may release when its chain is dropped. */
+interface Releasable {
+  close?(): unknown;
+  [Symbol.asyncDispose]?(): unknown;
+}
+
+/** How a policy instance releases what it holds: `[Symbol.asyncDispose]()`, else `close()`. */
+function disposer(policy: Releasable): (() => unknown) | undefined {
+  const dispose = policy[Symbol.asyncDispose];
+  if (typeof dispose === "function") return () => dispose.call(policy);
+  return policy.close && (() => policy.close!());
+}
+
 /**
- * Calls `close()` on every policy instance of `chains` (an auditing policy's once its queue
- * is empty, or after AUDIT_DRAIN_MS); failures are logged, never thrown.
+ * Releases every policy instance of `chains` (`[Symbol.asyncDispose]()` or `close()`; an
+ * auditing policy's once its queue is empty, or after AUDIT_DRAIN_MS); failures are logged,
+ * never thrown.
  */
 export async function closeChains(chains: Iterable<Chain>): Promise<void> {
   const closing: Promise<void>[] = [];
-  const close = (chain: Chain, label: string, before: Promise<void>, policy: { close?(): unknown }) => {
-    if (!policy.close) return;
+  const close = (chain: Chain, label: string, before: Promise<void>, policy: Releasable) => {
+    const dispose = disposer(policy);
+    if (!dispose) return;
     closing.push(
-      before.then(() => policy.close!()).then(() => {}, (error) => {
+      before.then(dispose).then(() => {}, (error) => {
         log.error("policy {policy} of route {route} failed to close: {error}", {
           policy: label,
           route: chain.route.name,

@@ -226,7 +226,6 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
       const json = (jsonOnly(params) ?? {}) as JsonObject;
       const instance: PythonPolicy = {
         batchRunner: this,
-        mode: () => definition.processingMode,
         invocation: {
           name: definition.name,
           version: definition.version,

@@ -7,8 +7,14 @@ import type { Problem } from "../config/problem.ts";
 import { schemaViolations } from "../config/schema_errors.ts";
 import type { YamlSource } from "../config/yaml_source.ts";
 import { DEFAULT_STREAMING, type StreamingOptions } from "../sdk/chunk.ts";
-import { DEFAULT_PROCESSING_MODE, type ProcessingMode } from "../sdk/mode.ts";
-import { stripConfigReferences } from "./config_refs.ts";
+import { BODY_PROCESSING_MODES, HEADER_PROCESSING_MODES, type ProcessingMode } from "../sdk/mode.ts";
+import {
+  declaredModes,
+  modeFieldSchema,
+  type ProcessingModeDeclaration,
+  unknownModeParameters,
+} from "./modes.ts";
+import { checkParameterSchema } from "./schema_check.ts";
 import type { JsonSchema } from "./types.ts";
 
 export type PolicyRuntime = "typescript" | "python";
@@ -30,8 +36,11 @@ export interface PolicyDefinition {
   readonly description: string;
   readonly runtime: PolicyRuntime;
   readonly kind: PolicyKind;
-  /** The phases it takes part in (an auditing policy takes part in none). */
-  readonly processingMode: ProcessingMode;
+  /**
+   * The phases the policy takes part in: the only place that decides them, for both
+   * runtimes (fields may depend on a parameter: src/registry/modes.ts).
+   */
+  readonly processingMode: ProcessingModeDeclaration;
   readonly parameters: JsonSchema;
   readonly systemParameters: JsonSchema;
   /** How streamed bodies are cut before the policy sees them (STREAM body modes only). */
@@ -83,10 +92,11 @@ const definitionSchema = {
       type: "object",
       additionalProperties: false,
       properties: {
-        requestHeaderMode: { enum: ["SKIP", "PROCESS"] },
-        requestBodyMode: { enum: ["SKIP", "BUFFER", "STREAM"] },
-        responseHeaderMode: { enum: ["SKIP", "PROCESS"] },
-        responseBodyMode: { enum: ["SKIP", "BUFFER", "STREAM"] },
+        // The SDK's mode types are derived from the same lists: one source for both.
+        requestHeaderMode: modeFieldSchema(HEADER_PROCESSING_MODES),
+        requestBodyMode: modeFieldSchema(BODY_PROCESSING_MODES),
+        responseHeaderMode: modeFieldSchema(HEADER_PROCESSING_MODES),
+        responseBodyMode: modeFieldSchema(BODY_PROCESSING_MODES),
       },
     },
     streaming: {
@@ -107,33 +117,72 @@ const definitionSchema = {
   },
 };
 
-const schemaChecker = createAjv();
-const validateShape = schemaChecker.compile(definitionSchema);
+const validateShape = createAjv().compile(definitionSchema);
+
+const VERSION_FORMAT = "versions are written vMAJOR.MINOR.PATCH, e.g. v1.0.0";
+const NAME_FORMAT =
+  "names are kebab-case: lower-case letters and digits joined by single hyphens, e.g. set-headers";
+
+/** The shape's violations, with the name and version rules said in words. */
+function shapeProblems(source: YamlSource, raw: Record<string, unknown>): Problem[] {
+  if (validateShape(raw)) return [];
+  return schemaViolations(validateShape.errors).map((v) => {
+    const [field] = v.segments;
+    if (v.segments.length === 1 && field === "version" && raw.version !== undefined) {
+      const given = typeof raw.version === "string"
+        ? `${JSON.stringify(raw.version)} is not a version`
+        : `is the ${typeof raw.version} ${raw.version}, not a version`;
+      return source.problemAt(v.segments, `${given}: ${VERSION_FORMAT}`);
+    }
+    if (v.segments.length === 1 && field === "name" && typeof raw.name === "string") {
+      return source.problemAt(v.segments, `${v.message} (${NAME_FORMAT}), not ${JSON.stringify(raw.name)}`);
+    }
+    return source.problemAt(v.segments, v.message);
+  });
+}
+
+/** The parameter schemas' problems, each at the key inside the schema that holds it. */
+function parameterSchemaProblems(source: YamlSource, raw: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  for (const key of ["parameters", "systemParameters"] as const) {
+    const schema = raw[key];
+    if (schema === null || typeof schema !== "object" || Array.isArray(schema)) continue;
+    for (const p of checkParameterSchema(schema as JsonSchema)) {
+      problems.push(source.problemAt([key, ...p.segments], p.message));
+    }
+  }
+  return problems;
+}
+
+/** Conditional modes must name a parameter the schema declares. */
+function modeProblems(source: YamlSource, raw: Record<string, unknown>): Problem[] {
+  const declared = raw.processingMode;
+  if (declared === null || typeof declared !== "object" || Array.isArray(declared)) return [];
+  // Parameters are system parameters merged under the user's: either may hold the switch.
+  const properties = (schema: unknown) => (schema as { properties?: object } | undefined)?.properties;
+  const merged = { properties: { ...properties(raw.systemParameters), ...properties(raw.parameters) } };
+  return unknownModeParameters(declaredModes(declared as Partial<ProcessingModeDeclaration>), merged)
+    .map(([field, path]) =>
+      source.problemAt(
+        ["processingMode", field, "when"],
+        `names no parameter of the definition: ${path} is not in parameters or systemParameters`,
+      )
+    );
+}
 
 /**
- * Validates a parsed policy-definition.yaml. Returns the definition, or every problem found:
- * shape, name and version format, processing modes, and whether both parameter schemas
- * are valid draft-7 schemas.
+ * Validates a parsed policy-definition.yaml. Returns the definition, or every problem found
+ * at once: shape (name and version format, runtime, processing modes), both parameter
+ * schemas as draft-7 JSON Schemas (with their defaults), and conditional modes' parameters.
  */
 export function parseDefinition(source: YamlSource): PolicyDefinition | Problem[] {
   const raw = structuredClone(source.value ?? {}) as Record<string, unknown>;
   if (typeof raw !== "object" || Array.isArray(raw)) return [source.problemAt([], "must be a YAML mapping")];
-  const problems: Problem[] = [];
-  if (!validateShape(raw)) {
-    for (const v of schemaViolations(validateShape.errors)) {
-      problems.push(source.problemAt(v.segments, v.message));
-    }
-    return problems;
-  }
-  for (const key of ["parameters", "systemParameters"] as const) {
-    const schema = raw[key] as JsonSchema | undefined;
-    if (schema === undefined) continue;
-    try {
-      schemaChecker.compile(stripConfigReferences(schema).schema);
-    } catch (error) {
-      problems.push(source.problemAt([key], `is not a valid JSON Schema: ${(error as Error).message}`));
-    }
-  }
+  const problems = [
+    ...shapeProblems(source, raw),
+    ...parameterSchemaProblems(source, raw),
+    ...modeProblems(source, raw),
+  ];
   if (raw.python !== undefined && raw.runtime !== "python") {
     problems.push(source.problemAt(["python"], "is only for policies with runtime: python"));
   }
@@ -166,7 +215,7 @@ export function parseDefinition(source: YamlSource): PolicyDefinition | Problem[
     kind: raw.kind as PolicyKind,
     processingMode: raw.kind === "audit"
       ? NO_PHASES
-      : { ...DEFAULT_PROCESSING_MODE, ...(raw.processingMode as Partial<ProcessingMode>) },
+      : declaredModes(raw.processingMode as Partial<ProcessingModeDeclaration> | undefined),
     parameters: (raw.parameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
     systemParameters: (raw.systemParameters as JsonSchema | undefined) ?? EMPTY_SCHEMA,
     ...(streams ? { streaming: (raw.streaming as StreamingOptions | undefined) ?? DEFAULT_STREAMING } : {}),

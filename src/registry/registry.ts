@@ -4,6 +4,7 @@
  * compiled binary embeds exactly the policies of its build manifest.
  */
 import { type Problem, ProblemsError } from "../config/problem.ts";
+import { didYouMean } from "../config/suggest.ts";
 import type { PolicyFactory } from "../sdk/policy.ts";
 import { type PolicyDefinition, registryKey } from "./definition.ts";
 import { compileParameters, type ParameterResolver } from "./params.ts";
@@ -75,7 +76,9 @@ export class PolicyRegistry {
         ok: false,
         message: versions.length > 0
           ? `policy ${name} has no version ${version} in this build (available: ${versions.join(", ")})`
-          : `unknown policy ${name} (not in this build's registry)`,
+          : `unknown policy ${name} (not in this build's registry)${
+            didYouMean(name, new Set(this.list().map((p) => p.definition.name)))
+          }`,
       };
     }
     if (version.includes(".") && policy.definition.version !== version) {

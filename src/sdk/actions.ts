@@ -90,10 +90,13 @@ export class UpstreamResponseModifications implements UpstreamResponseModificati
   }
 }
 
+/** The status of an immediate response that names none (the same default as the Python SDK's). */
+export const DEFAULT_IMMEDIATE_STATUS = 500;
+
 /** Fields of {@link ImmediateResponse}. */
 export interface ImmediateResponseInit {
-  /** HTTP status (200–599). */
-  readonly statusCode: number;
+  /** HTTP status (200–599); {@link DEFAULT_IMMEDIATE_STATUS} when absent. */
+  readonly statusCode?: number;
   readonly headers?: HeaderRecord;
   readonly body?: BodyInput;
   readonly analyticsMetadata?: Readonly<Record<string, unknown>>;
@@ -105,13 +108,14 @@ export interface ImmediateResponseInit {
  */
 export class ImmediateResponse implements ImmediateResponseInit {
   readonly kind = "immediate-response" as const;
-  readonly statusCode!: number;
+  readonly statusCode: number;
   readonly headers?: HeaderRecord;
   readonly body?: BodyInput;
   readonly analyticsMetadata?: Readonly<Record<string, unknown>>;
 
-  constructor(init: ImmediateResponseInit) {
+  constructor(init: ImmediateResponseInit = {}) {
     Object.assign(this, init);
+    this.statusCode = init.statusCode ?? DEFAULT_IMMEDIATE_STATUS;
   }
 }
 

@@ -76,11 +76,26 @@ export interface ConnectionInfo {
   readonly attributes: Readonly<Record<string, unknown>>;
 }
 
+/** The lifetime of one policy call. */
+export interface CallInfo {
+  /**
+   * Fires when the result of this call is no longer wanted: the policy's timeout passed
+   * (reason: a `TimeoutError` DOMException), or Envoy cancelled the request because the client
+   * went away or the stream was reset (reason: an `AbortError` DOMException). Hand it to
+   * `fetch()` and other cancellable work so it stops instead of running on.
+   */
+  readonly signal: AbortSignal;
+}
+
 /** The request as a policy sees it in `onRequest`. */
-export interface RequestContext extends ConnectionInfo {
+export interface RequestContext extends ConnectionInfo, CallInfo {
   readonly shared: SharedContext;
   readonly headers: ReadonlyHeaders;
-  /** The whole body: present only for policies whose mode buffers the request body. */
+  /**
+   * The whole body, when Envoy buffered it: always for a policy whose definition declares
+   * `processingMode.requestBodyMode: BUFFER` (for this instance's parameters); otherwise only
+   * if an earlier policy of the chain needed it.
+   */
   readonly body: Body | undefined;
   /** The `:path` pseudo-header: path and query. */
   readonly path: string;
@@ -92,16 +107,21 @@ export interface RequestContext extends ConnectionInfo {
 }
 
 /** The response (and the request it answers) as a policy sees it in `onResponse`. */
-export interface ResponseContext extends ConnectionInfo {
+export interface ResponseContext extends ConnectionInfo, CallInfo {
   readonly shared: SharedContext;
   readonly requestHeaders: ReadonlyHeaders;
+  /** The request body, when some policy of the chain had it buffered (see {@link RequestContext.body}). */
   readonly requestBody: Body | undefined;
   readonly requestPath: string;
   /** The query parameters of {@link ResponseContext.requestPath}. */
   readonly requestQuery: ReadonlyQuery;
   readonly requestMethod: string;
   readonly responseHeaders: ReadonlyHeaders;
-  /** The whole body: present only for policies whose mode buffers the response body. */
+  /**
+   * The whole body, when Envoy buffered it: always for a policy whose definition declares
+   * `processingMode.responseBodyMode: BUFFER` (for this instance's parameters); otherwise only
+   * if an earlier policy of the chain needed it.
+   */
   readonly responseBody: Body | undefined;
   readonly responseStatus: number;
 }

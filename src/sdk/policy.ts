@@ -8,7 +8,6 @@
 import type { RequestAction, ResponseAction } from "./actions.ts";
 import type { ChunkAction, RequestChunkContext, ResponseChunkContext } from "./chunk.ts";
 import type { PolicyMetadata, RequestContext, ResponseContext } from "./context.ts";
-import type { ProcessingMode } from "./mode.ts";
 
 /** Validated policy parameters (user parameters merged over system parameters). */
 export type Params = Readonly<Record<string, unknown>>;
@@ -16,14 +15,12 @@ export type Params = Readonly<Record<string, unknown>>;
 /** A result that may be computed synchronously or asynchronously. */
 export type MaybePromise<T> = T | Promise<T>;
 
-/** A policy instance, bound to one route. */
-export interface Policy<P extends Params = Params> {
-  /**
-   * The phases this instance takes part in. Called once, when the chain is built. When
-   * absent, the `processingMode` of the policy's definition applies. Declaring only what
-   * is needed is the main performance lever: it decides what Envoy sends at all.
-   */
-  mode?(): Partial<ProcessingMode>;
+/**
+ * A policy instance, bound to one route. Which phases it runs in is not up to the instance:
+ * `processingMode` in the policy's policy-definition.yaml decides (a field may depend on a
+ * parameter), so the engine knows what Envoy must send before any policy code runs.
+ */
+export interface Policy<P extends object = Params> {
   /** Runs in the request phase, in chain order. */
   onRequest?(ctx: RequestContext, params: P): MaybePromise<RequestAction>;
   /** Runs in the response phase, in reverse chain order. */
@@ -60,13 +57,19 @@ export interface Policy<P extends Params = Params> {
    * lasts exactly as long as the chain. Errors are logged, never fatal.
    */
   close?(): void | Promise<void>;
+  /**
+   * The standard form of {@link Policy.close} (what `await using` calls), for instances
+   * built from disposable resources. Called instead of `close()` when both exist, so one
+   * may simply call the other.
+   */
+  [Symbol.asyncDispose]?(): PromiseLike<void>;
 }
 
 /**
  * Creates a policy instance for a route. Throwing (or rejecting) fails the chain build with
  * a message naming the route and policy, and the engine keeps its previous configuration.
  */
-export type PolicyFactory<P extends Params = Params> = (
+export type PolicyFactory<P extends object = Params> = (
   metadata: PolicyMetadata,
   params: P,
 ) => MaybePromise<Policy<P>>;

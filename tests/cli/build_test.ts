@@ -59,6 +59,7 @@ Deno.test("the build is deterministic and matches the committed src/gen files", 
     }
     assert.deepEqual(outputs[1], outputs[0], "same input, same bytes");
     assert.deepEqual(Object.keys(outputs[0]).sort(), [
+      "params.ts",
       "python/policy_registry.py",
       "python/requirements.txt",
       "registry.ts",

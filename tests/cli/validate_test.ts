@@ -27,15 +27,25 @@ Deno.test("deno task validate reports every kind of mistake, each with file and 
     `${FIXTURES}/policies/does-not-exist/policy-definition.yaml: policies[8] (missing-dir): file not found`,
     // definitions
     `${FIXTURES}/policies/bad-name/policy-definition.yaml:1:7: name: policies[0] (bad-name): must match`,
-    `${FIXTURES}/policies/bad-version/policy-definition.yaml:2:10: version: policies[1] (bad-version): must match`,
+    `${FIXTURES}/policies/bad-version/policy-definition.yaml:2:10: version: policies[1] (bad-version): "1.0" is not a version: versions are written vMAJOR.MINOR.PATCH`,
     `${FIXTURES}/policies/runtime-mismatch/policy-definition.yaml:3:10: runtime: policies[2] (runtime-mismatch): runtime is python but policy.py is missing`,
     `${FIXTURES}/policies/runtime-mismatch/policy-definition.yaml:3:10: runtime: policies[2] (runtime-mismatch): runtime is python but the directory has mod.ts`,
     `${FIXTURES}/policies/bad-mode/policy-definition.yaml:4:20: processingMode.requestBodyMode: policies[3] (bad-mode): must be one of "SKIP", "BUFFER", "STREAM"`,
-    `${FIXTURES}/policies/bad-schema/policy-definition.yaml:4:3: parameters: policies[4] (bad-schema): is not a valid JSON Schema`,
+    `${FIXTURES}/policies/bad-schema/policy-definition.yaml:4:9: parameters.type: policies[4] (bad-schema): is not a JSON Schema type: use one of "array", "boolean", "integer", "null", "number", "object", "string" (did you mean object?)`,
+    // a definition broken in every part, and its code, reported in one run
+    `${FIXTURES}/policies/many-problems/policy-definition.yaml:5:13: descripton: policies[14] (many-problems): is not a known field (did you mean description?)`,
+    `${FIXTURES}/policies/many-problems/policy-definition.yaml:2:7: name: policies[14] (many-problems): must match`,
+    `${FIXTURES}/policies/many-problems/policy-definition.yaml:3:10: version: policies[14] (many-problems): is the number 1, not a version: versions are written vMAJOR.MINOR.PATCH`,
+    `${FIXTURES}/policies/many-problems/policy-definition.yaml:7:20: processingMode.requestBodyMode: policies[14] (many-problems): must be one of "SKIP", "BUFFER", "STREAM" (did you mean BUFFER?)`,
+    `${FIXTURES}/policies/many-problems/policy-definition.yaml:14:16: parameters.properties.limit.minimun: policies[14] (many-problems): is not a JSON Schema keyword (did you mean minimum?)`,
+    `${FIXTURES}/policies/many-problems/policy-definition.yaml:17:16: parameters.properties.level.default: policies[14] (many-problems): the default must be one of "debug", "info"`,
+    `${FIXTURES}/policies/many-problems/policy-definition.yaml:8:47: processingMode.responseHeaderMode.when: policies[14] (many-problems): names no parameter of the definition: logResponses`,
+    `${FIXTURES}/policies/many-problems/mod.ts: does not export getPolicy(metadata, params)`,
     // code shape
     `${FIXTURES}/policies/no-factory/mod.ts: does not export getPolicy(metadata, params)`,
     `${FIXTURES}/policies/py-no-factory/policy.py: does not define get_policy(metadata, params)`,
-    `${FIXTURES}/policies/py-missing-requirement/policy.py: cannot be loaded: ModuleNotFoundError: No module named 'tollgate_absent_requirement' (a missing requirement?`,
+    `${FIXTURES}/policies/py-missing-requirement/policy.py: cannot be loaded: ModuleNotFoundError: No module named 'tollgate_absent_requirement' (a missing requirement? list it in the policy's requirements.txt`,
+    `${FIXTURES}/policies/py-stale-mode/policy.py: cannot be loaded: StaleModePolicy defines mode(), which the engine does not read: processingMode in policy-definition.yaml decides the phases`,
     // config routes
     `${FIXTURES}/config.yaml:7:17: routes[0].policies[0].name: unknown policy does-not-exist`,
     `${FIXTURES}/config.yaml:10:17: routes[1].policies[0].name: policy good-policy has no version v2 in this build (available: v1.2.0)`,
@@ -47,8 +57,52 @@ Deno.test("deno task validate reports every kind of mistake, each with file and 
   for (const line of expected) {
     assert.ok(lines.some((l) => l.startsWith(line)), `missing: ${line}\n---\n${stderr}`);
   }
-  assert.match(stderr, /validate: 18 problems found/);
+  assert.match(stderr, /validate: 27 problems found/);
   assert.ok(!/python-ok/.test(stderr), "the valid Python route is accepted without the executor");
+});
+
+Deno.test("deno task validate type-checks TypeScript policies: a setHeader typo is an error with file and line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tollgate-typo-" });
+  try {
+    await Deno.mkdir(`${dir}/typo`);
+    await Deno.writeTextFile(
+      `${dir}/typo/policy-definition.yaml`,
+      "name: typo\nversion: v1.0.0\nparameters:\n  type: object\n  properties: { team: { type: string } }\n",
+    );
+    await Deno.writeTextFile(
+      `${dir}/typo/mod.ts`,
+      [
+        'import { type PolicyFactory, UpstreamRequestModifications } from "@tollgate/sdk";',
+        "",
+        "export const getPolicy: PolicyFactory<{ team: string }> = (_metadata, params) => ({",
+        '  onRequest: () => new UpstreamRequestModifications({ setHeader: { "x-team": params.team } }),',
+        "});",
+        "",
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(
+      `${dir}/build.yaml`,
+      "version: v1\npolicies:\n  - { name: typo, filePath: typo }\n",
+    );
+    const { code, stderr } = await runDeno([
+      "run",
+      "-A",
+      "scripts/validate.ts",
+      "--manifest",
+      `${dir}/build.yaml`,
+    ]);
+    assert.equal(code, 2, stderr);
+    assert.match(
+      stderr,
+      new RegExp(
+        `${dir}/typo/mod\\.ts:4:55: type error TS2561: Object literal may only specify known properties, ` +
+          "but 'setHeader' does not exist in type 'UpstreamRequestModificationsInit'\\. Did you mean to write 'setHeaders'\\?",
+      ),
+    );
+    assert.match(stderr, /validate: 1 problem found/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("deno task validate accepts valid policies and a valid config", async () => {

@@ -77,7 +77,7 @@ Deno.test("an invalid config stops startup with exit code 2 naming the file, the
     new RegExp(
       `${
         engine.configFile.replaceAll("/", "\\/")
-      }:\\d+:\\d+: routes\\[0\\]\\.policies\\[0\\]\\.version: must match`,
+      }:\\d+:\\d+: routes\\[0\\]\\.policies\\[0\\]\\.version: "1" is not a version: versions are written vMAJOR`,
     ),
   );
   await Deno.remove(engine.dir, { recursive: true });

@@ -1,13 +1,9 @@
 /** Building chains from plain policy objects, for unit tests of the executor and ext_proc layer. */
 import type { FailureRule } from "../../src/config/types.ts";
 import { Chain, type ChainEntry, type Condition } from "../../src/chain/chain.ts";
-import {
-  DEFAULT_STREAMING,
-  type Policy,
-  type ProcessingMode,
-  processingMode,
-  type StreamingOptions,
-} from "../../src/sdk/mod.ts";
+import { DEFAULT_STREAMING, type StreamingOptions } from "../../src/sdk/chunk.ts";
+import { type ProcessingMode, processingMode } from "../../src/sdk/mode.ts";
+import type { Policy } from "../../src/sdk/mod.ts";
 
 export interface EntryOptions {
   readonly mode?: Partial<ProcessingMode>;
@@ -28,7 +24,7 @@ export function entry(label: string, policy: Policy, options: EntryOptions = {})
     params: {},
     shownParams: {},
     secrets: [],
-    mode: processingMode(options.mode ?? policy.mode?.()),
+    mode: processingMode(options.mode),
     onFailure: options.onFailure ?? "deny",
     timeoutMs: options.timeoutMs,
     condition: options.condition,

@@ -18,7 +18,8 @@ import {
 import { ExchangeState } from "../../src/chain/state.ts";
 import { generatedPolicies, pythonRegistry } from "../../src/gen/test/registry.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
-import { Body, type Params, type Policy } from "../../src/sdk/mod.ts";
+import { instanceMode } from "../../src/registry/modes.ts";
+import { Body, type Params, type Policy, type ProcessingMode } from "../../src/sdk/mod.ts";
 
 export type { ExchangeResult, PolicyHarness, TestRequest, TestResponse };
 
@@ -69,6 +70,8 @@ export function phases(result: ExchangeResult): string[] {
 export interface Instance {
   readonly policy: Policy;
   readonly params: Params;
+  /** Its processing mode: the definition's, resolved for these parameters. */
+  readonly mode: ProcessingMode;
 }
 
 /**
@@ -87,7 +90,7 @@ export async function instantiate(name: string, parameters: Record<string, unkno
     policyVersion: found.policy.definition.version,
     attachedTo: "route",
   }, params);
-  return { policy, params };
+  return { policy, params, mode: instanceMode(found.policy.definition.processingMode, params) };
 }
 
 /** An exchange in the request phase, for driving the chain runner directly. */

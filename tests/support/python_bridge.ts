@@ -13,6 +13,7 @@ import { generatedPolicies, pythonRegistry } from "../../src/gen/test/registry.t
 import { PythonBridge } from "../../src/python/bridge.ts";
 import { ExecutorClient } from "../../src/python/client.ts";
 import { PythonSupervisor } from "../../src/python/supervisor.ts";
+import { instanceMode } from "../../src/registry/modes.ts";
 import { PolicyRegistry } from "../../src/registry/registry.ts";
 
 const registry = new PolicyRegistry(generatedPolicies);
@@ -69,7 +70,7 @@ export async function startExecutor(options: { maxInFlight?: number; timeoutMs?:
         params: resolved.params,
         shownParams: resolved.shown,
         secrets: resolved.secrets,
-        mode: found.policy.definition.processingMode,
+        mode: instanceMode(found.policy.definition.processingMode, resolved.params),
         onFailure: "deny" as FailureRule,
         timeoutMs: undefined,
         condition: undefined,

@@ -11,12 +11,12 @@ const text = new TextDecoder();
 
 /** A built-in policy as a chain entry, with its definition's mode and streaming options. */
 export async function builtInEntry(name: string, parameters: Record<string, unknown>): Promise<ChainEntry> {
-  const { policy, params } = await instantiate(name, parameters);
+  const { policy, params, mode } = await instantiate(name, parameters);
   const found = registry.find(name, "v1");
   if (!found.ok) throw new Error(found.message);
   const definition = found.policy.definition;
   return {
-    ...entry(`${name}:v1`, policy, { mode: definition.processingMode }),
+    ...entry(`${name}:v1`, policy, { mode }),
     params,
     streaming: definition.streaming ?? DEFAULT_STREAMING,
   };

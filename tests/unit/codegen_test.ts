@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { renderPythonRegistry, renderRegistryModule, renderRequirements } from "../../scripts/lib/codegen.ts";
 import type { BuiltPolicy } from "../../scripts/lib/codegen.ts";
 import { parseManifest } from "../../scripts/lib/manifest.ts";
+import { renderParamTypes } from "../../scripts/lib/param_types.ts";
+import type { DenyParams } from "../../src/gen/test/params.ts";
 import { formatProblem } from "../../src/config/problem.ts";
-import { DEFAULT_PROCESSING_MODE } from "../../src/sdk/mod.ts";
+import { DEFAULT_PROCESSING_MODE } from "../../src/sdk/mode.ts";
 
 const definition = (name: string, runtime: "typescript" | "python") => ({
   name,
@@ -46,7 +48,10 @@ Deno.test("golden: the TypeScript registry module", () => {
 import type { GeneratedPolicy } from "../registry/registry.ts";
 import * as policy0 from "../../policies/ts-one/mod.ts";
 
-/** Every policy compiled into this build, in manifest order. */
+/**
+ * Every policy compiled into this build, in manifest order. A definition's processingMode is the
+ * only source of the policy's phases (resolved per instance from its parameters).
+ */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
   {
     source: "policies/ts-one",
@@ -197,3 +202,47 @@ Deno.test("a Python policy declaring python.blocking: false is marked non-blocki
   assert.match(rendered, /"path": "policies\/py-one",\n {8}"blocking": False,\n/);
   assert.match(renderPythonRegistry(built, "build.yaml"), /"blocking": True,/);
 });
+
+Deno.test("parameter types: system parameters merged, defaulted properties present, constraints dropped, read-only", async () => {
+  const text = await renderParamTypes([{
+    ...definition("demo-policy", "typescript"),
+    parameters: {
+      type: "object",
+      additionalProperties: false,
+      anyOf: [{ required: ["mode"] }, { required: ["limit"] }],
+      properties: {
+        mode: { enum: ["fast", "safe"], default: "safe", description: "How to run." },
+        limit: { type: "integer", "x-tollgate-secret": false },
+        tags: { type: "array", minItems: 1, maxItems: 3, items: { type: "string" } },
+      },
+    },
+    systemParameters: {
+      type: "object",
+      properties: { endpoint: { type: "string", "wso2/defaultValue": "${config.demo.endpoint}" } },
+    },
+  }], "generated");
+  const fields = text.slice(text.indexOf("interface DemoPolicyParamsFields"));
+  assert.match(fields, /endpoint: string;/, "a ${config} reference is always resolved");
+  assert.match(fields, /\* How to run\.\n\s+\*\/\n\s+mode: "fast" \| "safe";/, "a default makes it present");
+  assert.match(fields, /limit\?: number;/);
+  assert.match(
+    fields,
+    /tags\?: \[string, \.\.\.string\[\]\];/,
+    "minItems, without a union of tuples for maxItems",
+  );
+  assert.doesNotMatch(fields, /\[k: string\]/, "no index signature");
+  assert.match(text, /export type DemoPolicyParams = Frozen<DemoPolicyParamsFields>;/);
+});
+
+/** Type-level checks of a generated type (compiled by `deno test`, never run). */
+function _generatedTypesAreChecked(deny: DenyParams): void {
+  const ok: DenyParams = { phase: "requestBody", status: 403 };
+  // @ts-expect-error status has a default, so every instance has it
+  const missing: DenyParams = { phase: "requestBody" };
+  // @ts-expect-error the phase is one of the schema's enum
+  const unknown: DenyParams = { phase: "nowhere", status: 1 };
+  // @ts-expect-error parameters are frozen
+  deny.status = 1;
+  void [ok, missing, unknown];
+}
+void _generatedTypesAreChecked;

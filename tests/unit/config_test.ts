@@ -89,12 +89,12 @@ Deno.test("every problem is reported with file, line, column, YAML path and reas
   assert.deepEqual(problems(text), [
     "cfg.yaml:3:12: listen.address: set either listen.socket or listen.address, not both",
     "cfg.yaml:7:15: routes[0].policies[0].name: must match ^[a-z0-9]+(-[a-z0-9]+)*$",
-    "cfg.yaml:8:18: routes[0].policies[0].version: must be of type string",
+    "cfg.yaml:8:18: routes[0].policies[0].version: is the number 1, not a version: versions are written vMAJOR or vMAJOR.MINOR.PATCH, e.g. v1 or v1.0.0",
     "cfg.yaml:9:18: routes[0].policies[0].timeout: must be a duration such as 250ms, 30s or 2m",
     'cfg.yaml:10:20: routes[0].policies[0].onFailure: must be one of "deny", "continue", "skipRemaining"',
     "cfg.yaml:11:11: routes[1].name: duplicate route name (also routes[0])",
     "cfg.yaml:12:5: routes[2].name: is required",
-    "cfg.yaml:12:10: routes[2].nme: is not a known field",
+    "cfg.yaml:12:10: routes[2].nme: is not a known field (did you mean name?)",
   ]);
 });
 

@@ -6,6 +6,7 @@ import { compileCondition } from "../../src/chain/condition.ts";
 import { buildRouteTable } from "../../src/kernel/build.ts";
 import { resolveTemplate } from "../../src/registry/config_refs.ts";
 import { parseDefinition, type PolicyDefinition, registryKey } from "../../src/registry/definition.ts";
+import { instanceMode } from "../../src/registry/modes.ts";
 import { compileParameters } from "../../src/registry/params.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../../src/registry/registry.ts";
 import { generatedPolicies } from "../../src/gen/test/registry.ts";
@@ -48,8 +49,9 @@ Deno.test("definition problems: name, version, runtime, modes and invalid schema
       "  requestBodyMode: STREAMED",
     ].join("\n")),
     [
-      "policy-definition.yaml:1:7: name: must match ^[a-z0-9]+(-[a-z0-9]+)*$",
-      "policy-definition.yaml:2:10: version: must match ^v(\\d+)\\.(\\d+)\\.(\\d+)$",
+      "policy-definition.yaml:1:7: name: must match ^[a-z0-9]+(-[a-z0-9]+)*$ (names are kebab-case: lower-case " +
+      'letters and digits joined by single hyphens, e.g. set-headers), not "MyPolicy"',
+      'policy-definition.yaml:2:10: version: "1.0" is not a version: versions are written vMAJOR.MINOR.PATCH, e.g. v1.0.0',
       'policy-definition.yaml:3:10: runtime: must be one of "typescript", "python"',
       'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER", "STREAM"',
     ],
@@ -58,7 +60,10 @@ Deno.test("definition problems: name, version, runtime, modes and invalid schema
   assert.deepEqual(definitionProblems("name: p\nversion: v1.0.0\nstreaming: { accumulate: line }\n"), [
     "policy-definition.yaml:3:12: streaming: is only for policies with a STREAM body mode",
   ]);
-  assert.match(schemaProblem, /^policy-definition\.yaml:4:3: parameters: is not a valid JSON Schema/);
+  assert.match(
+    schemaProblem,
+    /^policy-definition\.yaml:4:9: parameters\.type: is not a JSON Schema type: use one of .* \(did you mean object\?\)$/,
+  );
 });
 
 const withRefs = definition(`
@@ -220,4 +225,100 @@ Deno.test("python.blocking: false declares a non-blocking Python policy; a defau
   );
   assert.equal(wrongType.length, 1);
   assert.match(wrongType[0], /blocking/);
+});
+
+Deno.test("a broken definition reports every problem at once, each at its key, with did-you-mean", () => {
+  assert.deepEqual(
+    definitionProblems([
+      "name: p",
+      "version: 1.0",
+      "descripton: typo",
+      "processingMode:",
+      "  requestBodyMode: BUFER",
+      "  responseBodyMode: { value: BUFFER, when: logBody }",
+      "parameters:",
+      "  type: object",
+      "  properties:",
+      "    limit: { type: integer, minimun: 1 }",
+      "    level: { enum: [debug, info], default: verbose }",
+      "    size: { type: integer, minimum: 10, default: 5 }",
+    ].join("\n")),
+    [
+      "policy-definition.yaml:3:13: descripton: is not a known field (did you mean description?)",
+      "policy-definition.yaml:2:10: version: is the number 1, not a version: versions are written " +
+      "vMAJOR.MINOR.PATCH, e.g. v1.0.0",
+      'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER" ' +
+      "(did you mean BUFFER?)",
+      "policy-definition.yaml:10:38: parameters.properties.limit.minimun: is not a JSON Schema keyword " +
+      "(did you mean minimum?)",
+      'policy-definition.yaml:11:44: parameters.properties.level.default: the default must be one of "debug", "info"',
+      "policy-definition.yaml:12:50: parameters.properties.size.default: the default must be >= 10",
+      "policy-definition.yaml:6:44: processingMode.responseBodyMode.when: names no parameter of the definition: " +
+      "logBody is not in parameters or systemParameters",
+    ],
+  );
+});
+
+Deno.test("processingMode fields may depend on a parameter; each instance gets its own resolved mode", () => {
+  const def = definition([
+    "name: p",
+    "version: v1.0.0",
+    "processingMode:",
+    "  requestBodyMode: { value: BUFFER, when: payload }",
+    "  responseHeaderMode: { value: PROCESS, when: [headers, opts.timing] }",
+    "  responseBodyMode: { value: BUFFER, when: phase, in: [body] }",
+    "parameters:",
+    "  type: object",
+    "  properties:",
+    "    payload: { type: boolean, default: false }",
+    "    headers: { type: array }",
+    "    phase: { enum: [headers, body] }",
+    "    opts: { type: object, properties: { timing: { type: boolean } } }",
+  ].join("\n"));
+  assert.deepEqual(instanceMode(def.processingMode, { payload: false, headers: [] }), {
+    requestHeaderMode: "PROCESS",
+    requestBodyMode: "SKIP",
+    responseHeaderMode: "SKIP",
+    responseBodyMode: "SKIP",
+  });
+  assert.deepEqual(
+    instanceMode(def.processingMode, { payload: true, opts: { timing: true }, phase: "body" }),
+    {
+      requestHeaderMode: "PROCESS",
+      requestBodyMode: "BUFFER",
+      responseHeaderMode: "PROCESS",
+      responseBodyMode: "BUFFER",
+    },
+  );
+  assert.equal(instanceMode(def.processingMode, { headers: ["x"] }).responseHeaderMode, "PROCESS");
+});
+
+Deno.test("an unknown policy name in a config gets the closest known name", () => {
+  const unknown = new PolicyRegistry(generatedPolicies).find("set-header", "v1");
+  assert.ok(!unknown.ok);
+  assert.equal(
+    unknown.message,
+    "unknown policy set-header (not in this build's registry) (did you mean set-headers?)",
+  );
+});
+
+Deno.test("a TypeScript instance that still has mode() fails the chain build: the definition decides", async () => {
+  const def = definition("name: stale\nversion: v1.0.0\n");
+  const registry = new PolicyRegistry([{
+    definition: def,
+    source: "policies/stale",
+    module: {
+      getPolicy: () => ({ mode: () => ({ requestBodyMode: "BUFFER" }), onRequest: () => undefined }),
+    },
+  }]);
+  const config = parseConfig(
+    "routes:\n  - name: r\n    policies:\n      - { name: stale, version: v1 }\n",
+    "c.yaml",
+    {},
+    { pythonInterpreter: "python3", pythonHome: "." },
+  );
+  await assert.rejects(
+    buildRouteTable(config, { registry, factoryFor: (p) => p.factory, compileCondition }),
+    /policies\[0\]: the policy instance has a mode\(\) method, which the engine does not read: processingMode in policy-definition\.yaml decides/,
+  );
 });

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { checkActionFields } from "../../src/chain/apply.ts";
 import { runPolicies } from "../../src/chain/run.ts";
 import { ExchangeState } from "../../src/chain/state.ts";
 import {
+  DEFAULT_IMMEDIATE_STATUS,
   ImmediateResponse,
   type Policy,
   UpstreamRequestModifications,
+  type UpstreamRequestModificationsInit,
   UpstreamResponseModifications,
 } from "../../src/sdk/mod.ts";
 import { chain, entry } from "../support/chains.ts";
@@ -163,4 +166,37 @@ Deno.test("the observer sees every policy execution once, with its outcome and r
     "bad/v1.0.0/request/failed/error",
     "deny/v1.0.0/request/denied/403",
   ]);
+});
+
+Deno.test("an action with a field its kind does not have (setHeader for setHeaders) fails the policy", async () => {
+  const typo = { setHeader: { "x-team": "users" } } as unknown as UpstreamRequestModificationsInit;
+  const policies: Policy[] = [
+    { onRequest: () => new UpstreamRequestModifications(typo) },
+    { onRequest: () => ({ kind: "upstream-request", ...typo }) as UpstreamRequestModifications },
+  ];
+  for (const policy of policies) {
+    const s = state();
+    const c = chain(entry("typo:v1", policy), entry("next:v1", marker("x-next")));
+    const outcome = await runPolicies(c.request, 0, 2, "request", s);
+    assert.equal(outcome?.statusCode, 500, "a failure under deny, not a silent no-op");
+    assert.equal(s.requestHeaders.has("x-next"), false);
+  }
+  assert.throws(
+    () => checkActionFields(new UpstreamRequestModifications(typo), "upstream-request"),
+    /upstream-request action with an unknown field setHeader \(did you mean setHeaders\?\)/,
+  );
+  assert.doesNotThrow(() =>
+    checkActionFields(new ImmediateResponse({ statusCode: 403, body: "no" }), "immediate-response")
+  );
+});
+
+Deno.test("an immediate response without a status code is a 500, as in the Python SDK", async () => {
+  assert.equal(new ImmediateResponse().statusCode, DEFAULT_IMMEDIATE_STATUS);
+  assert.equal(DEFAULT_IMMEDIATE_STATUS, 500);
+  const c = chain(
+    entry("plain:v1", { onRequest: () => ({ kind: "immediate-response" }) as ImmediateResponse }),
+  );
+  const outcome = await runPolicies(c.request, 0, 1, "request", state());
+  assert.equal(outcome?.statusCode, 500);
+  assert.equal(outcome?.policy, "plain:v1");
 });

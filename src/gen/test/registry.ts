@@ -38,8 +38,12 @@ import * as policy43 from "../../../tests/fixtures/policies/leaky/mod.ts";
 import * as policy44 from "../../../tests/fixtures/policies/chunk-tag/mod.ts";
 import * as policy45 from "../../../policies/sse-filter/mod.ts";
 import * as policy46 from "../../../policies/body-regex-redact/mod.ts";
+import * as policy49 from "../../../tests/fixtures/policies/await-abort/mod.ts";
 
-/** Every policy compiled into this build, in manifest order. */
+/**
+ * Every policy compiled into this build, in manifest order. A definition's processingMode is the
+ * only source of the policy's phases (resolved per instance from its parameters).
+ */
 export const generatedPolicies: readonly GeneratedPolicy[] = [
   {
     source: "policies/set-headers",
@@ -115,9 +119,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -192,9 +202,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -360,7 +376,6 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
             "type": "array",
           },
           "limits": {
-            "default": [],
             "description": "The limits; a request passes only if every one allows it, and only then is it counted against all of them.",
             "items": {
               "additionalProperties": false,
@@ -479,7 +494,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "requestBodyMode": "SKIP",
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "headers.includeIETF",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -566,9 +584,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "requestHeaders",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "responseHeaders",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -976,7 +1000,10 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "checkBody",
+        },
         "requestHeaderMode": "PROCESS",
         "responseBodyMode": "SKIP",
         "responseHeaderMode": "SKIP",
@@ -1124,10 +1151,22 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
+        "requestBodyMode": {
+          "value": "BUFFER",
+          "when": "logRequestPayload",
+        },
         "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseBodyMode": {
+          "value": "BUFFER",
+          "when": "logResponsePayload",
+        },
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": [
+            "logResponseHeaders",
+            "logResponsePayload",
+          ],
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -1857,9 +1896,15 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "processingMode": {
         "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
+        "requestHeaderMode": {
+          "value": "PROCESS",
+          "when": "request",
+        },
         "responseBodyMode": "SKIP",
-        "responseHeaderMode": "PROCESS",
+        "responseHeaderMode": {
+          "value": "PROCESS",
+          "when": "response",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -1932,10 +1977,36 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
         "type": "object",
       },
       "processingMode": {
-        "requestBodyMode": "SKIP",
-        "requestHeaderMode": "PROCESS",
-        "responseBodyMode": "SKIP",
-        "responseHeaderMode": "SKIP",
+        "requestBodyMode": {
+          "in": [
+            "requestBody",
+          ],
+          "value": "BUFFER",
+          "when": "phase",
+        },
+        "requestHeaderMode": {
+          "in": [
+            "requestHeaders",
+            "requestBody",
+          ],
+          "value": "PROCESS",
+          "when": "phase",
+        },
+        "responseBodyMode": {
+          "in": [
+            "responseBody",
+          ],
+          "value": "BUFFER",
+          "when": "phase",
+        },
+        "responseHeaderMode": {
+          "in": [
+            "responseHeaders",
+            "responseBody",
+          ],
+          "value": "PROCESS",
+          "when": "phase",
+        },
       },
       "runtime": "typescript",
       "systemParameters": {
@@ -2910,6 +2981,40 @@ export const generatedPolicies: readonly GeneratedPolicy[] = [
       },
       "version": "v1.0.0",
     },
+  },
+  {
+    source: "tests/fixtures/policies/await-abort",
+    definition: {
+      "description": "Test policy. Tells notifyUrl it started, waits until its call's signal fires, then tells notifyUrl the name of the signal's reason (TimeoutError, AbortError).",
+      "kind": "inline",
+      "name": "await-abort",
+      "parameters": {
+        "additionalProperties": false,
+        "properties": {
+          "notifyUrl": {
+            "type": "string",
+            "x-tollgate-access": "net",
+          },
+        },
+        "required": [
+          "notifyUrl",
+        ],
+        "type": "object",
+      },
+      "processingMode": {
+        "requestBodyMode": "SKIP",
+        "requestHeaderMode": "PROCESS",
+        "responseBodyMode": "SKIP",
+        "responseHeaderMode": "SKIP",
+      },
+      "runtime": "typescript",
+      "systemParameters": {
+        "properties": {},
+        "type": "object",
+      },
+      "version": "v1.0.0",
+    },
+    module: policy49,
   },
 ];
 

@@ -97,6 +97,7 @@ export function request(headers: Record<string, string | string[]> = {}, path = 
     scheme: "https",
     clientAddress: "203.0.113.7",
     attributes: {},
+    signal: new AbortController().signal,
   };
 }
 

@@ -4,6 +4,7 @@ The tests run the executor in another process, so the file is how they count fac
 calls. ``factoryDelay`` keeps the factory busy so concurrent first calls overlap;
 ``fail`` makes it raise and ``returnNone`` makes it return something that is not a policy.
 Every instance has an id, returned as ``x-instance`` so tests can tell instances apart.
+``close()`` appends the instance's tag to ``params["closeLog"]`` when it is given.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class Counted(Policy):
 
     def on_response(self, ctx: ResponseContext, params: dict[str, Any]) -> ResponseAction:
         return None
+
+    def close(self) -> None:
+        if "closeLog" in self.params:
+            with open(self.params["closeLog"], "a", encoding="utf-8") as log:
+                log.write(f"{self.params.get('tag', '')}\n")
 
 
 def get_policy(metadata: PolicyMetadata, params: dict[str, Any]) -> Policy | None:
