@@ -74,17 +74,22 @@ function withTimeout<T>(promise: Promise<T>, ms: number | undefined, label: stri
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function invoke(
+/**
+ * Calls one policy. A policy that answers synchronously gets its outcome back synchronously:
+ * most policies never wait, and a promise per call is a microtask and a few allocations on
+ * every request.
+ */
+function invoke(
   entry: ChainEntry,
   phase: Phase,
   state: ExchangeState,
   defaultTimeoutMs: number | undefined,
   guard: PolicyGuard | undefined,
-): Promise<PolicyOutcome> {
+): PolicyOutcome | Promise<PolicyOutcome> {
+  let result: AnyAction | Promise<AnyAction>;
   try {
     const refused = guard?.enter(entry.label);
     if (refused !== undefined) return { error: new PolicyFailure("unavailable", refused) };
-    let result: AnyAction | Promise<AnyAction>;
     try {
       result = phase === "request"
         ? entry.policy.onRequest?.(state.requestView, entry.params)
@@ -92,11 +97,14 @@ async function invoke(
     } finally {
       guard?.leave();
     }
-    if (!isPromise(result)) return { action: result };
-    return { action: await withTimeout(result, entry.timeoutMs ?? defaultTimeoutMs, entry.label) };
   } catch (error) {
     return { error };
   }
+  if (!isPromise(result)) return { action: result };
+  return withTimeout(result, entry.timeoutMs ?? defaultTimeoutMs, entry.label).then(
+    (action) => ({ action }),
+    (error) => ({ error }),
+  );
 }
 
 function applyAction(entry: ChainEntry, phase: Phase, action: AnyAction, state: ExchangeState) {
@@ -180,7 +188,7 @@ function conditionHolds(entry: ChainEntry, phase: Phase, state: ExchangeState): 
  * returns one outcome per policy, which are settled here exactly as if each policy had run
  * alone, so batching never changes results.
  */
-export async function runPolicies(
+export function runPolicies(
   entries: readonly ChainEntry[],
   from: number,
   to: number,
@@ -188,7 +196,7 @@ export async function runPolicies(
   state: ExchangeState,
   observer?: RunObserver,
   defaultTimeoutMs?: number,
-): Promise<ImmediateOutcome | undefined> {
+): ImmediateOutcome | undefined | Promise<ImmediateOutcome | undefined> {
   let i = from;
   while (i < to) {
     const entry = entries[i];
@@ -200,20 +208,51 @@ export async function runPolicies(
       i++;
       continue;
     }
+    const start = i;
     const end = entry.batch ? batchEnd(entries, i, to) : i + 1;
     const started = performance.now();
-    const outcomes = entry.batch
-      ? await entry.batch.run(entries.slice(i, end), phase, state)
-      : [await invoke(entry, phase, state, defaultTimeoutMs, observer?.guard)];
-    // A batch's time is shared evenly by the policies that ran in it.
-    const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
-    for (let k = i; k < end; k++) {
-      const outcome = outcomes[k - i] ??
-        { error: new PolicyFailure("error", "the runtime returned no result") };
-      const step = settle(entries[k], outcome, phase, state, seconds, observer);
-      if (step.stop) return step.immediate;
+    const outcomes: Ran | Promise<Ran> = entry.batch
+      ? entry.batch.run(entries.slice(i, end), phase, state)
+      : invoke(entry, phase, state, defaultTimeoutMs, observer?.guard);
+    const next = (ran: Ran): Step =>
+      settleRan(entries, start, end, Array.isArray(ran) ? ran : [ran], started, phase, state, observer);
+    if (isPromise(outcomes)) {
+      // Only a policy that waits makes the rest of the chain wait.
+      return outcomes.then((ran) => {
+        const step = next(ran);
+        return step.stop
+          ? step.immediate
+          : runPolicies(entries, end, to, phase, state, observer, defaultTimeoutMs);
+      });
     }
+    const step = next(outcomes);
+    if (step.stop) return step.immediate;
     i = end;
   }
   return undefined;
+}
+
+/** What one call ran: a batch's outcomes, or one policy's. */
+type Ran = readonly PolicyOutcome[] | PolicyOutcome;
+
+/** Settles the outcomes of `entries[from, end)`, which ran as one call started at `started`. */
+function settleRan(
+  entries: readonly ChainEntry[],
+  from: number,
+  end: number,
+  outcomes: readonly PolicyOutcome[],
+  started: number,
+  phase: Phase,
+  state: ExchangeState,
+  observer: RunObserver | undefined,
+): Step {
+  // A batch's time is shared evenly by the policies that ran in it.
+  const seconds = (performance.now() - started) / 1000 / Math.max(outcomes.length, 1);
+  for (let k = from; k < end; k++) {
+    const outcome = outcomes[k - from] ??
+      { error: new PolicyFailure("error", "the runtime returned no result") };
+    const step = settle(entries[k], outcome, phase, state, seconds, observer);
+    if (step.stop) return step;
+  }
+  return NEXT;
 }

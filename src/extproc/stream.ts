@@ -194,9 +194,10 @@ export class ExchangeStream {
     return immediateReply(outcome);
   }
 
-  async #run(phase: Phase, from: number, to: number): Promise<ImmediateOutcome | undefined> {
+  /** Runs the chain's `phase` policies `[from, to)`: synchronously when none of them waits. */
+  #run(phase: Phase, from: number, to: number): Settled<ImmediateOutcome | undefined> {
     const chain = this.#chain!;
-    const outcome = await runPolicies(
+    const outcome = runPolicies(
       phase === "request" ? chain.request : chain.response,
       from,
       to,
@@ -206,15 +207,17 @@ export class ExchangeStream {
       // The table the stream is bound to: a request keeps the config it started with.
       this.#table!.config.limits.policyTimeoutMs,
     );
-    if (outcome) this.observer?.immediateResponse(outcome.policy, outcome.statusCode);
-    return outcome;
+    return then(outcome, (immediate) => {
+      if (immediate) this.observer?.immediateResponse(immediate.policy, immediate.statusCode);
+      return immediate;
+    });
   }
 
-  async #onRequestHeaders(
+  #onRequestHeaders(
     request: ProcessingRequest,
     headers: Parameters<typeof loadRequestHeaders>[1],
     endOfStream: boolean,
-  ): Promise<ProcessingResponse> {
+  ): Settled<ProcessingResponse> {
     const route = routeNameOf(request);
     const bound = this.#bind(request, route);
     if (bound === "deny") return this.#refuse(route, headerValue(headers, "x-request-id"));
@@ -226,21 +229,23 @@ export class ExchangeStream {
     const bodyComing = chain.needsRequestBody && !endOfStream;
     const to = bodyComing ? chain.requestHeadersCount : chain.request.length;
     this.#requestRan = to;
-    const immediate = await this.#run("request", 0, to);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
-    return reply(
-      "requestHeaders",
-      commonResponse(state, { side: "request", bodyPhase: false }),
-      modeOverrideFor(chain),
-      analyticsMetadata(state),
+    return then(
+      this.#run("request", 0, to),
+      (immediate) =>
+        immediate ? immediateReply(immediate, analyticsMetadata(state)) : reply(
+          "requestHeaders",
+          commonResponse(state, { side: "request", bodyPhase: false }),
+          modeOverrideFor(chain),
+          analyticsMetadata(state),
+        ),
     );
   }
 
-  async #onResponseHeaders(
+  #onResponseHeaders(
     request: ProcessingRequest,
     headers: Parameters<typeof loadResponseHeaders>[1],
     endOfStream: boolean,
-  ): Promise<ProcessingResponse> {
+  ): Settled<ProcessingResponse> {
     // A stream that starts here is an Envoy local reply: no mode override was sent yet.
     const startsHere = this.#state === undefined;
     if (startsHere) {
@@ -258,17 +263,19 @@ export class ExchangeStream {
     const bodyComing = chain.needsResponseBody && !endOfStream;
     const to = bodyComing ? chain.responseHeadersCount : chain.response.length;
     this.#responseRan = to;
-    const immediate = await this.#run("response", 0, to);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
-    return reply(
-      "responseHeaders",
-      commonResponse(state, { side: "response", bodyPhase: false }),
-      startsHere && bodyComing ? modeOverrideFor(chain) : undefined,
-      analyticsMetadata(state),
+    return then(
+      this.#run("response", 0, to),
+      (immediate) =>
+        immediate ? immediateReply(immediate, analyticsMetadata(state)) : reply(
+          "responseHeaders",
+          commonResponse(state, { side: "response", bodyPhase: false }),
+          startsHere && bodyComing ? modeOverrideFor(chain) : undefined,
+          analyticsMetadata(state),
+        ),
     );
   }
 
-  async #onBody(side: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
+  #onBody(side: Phase, bytes: Uint8Array, endOfStream: boolean): Settled<ProcessingResponse> {
     const kind: PhaseReply = side === "request" ? "requestBody" : "responseBody";
     const chain = this.#chain;
     const state = this.#state;
@@ -284,8 +291,23 @@ export class ExchangeStream {
       state.responseBody = new Body(bytes, endOfStream);
       this.#responseRan = entries.length;
     }
-    const immediate = await this.#run(side, ran, entries.length);
-    if (immediate) return immediateReply(immediate, analyticsMetadata(state));
-    return reply(kind, commonResponse(state, { side, bodyPhase: true }), undefined, analyticsMetadata(state));
+    return then(
+      this.#run(side, ran, entries.length),
+      (immediate) =>
+        immediate ? immediateReply(immediate, analyticsMetadata(state)) : reply(
+          kind,
+          commonResponse(state, { side, bodyPhase: true }),
+          undefined,
+          analyticsMetadata(state),
+        ),
+    );
   }
+}
+
+/** A value now, or later. */
+type Settled<T> = T | Promise<T>;
+
+/** `next(value)` now if `value` is ready, else once it settles: no promise hop for what never waited. */
+function then<T, R>(value: Settled<T>, next: (value: T) => R): Settled<R> {
+  return value instanceof Promise ? value.then(next) : next(value);
 }
