@@ -72,80 +72,93 @@ export class ExchangeState {
   }
 
   /** The view `onRequest` receives (live: reflects earlier policies' changes). */
-  readonly requestView: RequestContext = createRequestView(this);
+  readonly requestView: RequestContext = new RequestView(this);
   /** The view `onResponse` receives (live). */
-  readonly responseView: ResponseContext = createResponseView(this);
+  readonly responseView: ResponseContext = new ResponseView(this);
 }
 
-function createRequestView(state: ExchangeState): RequestContext {
-  return {
-    get shared() {
-      return state.shared;
-    },
-    get headers() {
-      return state.requestHeaders;
-    },
-    get body() {
-      return state.requestBody;
-    },
-    get path() {
-      return state.path;
-    },
-    get query() {
-      return state.query;
-    },
-    get method() {
-      return state.method;
-    },
-    get authority() {
-      return state.authority;
-    },
-    get scheme() {
-      return state.scheme;
-    },
-    get clientAddress() {
-      return state.clientAddress;
-    },
-    get attributes() {
-      return state.attributes;
-    },
-  };
+/**
+ * What `onRequest` sees: live getters over the exchange's state, on the prototype (an object
+ * literal with getters would allocate a closure per getter for every request).
+ */
+class RequestView implements RequestContext {
+  readonly #state: ExchangeState;
+
+  constructor(state: ExchangeState) {
+    this.#state = state;
+  }
+
+  get shared() {
+    return this.#state.shared;
+  }
+  get headers() {
+    return this.#state.requestHeaders;
+  }
+  get body() {
+    return this.#state.requestBody;
+  }
+  get path() {
+    return this.#state.path;
+  }
+  get query() {
+    return this.#state.query;
+  }
+  get method() {
+    return this.#state.method;
+  }
+  get authority() {
+    return this.#state.authority;
+  }
+  get scheme() {
+    return this.#state.scheme;
+  }
+  get clientAddress() {
+    return this.#state.clientAddress;
+  }
+  get attributes() {
+    return this.#state.attributes;
+  }
 }
 
-function createResponseView(state: ExchangeState): ResponseContext {
-  return {
-    get shared() {
-      return state.shared;
-    },
-    get requestHeaders() {
-      return state.requestHeaders;
-    },
-    get requestBody() {
-      return state.requestBody;
-    },
-    get requestPath() {
-      return state.path;
-    },
-    get requestQuery() {
-      return state.query;
-    },
-    get clientAddress() {
-      return state.clientAddress;
-    },
-    get attributes() {
-      return state.attributes;
-    },
-    get requestMethod() {
-      return state.method;
-    },
-    get responseHeaders() {
-      return state.responseHeaders;
-    },
-    get responseBody() {
-      return state.responseBody;
-    },
-    get responseStatus() {
-      return state.status;
-    },
-  };
+/** What `onResponse` sees (live, like {@link RequestView}). */
+class ResponseView implements ResponseContext {
+  readonly #state: ExchangeState;
+
+  constructor(state: ExchangeState) {
+    this.#state = state;
+  }
+
+  get shared() {
+    return this.#state.shared;
+  }
+  get requestHeaders() {
+    return this.#state.requestHeaders;
+  }
+  get requestBody() {
+    return this.#state.requestBody;
+  }
+  get requestPath() {
+    return this.#state.path;
+  }
+  get requestQuery() {
+    return this.#state.query;
+  }
+  get clientAddress() {
+    return this.#state.clientAddress;
+  }
+  get attributes() {
+    return this.#state.attributes;
+  }
+  get requestMethod() {
+    return this.#state.method;
+  }
+  get responseHeaders() {
+    return this.#state.responseHeaders;
+  }
+  get responseBody() {
+    return this.#state.responseBody;
+  }
+  get responseStatus() {
+    return this.#state.status;
+  }
 }
