@@ -17,10 +17,13 @@ const RESPONSE_SLOTS = {
 export class Metrics {
   readonly registry = new client.Registry();
 
-  readonly #streamsActive = new client.Gauge({
+  /** Open streams, read when scraped: setting a gauge on every stream's start and end costs a label hash each. */
+  #activeStreams = 0;
+  readonly #streamsActive: client.Gauge = new client.Gauge({
     name: "tollgate_extproc_streams_active",
     help: "ext_proc streams currently open (one per in-flight HTTP request)",
     registers: [this.registry],
+    collect: (): void => this.#streamsActive.set(this.#activeStreams),
   });
   readonly #malformedStreams = new client.Counter({
     name: "tollgate_extproc_malformed_streams_total",
@@ -142,7 +145,7 @@ export class Metrics {
   }
 
   streamsChanged(active: number): void {
-    this.#streamsActive.set(active);
+    this.#activeStreams = active;
   }
 
   /** Each policy label's children, by phase and outcome (no key string built per call). */
