@@ -29,6 +29,8 @@ export interface Summary {
   /** CPU µs per request of Envoy plus the ext_proc server. */
   readonly totalCpuUs: Record<Load, number>;
   readonly extprocPeakMiB?: number;
+  /** The ext_proc server process alone (Tollgate without its Python executor). */
+  readonly enginePeakMiB?: number;
   readonly envoyPeakMiB: number;
   /** At the fixed rate. */
   readonly policyMsPerRequest: Record<string, number>;
@@ -98,6 +100,7 @@ export function summarize(scenario: Scenario, runs: readonly RunResult[]): Summa
     extprocCpuUs: { saturated: saturatedCpu.extproc, fixed: fixedCpu.extproc },
     totalCpuUs: { saturated: saturatedCpu.total, fixed: fixedCpu.total },
     extprocPeakMiB: scaled(med(extprocPeak), 1 / MiB),
+    enginePeakMiB: scaled(med((r) => r.peakMemory.server), 1 / MiB),
     envoyPeakMiB: med((r) => r.peakMemory.envoy)! / MiB,
     policyMsPerRequest: Object.fromEntries(
       [...phases].map((phase) => [phase, med((r) => r.policyMsPerRequest.fixed[phase]) ?? 0]),
@@ -206,6 +209,15 @@ export function judgeTargets(summaries: readonly Summary[]): Target[] {
   added("python-1", 1.5, 5);
   compiled("empty-chain", 1.2);
   compiled("headers-5ts", 1.3);
+  // Issue 11: the engine process alone (one data-plane worker), its Python executor not counted.
+  const engine = by.get("headers-5ts")?.enginePeakMiB;
+  if (engine !== undefined) {
+    targets.push({
+      target: "headers-5ts engine peak RSS ≤ 100 MiB (the engine process alone)",
+      value: `${engine.toFixed(1)} MiB`,
+      met: engine <= 100,
+    });
+  }
   // Issue 12's policy targets, over the empty chain (the engine with nothing to run).
   const empty = by.get("empty-chain");
   const jwt = by.get("jwt-rs256");
@@ -344,17 +356,19 @@ export function markdown(results: Results): string {
     "",
     'CPU time per request (from /proc, saturated and at the fixed rate; "server" is the ext_proc server: ' +
     "Tollgate with its Python executor, the pass-through server or the Go reference) and peak resident memory (VmHWM) at " +
-    "the end of a run:",
+    "the end of a run (server: Tollgate and its executor added; engine: the Tollgate process alone):",
     "",
     "| scenario | server CPU µs/req, saturated | at fixed rate | Envoy + server CPU µs/req, saturated | " +
-    "at fixed rate | server peak MiB | Envoy peak MiB |",
-    "| --- | --: | --: | --: | --: | --: | --: |",
+    "at fixed rate | server peak MiB | engine peak MiB | Envoy peak MiB |",
+    "| --- | --: | --: | --: | --: | --: | --: | --: |",
     ...results.summaries.map((s) =>
       `| ${s.name} | ${cell((x) => x.extprocCpuUs.saturated, 0, s)} | ${
         cell((x) => x.extprocCpuUs.fixed, 0, s)
       } | ` +
       `${cell((x) => x.totalCpuUs.saturated, 0, s)} | ${cell((x) => x.totalCpuUs.fixed, 0, s)} | ` +
-      `${cell((x) => x.extprocPeakMiB, 1, s)} | ${cell((x) => x.envoyPeakMiB, 1, s)} |`
+      `${cell((x) => x.extprocPeakMiB, 1, s)} | ${cell((x) => x.enginePeakMiB, 1, s)} | ${
+        cell((x) => x.envoyPeakMiB, 1, s)
+      } |`
     ),
     ...referenceTable(results.summaries),
     ...streamingTable(results.summaries),

@@ -21,6 +21,8 @@ export class LivenessWriter implements PolicyGuard {
   readonly #ints: Int32Array;
   readonly #label: Uint8Array;
   readonly #encoder = new TextEncoder();
+  /** Each label's bytes, encoded once (a chain has few labels; every request names them). */
+  readonly #encoded = new Map<string, Uint8Array>();
 
   constructor(buffer: SharedArrayBuffer, private readonly refuse: (label: string) => string | undefined) {
     this.#ints = new Int32Array(buffer, 0, 2);
@@ -35,8 +37,13 @@ export class LivenessWriter implements PolicyGuard {
   enter(label: string): string | undefined {
     const reason = this.refuse(label);
     if (reason !== undefined) return reason;
-    const { written } = this.#encoder.encodeInto(label, this.#label);
-    Atomics.store(this.#ints, LABEL_LENGTH, written);
+    let bytes = this.#encoded.get(label);
+    if (bytes === undefined) {
+      bytes = this.#encoder.encode(label).subarray(0, LABEL_BYTES);
+      this.#encoded.set(label, bytes);
+    }
+    this.#label.set(bytes);
+    Atomics.store(this.#ints, LABEL_LENGTH, bytes.byteLength);
     return undefined;
   }
 

@@ -35,10 +35,11 @@ export class Quarantine {
 export function quarantineReason(
   list: ReadonlyMap<string, number>,
   label: string,
-  now = Date.now(),
+  now?: number,
 ): string | undefined {
+  if (list.size === 0) return undefined;
   const until = list.get(label);
-  return until !== undefined && until > now
+  return until !== undefined && until > (now ?? Date.now())
     ? `${label} is quarantined until ${
       new Date(until).toISOString()
     }: it held a data-plane worker past the watchdog ${STRIKES} times within ${WINDOW_MS / 1000}s`

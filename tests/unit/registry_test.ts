@@ -53,7 +53,7 @@ Deno.test("definition problems: name, version, runtime, modes and invalid schema
       'letters and digits joined by single hyphens, e.g. set-headers), not "MyPolicy"',
       'policy-definition.yaml:2:10: version: "1.0" is not a version: versions are written vMAJOR.MINOR.PATCH, e.g. v1.0.0',
       'policy-definition.yaml:3:10: runtime: must be one of "typescript", "python"',
-      'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER", "STREAM"',
+      'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER", "STREAM" (did you mean STREAM?)',
     ],
   );
   const [schemaProblem] = definitionProblems("name: p\nversion: v1.0.0\nparameters:\n  type: objekt\n");
@@ -247,7 +247,7 @@ Deno.test("a broken definition reports every problem at once, each at its key, w
       "policy-definition.yaml:3:13: descripton: is not a known field (did you mean description?)",
       "policy-definition.yaml:2:10: version: is the number 1, not a version: versions are written " +
       "vMAJOR.MINOR.PATCH, e.g. v1.0.0",
-      'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER" ' +
+      'policy-definition.yaml:5:20: processingMode.requestBodyMode: must be one of "SKIP", "BUFFER", "STREAM" ' +
       "(did you mean BUFFER?)",
       "policy-definition.yaml:10:38: parameters.properties.limit.minimun: is not a JSON Schema keyword " +
       "(did you mean minimum?)",
