@@ -7,17 +7,7 @@ import { EngineProcess } from "../support/engine_process.ts";
 import { Envoy } from "../support/envoy.ts";
 import { waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
-
-const policy = (
-  name: string,
-  parameters: Record<string, unknown> = {},
-  extra: Record<string, unknown> = {},
-) => ({
-  name,
-  version: "v1",
-  parameters,
-  ...extra,
-});
+import { policyRef as policy } from "../support/config_refs.ts";
 
 const config = {
   python: { workers: 4, timeout: "2s" },

@@ -9,17 +9,7 @@ import { Envoy } from "../support/envoy.ts";
 import { Jaeger, type JaegerSpan, parentOf, tagsOf } from "../support/jaeger.ts";
 import { freePort, waitFor } from "../support/ports.ts";
 import { Upstream } from "../support/upstream.ts";
-
-const policy = (
-  name: string,
-  parameters: Record<string, unknown> = {},
-  extra: Record<string, unknown> = {},
-) => ({
-  name,
-  version: "v1",
-  parameters,
-  ...extra,
-});
+import { policyRef as policy } from "../support/config_refs.ts";
 
 const routesConfig = [
   {

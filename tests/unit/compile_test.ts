@@ -27,7 +27,7 @@ const IMAGE_FLAGS = [
   "--allow-run=/usr/bin/python3",
   `--allow-env=${ENGINE_ENV_VARS.join(",")}`,
   "--unstable-worker-options",
-  "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=50",
+  "--v8-flags=--max-semi-space-size=4",
 ];
 
 const options = (args: string[]) => parseCompileOptions(args)!.options;
