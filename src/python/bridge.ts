@@ -246,19 +246,19 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
 
   run(
     entries: readonly ChainEntry[],
-    side: "request" | "response",
+    phase: "request" | "response",
     state: ExchangeState,
   ): Promise<PolicyOutcome[]> {
-    return this.#inOrder(state, () => this.#run(entries, side, state));
+    return this.#inOrder(state, () => this.#run(entries, phase, state));
   }
 
   async #run(
     entries: readonly ChainEntry[],
-    side: "request" | "response",
+    phase: "request" | "response",
     state: ExchangeState,
   ): Promise<PolicyOutcome[]> {
     const started = state.recorder ? performance.now() : 0;
-    const result = await this.#call(entries, side, state);
+    const result = await this.#call(entries, phase, state);
     // The batch's one record: its round trip (tracing shows it as its policies' parent span).
     state.recorder?.batchRan(
       started,
@@ -271,10 +271,10 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
   /** One round trip: the policies' outcomes, or the error the whole call failed with. */
   async #call(
     entries: readonly ChainEntry[],
-    side: "request" | "response",
+    phase: "request" | "response",
     state: ExchangeState,
   ): Promise<{ outcomes: PolicyOutcome[] } | { failed: unknown }> {
-    const phase = side === "request" ? Phase.REQUEST : Phase.RESPONSE;
+    const wirePhase = phase === "request" ? Phase.REQUEST : Phase.RESPONSE;
     const budgetMs = this.#budgetMs(entries);
     const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
     // The configured route (the default chain's is `(default)`), never a name Envoy made up.
@@ -283,7 +283,7 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
     let response: ExecuteResponse;
     try {
       response = await this.client().call({
-        phase,
+        phase: wirePhase,
         policies: entries.map((entry) => ({
           ...(entry.policy as PythonPolicy).invocation,
           onFailure: RULES[entry.onFailure],
@@ -298,7 +298,7 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
           authority: state.authority,
           scheme: state.scheme,
         },
-        response: side === "response"
+        response: phase === "response"
           ? {
             headers: headerLines(state.responseHeaders),
             body: state.responseBody?.content,
@@ -314,13 +314,13 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
     } catch (error) {
       return { failed: error };
     } finally {
-      this.observer?.pythonBatch(route, side, (performance.now() - started) / 1000);
+      this.observer?.pythonBatch(route, phase, (performance.now() - started) / 1000);
     }
     if (response.error) {
       return { failed: new PolicyFailure("error", `python executor rejected the call: ${response.error}`) };
     }
     mergeMetadata(state.shared.metadata, metadata, response.metadata);
-    return { outcomes: response.results.map((result, i) => outcomeOf(result, phase, entries[i].label)) };
+    return { outcomes: response.results.map((result, i) => outcomeOf(result, wirePhase, entries[i].label)) };
   }
 
   /**
@@ -330,18 +330,18 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
    */
   runChunk(
     entries: readonly ChainEntry[],
-    side: "request" | "response",
+    phase: "request" | "response",
     chunk: Uint8Array,
     endOfStream: boolean,
     chunkIndex: number,
     state: ExchangeState,
   ): Promise<ChunkBatchResult> {
-    return this.#inOrder(state, () => this.#runChunk(entries, side, chunk, endOfStream, chunkIndex, state));
+    return this.#inOrder(state, () => this.#runChunk(entries, phase, chunk, endOfStream, chunkIndex, state));
   }
 
   async #runChunk(
     entries: readonly ChainEntry[],
-    side: "request" | "response",
+    phase: "request" | "response",
     chunk: Uint8Array,
     endOfStream: boolean,
     chunkIndex: number,
@@ -352,7 +352,7 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
     let response: ChunkResponse;
     try {
       response = await this.client().callChunk({
-        phase: side === "request" ? Phase.REQUEST : Phase.RESPONSE,
+        phase: phase === "request" ? Phase.REQUEST : Phase.RESPONSE,
         policies: entries.map((entry) => ({
           ...(entry.policy as PythonPolicy).invocation,
           onFailure: RULES[entry.onFailure],
@@ -367,7 +367,7 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
           authority: state.authority,
           scheme: state.scheme,
         },
-        response: side === "response"
+        response: phase === "response"
           ? { headers: headerLines(state.responseHeaders), status: state.status }
           : undefined,
         metadata,
