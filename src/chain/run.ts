@@ -110,21 +110,25 @@ function settle(
   return immediate ? { stop: true, cause: "short_circuit", immediate } : NEXT;
 }
 
+/** A field of a modifications object that asks for nothing: an empty list or an empty record. */
+function asksNothing(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (Array.isArray(value)) return value.length === 0;
+  // Bytes are a body, even an empty one (it clears the body).
+  if (typeof value !== "object" || value === null || ArrayBuffer.isView(value)) return false;
+  return Object.keys(value).length === 0;
+}
+
 /**
- * Whether an action asks for a change to the exchange (what the trace calls `modified`):
- * analytics values alone, or a modifications object with nothing in it, leave it as it was.
+ * Whether an action asks for a change to the exchange (what the trace calls `modified`, and
+ * what makes audit-log keep only hashes): analytics values alone, or a modifications object
+ * with nothing in it, leave it as it was.
  */
 function modifies(action: AnyAction | undefined): boolean {
   if (action === undefined || action === null) return false;
-  for (const [key, value] of Object.entries(action)) {
-    if (key === "kind" || key === "analyticsMetadata" || value === undefined) continue;
-    if (
-      Array.isArray(value) ? value.length > 0 : typeof value !== "object" || Object.keys(value).length > 0
-    ) {
-      return true;
-    }
-  }
-  return false;
+  return Object.entries(action).some(([key, value]) =>
+    key !== "kind" && key !== "analyticsMetadata" && !asksNothing(value)
+  );
 }
 
 /** Records the entries a stop left out as skipped, with what stopped the chain. */

@@ -3,6 +3,7 @@ import { checkActionFields } from "../../src/chain/apply.ts";
 import { runPolicies } from "../../src/chain/run.ts";
 import { ExchangeState } from "../../src/chain/state.ts";
 import {
+  Body,
   DEFAULT_IMMEDIATE_STATUS,
   ImmediateResponse,
   type Policy,
@@ -166,6 +167,22 @@ Deno.test("the observer sees every policy execution once, with its outcome and r
     "bad/v1.0.0/request/failed/error",
     "deny/v1.0.0/request/denied/403",
   ]);
+});
+
+Deno.test("the trace calls a cleared body a change, analytics values or empty lists none", async () => {
+  const c = chain(
+    entry("clears:v1", { onRequest: () => new UpstreamRequestModifications({ body: new Uint8Array() }) }),
+    entry("blanks:v1", { onRequest: () => new UpstreamRequestModifications({ body: "" }) }),
+    entry("tags:v1", {
+      onRequest: () =>
+        new UpstreamRequestModifications({ analyticsMetadata: { tier: "gold" }, removeHeaders: [] }),
+    }),
+  );
+  const s = state();
+  s.requestBody = new Body(new TextEncoder().encode("card=4111111111111111"));
+  await runPolicies(c.request, 0, 3, "request", s);
+  // A cleared body must read as modified: audit-log then keeps only hashes of the content.
+  assert.deepEqual(s.trace.map((d) => d.outcome), ["modified", "modified", "passed"]);
 });
 
 Deno.test("an action with a field its kind does not have (setHeader for setHeaders) fails the policy", async () => {
