@@ -678,9 +678,7 @@ export class H2Connection implements StreamHost {
     if (!this.#writing && !this.#flushQueued) this.destroy();
   }
 
-  const HEADERS_TOO_LARGE = encodeHeaders([[":status", "431"]]);
-
-/** A connection error: GOAWAY with `code`, then close. */
+  /** A connection error: GOAWAY with `code`, then close. */
   #fail(code: ErrorCodeValue, message: string): void {
     if (this.#dead) return;
     this.#goawaySent = true;
