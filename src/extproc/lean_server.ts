@@ -430,7 +430,9 @@ class Call {
     if (!this.writable) return;
     this.#ended = true;
     this.stream.end(
-      code === GrpcStatus.OK && message === undefined ? OK_TRAILERS : encodeHeaders(statusHeaders(code, message)),
+      code === GrpcStatus.OK && message === undefined
+        ? OK_TRAILERS
+        : encodeHeaders(statusHeaders(code, message)),
     );
   }
 
@@ -448,7 +450,12 @@ function statusHeaders(code: GrpcStatusCode, message?: string): [string, string]
 }
 
 /** A trailers-only answer for a stream that is not served; what the client still sends is dropped. */
-function respondWithStatus(stream: H2Stream, code: GrpcStatusCode, message: string, httpStatus: number): void {
+function respondWithStatus(
+  stream: H2Stream,
+  code: GrpcStatusCode,
+  message: string,
+  httpStatus: number,
+): void {
   stream.respond(
     encodeHeaders([
       [":status", String(httpStatus)],

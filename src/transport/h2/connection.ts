@@ -379,7 +379,9 @@ export class H2Connection implements StreamHost {
     const stream = this.#streams.get(streamId);
     if (stream) {
       // Trailers: a gRPC client sends none, but they may end the stream.
-      if (!block.endStream || stream.remoteEnded) return this.#streamError(streamId, ErrorCode.PROTOCOL_ERROR);
+      if (!block.endStream || stream.remoteEnded) {
+        return this.#streamError(streamId, ErrorCode.PROTOCOL_ERROR);
+      }
       if (stream.paused) {
         stream.held ??= { chunks: [], end: false };
         stream.held.end = true;
@@ -501,7 +503,9 @@ export class H2Connection implements StreamHost {
     }
     if (increment === 0) return this.#streamError(streamId, ErrorCode.PROTOCOL_ERROR);
     stream.sendWindow += increment;
-    if (stream.sendWindow > MAX_WINDOW_BYTES) return this.#streamError(streamId, ErrorCode.FLOW_CONTROL_ERROR);
+    if (stream.sendWindow > MAX_WINDOW_BYTES) {
+      return this.#streamError(streamId, ErrorCode.FLOW_CONTROL_ERROR);
+    }
     this.#pump(stream);
     this.#notifyDrain();
   }
@@ -552,7 +556,6 @@ export class H2Connection implements StreamHost {
 
   sendTrailers(stream: H2Stream, block: Uint8Array): void {
     stream.trailers = block;
-    stream.localEnded = true;
     this.#pump(stream);
   }
 
@@ -604,7 +607,7 @@ export class H2Connection implements StreamHost {
       const trailers = stream.trailers;
       stream.trailers = undefined;
       this.#headerFrames(stream.id, trailers, true);
-      if (stream.remoteEnded) this.#finish(stream);
+      this.#localEnd(stream);
     }
   }
 

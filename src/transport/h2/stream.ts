@@ -54,20 +54,25 @@ export class H2Stream {
     this.receiveWindow = receiveWindow;
   }
 
+  /** This side has ended, or its trailers wait for window: nothing more may be sent. */
+  get ending(): boolean {
+    return this.localEnded || this.trailers !== undefined || this.closed;
+  }
+
   /** Sends the response headers (an encoded HPACK block); `endStream` for a headers-only answer. */
   respond(block: Uint8Array, endStream = false): void {
-    if (!this.localEnded && !this.closed) this.host.sendHeaders(this, block, endStream);
+    if (!this.ending) this.host.sendHeaders(this, block, endStream);
   }
 
   /** Sends `data`; false when it (or earlier data) waits for window or the socket: wait for `onDrain`. */
   write(data: Uint8Array): boolean {
-    if (this.localEnded || this.closed) return true;
+    if (this.ending) return true;
     return this.host.sendData(this, data);
   }
 
   /** Ends this side with trailers (an encoded HPACK block), after any data still waiting. */
   end(trailers: Uint8Array): void {
-    if (!this.localEnded && !this.closed) this.host.sendTrailers(this, trailers);
+    if (!this.ending) this.host.sendTrailers(this, trailers);
   }
 
   /** Resets the stream (RST_STREAM with `code`) if it is still open. */
