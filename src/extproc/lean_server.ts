@@ -92,6 +92,8 @@ export class LeanExtProcServer {
   #closing = false;
   /** The listener; a recreated socket gets a new one (the old one's connections go on). */
   #listener: Deno.Listener | undefined;
+  /** The current listener's accept loop. */
+  #accepting: Promise<void> | undefined;
   #socket: SocketKeeper | undefined;
   readonly #connections = new Map<H2Connection, ConnectionState>();
   readonly #streamIdleTimeoutMs: number;
@@ -116,9 +118,10 @@ export class LeanExtProcServer {
       target = `unix:${listen.socket}`;
       instance.#socket = await SocketKeeper.start(listen.socket, listen.socketMode, {
         listen: async (path) => instance.#accept(Deno.listen({ transport: "unix", path })),
-        close: () => {
-          instance.#listener?.close();
-          instance.#listener = undefined;
+        close: async () => {
+          await instance.#stopAccepting();
+          // The socket file is being replaced: Envoy should reconnect to the new one.
+          for (const connection of instance.#connections.keys()) connection.close();
         },
       }, () => options.observer?.socketLost());
     } else {
@@ -137,7 +140,7 @@ export class LeanExtProcServer {
   /** Serves every connection `listener` accepts until it is closed; it becomes the current one. */
   #accept(listener: Deno.Listener): void {
     this.#listener = listener;
-    (async () => {
+    this.#accepting = (async () => {
       try {
         for await (const conn of listener) this.#onConnection(conn);
       } catch (error) {
@@ -147,6 +150,13 @@ export class LeanExtProcServer {
         }
       }
     })();
+  }
+
+  /** Closes the listener; settles once its accept loop is over and Deno has released it. */
+  async #stopAccepting(): Promise<void> {
+    this.#listener?.close();
+    this.#listener = undefined;
+    await this.#accepting;
   }
 
   /** Streams currently open. */
@@ -368,8 +378,7 @@ export class LeanExtProcServer {
     this.#closing = true;
     clearInterval(this.#sweep);
     this.#socket?.stop();
-    this.#listener?.close();
-    this.#listener = undefined;
+    await this.#stopAccepting();
     const served = [...this.#connections].map(([connection, state]) => {
       connection.close();
       return state.served;
