@@ -347,8 +347,9 @@ export class LeanExtProcServer {
         call.finish(GrpcStatus.OK);
       });
     return () => {
+      // Closed before we ended it: Envoy reset or cut the stream, so running policies are told.
+      if (call.writable) exchange.cancel();
       call.cancel();
-      exchange.cancel();
       this.#calls.delete(watched);
       // After the message being handled (if any) is done with the chain.
       if (tail) tail.finally(() => exchange.release());
