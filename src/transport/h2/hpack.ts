@@ -130,7 +130,9 @@ export class HpackDecoder {
   /** §5.2 string literal at #at. */
   #string(block: Uint8Array): string {
     const start = this.#at;
-    if (start >= block.byteLength) throw new HpackError(`HPACK: block ends before a string, at octet ${start}`);
+    if (start >= block.byteLength) {
+      throw new HpackError(`HPACK: block ends before a string, at octet ${start}`);
+    }
     const huffman = block[start] & 0x80;
     const length = this.#integer(block, 7);
     const from = this.#at;
@@ -153,9 +155,13 @@ export class HpackDecoder {
     if (value === mask) {
       let shift = 0;
       for (;;) {
-        if (at >= block.byteLength) throw new HpackError(`HPACK: block ends inside the integer at octet ${start}`);
+        if (at >= block.byteLength) {
+          throw new HpackError(`HPACK: block ends inside the integer at octet ${start}`);
+        }
         if (at - start > MAX_CONTINUATIONS) {
-          throw new HpackError(`HPACK: integer at octet ${start} is longer than ${MAX_CONTINUATIONS + 1} octets`);
+          throw new HpackError(
+            `HPACK: integer at octet ${start} is longer than ${MAX_CONTINUATIONS + 1} octets`,
+          );
         }
         const octet = block[at++];
         value += (octet & 0x7f) * 2 ** shift;
