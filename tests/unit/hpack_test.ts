@@ -341,3 +341,123 @@ Deno.test("encodeHeaders refuses chars above 0xFF and uppercase names, naming th
   assert.throws(() => encodeHeaders([["X-A", "b"]]), /header "X-A": name has an uppercase letter at 0/);
   assert.throws(() => encodeHeaders([["x-\u0100", "b"]]), /name has a char above 0xFF/);
 });
+
+type RequestHeaders = Record<string, string | string[]>;
+
+/**
+ * The header blocks a real encoder (Deno's node:http2 client, Huffman and dynamic table on) sends for
+ * `requests`, captured by a raw TCP server that announces `settings` (id, value pairs) and reads HEADERS and
+ * CONTINUATION frames after the connection preface. The requests start once the client has our settings.
+ */
+async function capturedBlocks(
+  requests: RequestHeaders[],
+  settings: [number, number][],
+): Promise<Uint8Array[]> {
+  const blocks: Uint8Array[] = [];
+  const done = Promise.withResolvers<void>();
+  const server = net.createServer((socket) => {
+    const frame = new Uint8Array(9 + 6 * settings.length);
+    frame.set([0, 0, 6 * settings.length, 4]); // SETTINGS on stream 0
+    const view = new DataView(frame.buffer);
+    settings.forEach(([id, value], i) => {
+      view.setUint16(9 + 6 * i, id);
+      view.setUint32(11 + 6 * i, value);
+    });
+    socket.write(frame);
+    let pending = new Uint8Array(0);
+    let preface = true;
+    let fragments: Uint8Array[] = [];
+    socket.on("data", (chunk: Uint8Array) => {
+      pending = Uint8Array.of(...pending, ...chunk);
+      if (preface) {
+        if (pending.byteLength < 24) return;
+        assert.equal(new TextDecoder().decode(pending.subarray(0, 24)), "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        pending = pending.subarray(24);
+        preface = false;
+      }
+      while (pending.byteLength >= 9) {
+        const length = (pending[0] << 16) | (pending[1] << 8) | pending[2];
+        if (pending.byteLength < 9 + length) break;
+        const [type, flags] = [pending[3], pending[4]];
+        let payload = pending.subarray(9, 9 + length);
+        pending = pending.slice(9 + length);
+        if (type === 0x1) { // HEADERS: strip PADDED (0x8) and PRIORITY (0x20)
+          if (flags & 0x8) payload = payload.subarray(1, payload.byteLength - payload[0]);
+          if (flags & 0x20) payload = payload.subarray(5);
+        } else if (type !== 0x9) continue; // neither HEADERS nor CONTINUATION
+        fragments.push(payload);
+        if (flags & 0x4) { // END_HEADERS
+          blocks.push(Uint8Array.from(fragments.flatMap((part) => [...part])));
+          fragments = [];
+          if (blocks.length === requests.length) done.resolve();
+        }
+      }
+    });
+    socket.on("error", () => {}); // the client's reset at the end
+  });
+  await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+  client.on("error", done.reject);
+  client.once("remoteSettings", () => {
+    for (const headers of requests) client.request(headers).on("error", () => {}).end();
+  });
+  const timeout = setTimeout(
+    () => done.reject(new Error(`only ${blocks.length} header blocks arrived`)),
+    10_000,
+  );
+  try {
+    await done.promise;
+  } finally {
+    clearTimeout(timeout);
+    client.destroy();
+    await new Promise((closed) => server.close(closed));
+  }
+  return blocks;
+}
+
+/** The fields node:http2 sends for a request object: in order, a list's values one field each. */
+const fieldsOf = (headers: RequestHeaders) =>
+  Object.entries(headers).flatMap(([name, value]) => [value].flat().flatMap((one) => [name, one]));
+
+function variedRequests(): RequestHeaders[] {
+  const grpc = (i: number): RequestHeaders => ({
+    ":method": "POST",
+    ":scheme": "http",
+    ":authority": "tollgate",
+    ":path": "/envoy.service.ext_proc.v3.ExternalProcessor/Process",
+    "content-type": "application/grpc",
+    "te": "trailers",
+    "grpc-timeout": `${200 + (i % 3)}m`,
+    "x-request-id": crypto.randomUUID(),
+  });
+  const octets = String.fromCharCode(0x09, ...Array.from({ length: 0x5f }, (_, i) => 0x20 + i), 0x80, 0xff);
+  return [
+    grpc(0),
+    grpc(1),
+    { ...grpc(2), "x-octets": octets, "x-latin1": "caf\u00e9 \u0080\u009f\u00a0\u00ff\t!" },
+    { ...grpc(3), "x-long": "abcdefghijklmnopqrstuvwxyz0123456789".repeat(1000) }, // CONTINUATION frames
+    { ...grpc(4), "x-repeat": ["same", "same", "same"], "set-cookie": ["a=1", "b=2"], "x-octets": octets },
+    { ...grpc(5), "authorization": "Bearer abc", "cookie": "k=v", "x-empty": "" },
+    ...Array.from(
+      { length: 20 },
+      (_, i) => ({ ...grpc(6 + i), [`x-field-${i % 7}`]: `value-${i}-`.repeat(i) }),
+    ),
+    grpc(26),
+  ];
+}
+
+for (const [tableBytes, settings] of [[4096, []], [256, [[0x1, 256]]]] as [number, [number, number][]][]) {
+  Deno.test(`HpackDecoder decodes what node:http2's encoder sends (table ${tableBytes} octets)`, async () => {
+    const requests = variedRequests();
+    const blocks = await capturedBlocks(requests, settings);
+    const decoder = new HpackDecoder({ maxTableBytes: tableBytes });
+    blocks.forEach((block, i) =>
+      assert.deepEqual(decoder.decode(block), fieldsOf(requests[i]), `request ${i}`)
+    );
+    assert.ok(blocks[3].byteLength > 16_384, "the long request's block spans CONTINUATION frames");
+    // RFC 7541 §4.2: the encoder signals our smaller limit with a size update at its first block's start
+    if (tableBytes === 256) assert.deepEqual([...blocks[0].subarray(0, 3)], [0x3f, 0xe1, 0x01]);
+    const table = decoder.dynamicTable;
+    assert.ok(table.entries.length > 0 && table.bytes <= tableBytes, `table of ${table.bytes} octets`);
+  });
+}
