@@ -333,6 +333,19 @@ Deno.test("encodeHeaders round-trips through the decoder and leaves its dynamic 
   assert.deepEqual(decoder.dynamicTable, { entries: [], bytes: 0 });
 });
 
+Deno.test("encodeHeaders: a block stays as returned while later blocks are encoded, across pools", () => {
+  const first = encodeHeaders([["grpc-status", "0"]]);
+  const copy = first.slice();
+  const later = Array.from({ length: 50 }, (_, i) => encodeHeaders([["x-fill", String(i).repeat(1000)]]));
+  assert.deepEqual(first, copy);
+  later.forEach((block, i) =>
+    assert.deepEqual(new HpackDecoder().decode(block), ["x-fill", String(i).repeat(1000)])
+  );
+  assert.throws(() => encodeHeaders([["x-a", "b"], ["x-b", "\u0100"]]));
+  assert.deepEqual(first, copy, "a refused encoding writes over no returned block");
+  assert.deepEqual(new HpackDecoder().decode(later[49]), ["x-fill", "49".repeat(1000)]);
+});
+
 Deno.test("encodeHeaders refuses chars above 0xFF and uppercase names, naming the header", () => {
   assert.throws(
     () => encodeHeaders([["x-a", "caf\u20ac"]]),
