@@ -270,7 +270,7 @@ Deno.test("HpackDecoder: values are octets, one Latin-1 char each, long and shor
   const text = String.fromCharCode(...octets);
   for (const value of [text, text.slice(0x80, 0xa0), "é", "x".repeat(5000) + "\x85", "y".repeat(5000)]) {
     const plain = latin1(value);
-    const length = encodeLength(plain.byteLength, 0x00);
+    const length = integer(7, 0x00, plain.byteLength);
     const huffman = huffmanEncode(value);
     const block = Uint8Array.of(
       0x00,
@@ -281,19 +281,20 @@ Deno.test("HpackDecoder: values are octets, one Latin-1 char each, long and shor
       0x00,
       0x01,
       0x68,
-      ...encodeLength(huffman.byteLength, 0x80),
+      ...integer(7, 0x80, huffman.byteLength),
       ...huffman,
     );
     assert.deepEqual(new HpackDecoder().decode(block), ["v", value, "h", value]);
   }
 });
 
-/** A 7-bit-prefix integer, as a string length. */
-function encodeLength(length: number, huffmanBit: number): number[] {
-  if (length < 127) return [huffmanBit | length];
-  const out = [huffmanBit | 127];
-  for (length -= 127; length >= 128; length >>>= 7) out.push((length & 0x7f) | 0x80);
-  out.push(length);
+/** An RFC 7541 §5.1 integer with a prefix of `prefixBits`, the first octet's other bits from `flags`. */
+function integer(prefixBits: number, flags: number, value: number): number[] {
+  const mask = (1 << prefixBits) - 1;
+  if (value < mask) return [flags | value];
+  const out = [flags | mask];
+  for (value -= mask; value >= 128; value >>>= 7) out.push((value & 0x7f) | 0x80);
+  out.push(value);
   return out;
 }
 
@@ -474,3 +475,49 @@ for (const [tableBytes, settings] of [[4096, []], [256, [[0x1, 256]]]] as [numbe
     assert.ok(table.entries.length > 0 && table.bytes <= tableBytes, `table of ${table.bytes} octets`);
   });
 }
+
+Deno.test("HpackDecoder: its dynamic table follows RFC 7541 §4 over many blocks (against a plain model)", () => {
+  let seed = 7; // xorshift32 from a fixed seed, so a failure repeats
+  const random = (below: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % below;
+  };
+  const decoder = new HpackDecoder({ maxTableBytes: 2000 });
+  let model: [string, string][] = [];
+  let limit = 2000;
+  let most = 0;
+  const evict = (bytes: number) => {
+    while (model.reduce((n, [a, b]) => n + a.length + b.length + 32, 0) > bytes) model.pop();
+  };
+  for (let block = 0; block < 300; block++) {
+    const octets: number[] = [];
+    const expected: string[] = [];
+    if (random(10) === 0) {
+      limit = random(2001);
+      octets.push(...integer(5, 0x20, limit));
+      evict(limit);
+    }
+    for (let field = random(6); field > 0; field--) {
+      if (model.length > 0 && random(2) === 0) {
+        const position = random(model.length);
+        octets.push(...integer(7, 0x80, 62 + position));
+        expected.push(...model[position]);
+      } else {
+        const name = `n${random(100)}`;
+        const value = "v".repeat(random(random(8) === 0 ? 2100 : 30));
+        octets.push(0x40, name.length, ...latin1(name), ...integer(7, 0, value.length), ...latin1(value));
+        expected.push(name, value);
+        const size = name.length + value.length + 32;
+        evict(size > limit ? 0 : limit - size);
+        if (size <= limit) model.unshift([name, value]);
+      }
+    }
+    assert.deepEqual(decoder.decode(Uint8Array.from(octets)), expected, `block ${block}`);
+    const bytes = model.reduce((n, [a, b]) => n + a.length + b.length + 32, 0);
+    assert.deepEqual(decoder.dynamicTable, { entries: model, bytes }, `table after block ${block}`);
+    most = Math.max(most, model.length);
+  }
+  assert.ok(most > 16, `the table held up to ${most} entries (its ring grew twice)`);
+});

@@ -25,9 +25,9 @@ export class HpackDecoder {
   /** The table's size limit, as the peer last set it (§6.3), ≤ #maxTableBytes. */
   #limit: number;
   #bytes = 0;
-  // The dynamic table, a ring: the newest entry (index 62) at #newest, older ones after it.
-  readonly #names: string[];
-  readonly #values: string[];
+  // The dynamic table, a ring grown on demand: the newest entry (index 62) at #newest, older ones after it.
+  #names: string[] = [];
+  #values: string[] = [];
   #newest = 0;
   #count = 0;
   /** The cursor of the block being decoded. */
@@ -40,9 +40,6 @@ export class HpackDecoder {
     }
     this.#maxTableBytes = max;
     this.#limit = max;
-    const capacity = Math.floor(max / ENTRY_OVERHEAD);
-    this.#names = new Array<string>(capacity).fill("");
-    this.#values = new Array<string>(capacity).fill("");
   }
 
   /** The dynamic table's entries, newest (index 62) first, and its size in RFC octets: for tests. */
@@ -184,12 +181,28 @@ export class HpackDecoder {
       return;
     }
     this.#evictTo(this.#limit - size);
+    if (this.#count === this.#names.length) this.#grow();
     const capacity = this.#names.length;
     this.#newest = (this.#newest + capacity - 1) % capacity;
     this.#names[this.#newest] = name;
     this.#values[this.#newest] = value;
     this.#count++;
     this.#bytes += size;
+  }
+
+  /** Doubles the ring, its entries moved to slots 0… newest first. */
+  #grow(): void {
+    const capacity = Math.max(8, 2 * this.#names.length);
+    const names = new Array<string>(capacity).fill("");
+    const values = new Array<string>(capacity).fill("");
+    for (let i = 0; i < this.#count; i++) {
+      const slot = (this.#newest + i) % this.#names.length;
+      names[i] = this.#names[slot];
+      values[i] = this.#values[slot];
+    }
+    this.#names = names;
+    this.#values = values;
+    this.#newest = 0;
   }
 
   /** Evicts the oldest entries until the table holds at most `bytes`. */
