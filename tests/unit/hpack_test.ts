@@ -485,7 +485,7 @@ Deno.test("HpackDecoder: its dynamic table follows RFC 7541 §4 over many blocks
     return (seed >>> 0) % below;
   };
   const decoder = new HpackDecoder({ maxTableBytes: 2000 });
-  let model: [string, string][] = [];
+  const model: [string, string][] = [];
   let limit = 2000;
   let most = 0;
   const evict = (bytes: number) => {
