@@ -265,6 +265,18 @@ Deno.test("HpackDecoder: a table limit lowered by an update applies to later ent
   assert.deepEqual(decoder.dynamicTable, { entries: [], bytes: 0 });
 });
 
+Deno.test("HpackDecoder: a limit above HTTP/2's 4096 applies only once the peer's update asks for it", () => {
+  // The peer's encoder starts at the protocol's 4096 (RFC 9113 §6.5.2) and signals any change (RFC 7541 §4.2)
+  const decoder = new HpackDecoder({ maxTableBytes: 8192 });
+  const entry = (
+    name: string,
+  ) => [0x40, 0x01, name.charCodeAt(0), ...integer(7, 0, 2000), ...new Array(2000).fill(0x76)];
+  decoder.decode(Uint8Array.from([...entry("a"), ...entry("b"), ...entry("c")])); // 3 × 2033 octets
+  assert.deepEqual(decoder.dynamicTable.entries.map(([name]) => name), ["c", "b"]);
+  decoder.decode(Uint8Array.from([...integer(5, 0x20, 8192), ...entry("d"), ...entry("e")]));
+  assert.deepEqual(decoder.dynamicTable.entries.map(([name]) => name), ["e", "d", "c", "b"]);
+});
+
 Deno.test("HpackDecoder: values are octets, one Latin-1 char each, long and short, plain and Huffman", () => {
   const octets = Uint8Array.from({ length: 256 }, (_, i) => i);
   const text = String.fromCharCode(...octets);

@@ -18,11 +18,17 @@ const ENTRY_OVERHEAD = 32;
 const MAX_INTEGER = 2 ** 31 - 1;
 /** Continuation octets after the prefix: 5 carry 35 bits, more than MAX_INTEGER needs. */
 const MAX_CONTINUATIONS = 5;
+/** HTTP/2's initial SETTINGS_HEADER_TABLE_SIZE (RFC 9113 §6.5.2): the peer's encoder starts there. */
+const INITIAL_TABLE_BYTES = 4096;
 
 /** Decodes the header blocks of one connection's peer, in order (the dynamic table spans blocks). */
 export class HpackDecoder {
   readonly #maxTableBytes: number;
-  /** The table's size limit, as the peer last set it (§6.3), ≤ #maxTableBytes. */
+  /**
+   * The table's size limit, as the peer last set it (§6.3), ≤ #maxTableBytes. It starts at HTTP/2's 4096: a
+   * peer uses more only after an update (§4.2). Below 4096, it starts at our limit, as RFC 7541's examples
+   * do, which is right once the peer has our SETTINGS (it must then open with an update to at most that).
+   */
   #limit: number;
   #bytes = 0;
   // The dynamic table, a ring grown on demand: the newest entry (index 62) at #newest, older ones after it.
@@ -33,13 +39,17 @@ export class HpackDecoder {
   /** The cursor of the block being decoded. */
   #at = 0;
 
+  /**
+   * `maxTableBytes` is our SETTINGS_HEADER_TABLE_SIZE (default 4096), the most a size update may ask for.
+   * Advertise no less than 4096: a peer that encodes before it has our SETTINGS uses 4096.
+   */
   constructor(options: { maxTableBytes?: number } = {}) {
     const max = options.maxTableBytes ?? 4096;
     if (!Number.isInteger(max) || max < 0 || max > MAX_INTEGER) {
       throw new RangeError(`maxTableBytes must be an integer in [0, ${MAX_INTEGER}], not ${max}`);
     }
     this.#maxTableBytes = max;
-    this.#limit = max;
+    this.#limit = Math.min(max, INITIAL_TABLE_BYTES);
   }
 
   /** The dynamic table's entries, newest (index 62) first, and its size in RFC octets: for tests. */
