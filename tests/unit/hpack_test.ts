@@ -201,7 +201,9 @@ Deno.test("Huffman: padding longer than 7 bits, padding not all ones and EOS are
   hpackError(() => decodeHuffman(bytes(0x18)), /padding/); // padding 000
   hpackError(() => decodeHuffman(bytes(0x1e)), /padding/); // padding 110
   hpackError(() => decodeHuffman(bytes(0xff, 0xff, 0xff, 0xfc)), /EOS/); // EOS (30 ones) then 00
-  hpackError(() => decodeHuffman(bytes(0x1f, 0xff, 0xff, 0xff, 0xff)), /EOS/); // 'a', then EOS inside
+  hpackError(() => decodeHuffman(bytes(0x1f, 0xff, 0xff, 0xff, 0xff)), /EOS at its octet 4/); // 'a', EOS
+  hpackError(() => new HpackDecoder().decode(hex("0001 6184 ffff fffc")), /EOS at its octet 3/); // a value
+  hpackError(() => new HpackDecoder().decode(hex("0081 ff00")), /string of 1 octets ends in padding/); // a name
   // the first 8 bits of a 13-bit code ('\x00'), all ones: padding of 8 bits
   hpackError(() => decodeHuffman(huffmanEncode("\x00").subarray(0, 1)), /padding/);
 });
