@@ -79,15 +79,17 @@ export function decodeHuffmanRange(bytes: Uint8Array, start: number, end: number
   for (let i = start; i < end; i++) {
     const octet = bytes[i];
     let entry = transitions[(state << 4) | (octet >>> 4)];
-    if (entry & FAILS) throw new HpackError("Huffman string contains EOS");
+    if (entry & FAILS) throw new HpackError(`HPACK: Huffman string has EOS at its octet ${i - start}`);
     if (entry & EMITS) out[length++] = (entry >>> 8) & 0xff;
     entry = transitions[((entry & 0xff) << 4) | (octet & 0xf)];
-    if (entry & FAILS) throw new HpackError("Huffman string contains EOS");
+    if (entry & FAILS) throw new HpackError(`HPACK: Huffman string has EOS at its octet ${i - start}`);
     if (entry & EMITS) out[length++] = (entry >>> 8) & 0xff;
     state = entry & 0xff;
   }
   if (endStates[state] === 0) {
-    throw new HpackError("Huffman string ends in padding longer than 7 bits or not all ones");
+    throw new HpackError(
+      `HPACK: Huffman string of ${end - start} octets ends in padding longer than 7 bits or not all ones`,
+    );
   }
   return latin1String(out, 0, length);
 }
