@@ -348,7 +348,7 @@ export class LeanExtProcServer {
       });
     return () => {
       // Closed before we ended it: Envoy reset or cut the stream, so running policies are told.
-      if (call.writable) exchange.cancel();
+      if (!call.ended) exchange.cancel();
       call.cancel();
       this.#calls.delete(watched);
       // After the message being handled (if any) is done with the chain.
@@ -410,6 +410,11 @@ class Call {
   /** False once the stream is finished, reset or closed: nothing may be written. */
   get writable(): boolean {
     return !this.#ended && !this.stream.closed;
+  }
+
+  /** True once this side ended the stream (with a status) or stopped writing to it. */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   /** Envoy reset the stream, or it closed: stop writing. */

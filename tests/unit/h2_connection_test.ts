@@ -441,3 +441,27 @@ Deno.test("a header list over the limit is answered 431, not refused for a retry
     assert.equal(answer.flags & Flag.END_STREAM, Flag.END_STREAM);
   });
 });
+
+Deno.test("a large message leaves in frames of the peer's maximum size, in order", async () => {
+  const body = Uint8Array.from({ length: 100_000 }, (_, i) => i % 251);
+  await withConnection((stream) => {
+    stream.respond(encodeHeaders([[":status", "200"]]));
+    stream.onEnd = () => {
+      stream.write(body);
+      stream.end(encodeHeaders([["grpc-status", "0"]]));
+    };
+  }, async (client) => {
+    await client.start([[Setting.INITIAL_WINDOW_SIZE, 200_000]]);
+    await client.send(windowUpdateFrame(0, 200_000), client.headers(1, true));
+    await client.until(FrameType.HEADERS);
+    const frames = (await client.until(FrameType.HEADERS)).filter((f) => f.type === FrameType.DATA);
+    assert.ok(frames.every((f) => f.payload.byteLength <= 16_384));
+    const received = new Uint8Array(frames.reduce((n, f) => n + f.payload.byteLength, 0));
+    let at = 0;
+    for (const f of frames) {
+      received.set(f.payload, at);
+      at += f.payload.byteLength;
+    }
+    assert.deepEqual(received, body);
+  });
+});

@@ -16,7 +16,6 @@ import {
   type ErrorCodeValue,
   Flag,
   FRAME_HEADER_BYTES,
-  frameHeader,
   FrameType,
   goawayFrame,
   MAX_FRAME_BYTES_LIMIT,
@@ -29,6 +28,7 @@ import {
   windowUpdateFrame,
 } from "./frames.ts";
 import { encodeHeaders, HpackDecoder, HpackError } from "./hpack.ts";
+import { OutputBuffer } from "./output.ts";
 import { H2Stream, type StreamHost } from "./stream.ts";
 
 /** What this server advertises and enforces. */
@@ -102,8 +102,7 @@ export class H2Connection implements StreamHost {
   /** Streams whose `write` returned false. */
   readonly #drainWaiters = new Set<H2Stream>();
 
-  #out: Uint8Array[] = [];
-  #outBytes = 0;
+  readonly #output = new OutputBuffer();
   #writingBytes = 0;
   #writing = false;
   #flushQueued = false;
@@ -549,7 +548,7 @@ export class H2Connection implements StreamHost {
     stream.pending.push(data);
     stream.pendingBytes += data.byteLength;
     this.#pump(stream);
-    if (stream.pendingBytes === 0 && this.#outBytes + this.#writingBytes < HIGH_WATER_BYTES) return true;
+    if (stream.pendingBytes === 0 && this.#output.length + this.#writingBytes < HIGH_WATER_BYTES) return true;
     this.#drainWaiters.add(stream);
     return false;
   }
@@ -600,8 +599,7 @@ export class H2Connection implements StreamHost {
       stream.pendingBytes -= chunk.byteLength;
       this.#sendWindow -= chunk.byteLength;
       stream.sendWindow -= chunk.byteLength;
-      this.#queue(frameHeader(chunk.byteLength, FrameType.DATA, 0, stream.id));
-      this.#queue(chunk);
+      this.#queueFrame(FrameType.DATA, 0, stream.id, chunk);
     }
     if (stream.trailers && !stream.closed) {
       const trailers = stream.trailers;
@@ -615,46 +613,56 @@ export class H2Connection implements StreamHost {
   #headerFrames(streamId: number, block: Uint8Array, endStream: boolean): void {
     const end = endStream ? Flag.END_STREAM : 0;
     if (block.byteLength <= this.#peerMaxFrame) {
-      this.#queue(frameHeader(block.byteLength, FrameType.HEADERS, end | Flag.END_HEADERS, streamId));
-      this.#queue(block);
+      this.#queueFrame(FrameType.HEADERS, end | Flag.END_HEADERS, streamId, block);
       return;
     }
     for (let at = 0; at < block.byteLength; at += this.#peerMaxFrame) {
       const part = block.subarray(at, at + this.#peerMaxFrame);
       const last = at + this.#peerMaxFrame >= block.byteLength ? Flag.END_HEADERS : 0;
       const type = at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
-      this.#queue(frameHeader(part.byteLength, type, (at === 0 ? end : 0) | last, streamId));
-      this.#queue(part);
+      this.#queueFrame(type, (at === 0 ? end : 0) | last, streamId, part);
     }
   }
 
   // ---- writing ----
 
-  #queue(bytes: Uint8Array): void {
+  /** Queues a prebuilt frame. */
+  #queue(frame: Uint8Array): void {
     if (this.#dead) return;
-    this.#out.push(bytes);
-    this.#outBytes += bytes.byteLength;
+    this.#output.bytes(frame);
+    this.#flushSoon();
+  }
+
+  #queueFrame(type: number, flags: number, streamId: number, payload: Uint8Array): void {
+    if (this.#dead) return;
+    this.#output.header(payload.byteLength, type, flags, streamId);
+    this.#output.bytes(payload);
+    this.#flushSoon();
+  }
+
+  #flushSoon(): void {
     if (!this.#flushQueued && !this.#writing) {
       this.#flushQueued = true;
       // Everything this tick produces (several streams' answers, window updates) leaves in one write.
-      queueMicrotask(() => {
-        this.#flushQueued = false;
-        if (!this.#writing) this.#writeOut();
-      });
+      queueMicrotask(this.#flush);
     }
   }
+
+  readonly #flush = (): void => {
+    this.#flushQueued = false;
+    if (!this.#writing) this.#writeOut();
+  };
 
   async #writeOut(): Promise<void> {
     this.#writing = true;
     try {
-      while (this.#out.length > 0 && !this.#dead) {
-        const buffer = this.#out.length === 1 ? this.#out[0] : joined(this.#out, this.#outBytes);
-        this.#out = [];
-        this.#writingBytes = this.#outBytes;
-        this.#outBytes = 0;
+      while (this.#output.length > 0 && !this.#dead) {
+        const buffer = this.#output.take();
+        this.#writingBytes = buffer.byteLength;
         let written = 0;
         while (written < buffer.byteLength) written += await this.#conn.write(buffer.subarray(written));
         this.#writingBytes = 0;
+        this.#output.recycle(buffer);
         this.#notifyDrain();
       }
     } catch {
@@ -667,7 +675,7 @@ export class H2Connection implements StreamHost {
   }
 
   #notifyDrain(): void {
-    if (this.#drainWaiters.size === 0 || this.#outBytes + this.#writingBytes >= HIGH_WATER_BYTES) return;
+    if (this.#drainWaiters.size === 0 || this.#output.length + this.#writingBytes >= HIGH_WATER_BYTES) return;
     for (const stream of [...this.#drainWaiters]) {
       if (stream.pendingBytes > 0) continue;
       this.#drainWaiters.delete(stream);

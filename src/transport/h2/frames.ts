@@ -62,26 +62,14 @@ export const DEFAULT_MAX_FRAME_BYTES = 16_384;
 export const MAX_WINDOW_BYTES = 2 ** 31 - 1;
 export const MAX_FRAME_BYTES_LIMIT = 2 ** 24 - 1;
 
-/** A frame header for a payload of `length` bytes. */
-export function frameHeader(length: number, type: number, flags: number, streamId: number): Uint8Array {
-  const header = new Uint8Array(FRAME_HEADER_BYTES);
-  header[0] = length >>> 16;
-  header[1] = (length >>> 8) & 0xff;
-  header[2] = length & 0xff;
-  header[3] = type;
-  header[4] = flags;
-  header[5] = (streamId >>> 24) & 0x7f;
-  header[6] = (streamId >>> 16) & 0xff;
-  header[7] = (streamId >>> 8) & 0xff;
-  header[8] = streamId & 0xff;
-  return header;
-}
-
 /** A whole frame (header and payload) in one buffer. */
 export function frame(type: number, flags: number, streamId: number, payload?: Uint8Array): Uint8Array {
   const length = payload?.byteLength ?? 0;
   const out = new Uint8Array(FRAME_HEADER_BYTES + length);
-  out.set(frameHeader(length, type, flags, streamId));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, length << 8 | type);
+  out[4] = flags;
+  view.setUint32(5, streamId & 0x7fffffff);
   if (payload) out.set(payload, FRAME_HEADER_BYTES);
   return out;
 }
