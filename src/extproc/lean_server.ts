@@ -8,11 +8,10 @@
  * after Envoy resets the stream, and every stream we end carries `grpc-status` trailers
  * (Envoy fails the request on a stream that ends without them).
  */
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { getLogger } from "@logtape/logtape";
 import {
   type ProcessingRequest,
-  ProcessingRequestSchema,
   type ProcessingResponse,
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
@@ -31,6 +30,7 @@ import type { H2Stream } from "../transport/h2/stream.ts";
 import { SocketKeeper } from "../transport/socket_keeper.ts";
 import { failureStatus, malformedStream } from "./failures.ts";
 import type { ExtProcServerOptions } from "./options.ts";
+import { decodeProcessingRequest } from "./request_codec.ts";
 import { ExchangeStream } from "./stream.ts";
 
 const log = getLogger(["tollgate", "extproc"]);
@@ -326,7 +326,7 @@ export class LeanExtProcServer {
       for (const payload of payloads) {
         let request: ProcessingRequest;
         try {
-          request = fromBinary(ProcessingRequestSchema, payload);
+          request = decodeProcessingRequest(payload);
         } catch (error) {
           const message = `cannot decode the request message: ${(error as Error).message}`;
           malformedStream(observer, "undecodable_message", message);
