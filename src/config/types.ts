@@ -44,7 +44,7 @@ export interface RouteConfig {
  * default chain, `defaultPolicies`), `deny` answers 404.
  */
 export type UnmatchedRoutes = "pass" | "deny";
-/** The ext_proc server implementation: the lean `node:http2` one, or grpc-js (the reference). */
+/** The ext_proc server implementation: the lean one (Tollgate's own HTTP/2), or grpc-js (the reference). */
 export type ListenTransport = "lean" | "grpc-js";
 
 export type ListenConfig =

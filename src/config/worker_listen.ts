@@ -2,8 +2,8 @@
  * Where each data-plane worker listens. One worker listens on `listen.socket` (or
  * `listen.address`) itself. With `dataPlane.workers: N > 1`, worker i listens on
  * `<name>-<i><ext>` beside listen.socket (`extproc.sock` → `extproc-0.sock` … `extproc-<N-1>.sock`),
- * or over TCP on consecutive ports from listen.address's (Deno's node:http2 server offers no
- * SO_REUSEPORT); Envoy lists each as an endpoint of its ext_proc cluster.
+ * or over TCP on consecutive ports from listen.address's (Deno's reusePort listen option is
+ * behind --unstable-net); Envoy lists each as an endpoint of its ext_proc cluster.
  */
 import { basename, dirname, extname, join } from "node:path";
 import type { ListenConfig } from "./types.ts";

@@ -1,18 +1,17 @@
 /**
  * The lean ext_proc transport: a gRPC server for exactly ext_proc's one bidirectional
- * method, on `node:http2` with protobuf-es codecs and no gRPC library (docs/performance.md,
- * "Lean transport", has the measurements behind it). Same public surface and per-stream
+ * method, on Tollgate's own HTTP/2 layer (src/transport/h2/) over Deno sockets, with
+ * protobuf-es codecs and no gRPC library (docs/performance.md, "Lean transport" and "Own
+ * HTTP/2", has the measurements behind it). Same public surface and per-stream
  * contract as the grpc-js {@link ExtProcServer}: each stream drives one
  * {@link ExchangeStream}, its messages are handled strictly in order, nothing is written
  * after Envoy resets the stream, and every stream we end carries `grpc-status` trailers
  * (Envoy fails the request on a stream that ends without them).
  */
-import http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { getLogger } from "@logtape/logtape";
 import {
   type ProcessingRequest,
-  ProcessingRequestSchema,
   type ProcessingResponse,
   ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
@@ -24,9 +23,14 @@ import {
   type GrpcStatusCode,
   MessageDecoder,
 } from "../transport/grpc_frames.ts";
+import { H2Connection } from "../transport/h2/connection.ts";
+import { ErrorCode } from "../transport/h2/frames.ts";
+import { encodeHeaders } from "../transport/h2/hpack.ts";
+import type { H2Stream } from "../transport/h2/stream.ts";
 import { SocketKeeper } from "../transport/socket_keeper.ts";
 import { failureStatus, malformedStream } from "./failures.ts";
 import type { ExtProcServerOptions } from "./options.ts";
+import { decodeProcessingRequest } from "./request_codec.ts";
 import { ExchangeStream } from "./stream.ts";
 
 const log = getLogger(["tollgate", "extproc"]);
@@ -60,27 +64,38 @@ const RESET_AFTER_STATUS_MS = 1000;
 /** Per-stream receive window: a buffered 64 KB body arrives without waiting for window updates. */
 const INITIAL_WINDOW_BYTES = 1024 * 1024;
 
-type Http2Server = ReturnType<typeof http2.createServer>;
-type Session = http2.ServerHttp2Session;
-type Stream = http2.ServerHttp2Stream;
+/**
+ * The connection's receive window: room for several streams' buffered bodies at once before
+ * any window update (a paused stream holds at most its own window of it).
+ */
+const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+/** Largest request header list: a gRPC client's are well under 1 KiB. */
+const MAX_HEADER_LIST_BYTES = 16 * 1024;
+
+const RESPONSE_HEADERS = encodeHeaders([[":status", "200"], ["content-type", "application/grpc"]]);
+const OK_TRAILERS = encodeHeaders([["grpc-status", "0"]]);
 
 /** The timers of one connection and how many streams it has open. */
-interface SessionState {
+interface ConnectionState {
   streams: number;
   idle?: ReturnType<typeof setTimeout>;
   preface?: ReturnType<typeof setTimeout>;
   keepalive?: ReturnType<typeof setInterval>;
   /** Set while a keepalive ping is unanswered: destroys the connection when it fires. */
   pingDeadline?: ReturnType<typeof setTimeout>;
+  /** Settles when the connection is gone. */
+  served?: Promise<void>;
 }
 
 export class LeanExtProcServer {
   #active = 0;
   #closing = false;
-  /** The listening server; a recreated socket gets a new one (the old one's connections go on). */
-  #server: Http2Server | undefined;
+  /** The listener; a recreated socket gets a new one (the old one's connections go on). */
+  #listener: Deno.Listener | undefined;
+  /** The current listener's accept loop. */
+  #accepting: Promise<void> | undefined;
   #socket: SocketKeeper | undefined;
-  readonly #sessions = new Map<Session, SessionState>();
+  readonly #connections = new Map<H2Connection, ConnectionState>();
   readonly #streamIdleTimeoutMs: number;
   readonly #prefaceTimeoutMs: number;
   readonly #calls = new Set<{ readonly call: Call; lastActive: number }>();
@@ -102,18 +117,19 @@ export class LeanExtProcServer {
     if (listen.kind === "unix") {
       target = `unix:${listen.socket}`;
       instance.#socket = await SocketKeeper.start(listen.socket, listen.socketMode, {
-        listen: (path) => instance.#listen((server, ready) => server.listen(path, ready)),
-        close: () => {
-          instance.#server?.close();
-          instance.#server = undefined;
+        listen: async (path) => instance.#accept(Deno.listen({ transport: "unix", path })),
+        close: async () => {
+          await instance.#stopAccepting();
+          // The socket file is being replaced: Envoy should reconnect to the new one.
+          for (const connection of instance.#connections.keys()) connection.close();
         },
       }, () => options.observer?.socketLost());
     } else {
       target = listen.address;
       const at = listen.address.lastIndexOf(":");
-      const host = listen.address.slice(0, at).replace(/^\[(.*)\]$/, "$1");
+      const hostname = listen.address.slice(0, at).replace(/^\[(.*)\]$/, "$1");
       const port = Number(listen.address.slice(at + 1));
-      await instance.#listen((server, ready) => server.listen(port, host, ready));
+      instance.#accept(Deno.listen({ hostname, port }));
     }
     // A quarter of the limit: a silent stream ends between 1 and 1.25 times it.
     instance.#sweep = setInterval(() => instance.#sweepIdleStreams(), instance.#streamIdleTimeoutMs / 4);
@@ -121,29 +137,26 @@ export class LeanExtProcServer {
     return instance;
   }
 
-  /** Creates a server and starts it listening with `bind`; it becomes the current one. */
-  async #listen(bind: (server: Http2Server, ready: () => void) => void): Promise<void> {
-    const { maxConcurrentStreams } = this.options.connections;
-    const server = http2.createServer({
-      settings: { maxConcurrentStreams, initialWindowSize: INITIAL_WINDOW_BYTES },
-      // Node's default (10 MB) would refuse streams of a busy connection carrying large bodies.
-      maxSessionMemory: Math.max(64, Math.ceil((8 * this.options.maxMessageBytes) / (1024 * 1024))),
-    });
-    server.on("session", (session) => this.#onSession(session));
-    server.on("stream", (stream, headers) => this.#onStream(stream as Stream, headers));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      bind(server, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    server.on("error", (error) => log.error("ext_proc server error: {error}", { error: String(error) }));
-    server.on(
-      "sessionError",
-      (error) => log.debug("ext_proc connection error: {error}", { error: String(error) }),
-    );
-    this.#server = server;
+  /** Serves every connection `listener` accepts until it is closed; it becomes the current one. */
+  #accept(listener: Deno.Listener): void {
+    this.#listener = listener;
+    this.#accepting = (async () => {
+      try {
+        for await (const conn of listener) this.#onConnection(conn);
+      } catch (error) {
+        // A closed listener ends the loop; anything else is worth a line.
+        if (!(error instanceof Deno.errors.BadResource)) {
+          log.error("ext_proc listener failed: {error}", { error: String(error) });
+        }
+      }
+    })();
+  }
+
+  /** Closes the listener; settles once its accept loop is over and Deno has released it. */
+  async #stopAccepting(): Promise<void> {
+    this.#listener?.close();
+    this.#listener = undefined;
+    await this.#accepting;
   }
 
   /** Streams currently open. */
@@ -156,35 +169,43 @@ export class LeanExtProcServer {
     return this.#socket?.unreadyReason();
   }
 
-  #onSession(session: Session): void {
+  #onConnection(conn: Deno.Conn): void {
     if (this.#closing) {
-      session.close();
+      conn.close();
       return;
     }
-    const state: SessionState = { streams: 0 };
-    this.#sessions.set(session, state);
-    this.#armIdle(session, state);
+    const { maxConcurrentStreams } = this.options.connections;
+    const state: ConnectionState = { streams: 0 };
+    const connection = new H2Connection(conn, {
+      maxConcurrentStreams,
+      streamWindowBytes: INITIAL_WINDOW_BYTES,
+      connectionWindowBytes: Math.max(CONNECTION_WINDOW_BYTES, 2 * INITIAL_WINDOW_BYTES),
+      maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
+    }, {
+      stream: (stream, headers) => this.#onStream(connection, state, stream, headers),
+      settings: () => clearTimeout(state.preface),
+      closed: () => {
+        clearTimeout(state.idle);
+        clearTimeout(state.preface);
+        clearInterval(state.keepalive);
+        clearTimeout(state.pingDeadline);
+        this.#connections.delete(connection);
+      },
+    });
+    this.#connections.set(connection, state);
+    this.#armIdle(connection, state);
     state.preface = setTimeout(() => {
       log.debug("ext_proc connection closed: no HTTP/2 preface within the timeout");
-      session.destroy();
+      connection.destroy();
     }, this.#prefaceTimeoutMs);
-    session.once("remoteSettings", () => clearTimeout(state.preface));
-    this.#startKeepalive(session, state);
-    // A broken connection: its streams see "close" and release themselves.
-    session.on("error", (error) => log.debug("ext_proc connection error: {error}", { error: String(error) }));
-    session.on("close", () => {
-      clearTimeout(state.idle);
-      clearTimeout(state.preface);
-      clearInterval(state.keepalive);
-      clearTimeout(state.pingDeadline);
-      this.#sessions.delete(session);
-    });
+    this.#startKeepalive(connection, state);
+    state.served = connection.serve();
   }
 
-  #armIdle(session: Session, state: SessionState): void {
+  #armIdle(connection: H2Connection, state: ConnectionState): void {
     clearTimeout(state.idle);
     state.idle = setTimeout(() => {
-      if (state.streams === 0) session.close();
+      if (state.streams === 0) connection.close();
     }, this.options.connections.idleTimeoutMs);
   }
 
@@ -193,62 +214,47 @@ export class LeanExtProcServer {
    * destroys the connection, which releases its streams (a frozen or vanished client must
    * not hold them, nor their chains, forever).
    */
-  #startKeepalive(session: Session, state: SessionState): void {
+  #startKeepalive(connection: H2Connection, state: ConnectionState): void {
     const { keepaliveIntervalMs, keepaliveTimeoutMs } = this.options.connections;
     state.keepalive = setInterval(() => {
-      if (state.pingDeadline !== undefined || session.closed || session.destroyed) return;
+      if (state.pingDeadline !== undefined) return;
       state.pingDeadline = setTimeout(() => {
         log.debug("ext_proc connection closed: keepalive ping unanswered within {ms} ms", {
           ms: keepaliveTimeoutMs,
         });
-        session.destroy();
+        connection.destroy();
       }, keepaliveTimeoutMs);
-      try {
-        session.ping(() => {
-          // An error here is a connection going away: its "close" cleans up.
-          clearTimeout(state.pingDeadline);
-          state.pingDeadline = undefined;
-        });
-      } catch (error) {
+      connection.ping(() => {
         clearTimeout(state.pingDeadline);
         state.pingDeadline = undefined;
-        log.debug("ext_proc keepalive ping failed: {error}", { error: String(error) });
-      }
+      });
     }, keepaliveIntervalMs);
   }
 
-  #onStream(stream: Stream, headers: http2.IncomingHttpHeaders): void {
-    const session = stream.session as Session | undefined;
-    const state = session ? this.#sessions.get(session) : undefined;
-    if (state) {
-      state.streams++;
-      clearTimeout(state.idle);
-    }
+  #onStream(connection: H2Connection, state: ConnectionState, stream: H2Stream, headers: string[]): void {
+    state.streams++;
+    clearTimeout(state.idle);
     const refusal = this.#refusal(headers);
     const closed = refusal ? undefined : this.#serve(stream);
     if (refusal) respondWithStatus(stream, ...refusal);
-    // "close" comes once per stream, however it ends: reset by Envoy, cut, or finished.
-    stream.once("close", () => {
+    // onClose comes once per stream, however it ends: reset by Envoy, cut, or finished.
+    stream.onClose = () => {
       closed?.();
-      if (state && --state.streams === 0 && !this.#closing && session && !session.closed) {
-        this.#armIdle(session, state);
-      }
-    });
+      if (--state.streams === 0 && !this.#closing && connection.open) this.#armIdle(connection, state);
+    };
   }
 
   /** Why a stream cannot be served, as [gRPC status, message, HTTP status]; undefined to serve it. */
-  #refusal(headers: http2.IncomingHttpHeaders): [GrpcStatusCode, string, number] | undefined {
+  #refusal(headers: string[]): [GrpcStatusCode, string, number] | undefined {
     if (this.#closing) return [GrpcStatus.UNAVAILABLE, "the server is shutting down", 200];
-    const contentType = headers["content-type"];
-    if (typeof contentType !== "string" || !/^application\/grpc(?:[+;]|$)/.test(contentType)) {
+    const contentType = header(headers, "content-type");
+    if (contentType === undefined || !/^application\/grpc(?:[+;]|$)/.test(contentType)) {
       return [GrpcStatus.UNKNOWN, `content-type ${contentType ?? "(none)"} is not application/grpc`, 415];
     }
-    if (headers[":method"] !== "POST") {
-      return [GrpcStatus.UNIMPLEMENTED, `method ${headers[":method"]} is not POST`, 200];
-    }
-    if (headers[":path"] !== PROCESS_PATH) {
-      return [GrpcStatus.UNIMPLEMENTED, `unknown method ${headers[":path"]}`, 200];
-    }
+    const method = header(headers, ":method");
+    if (method !== "POST") return [GrpcStatus.UNIMPLEMENTED, `method ${method} is not POST`, 200];
+    const path = header(headers, ":path");
+    if (path !== PROCESS_PATH) return [GrpcStatus.UNIMPLEMENTED, `unknown method ${path}`, 200];
     return undefined;
   }
 
@@ -257,7 +263,7 @@ export class LeanExtProcServer {
    * once (a route without policies, trailers) is written in the same tick as the message
    * that asked for it, without a promise hop; answers that wait for policies queue in order.
    */
-  #serve(stream: Stream): () => void {
+  #serve(stream: H2Stream): () => void {
     const exchange = new ExchangeStream(this.options.kernel, this.options.observer, this.options.tracing);
     const observer = this.options.observer;
     const decoder = new MessageDecoder(this.options.maxMessageBytes);
@@ -270,7 +276,6 @@ export class LeanExtProcServer {
     this.#active++;
     observer?.streamsChanged(this.#active);
     call.start();
-    stream.on("error", (error) => log.debug("ext_proc stream error: {error}", { error: String(error) }));
     const fail = (code: GrpcStatusCode, message: string) => {
       if (!call.writable) return;
       call.finish(code, message);
@@ -308,7 +313,7 @@ export class LeanExtProcServer {
       }
       if (response) return call.send(response);
     };
-    stream.on("data", (chunk: Uint8Array) => {
+    stream.onData = (chunk) => {
       if (!call.writable) return;
       watched.lastActive = Date.now();
       let payloads: Uint8Array[];
@@ -321,7 +326,7 @@ export class LeanExtProcServer {
       for (const payload of payloads) {
         let request: ProcessingRequest;
         try {
-          request = fromBinary(ProcessingRequestSchema, payload);
+          request = decodeProcessingRequest(payload);
         } catch (error) {
           const message = `cannot decode the request message: ${(error as Error).message}`;
           malformedStream(observer, "undecodable_message", message);
@@ -329,8 +334,8 @@ export class LeanExtProcServer {
         }
         run(answer(request));
       }
-    });
-    stream.on("end", () =>
+    };
+    stream.onEnd = () =>
       run(() => {
         if (!call.writable) return;
         try {
@@ -340,10 +345,11 @@ export class LeanExtProcServer {
           return call.finish(error.code, error.message);
         }
         call.finish(GrpcStatus.OK);
-      }));
+      });
     return () => {
+      // Closed before we ended it: Envoy reset or cut the stream, so running policies are told.
+      if (!call.ended) exchange.cancel();
       call.cancel();
-      exchange.cancel();
       this.#calls.delete(watched);
       // After the message being handled (if any) is done with the chain.
       if (tail) tail.finally(() => exchange.release());
@@ -373,27 +379,20 @@ export class LeanExtProcServer {
     this.#closing = true;
     clearInterval(this.#sweep);
     this.#socket?.stop();
-    const server = this.#server;
-    this.#server = undefined;
-    const closed = new Promise<void>((resolve) => server ? server.close(() => resolve()) : resolve());
-    const sessions = [...this.#sessions.keys()];
-    const drained = Promise.all(sessions.map((session) =>
-      new Promise<void>((resolve) => {
-        if (session.closed || session.destroyed) return resolve();
-        session.once("close", () => resolve());
-        session.close();
-      })
-    ));
+    await this.#stopAccepting();
+    const served = [...this.#connections].map(([connection, state]) => {
+      connection.close();
+      return state.served;
+    });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<"expired">((resolve) =>
       timer = setTimeout(() => resolve("expired"), graceMs)
     );
-    if (await Promise.race([drained, expired]) === "expired") {
+    if (await Promise.race([Promise.all(served), expired]) === "expired") {
       log.warn("grace period over; closing {count} open streams", { count: this.#active });
-      for (const session of this.#sessions.keys()) session.destroy();
+      for (const connection of this.#connections.keys()) connection.destroy();
     }
     clearTimeout(timer);
-    await closed;
     await this.#socket?.removeOwnFile();
   }
 }
@@ -401,68 +400,89 @@ export class LeanExtProcServer {
 /** The writing side of one stream: headers once, messages with backpressure, one status at the end. */
 class Call {
   #ended = false;
+  /** Resolves a `send` waiting for the stream to drain. */
+  #drained: (() => void) | undefined;
 
-  constructor(private readonly stream: Stream) {}
+  constructor(private readonly stream: H2Stream) {
+    stream.onDrain = () => this.#wake();
+  }
 
   /** False once the stream is finished, reset or closed: nothing may be written. */
   get writable(): boolean {
-    return !this.#ended && !this.stream.closed && !this.stream.destroyed;
+    return !this.#ended && !this.stream.closed;
+  }
+
+  /** True once this side ended the stream (with a status) or stopped writing to it. */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   /** Envoy reset the stream, or it closed: stop writing. */
   cancel(): void {
     this.#ended = true;
+    this.#wake();
   }
 
   /** Sends the response headers (the status comes in the trailers). */
   start(): void {
-    this.stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    this.stream.respond(RESPONSE_HEADERS);
   }
 
   /** Resets the stream (if still open) after a status was sent. */
   reset(): void {
-    if (!this.stream.closed && !this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    this.stream.reset(ErrorCode.CANCEL);
   }
 
   /** Writes one message; resolves when the stream can take more (or is gone). */
   send(message: ProcessingResponse): Promise<void> | void {
     if (!this.writable) return;
     if (this.stream.write(encodeMessage(toBinary(ProcessingResponseSchema, message)))) return;
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.stream.off("drain", done);
-        this.stream.off("close", done);
-        resolve();
-      };
-      this.stream.on("drain", done);
-      this.stream.on("close", done);
-    });
+    return new Promise<void>((resolve) => this.#drained = resolve);
   }
 
   /** Ends the stream with `code` in its trailers. */
   finish(code: GrpcStatusCode, message?: string): void {
     if (!this.writable) return;
     this.#ended = true;
-    const status = statusHeaders(code, message);
-    this.stream.once("wantTrailers", () => this.stream.sendTrailers(status));
-    this.stream.end();
+    this.stream.end(
+      code === GrpcStatus.OK && message === undefined
+        ? OK_TRAILERS
+        : encodeHeaders(statusHeaders(code, message)),
+    );
+  }
+
+  #wake(): void {
+    const drained = this.#drained;
+    this.#drained = undefined;
+    drained?.();
   }
 }
 
-function statusHeaders(code: GrpcStatusCode, message?: string): Record<string, string> {
+function statusHeaders(code: GrpcStatusCode, message?: string): [string, string][] {
   return message === undefined
-    ? { "grpc-status": String(code) }
-    : { "grpc-status": String(code), "grpc-message": encodeGrpcMessage(message) };
+    ? [["grpc-status", String(code)]]
+    : [["grpc-status", String(code)], ["grpc-message", encodeGrpcMessage(message)]];
 }
 
-/** A trailers-only answer for a stream that is not served. */
-function respondWithStatus(stream: Stream, code: GrpcStatusCode, message: string, httpStatus: number): void {
-  stream.on("error", () => {});
-  stream.respond({
-    ":status": httpStatus,
-    "content-type": "application/grpc",
-    ...statusHeaders(code, message),
-  }, { endStream: true });
-  // Read and drop whatever the client still sends on it.
-  stream.resume();
+/** A trailers-only answer for a stream that is not served; what the client still sends is dropped. */
+function respondWithStatus(
+  stream: H2Stream,
+  code: GrpcStatusCode,
+  message: string,
+  httpStatus: number,
+): void {
+  stream.respond(
+    encodeHeaders([
+      [":status", String(httpStatus)],
+      ["content-type", "application/grpc"],
+      ...statusHeaders(code, message),
+    ]),
+    true,
+  );
+}
+
+/** The first value of `name` in a flat [name, value, …] header list. */
+function header(headers: string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
 }

@@ -1,5 +1,5 @@
 /**
- * Picks the ext_proc server for `listen.transport`: the lean `node:http2` transport, or the
+ * Picks the ext_proc server for `listen.transport`: the lean transport (Tollgate's own HTTP/2), or the
  * grpc-js reference. Both serve the same protocol with the same per-stream contract. grpc-js
  * is imported only when chosen: its module graph costs memory an engine on the lean
  * transport has no use for (docs/performance.md, "Memory").

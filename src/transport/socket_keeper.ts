@@ -18,10 +18,11 @@ export interface SocketListener {
   listen(path: string): Promise<void>;
   /**
    * Stops the current listener from accepting; its connections keep serving. Deno unlinks
-   * whatever file is at the path when a Unix listener closes, so this is only called on a
-   * free path.
+   * whatever file is at the path when a Unix listener is released, so this is only called
+   * on a free path, and a returned promise must settle only once the listener is released
+   * (else the unlink could remove the next listener's file).
    */
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 export class SocketKeeper {
@@ -59,7 +60,7 @@ export class SocketKeeper {
       await Deno.chmod(this.path, this.mode);
       this.#inode = await socketInode(this.path);
     } catch (error) {
-      this.listener.close();
+      await this.listener.close();
       throw error;
     }
   }
@@ -82,7 +83,7 @@ export class SocketKeeper {
     try {
       await prepareSocketPath(path);
       if (this.#staleListener) {
-        this.listener.close();
+        await this.listener.close();
         this.#staleListener = false;
       }
       await this.#bind();
