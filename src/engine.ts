@@ -23,7 +23,7 @@ import { Metrics } from "./observe/metrics.ts";
 import { processMetrics, runtimeMetrics } from "./observe/runtime_metrics.ts";
 import { loadFailureProblems } from "./python/check.ts";
 import { pythonSockets } from "./config/python_sockets.ts";
-import { PythonRuntime } from "./python/runtime.ts";
+import type { PythonRuntime } from "./python/runtime.ts";
 import { PolicyCatalog, type PolicyEntry } from "./registry/catalog.ts";
 import { refuseLiveSocket } from "./transport/unix_socket.ts";
 
@@ -104,8 +104,9 @@ export class Engine {
     // Workers are told of every new executor; they exist only once Python is up.
     const planes: { current?: DataPlane } = {};
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
+    // Loaded only for a build with Python policies: the executor's client and codecs are not small.
     const python = catalog.hasPythonPolicies()
-      ? await PythonRuntime.start(
+      ? await (await import("./python/runtime.ts")).PythonRuntime.start(
         config,
         options.pythonRegistry,
         metrics,

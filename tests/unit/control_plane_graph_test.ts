@@ -1,6 +1,7 @@
 /**
  * The control plane (the main thread) loads the build's policy definitions, not the policies:
- * their code and libraries are the data-plane workers' (issue 11, memory). Read from the
+ * their code and libraries are the data-plane workers' (issue 11, memory); the Python
+ * executor's code only when the build has Python policies. Read from the
  * module graph `deno info` reports, following static imports only (what loads at start-up).
  */
 import assert from "node:assert/strict";
@@ -49,5 +50,10 @@ for (const entry of ["main.ts", "tests/support/test_main.ts"]) {
     assert.deepEqual(graph.filter((s) => POLICY_LIBRARIES.test(s)), []);
     assert.ok(graph.some((s) => s.endsWith("/definitions.ts")), "the definitions module is loaded");
     assert.ok(!graph.some((s) => s.endsWith("/gen/registry.ts") || s.endsWith("/gen/test/registry.ts")));
+    // The Python executor's supervisor, client and codecs load only for a build with Python policies.
+    assert.deepEqual(
+      graph.filter((s) => /\/python\/(runtime|supervisor|client)\.ts$|executor_pb\.ts$/.test(s)),
+      [],
+    );
   });
 }
