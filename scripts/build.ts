@@ -2,7 +2,8 @@
  * The builder: reads a build manifest (build.yaml), discovers its policies and generates
  * the registries under src/gen/ (see docs/policies.md):
  *
- *   <out>/registry.ts                 static imports of TypeScript policies + definitions
+ *   <out>/definitions.ts              every policy's definition, no policy code (the control plane's)
+ *   <out>/registry.ts                 the definitions with static imports of the TypeScript policies
  *   <out>/python/policy_registry.py   Python policies: registry key -> directory
  *   <out>/python/requirements.txt     merged requirements of the Python policies
  *   <out>/params.ts                   each policy's parameter type, from its JSON Schemas
@@ -20,6 +21,7 @@ import {
   type BuiltPolicy,
   HEADER,
   relativeImport,
+  renderDefinitionsModule,
   renderPythonRegistry,
   renderRegistryModule,
   renderRequirements,
@@ -157,16 +159,14 @@ export async function buildManifest(manifest: string, outDir: string): Promise<P
       ? b.importSpecifier
       : b.importSpecifier && relativeImport(out, b.importSpecifier),
   }));
+  const catalogImport = relativeImport(out, join(repoRoot, "src/registry/catalog.ts"));
+  const pythonRegistry = displayPath(join(out, "python", "policy_registry.py"));
   const changed = [
     await writeIfChanged(
-      join(out, "registry.ts"),
-      renderRegistryModule(
-        withImports,
-        name,
-        registryImport,
-        displayPath(join(out, "python", "policy_registry.py")),
-      ),
+      join(out, "definitions.ts"),
+      renderDefinitionsModule(built, name, catalogImport, pythonRegistry),
     ),
+    await writeIfChanged(join(out, "registry.ts"), renderRegistryModule(withImports, name, registryImport)),
     await writeIfChanged(join(out, "python", "policy_registry.py"), renderPythonRegistry(built, name)),
     await writeIfChanged(join(out, "python", "requirements.txt"), renderRequirements(built, name)),
     await writeIfChanged(join(out, "params.ts"), await paramTypes(built, name)),

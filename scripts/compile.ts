@@ -78,6 +78,7 @@ export const ENTRY = "main.ts";
 export const INCLUDES: readonly string[] = [
   "src/validate.ts", // `tollgate validate` imports it lazily
   "src/dataplane/worker.ts", // the data-plane workers' module
+  "src/gen/registry.ts", // the policies' code: the workers, validate and run import it by name
 ];
 
 export const USAGE = `Usage: deno task compile [options]

@@ -7,17 +7,30 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConfigDefaults } from "./config/load.ts";
+import type { PolicyEntry } from "./registry/catalog.ts";
 import type { GeneratedPolicy } from "./registry/registry.ts";
 
 export const EXIT = { ok: 0, failure: 1, invalid: 2 } as const;
 
 /** What a build of the engine carries: its compiled-in policies. */
 export interface CliBuild {
-  readonly policies: readonly GeneratedPolicy[];
-  /** The module exporting `policies` as `generatedPolicies` (the data-plane workers import it). */
+  /** The compiled-in policies' definitions (src/gen/definitions.ts): no policy module is loaded. */
+  readonly policies: readonly PolicyEntry[];
+  /** The module exporting `policies` with their modules as `generatedPolicies` (src/gen/registry.ts). */
   readonly registryModule: string;
   /** The generated Python registry matching `policies`, relative to python.home. */
   readonly pythonRegistry: string;
+}
+
+/**
+ * The build's policies with their modules, for the commands that build chains (`validate`,
+ * `run`); `serve` leaves that to its data-plane workers.
+ */
+export async function loadPolicies(build: CliBuild): Promise<readonly GeneratedPolicy[]> {
+  const { generatedPolicies } = await import(build.registryModule) as {
+    generatedPolicies: readonly GeneratedPolicy[];
+  };
+  return generatedPolicies;
 }
 
 /**

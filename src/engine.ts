@@ -23,15 +23,16 @@ import { Metrics } from "./observe/metrics.ts";
 import { processMetrics, runtimeMetrics } from "./observe/runtime_metrics.ts";
 import { loadFailureProblems } from "./python/check.ts";
 import { pythonSockets } from "./config/python_sockets.ts";
-import { PythonRuntime } from "./python/runtime.ts";
-import { type GeneratedPolicy, PolicyRegistry } from "./registry/registry.ts";
+import type { PythonRuntime } from "./python/runtime.ts";
+import { PolicyCatalog, type PolicyEntry } from "./registry/catalog.ts";
 import { refuseLiveSocket } from "./transport/unix_socket.ts";
 
 const log = getLogger(["tollgate", "engine"]);
 
 export interface EngineOptions {
-  readonly policies: readonly GeneratedPolicy[];
-  /** The module exporting `policies` as `generatedPolicies`: the data-plane workers import it. */
+  /** The build's policy definitions: the control plane loads no policy module. */
+  readonly policies: readonly PolicyEntry[];
+  /** The module exporting `policies` with their modules as `generatedPolicies`: the data-plane workers import it. */
   readonly registryModule: string;
   /** The generated Python registry matching `policies`, relative to python.home. */
   readonly pythonRegistry: string;
@@ -89,22 +90,23 @@ export class Engine {
     const text = await configText(options);
     const config = parseText(text);
     await configureLogging(config.log.level, config.log.format);
-    const registry = new PolicyRegistry(options.policies);
-    const outside = permissionProblems(config, registry.hasPythonPolicies(), options.configPath);
+    const catalog = new PolicyCatalog(options.policies);
+    const outside = permissionProblems(config, catalog.hasPythonPolicies(), options.configPath);
     if (outside.length > 0) {
       throw new ProblemsError(`cannot run ${config.source} with these permissions`, outside);
     }
     // Before starting anything: a second instance must fail here, before its executor could
     // touch the running engine's sockets.
-    for (const socket of ownSockets(config, registry.hasPythonPolicies())) await refuseLiveSocket(socket);
+    for (const socket of ownSockets(config, catalog.hasPythonPolicies())) await refuseLiveSocket(socket);
     const metrics = new Metrics();
     metrics.buildInfo(denoConfig.version, options.policies.length);
-    metrics.watchdogSeries(registry.list().map((p) => p.key));
+    metrics.watchdogSeries(catalog.list().map((p) => p.key));
     // Workers are told of every new executor; they exist only once Python is up.
     const planes: { current?: DataPlane } = {};
     // Python first: Envoy traffic is accepted only once every runtime a chain may need is ready.
-    const python = registry.hasPythonPolicies()
-      ? await PythonRuntime.start(
+    // Loaded only for a build with Python policies: the executor's client and codecs are not small.
+    const python = catalog.hasPythonPolicies()
+      ? await (await import("./python/runtime.ts")).PythonRuntime.start(
         config,
         options.pythonRegistry,
         metrics,
@@ -122,7 +124,7 @@ export class Engine {
       const { size } = python.failedPolicies;
       throw new ProblemsError(
         `${size} Python ${size === 1 ? "policy" : "policies"} failed to load in the executor`,
-        loadFailureProblems(registry, python.failedPolicies),
+        loadFailureProblems(catalog, python.failedPolicies),
       );
     }
     let dataPlane: DataPlane;
@@ -159,7 +161,7 @@ export class Engine {
           },
           metricsContentType: aggregate.contentType,
           readiness: () => engine.readiness(),
-          policies: () => registry.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
+          policies: () => catalog.list().map((p) => ({ key: p.key, source: p.source, ...p.definition })),
           routes: async () =>
             (await dataPlane.status()).routes ?? { reasons: ["no data-plane worker answered"] },
         });

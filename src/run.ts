@@ -9,7 +9,7 @@ import { type Problem, ProblemsError } from "./config/problem.ts";
 import { schemaViolations } from "./config/schema_errors.ts";
 import { parseYamlSource } from "./config/yaml_source.ts";
 import { loadEngineConfig } from "./engine.ts";
-import { type CliBuild, configDefaults, EXIT } from "./cli_build.ts";
+import { type CliBuild, configDefaults, EXIT, loadPolicies } from "./cli_build.ts";
 import type { ReadonlyHeaders } from "./sdk/headers.ts";
 import type { ExchangeResult, MessageView, TestRequest, TestResponse } from "./testing/exchange.ts";
 import { PolicyHarness } from "./testing/harness.ts";
@@ -168,7 +168,7 @@ export async function runRoute(options: RunOptions, build: CliBuild): Promise<nu
   await using harness = await PolicyHarness.build({
     config,
     route: options.route,
-    build: { policies: build.policies, pythonRegistry: build.pythonRegistry },
+    build: { policies: await loadPolicies(build), pythonRegistry: build.pythonRegistry },
   });
   const result = await harness.request(request, response);
   console.log(

@@ -12,13 +12,13 @@ import { closeChains } from "./kernel/routes.ts";
 import { readConfigEnv } from "./config/load.ts";
 import { ProblemsError } from "./config/problem.ts";
 import type { EngineConfig } from "./config/types.ts";
-import { type CliBuild, configDefaults, EXIT } from "./cli_build.ts";
+import { type CliBuild, configDefaults, EXIT, loadPolicies } from "./cli_build.ts";
 import { loadFailureProblems, pythonLoadFailures } from "./python/check.ts";
 import { PolicyRegistry } from "./registry/registry.ts";
 
 export async function validateConfig(configPath: string | undefined, build: CliBuild): Promise<number> {
   const config = await loadEngineConfig({ configPath, env: readConfigEnv(), defaults: configDefaults() });
-  const registry = new PolicyRegistry(build.policies);
+  const registry = new PolicyRegistry(await loadPolicies(build));
   if (registry.hasPythonPolicies()) await checkPythonPolicies(config, registry, build.pythonRegistry);
   const table = await buildRouteTable(config, { registry, factoryFor: checkOnlyFactory, compileCondition });
   // Instances may hold connections or timers (a rate limit's Redis client).

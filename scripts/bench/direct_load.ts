@@ -4,7 +4,9 @@
  * which also profiles each data-plane worker) and drives its ext_proc socket with a bare
  * HTTP/2 client: `--inflight` streams at a time over `--conns` connections, each stream the
  * messages of one `headers-5ts` request (request headers, then response headers) or of one
- * `empty-chain` request. Prints engine CPU µs per stream and RSS per round, as JSON lines.
+ * `empty-chain` request. Prints engine CPU µs per stream and RSS per round, as JSON lines, after
+ * a line for the idle engine; each line also splits RSS into anonymous and file-backed memory
+ * and gives each isolate's V8 heap (used / committed + external MiB, from the admin endpoint).
  *
  *   deno run -A scripts/bench/direct_load.ts [--scenario headers-5ts|empty-chain] [--rounds 3]
  *
@@ -101,6 +103,35 @@ try {
       return false;
     }
   }, 30_000);
+  const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+  // Each isolate's heap (used / committed) and external memory, labelled `worker` (main, 0, …)
+  // by the engine's runtime metrics.
+  const heaps = async () => {
+    const text = await (await fetch(`http://${layout.adminAddress}/metrics`)).text();
+    const bytes: Record<string, Record<string, number>> = {};
+    for (
+      const [, kind, worker, value] of text.matchAll(
+        /^nodejs_(heap_size_used|heap_size_total|external_memory)_bytes\{worker="([^"]+)"\} (\S+)$/gm,
+      )
+    ) (bytes[worker] ??= {})[kind] = Number(value);
+    return Object.fromEntries(
+      Object.entries(bytes).map(([worker, b]) => [
+        worker,
+        `${mib(b.heap_size_used)} / ${mib(b.heap_size_total)} + ${mib(b.external_memory)}`,
+      ]),
+    );
+  };
+  const memoryLine = async () => {
+    const { rss, peak, anon, file } = await memory(child.pid);
+    return {
+      rssMiB: mib(rss),
+      peakMiB: mib(peak),
+      anonMiB: mib(anon),
+      fileMiB: mib(file),
+      heapMiB: await heaps(),
+    };
+  };
+  console.log(JSON.stringify({ scenario: values.scenario, idle: true, ...await memoryLine() }));
   const socket = layout.extprocSocket!;
   const request = requestFrame(
     requestHeaders("bench", "/bench", [["x-client-debug", "1"], ["x-request-id", "direct-load"]], true),
@@ -143,13 +174,11 @@ try {
     await load(streams);
     const cpu = await cpuSeconds(child.pid) - cpuBefore;
     const seconds = (performance.now() - startedAt) / 1000;
-    const { rss, peak } = await memory(child.pid);
     console.log(JSON.stringify({
       scenario: values.scenario,
       cpuUsPerStream: Math.round((cpu * 1e6) / streams),
       streamsPerSecond: Math.round(streams / seconds),
-      rssMiB: Math.round(rss / 2 ** 20),
-      peakMiB: Math.round(peak / 2 ** 20),
+      ...await memoryLine(),
     }));
   }
   for (const session of sessions) session.close();

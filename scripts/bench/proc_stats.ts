@@ -16,11 +16,21 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
 
-/** Resident memory now and at its peak (VmRSS, VmHWM), in bytes. */
-export async function memory(pid: number): Promise<{ rss: number; peak: number }> {
+/**
+ * Resident memory now and at its peak (VmRSS, VmHWM), and now split into anonymous memory
+ * (heaps, malloc) and file-backed pages (the executable's code), in bytes.
+ */
+export async function memory(
+  pid: number,
+): Promise<{ rss: number; peak: number; anon: number; file: number }> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
-  return { rss: kib("VmRSS") * 1024, peak: kib("VmHWM") * 1024 };
+  return {
+    rss: kib("VmRSS") * 1024,
+    peak: kib("VmHWM") * 1024,
+    anon: kib("RssAnon") * 1024,
+    file: kib("RssFile") * 1024,
+  };
 }
 
 /** Processes whose parent is `ppid` and whose command line contains `marker` (if given). */

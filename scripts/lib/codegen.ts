@@ -40,37 +40,69 @@ export interface BuiltPolicy {
 }
 
 /**
- * src/gen/.../registry.ts: static imports of every TypeScript policy, definitions inline,
- * and where the matching Python registry is (relative to the Python home).
+ * src/gen/.../definitions.ts: every policy's definition and origin, with no import of policy
+ * code (what the control plane loads), and where the matching Python registry is (relative to
+ * the Python home).
+ */
+export function renderDefinitionsModule(
+  built: readonly BuiltPolicy[],
+  manifest: string,
+  catalogImport: string,
+  pythonRegistry: string,
+): string {
+  const lines = [
+    `// ${HEADER(manifest)}`,
+    `import type { PolicyEntry } from "${catalogImport}";`,
+    "",
+    "/**",
+    " * Every policy compiled into this build, in manifest order, definitions only. A definition's",
+    " * processingMode is the only source of the policy's phases (resolved per instance from its parameters).",
+    " */",
+    "export const policyDefinitions: readonly PolicyEntry[] = [",
+  ];
+  for (const b of built) {
+    lines.push("  {");
+    lines.push(`    source: ${JSON.stringify(b.origin)},`);
+    lines.push(`    definition: ${stableJson(b.policy.definition, "    ")},`);
+    lines.push("  },");
+  }
+  lines.push("];", "");
+  lines.push("/** The Python policy registry generated with this module, relative to python.home. */");
+  lines.push(`export const pythonRegistry = ${JSON.stringify(pythonRegistry)};`, "");
+  return lines.join("\n");
+}
+
+/**
+ * src/gen/.../registry.ts: the definitions module's entries, each TypeScript policy with its
+ * module (static imports, so `deno compile` embeds them): what the data-plane workers load.
  */
 export function renderRegistryModule(
   built: readonly BuiltPolicy[],
   manifest: string,
   registryImport: string,
-  pythonRegistry: string,
 ): string {
-  const lines = [`// ${HEADER(manifest)}`, `import type { GeneratedPolicy } from "${registryImport}";`];
+  const lines = [
+    `// ${HEADER(manifest)}`,
+    `import type { GeneratedPolicy } from "${registryImport}";`,
+    `import { policyDefinitions } from "./definitions.ts";`,
+  ];
   built.forEach((b, i) => {
     if (b.importSpecifier) lines.push(`import * as policy${i} from "${b.importSpecifier}";`);
   });
   lines.push(
     "",
-    "/**",
-    " * Every policy compiled into this build, in manifest order. A definition's processingMode is the",
-    " * only source of the policy's phases (resolved per instance from its parameters).",
-    " */",
+    "/** Every policy of definitions.ts, in the same order, with its module (TypeScript policies). */",
+    "export const generatedPolicies: readonly GeneratedPolicy[] = [",
   );
-  lines.push("export const generatedPolicies: readonly GeneratedPolicy[] = [");
   built.forEach((b, i) => {
-    lines.push("  {");
-    lines.push(`    source: ${JSON.stringify(b.origin)},`);
-    lines.push(`    definition: ${stableJson(b.policy.definition, "    ")},`);
-    if (b.importSpecifier) lines.push(`    module: policy${i},`);
-    lines.push("  },");
+    lines.push(
+      b.importSpecifier
+        ? `  { ...policyDefinitions[${i}], module: policy${i} },`
+        : `  policyDefinitions[${i}],`,
+    );
   });
   lines.push("];", "");
-  lines.push("/** The Python policy registry generated with this module, relative to python.home. */");
-  lines.push(`export const pythonRegistry = ${JSON.stringify(pythonRegistry)};`, "");
+  lines.push(`export { pythonRegistry } from "./definitions.ts";`, "");
   return lines.join("\n");
 }
 

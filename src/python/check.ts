@@ -5,7 +5,7 @@
  * `validate` and of `serve`'s startup, never a policy that silently answers 500.
  */
 import type { Problem } from "../config/problem.ts";
-import type { PolicyRegistry } from "../registry/registry.ts";
+import type { PolicyCatalog } from "../registry/catalog.ts";
 import { executorEnvironment } from "./environment.ts";
 
 export interface PolicyCheckOptions {
@@ -43,10 +43,10 @@ export function explainLoadFailure(reason: string): string {
 
 /** One problem per policy the executor could not load, at the policy's source. */
 export function loadFailureProblems(
-  registry: PolicyRegistry,
+  catalog: Pick<PolicyCatalog, "list">,
   failed: ReadonlyMap<string, string>,
 ): Problem[] {
-  const sources = new Map(registry.list().map((p) => [p.key, p.source]));
+  const sources = new Map(catalog.list().map((p) => [p.key, p.source]));
   return [...failed].map(([key, reason]) => ({
     file: sources.get(key) ?? "python executor",
     path: "",

@@ -1,27 +1,23 @@
 /**
  * The policy registry: every policy compiled into this build, keyed `name:vMAJOR`. It is
  * filled only from the generated module src/gen/registry.ts (see scripts/build.ts), so a
- * compiled binary embeds exactly the policies of its build manifest.
+ * compiled binary embeds exactly the policies of its build manifest. The data-plane workers,
+ * `validate` and `run` build one; the control plane needs only the definitions (catalog.ts).
  */
-import { type Problem, ProblemsError } from "../config/problem.ts";
+import { ProblemsError } from "../config/problem.ts";
 import { didYouMean } from "../config/suggest.ts";
 import type { PolicyFactory } from "../sdk/policy.ts";
-import { type PolicyDefinition, registryKey } from "./definition.ts";
+import { type CatalogedPolicy, indexPolicies, type PolicyEntry } from "./catalog.ts";
+import { registryKey } from "./definition.ts";
 import { compileParameters, type ParameterResolver } from "./params.ts";
 
-/** One entry of the generated registry module. */
-export interface GeneratedPolicy {
-  readonly definition: PolicyDefinition;
-  /** Where the policy came from, for messages (e.g. `policies/set-headers`). */
-  readonly source: string;
+/** One entry of the generated registry module: a definitions entry and its module. */
+export interface GeneratedPolicy extends PolicyEntry {
   /** The TypeScript module (absent for Python policies). */
   readonly module?: Readonly<Record<string, unknown>>;
 }
 
-export interface RegisteredPolicy {
-  readonly key: string;
-  readonly definition: PolicyDefinition;
-  readonly source: string;
+export interface RegisteredPolicy extends CatalogedPolicy {
   readonly parameters: ParameterResolver;
   /** The module's `getPolicy` (TypeScript policies only). */
   readonly factory: PolicyFactory | undefined;
@@ -34,23 +30,12 @@ export class PolicyRegistry {
 
   /** Builds the registry; duplicate keys and TypeScript modules without `getPolicy` are errors. */
   constructor(generated: readonly GeneratedPolicy[]) {
-    const problems: Problem[] = [];
-    for (const entry of generated) {
-      const { definition } = entry;
-      const key = registryKey(definition.name, definition.version);
-      const existing = this.#byKey.get(key);
-      if (existing) {
-        problems.push({
-          file: entry.source,
-          path: "",
-          message: `duplicate policy ${key} (also ${existing.source})`,
-        });
-        continue;
-      }
-      const factory = entry.module?.getPolicy;
+    const { byKey, problems } = indexPolicies(generated);
+    for (const { key, definition, source, module } of byKey.values()) {
+      const factory = module?.getPolicy;
       if (definition.runtime === "typescript" && typeof factory !== "function") {
         problems.push({
-          file: entry.source,
+          file: source,
           path: "",
           message: "TypeScript policy module does not export getPolicy()",
         });
@@ -59,7 +44,7 @@ export class PolicyRegistry {
       this.#byKey.set(key, {
         key,
         definition,
-        source: entry.source,
+        source,
         parameters: compileParameters(definition),
         factory: factory as PolicyFactory | undefined,
       });

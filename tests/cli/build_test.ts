@@ -59,6 +59,7 @@ Deno.test("the build is deterministic and matches the committed src/gen files", 
     }
     assert.deepEqual(outputs[1], outputs[0], "same input, same bytes");
     assert.deepEqual(Object.keys(outputs[0]).sort(), [
+      "definitions.ts",
       "params.ts",
       "python/policy_registry.py",
       "python/requirements.txt",
@@ -187,8 +188,9 @@ Deno.test("an npm entry is discovered from a package served by a registry", asyn
       assert.equal(code, 0, stderr);
       const registry = await Deno.readTextFile(join(work, "gen", "registry.ts"));
       assert.match(registry, /import \* as policy0 from "npm:@acme\/tenant-policy@1\.0\.0";/);
-      assert.match(registry, /"name": "tenant-policy",/);
-      assert.match(registry, /source: "npm:@acme\/tenant-policy@1\.0\.0",/);
+      const definitions = await Deno.readTextFile(join(work, "gen", "definitions.ts"));
+      assert.match(definitions, /"name": "tenant-policy",/);
+      assert.match(definitions, /source: "npm:@acme\/tenant-policy@1\.0\.0",/);
     } finally {
       await server.stop();
     }

@@ -64,9 +64,9 @@ async function scratchBuild(policies: Record<string, string>): Promise<{ dir: st
     entry,
     [
       `import { runCli } from ${JSON.stringify(pathToFileURL(join(repoRoot, "src/cli.ts")).href)};`,
-      `import { generatedPolicies, pythonRegistry } from "./gen/registry.ts";`,
+      `import { policyDefinitions, pythonRegistry } from "./gen/definitions.ts";`,
       "Deno.exit(await runCli(Deno.args, {",
-      "  policies: generatedPolicies,",
+      "  policies: policyDefinitions,",
       '  registryModule: import.meta.resolve("./gen/registry.ts"),',
       "  pythonRegistry,",
       "}));",

@@ -47,6 +47,8 @@ Deno.test("compile: the image layout's deno compile command", () => {
     "src/validate.ts",
     "--include",
     "src/dataplane/worker.ts",
+    "--include",
+    "src/gen/registry.ts",
     "--output",
     "dist/tollgate",
     ENTRY,

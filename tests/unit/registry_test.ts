@@ -8,7 +8,9 @@ import { resolveTemplate } from "../../src/registry/config_refs.ts";
 import { parseDefinition, type PolicyDefinition, registryKey } from "../../src/registry/definition.ts";
 import { instanceMode } from "../../src/registry/modes.ts";
 import { compileParameters } from "../../src/registry/params.ts";
+import { PolicyCatalog } from "../../src/registry/catalog.ts";
 import { type GeneratedPolicy, PolicyRegistry } from "../../src/registry/registry.ts";
+import { policyDefinitions } from "../../src/gen/test/definitions.ts";
 import { generatedPolicies } from "../../src/gen/test/registry.ts";
 
 function definition(yaml: string): PolicyDefinition {
@@ -133,6 +135,31 @@ Deno.test("the registry rejects duplicate keys and TypeScript modules without ge
     ]);
     return true;
   });
+});
+
+Deno.test("the control plane's catalog needs no module, and rejects duplicate keys as the registry does", () => {
+  const catalog = new PolicyCatalog(policyDefinitions);
+  assert.deepEqual(
+    catalog.list().map((p) => p.key),
+    new PolicyRegistry(generatedPolicies).list().map((p) => p.key),
+  );
+  assert.ok(catalog.hasPythonPolicies());
+  assert.ok(policyDefinitions.every((p) => !("module" in p)));
+  const def = definition("name: dup\nversion: v1.0.0\n");
+  assert.throws(
+    () =>
+      new PolicyCatalog([{ definition: def, source: "a" }, {
+        definition: { ...def, version: "v1.2.0" },
+        source: "b",
+      }]),
+    (error: unknown) => {
+      assert.ok(error instanceof ProblemsError);
+      assert.deepEqual(error.problems.map((p) => `${p.file}: ${p.message}`), [
+        "b: duplicate policy dup:v1 (also a)",
+      ]);
+      return true;
+    },
+  );
 });
 
 Deno.test("version lookup: vN matches any vN.x.y; a full version must match exactly", () => {
