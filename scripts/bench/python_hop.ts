@@ -29,7 +29,8 @@ import { PolicyRegistry } from "../../src/registry/registry.ts";
 import { DEFAULT_STREAMING } from "../../src/sdk/chunk.ts";
 import type { ChainEntry } from "../../src/chain/chain.ts";
 import { repoRoot, venvPython } from "../lib/venv.ts";
-import { cpuSeconds } from "./proc_stats.ts";
+import { cpuTimes } from "./proc_stats.ts";
+
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -134,45 +135,56 @@ async function drive(count: number, inflight: number): Promise<void> {
   await Promise.all(Array.from({ length: inflight }, lane));
 }
 
-const engineMicros = () => {
-  const { user, system } = process.cpuUsage();
-  return user + system;
-};
+/** CPU µs of both processes so far, user and system apart. */
+async function cpuNow(pid: number) {
+  const engine = process.cpuUsage();
+  const executor = await cpuTimes(pid);
+  return {
+    engineUser: engine.user,
+    engineSystem: engine.system,
+    executorUser: executor.user * 1e6,
+    executorSystem: executor.system * 1e6,
+  };
+}
+type Sample = Awaited<ReturnType<typeof cpuNow>>;
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/** µs per call of each process (and its system part) between two samples. */
+function perCall(before: Sample, after: Sample, count: number) {
+  const d = (key: keyof Sample) => (after[key] - before[key]) / count;
+  return {
+    engineUs: d("engineUser") + d("engineSystem"),
+    engineSystemUs: d("engineSystem"),
+    executorUs: d("executorUser") + d("executorSystem"),
+    executorSystemUs: d("executorSystem"),
+  };
+}
+type PerCall = ReturnType<typeof perCall>;
+const rounded = (figures: PerCall) =>
+  Object.fromEntries(Object.entries(figures).map(([key, value]) => [key, round1(value)]));
 
 const pid = supervisor.pid!;
 console.log(JSON.stringify({ executorPid: pid, calls, rounds, inflight: inflights }));
 try {
   for (const inflight of inflights) {
     await drive(warmup, inflight);
-    const engine: number[] = [];
-    const executor: number[] = [];
+    const results: PerCall[] = [];
     for (let round = 0; round < rounds; round++) {
-      const engineBefore = engineMicros();
-      const executorBefore = await cpuSeconds(pid);
+      const before = await cpuNow(pid);
       const started = performance.now();
       await drive(calls, inflight);
       const seconds = (performance.now() - started) / 1000;
-      engine.push((engineMicros() - engineBefore) / calls);
-      executor.push(((await cpuSeconds(pid)) - executorBefore) * 1e6 / calls);
-      console.log(JSON.stringify({
-        inflight,
-        round,
-        engineUs: round1(engine[round]),
-        executorUs: round1(executor[round]),
-        callsPerSecond: Math.round(calls / seconds),
-      }));
+      results.push(perCall(before, await cpuNow(pid), calls));
+      const callsPerSecond = Math.round(calls / seconds);
+      console.log(JSON.stringify({ inflight, round, ...rounded(results[round]), callsPerSecond }));
     }
-    const e = median(engine);
-    const x = median(executor);
-    console.log(JSON.stringify({
-      inflight,
-      median: true,
-      engineUs: round1(e),
-      executorUs: round1(x),
-      totalUs: round1(e + x),
-    }));
+    const medians = Object.fromEntries(
+      (Object.keys(results[0]) as (keyof PerCall)[]).map((key) => [key, median(results.map((r) => r[key]))]),
+    ) as PerCall;
+    const totalUs = median(results.map((r) => r.engineUs + r.executorUs));
+    console.log(JSON.stringify({ inflight, median: true, ...rounded(medians), totalUs: round1(totalUs) }));
   }
 } finally {
   await supervisor.stop(2000);
