@@ -31,7 +31,6 @@ import type { ChainEntry } from "../../src/chain/chain.ts";
 import { repoRoot, venvPython } from "../lib/venv.ts";
 import { cpuTimes } from "./proc_stats.ts";
 
-
 const { values } = parseArgs({
   args: Deno.args,
   options: {

@@ -311,31 +311,35 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
     const started = performance.now();
     let response: ExecuteResponse;
     try {
-      response = await this.client().call({
-        phase: wirePhase,
-        request: {
-          headers: headerLines(state.requestHeaders),
-          body: state.requestBody?.content,
-          bodyPresent: state.requestBody !== undefined,
-          endOfStream: state.requestBody?.endOfStream ?? true,
-          path: state.path,
-          method: state.method,
-          authority: state.authority,
-          scheme: state.scheme,
+      response = await this.client().call(
+        {
+          phase: wirePhase,
+          request: {
+            headers: headerLines(state.requestHeaders),
+            body: state.requestBody?.content,
+            bodyPresent: state.requestBody !== undefined,
+            endOfStream: state.requestBody?.endOfStream ?? true,
+            path: state.path,
+            method: state.method,
+            authority: state.authority,
+            scheme: state.scheme,
+          },
+          response: phase === "response"
+            ? {
+              headers: headerLines(state.responseHeaders),
+              body: state.responseBody?.content,
+              bodyPresent: state.responseBody !== undefined,
+              status: state.status,
+              endOfStream: state.responseBody?.endOfStream ?? true,
+            }
+            : undefined,
+          metadata,
+          info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
+          budgetMs,
         },
-        response: phase === "response"
-          ? {
-            headers: headerLines(state.responseHeaders),
-            body: state.responseBody?.content,
-            bodyPresent: state.responseBody !== undefined,
-            status: state.status,
-            endOfStream: state.responseBody?.endOfStream ?? true,
-          }
-          : undefined,
-        metadata,
-        info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
         budgetMs,
-      }, budgetMs, this.#policies(entries));
+        this.#policies(entries),
+      );
     } catch (error) {
       return { failed: error };
     } finally {
@@ -376,25 +380,29 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
     const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
     let response: ChunkResponse;
     try {
-      response = await this.client().callChunk({
-        phase: phase === "request" ? Phase.REQUEST : Phase.RESPONSE,
-        data: chunk,
-        endOfStream,
-        chunkIndex,
-        request: {
-          headers: headerLines(state.requestHeaders),
-          path: state.path,
-          method: state.method,
-          authority: state.authority,
-          scheme: state.scheme,
+      response = await this.client().callChunk(
+        {
+          phase: phase === "request" ? Phase.REQUEST : Phase.RESPONSE,
+          data: chunk,
+          endOfStream,
+          chunkIndex,
+          request: {
+            headers: headerLines(state.requestHeaders),
+            path: state.path,
+            method: state.method,
+            authority: state.authority,
+            scheme: state.scheme,
+          },
+          response: phase === "response"
+            ? { headers: headerLines(state.responseHeaders), status: state.status }
+            : undefined,
+          metadata,
+          info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
+          budgetMs,
         },
-        response: phase === "response"
-          ? { headers: headerLines(state.responseHeaders), status: state.status }
-          : undefined,
-        metadata,
-        info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
         budgetMs,
-      }, budgetMs, this.#policies(entries));
+        this.#policies(entries),
+      );
     } catch (error) {
       return { outcomes: entries.map(() => ({ error })), data: chunk };
     }

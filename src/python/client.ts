@@ -280,7 +280,9 @@ export class ExecutorClient {
       }
       this.#pending.delete(callId);
       this.options.observer?.pythonCall("timeout", (now - pending.started) / 1000);
-      pending.reject(new PolicyFailure("timeout", `python call exceeded its ${pending.deadlineMs}ms deadline`));
+      pending.reject(
+        new PolicyFailure("timeout", `python call exceeded its ${pending.deadlineMs}ms deadline`),
+      );
     }
     this.options.observer?.pythonInFlight(this.#pending.size);
     this.#arm(next);
@@ -290,7 +292,10 @@ export class ExecutorClient {
     if (expires >= this.#deadlineAt) return;
     clearTimeout(this.#deadlineTimer);
     this.#deadlineAt = expires;
-    this.#deadlineTimer = setTimeout(() => this.#sweep(), Math.max(0, Math.ceil(expires - performance.now())));
+    this.#deadlineTimer = setTimeout(
+      () => this.#sweep(),
+      Math.max(0, Math.ceil(expires - performance.now())),
+    );
   }
 
   #disarm(): void {
@@ -317,7 +322,11 @@ export class ExecutorClient {
    * Sends one chunk call and waits for its answer, at most `deadlineMs`: the same connection,
    * call ids, in-flight cap and failures as {@link call}.
    */
-  callChunk(request: ChunkCallRequest, deadlineMs: number, encoded: Uint8Array = NOTHING): Promise<ChunkResponse> {
+  callChunk(
+    request: ChunkCallRequest,
+    deadlineMs: number,
+    encoded: Uint8Array = NOTHING,
+  ): Promise<ChunkResponse> {
     return this.#call(
       (callId) => toBinary(ChunkRequestSchema, create(ChunkRequestSchema, { ...request, callId })),
       encoded,
