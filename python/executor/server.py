@@ -123,35 +123,37 @@ class ExecutorService:
             rss_bytes=resident_bytes(),
         )
 
-    def execute(self, request: Call, answered: Callable[[Answer], None]) -> bool:
+    def execute(self, request: Call, answered: Callable[[Answer], None]) -> None:
         """Runs one call (a batch or a chunk) and gives its answer to ``answered``.
 
         A batch whose policies all declare that they never block runs inline, now, on the
-        event loop: ``answered`` is called before this returns True. Any other batch runs on
-        the worker pool and this returns False; ``answered`` is called later on the event
-        loop. There the in-flight count follows the worker thread, not the connection: if
-        the connection goes away mid-call the policy code keeps running, and shutdown must
-        still wait for it. Any failure of the executor itself becomes an error answer.
+        event loop: ``answered`` is called before this returns. Any other batch runs on the
+        worker pool; ``answered`` is called later, on the event loop. There the in-flight
+        count follows the worker thread, not the connection: if the connection goes away
+        mid-call the policy code keeps running, and shutdown must still wait for it. Any
+        failure of the executor itself becomes an error answer.
         """
         received_at = time.monotonic()
         self._in_flight += 1
         self._idle.clear()
         if not never_blocks(request, self._runtime.policies):
             self._on_pool(request, received_at, answered)
-            return False
+            return
         try:
             response = _run(request, self._runtime, received_at)
         except Exception as error:
             response = self._failed(request, error)
         self._call_ended()
         answered(self._served(request, response, received_at))
-        return True
 
     def _on_pool(self, request: Call, received_at: float, answered: Callable[[Answer], None]) -> None:
         loop = asyncio.get_running_loop()
 
         def settle(work: Future[Answer]) -> None:
             self._call_ended()
+            if work.cancelled():  # still queued when shutdown's grace period ended
+                answered(error_answer(request, SHUTTING_DOWN))
+                return
             error = work.exception()
             response = self._failed(request, error) if error is not None else work.result()
             answered(self._served(request, response, received_at))
