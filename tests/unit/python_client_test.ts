@@ -134,9 +134,13 @@ Deno.test({
       await assert.rejects(
         client.call({ phase: Phase.REQUEST }, 100),
         (error: unknown) =>
-          error instanceof PolicyFailure && error.kind === "timeout" && /its 100ms deadline/.test(error.message),
+          error instanceof PolicyFailure && error.kind === "timeout" &&
+          /its 100ms deadline/.test(error.message),
       );
-      assert.ok(performance.now() - started < 2500, "the short call did not wait for the long one's deadline");
+      assert.ok(
+        performance.now() - started < 2500,
+        "the short call did not wait for the long one's deadline",
+      );
       assert.equal(client.inFlight, 1, "the long call is still waiting");
     } finally {
       client.close();
@@ -203,7 +207,14 @@ Deno.test({
         assert.equal(outcomes.length, 2);
         assert.ok(outcomes.every((outcome) => "action" in outcome));
       }
-      const chunk = await bridge.runChunk(entries, "request", new Uint8Array([1]), true, 0, request("/three"));
+      const chunk = await bridge.runChunk(
+        entries,
+        "request",
+        new Uint8Array([1]),
+        true,
+        0,
+        request("/three"),
+      );
       assert.equal(chunk.outcomes.length, 2);
       const names = ["add-python-header@v1.0.0#x-a", "add-python-header@v1.0.0#x-b"];
       const rules = [FailureRule.DENY, FailureRule.CONTINUE];
