@@ -141,9 +141,9 @@ class PolicyCalls:
         self._runtime = runtime
         self._phase = request.phase
         # The last metadata known to be JSON: what a policy that breaks it is rolled back to,
-        # and what the response carries.
-        self.metadata = struct_pb2.Struct()
-        self.metadata.CopyFrom(request.metadata)
+        # and what the response carries. Never changed in place (settling replaces it), so
+        # the request's own Struct can start it.
+        self.metadata: struct_pb2.Struct = request.metadata
         self._shared_dict = struct_to_dict(request.metadata)
         self._shared = SharedContext(
             request_id=request.info.request_id,
@@ -187,21 +187,17 @@ class PolicyCalls:
                 return Failed(self.fail(invocation, pb.ERROR_KIND_NOT_FOUND, message))
             if isinstance(found, str):
                 return Failed(self.fail(invocation, pb.ERROR_KIND_INIT, f"{key} failed to load: {found}"))
-            metadata = _policy_metadata(invocation)
             try:
                 instance = self._runtime.cache.get(
                     (invocation.name, invocation.version, invocation.params_hash),
-                    lambda: found.factory(metadata, struct_to_dict(invocation.params)),
+                    lambda: found.factory(_policy_metadata(invocation), struct_to_dict(invocation.params)),
                 )
             except PolicyInitError as error:
                 return Failed(self.fail(invocation, pb.ERROR_KIND_INIT, str(error)))
 
+            meta = invocation.metadata
             shared = self._shared
-            shared.api_id, shared.api_name, shared.api_version = (
-                metadata.api_id,
-                metadata.api_name,
-                metadata.api_version,
-            )
+            shared.api_id, shared.api_name, shared.api_version = meta.api_id, meta.api_name, meta.api_version
             outcome: T | None = None
             problem: str | None = None
             try:

@@ -92,7 +92,7 @@ class Exchange:
         """A fresh context for ``on_request``."""
         return RequestContext(
             shared=shared,
-            headers=Headers(_lines(self.request_headers)),
+            headers=Headers.of_fields(self.request_headers),
             body=self.request_body.view() if self.request_body else None,
             path=self.path,
             method=self.method,
@@ -104,11 +104,11 @@ class Exchange:
         """A fresh context for ``on_response``."""
         return ResponseContext(
             shared=shared,
-            request_headers=Headers(_lines(self.request_headers)),
+            request_headers=Headers.of_fields(self.request_headers),
             request_body=self.request_body.view() if self.request_body else None,
             request_path=self.path,
             request_method=self.method,
-            response_headers=Headers(_lines(self.response_headers)),
+            response_headers=Headers.of_fields(self.response_headers),
             response_body=self.response_body.view() if self.response_body else None,
             response_status=self.status,
         )
@@ -130,7 +130,3 @@ class Exchange:
             self.response_body = _replace_body(self.response_body, changes.body)
         if changes.status is not None:
             self.status = changes.status
-
-
-def _lines(fields: HeaderFields) -> list[tuple[str, str]]:
-    return [(name, value) for name, values in fields.items() for value in values]

@@ -56,8 +56,15 @@ async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> tuple[Kind
     length, kind = HEADER.unpack(header)
     if length > max_bytes:
         raise FrameError(f"a frame of {length} bytes is over the {max_bytes}-byte limit")
-    try:
-        known = Kind(kind)
-    except ValueError:
-        raise FrameError(f"unknown frame kind {kind}") from None
-    return known, await reader.readexactly(length)
+    return check_kind(kind), await reader.readexactly(length)
+
+
+_KINDS = {kind.value: kind for kind in Kind}
+
+
+def check_kind(kind: int) -> Kind:
+    """The frame kind numbered ``kind``; ``FrameError`` for a number no kind has."""
+    known = _KINDS.get(kind)
+    if known is None:
+        raise FrameError(f"unknown frame kind {kind}")
+    return known

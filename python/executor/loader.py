@@ -11,6 +11,7 @@ reported by the health answer and on every call of that policy.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import re
@@ -58,6 +59,7 @@ class PolicySet:
         return self.loaded.get(key) or self.failed.get(key)
 
 
+@functools.lru_cache(maxsize=1024)  # asked for on every call, of a handful of policies
 def registry_key(name: str, version: str) -> str:
     """The registry key of a policy version: ``name:vMAJOR`` (``"v1.2.0"`` -> ``"name:v1"``)."""
     major = version.split(".", 1)[0]

@@ -16,13 +16,11 @@ Which policy is running is a context variable set around each import and call (`
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TextIO
 
@@ -35,18 +33,26 @@ POLICY_OUTPUT = "policy output"
 """The message of every record made from printed text (the engine recognises it)."""
 
 
-@contextlib.contextmanager
-def running(key: str) -> Iterator[None]:
-    """Attributes what is printed and logged in this block to the policy ``key``."""
-    token = current_policy.set(key)
-    try:
-        yield
-    finally:
+class running:  # noqa: N801 (used as a function: ``with running(key):``)
+    """Attributes what is printed and logged in this block to the policy ``key``.
+
+    A class rather than a generator: it is entered around every policy call.
+    """
+
+    __slots__ = ("_key", "_token")
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __enter__(self) -> None:
+        self._token = current_policy.set(self._key)
+
+    def __exit__(self, *_: object) -> None:
         # A line printed without its newline belongs to this policy, not to the next one.
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, PolicyOutput):
                 stream.flush()
-        current_policy.reset(token)
+        current_policy.reset(self._token)
 
 
 class PolicyOutput(io.TextIOBase):

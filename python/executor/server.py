@@ -1,13 +1,15 @@
 """The executor's side of the hop: framed protobuf on a Unix socket, and the server's life on it.
 
 The engine keeps one connection open and sends every Python call on it (``executor.frames``),
-so calls on a connection must not wait for each other: each ExecuteRequest or ChunkRequest
-becomes its own asyncio task, whose batch runs on the worker thread pool (or inline on the event loop when
-every policy of the batch declares that it never blocks), and responses are written as they
-complete (correlated by ``call_id``, in any order). Health requests are answered at once, in
-order. Shutdown drains: calls already received finish and are answered, calls arriving after
-it began are answered with an error at once, then each connection gets a GOING_AWAY frame and
-is closed, so the engine knows to reconnect elsewhere or give up.
+so calls on a connection must not wait for each other. Each connection is an asyncio
+protocol: the frames of one read are cut and handled in order, a batch whose policies all
+declare that they never block runs there and then on the event loop, any other batch runs
+on the worker thread pool, and answers are written as they complete (correlated by
+``call_id``, in any order), those ready together in one write. Health requests are
+answered at once, in order. Shutdown drains: calls already received finish and are
+answered, calls arriving after it began are answered with an error at once, then each
+connection gets a GOING_AWAY frame and is closed, so the engine knows to reconnect
+elsewhere or give up.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import socket
 import stat
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
 from executor.batch import Call, Runtime, never_blocks, run_call
 from executor.chunks import run_chunk
-from executor.frames import FrameError, Kind, encode, read_frame
+from executor.frames import HEADER, FrameError, Kind, check_kind, encode
 from executor.running import RunningCalls, call_deadline
 from tollgate.executor.v1 import executor_pb2 as pb
 
@@ -100,14 +102,12 @@ class ExecutorService:
         """Called once the server is bound and serving."""
         self._ready = True
 
-    async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serves one connection of the engine until it closes it or shutdown."""
-        session = _Session(self, reader, writer)
+    def new_session(self) -> _Session:
+        """The protocol of one new connection of the engine."""
+        session = _Session(self)
+        session.finished.add_done_callback(lambda _: self._sessions.discard(session))
         self._sessions.add(session)
-        try:
-            await session.run()
-        finally:
-            self._sessions.discard(session)
+        return session
 
     def health(self) -> pb.HealthCheckResponse:
         """Readiness, loaded and failed policies, worker state, pid and memory, for the supervisor."""
@@ -123,58 +123,75 @@ class ExecutorService:
             rss_bytes=resident_bytes(),
         )
 
-    async def execute(self, request: Call) -> Answer:
-        """Runs one call (a batch or a chunk); any failure of the executor itself becomes an error answer.
+    def execute(self, request: Call, answered: Callable[[Answer], None]) -> None:
+        """Runs one call (a batch or a chunk) and gives its answer to ``answered``.
 
-        A batch whose policies all declare that they never block runs inline on the event
-        loop (no thread hand-off); any other batch runs on the worker pool, where the
-        in-flight count follows the worker thread, not this coroutine: if the connection goes
-        away mid-call the coroutine is cancelled but the policy code keeps running, and
-        shutdown must still wait for it.
+        A batch whose policies all declare that they never block runs inline, now, on the
+        event loop: ``answered`` is called before this returns. Any other batch runs on the
+        worker pool; ``answered`` is called later, on the event loop. There the in-flight
+        count follows the worker thread, not the connection: if the connection goes away
+        mid-call the policy code keeps running, and shutdown must still wait for it. Any
+        failure of the executor itself becomes an error answer.
         """
         received_at = time.monotonic()
         self._in_flight += 1
         self._idle.clear()
+        if not never_blocks(request, self._runtime.policies):
+            self._on_pool(request, received_at, answered)
+            return
         try:
-            if never_blocks(request, self._runtime.policies):
-                try:
-                    response = _run(request, self._runtime, received_at)
-                finally:
-                    self._call_ended()
-            else:
-                response = await self._on_pool(request, received_at)
+            response = _run(request, self._runtime, received_at)
         except Exception as error:
-            log.exception(
-                "call failed inside the executor", extra={"call_id": request.call_id, "error": str(error)}
-            )
-            response = error_answer(request, f"executor error: {error}")
-        self._calls_served += 1
-        log.debug(
-            "call answered",
-            extra={
-                "call_id": request.call_id,
-                "policies": [p.name for p in request.policies],
-                "results": len(response.results),
-                "ms": round((time.monotonic() - received_at) * 1000, 3),
-            },
-        )
-        return response
+            response = self._failed(request, error)
+        self._call_ended()
+        answered(self._served(request, response, received_at))
 
-    async def _on_pool(self, request: Call, received_at: float) -> Answer:
+    def _on_pool(self, request: Call, received_at: float, answered: Callable[[Answer], None]) -> None:
         loop = asyncio.get_running_loop()
+
+        def settle(work: Future[Answer]) -> None:
+            self._call_ended()
+            if work.cancelled():  # still queued when shutdown's grace period ended
+                answered(error_answer(request, SHUTTING_DOWN))
+                return
+            error = work.exception()
+            response = self._failed(request, error) if error is not None else work.result()
+            answered(self._served(request, response, received_at))
+
+        def back_on_loop(work: Future[Answer]) -> None:
+            # A closed loop means the executor is exiting anyway.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, work)
+
         work = self._pool.submit(
             self._running.run,
             call_deadline(received_at, request.budget_ms),
             lambda: _run(request, self._runtime, received_at),
         )
-        work.add_done_callback(lambda _: self._from_worker(loop, self._call_ended))
-        return await asyncio.wrap_future(work)
+        work.add_done_callback(back_on_loop)
 
     @staticmethod
-    def _from_worker(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-        # A closed loop means the executor is exiting anyway.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(callback)
+    def _failed(request: Call, error: BaseException) -> Answer:
+        log.error(
+            "call failed inside the executor",
+            exc_info=error,
+            extra={"call_id": request.call_id, "error": str(error)},
+        )
+        return error_answer(request, f"executor error: {error}")
+
+    def _served(self, request: Call, response: Answer, received_at: float) -> Answer:
+        self._calls_served += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "call answered",
+                extra={
+                    "call_id": request.call_id,
+                    "policies": [p.name for p in request.policies],
+                    "results": len(response.results),
+                    "ms": round((time.monotonic() - received_at) * 1000, 3),
+                },
+            )
+        return response
 
     def _call_ended(self) -> None:
         self._in_flight -= 1
@@ -189,7 +206,7 @@ class ExecutorService:
         """Lets every connection end once its own calls are answered."""
         self._closing = True
         for session in list(self._sessions):
-            session.wake()
+            session.end_when_answered()
 
     async def wait_idle(self, limit: float) -> bool:
         """Waits until no call is running; False if ``limit`` seconds passed first."""
@@ -208,104 +225,129 @@ class ExecutorService:
             session.abort()
 
 
-class _Session:
-    """One connection: reads frames, runs each call as a task, writes answers as they complete."""
+class _Session(asyncio.Protocol):
+    """One connection: cuts what arrives into frames, runs each call, writes the answers.
 
-    def __init__(
-        self, service: ExecutorService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    Everything is callbacks on the event loop, with no task per call: the frames of one
+    read are handled in order, inline calls are run there and then, and every answer
+    ready by the end of the read leaves in one write. Answers of calls on the pool are
+    written as they complete. While the socket's send buffer is full (the engine is not
+    reading its answers), reading pauses: that is the backpressure on new calls.
+    """
+
+    def __init__(self, service: ExecutorService) -> None:
         self._service = service
-        self._reader = reader
-        self._writer = writer
-        self._changed = asyncio.Event()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._outbox: list[bytes] = []
+        self._handling = False
+        self._flush_scheduled = False
+        self._unanswered = 0
+        self._wanted = HEADER.size
         self._reading = True
+        self._write_paused = False
+        self._ending = False
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def wake(self) -> None:
-        """Makes the session re-check whether the connection can end."""
-        self._changed.set()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keeps the transport the answers are written to."""
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
 
-    def abort(self) -> None:
-        """Cuts the connection now (shutdown's grace period is over)."""
-        self._writer.transport.abort()
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: answers still to come are dropped."""
+        if exc is not None:
+            log.warning("engine connection failed", extra={"error": str(exc)})
+        self._reading = False
+        self._outbox.clear()
+        if not self.finished.done():
+            self.finished.set_result(None)
 
-    async def run(self) -> None:
-        """Serves the connection; returns when it is finished."""
+    def eof_received(self) -> bool:
+        """The engine is done sending: answer what was received, then close."""
+        self._stop_reading()
+        return True  # keep the connection open for the answers still to come
+
+    def pause_writing(self) -> None:
+        """The engine is not reading its answers: stop taking new calls."""
+        self._write_paused = True
+        if self._reading and self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        """The answers drained: take new calls again."""
+        self._write_paused = False
+        if self._reading and self._transport is not None:
+            self._transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        """Handles every complete frame received so far; keeps the rest for the next read."""
+        if not self._reading:
+            return
+        if self._buffer:
+            self._buffer += data
+            if len(self._buffer) < self._wanted:
+                return  # a large frame arriving in pieces: nothing to cut yet
+            data = bytes(self._buffer)
+        self._handling = True
+        at = 0
         try:
-            reader = asyncio.create_task(self._read())
-            try:
-                while not self._done():
-                    await self._changed.wait()
-                    self._changed.clear()
-                # Still reading means the engine did not close the connection: shutdown ends it.
-                cut_short = self._reading
-            finally:
-                reader.cancel()
-                for task in self._pending:
-                    task.cancel()
-                await asyncio.gather(reader, *self._pending, return_exceptions=True)
-            if cut_short:
-                await self._going_away()
-            else:
-                await self._close()
-        finally:
-            if not self.finished.done():
-                self.finished.set_result(None)
-
-    def _done(self) -> bool:
-        if self._pending:
-            return False
-        return not self._reading or self._service.is_closing()
-
-    async def _going_away(self) -> None:
-        self._send(Kind.GOING_AWAY, b"")
-        await self._close()
-
-    async def _close(self) -> None:
-        with contextlib.suppress(OSError):
-            await self._writer.drain()
-        self._writer.close()
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
-
-    def _send(self, kind: Kind, payload: bytes) -> None:
-        if not self._writer.is_closing():
-            self._writer.write(encode(kind, payload))
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                frame = await read_frame(self._reader, self._service.max_message_bytes)
-                if frame is None:
-                    break
-                kind, payload = frame
-                if kind == Kind.HEALTH_REQUEST:
-                    self._send(Kind.HEALTH_RESPONSE, self._service.health().SerializeToString())
-                elif kind == Kind.EXECUTE_REQUEST:
-                    self._received(pb.ExecuteRequest.FromString(payload))
-                elif kind == Kind.CHUNK_REQUEST:
-                    self._received(pb.ChunkRequest.FromString(payload))
-                else:
-                    raise FrameError(f"unexpected frame kind {kind.name} from the engine")
-        except (FrameError, DecodeError, asyncio.IncompleteReadError) as error:
+            at = self._handle_frames(data)
+        except (FrameError, DecodeError) as error:
             # Nothing after a broken frame can be trusted: answer what was received, then close.
             log.error("bad frame from the engine; closing the connection", extra={"error": str(error)})
-        except OSError as error:
-            log.warning("engine connection failed", extra={"error": str(error)})
+            self._stop_reading()
         finally:
-            self._reading = False
-            self.wake()
+            self._handling = False
+        self._buffer = bytearray(data[at:]) if self._reading and at < len(data) else bytearray()
+        self._flush()
+
+    def _handle_frames(self, data: bytes) -> int:
+        """Handles the complete frames of ``data``; returns where the unfinished rest begins.
+
+        Also notes how many bytes the unfinished frame needs before it can be cut.
+        """
+        limit = self._service.max_message_bytes
+        at = 0
+        end = len(data)
+        self._wanted = HEADER.size
+        while end - at >= HEADER.size:
+            length, kind = HEADER.unpack_from(data, at)
+            if length > limit:
+                raise FrameError(f"a frame of {length} bytes is over the {limit}-byte limit")
+            known = check_kind(kind)
+            start = at + HEADER.size
+            if end - start < length:
+                self._wanted = HEADER.size + length
+                break
+            at = start + length
+            self._handle(known, data[start:at])
+        return at
+
+    def _handle(self, kind: Kind, payload: bytes) -> None:
+        if kind == Kind.HEALTH_REQUEST:
+            self._send(Kind.HEALTH_RESPONSE, self._service.health().SerializeToString())
+        elif kind == Kind.EXECUTE_REQUEST:
+            self._received(pb.ExecuteRequest.FromString(payload))
+        elif kind == Kind.CHUNK_REQUEST:
+            self._received(pb.ChunkRequest.FromString(payload))
+        else:
+            raise FrameError(f"unexpected frame kind {kind.name} from the engine")
 
     def _received(self, request: Call) -> None:
         if self._service.is_draining():
-            self._answer_now(request, error_answer(request, SHUTTING_DOWN))
+            self._answer(request, error_answer(request, SHUTTING_DOWN))
             return
-        task = asyncio.create_task(self._answer(request))
-        self._pending.add(task)
-        task.add_done_callback(self._task_done)
+        self._unanswered += 1
+        self._service.execute(request, lambda response: self._answered(request, response))
 
-    def _answer_now(self, request: Call, response: Answer) -> None:
+    def _answered(self, request: Call, response: Answer) -> None:
+        self._unanswered -= 1
+        self._answer(request, response)
+        if self._ending or not self._reading:
+            self._end_if_answered()
+
+    def _answer(self, request: Call, response: Answer) -> None:
         payload = response.SerializeToString()
         limit = self._service.max_message_bytes
         if len(payload) > limit:
@@ -314,15 +356,51 @@ class _Session:
         kind = Kind.CHUNK_RESPONSE if isinstance(request, pb.ChunkRequest) else Kind.EXECUTE_RESPONSE
         self._send(kind, payload)
 
-    async def _answer(self, request: Call) -> None:
-        self._answer_now(request, await self._service.execute(request))
-        # Backpressure: an engine that does not read its answers stops this call's task here.
-        with contextlib.suppress(OSError):
-            await self._writer.drain()
+    def _send(self, kind: Kind, payload: bytes) -> None:
+        self._outbox.append(encode(kind, payload))
+        if not self._handling and not self._flush_scheduled:
+            # Answers completing together (pool calls) leave in one write.
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._pending.discard(task)
-        self.wake()
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outbox:
+            return
+        frames = b"".join(self._outbox) if len(self._outbox) > 1 else self._outbox[0]
+        self._outbox.clear()
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frames)
+
+    def _stop_reading(self) -> None:
+        if self._reading and self._transport is not None and not self._write_paused:
+            self._transport.pause_reading()
+        self._reading = False
+        self._buffer = bytearray()
+        self._end_if_answered()
+
+    def end_when_answered(self) -> None:
+        """Shutdown: ends the connection once its calls are answered, saying it is going away."""
+        self._ending = True
+        self._end_if_answered()
+
+    def _end_if_answered(self) -> None:
+        if self._unanswered > 0 or self._transport is None or self._transport.is_closing():
+            return
+        if self._reading:
+            if not self._ending:
+                return
+            # Still reading means the engine did not close the connection: shutdown ends it.
+            self._reading = False
+            self._transport.pause_reading()
+            self._send(Kind.GOING_AWAY, b"")
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Cuts the connection now (shutdown's grace period is over)."""
+        if self._transport is not None:
+            self._transport.abort()
 
 
 class SocketInUseError(OSError):
@@ -476,7 +554,7 @@ async def serve(
     listener, staging = bind_staging(socket_path)
     try:
         # Handing asyncio the bound socket keeps it from ever unlinking a path itself.
-        server = await asyncio.start_unix_server(service.serve_connection, sock=listener)
+        server = await asyncio.get_running_loop().create_unix_server(service.new_session, sock=listener)
         inode = publish_socket(staging, socket_path, take_over)
     except BaseException:
         _remove_socket(staging)

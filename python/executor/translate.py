@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -116,7 +116,7 @@ def _check_values(name: str, value: object) -> tuple[str, ...]:
 
 
 def _check_record(record: object, what: str) -> list[tuple[str, tuple[str, ...]]]:
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):  # the ABC check is the slow one
         raise InvalidActionError(f"{what} must be a mapping of header name to value(s)")
     return [(check_header_name(raw), _check_values(str(raw), value)) for raw, value in record.items()]
 
@@ -146,7 +146,8 @@ def _check_analytics(analytics: object) -> struct_pb2.Struct | None:
         raise InvalidActionError(str(error)) from None
 
 
-def _header_changes(action: UpstreamRequestModifications | UpstreamResponseModifications) -> Changes:
+def _header_changes(action: UpstreamRequestModifications | UpstreamResponseModifications) -> dict[str, Any]:
+    """The checked fields of ``Changes`` that both phases have."""
     if not isinstance(action.remove_headers, list | tuple):
         raise InvalidActionError("remove_headers must be a list of header names")
     remove = [check_header_name(name) for name in action.remove_headers]
@@ -160,13 +161,13 @@ def _header_changes(action: UpstreamRequestModifications | UpstreamResponseModif
     to_append: dict[str, tuple[str, ...]] = {}
     for name, values in _check_record(action.append_headers, "append_headers"):
         to_append[name] = to_append.get(name, ()) + values
-    return Changes(
-        remove=tuple(dict.fromkeys(remove)),
-        set=tuple((name, values) for name, values in to_set.items() if values),
-        append=tuple((name, values) for name, values in to_append.items() if values),
-        body=_check_body(action.body),
-        analytics=_check_analytics(action.analytics_metadata),
-    )
+    return {
+        "remove": tuple(dict.fromkeys(remove)),
+        "set": tuple((name, values) for name, values in to_set.items() if values),
+        "append": tuple((name, values) for name, values in to_append.items() if values),
+        "body": _check_body(action.body),
+        "analytics": _check_analytics(action.analytics_metadata),
+    }
 
 
 def _request_changes(action: UpstreamRequestModifications) -> Changes:
@@ -179,13 +180,13 @@ def _request_changes(action: UpstreamRequestModifications) -> Changes:
     method: Any = action.method
     if method is not None and (not isinstance(method, str) or not _TOKEN.match(method.lower())):
         raise InvalidActionError(f"method {method!r}: not a valid method")
-    return replace(changes, path=path, method=method)
+    return Changes(**changes, path=path, method=method)
 
 
 def _response_changes(action: UpstreamResponseModifications) -> Changes:
     changes = _header_changes(action)
     status = None if action.status_code is None else _check_status(action.status_code, "status_code")
-    return replace(changes, status=status)
+    return Changes(**changes, status=status)
 
 
 def _immediate(action: ImmediateResponse) -> Immediate:

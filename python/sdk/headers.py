@@ -58,6 +58,16 @@ class Headers(Mapping[str, str]):
                 fields.setdefault(name.lower(), []).append(value)
         self._fields = fields
 
+    @classmethod
+    def of_fields(cls, fields: Mapping[str, Sequence[str]]) -> Headers:
+        """Headers from field lines already grouped by lower-case name (the executor's own form).
+
+        The lists are copied: later changes to ``fields`` do not show through.
+        """
+        headers = cls.__new__(cls)
+        headers._fields = {name: list(values) for name, values in fields.items()}
+        return headers
+
     def __getitem__(self, name: str) -> str:
         """Every value of ``name`` joined with ``", "``; ``KeyError`` when absent."""
         if not isinstance(name, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from executor.frames import Kind, encode
+from executor.frames import Kind, encode, read_frame
 from tests.support import (
     ExecutorProcess,
     SpawnExecutor,
@@ -19,6 +19,7 @@ from tests.support import (
     lines,
     run,
 )
+from tollgate.executor.v1 import executor_pb2 as pb
 
 
 def _thread_of(executor: ExecutorProcess, *names: str) -> str:
@@ -105,3 +106,37 @@ def test_a_connection_cut_inside_a_frame_is_dropped_without_harm(executor: Execu
 
     run(scenario())
     assert run(health(executor.socket)).ready
+
+
+def test_frames_split_anywhere_or_sent_together_are_all_answered_in_one_connection(
+    executor: ExecutorProcess,
+) -> None:
+    # Three calls and a health check: the first call byte by byte, the rest in one write.
+    requests = [execute_request([invocation("add-python-header")]) for _ in range(3)]
+    frames = [encode(Kind.EXECUTE_REQUEST, r.SerializeToString()) for r in requests]
+
+    async def scenario() -> tuple[set[int], list[Kind]]:
+        reader, writer = await asyncio.open_unix_connection(str(executor.socket))
+        for byte in frames[0]:
+            writer.write(bytes([byte]))
+            await writer.drain()
+        writer.write(b"".join(frames[1:]) + encode(Kind.HEALTH_REQUEST, b""))
+        await writer.drain()
+        answered: set[int] = set()
+        kinds: list[Kind] = []
+        while len(kinds) < 4:
+            frame = await asyncio.wait_for(read_frame(reader, 1 << 20), 10)
+            assert frame is not None
+            kind, payload = frame
+            kinds.append(kind)
+            if kind == Kind.EXECUTE_RESPONSE:
+                response = pb.ExecuteResponse.FromString(payload)
+                assert not response.error, response.error
+                answered.add(response.call_id)
+        writer.close()
+        await writer.wait_closed()
+        return answered, kinds
+
+    answered, kinds = run(scenario())
+    assert answered == {r.call_id for r in requests}
+    assert sorted(kinds) == [Kind.EXECUTE_RESPONSE] * 3 + [Kind.HEALTH_RESPONSE]

@@ -7,13 +7,19 @@
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on every Linux ABI). */
 const USER_HZ = 100;
 
-/** CPU seconds (user + system) a process has used so far, its threads included. */
-export async function cpuSeconds(pid: number): Promise<number> {
+/** CPU seconds in user and in system mode a process has used so far, its threads included. */
+export async function cpuTimes(pid: number): Promise<{ user: number; system: number }> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   // The command name (field 2) may contain spaces: fields are counted after its ')'.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // fields[0] is field 3 (state), so utime (14) and stime (15) are fields[11] and fields[12].
-  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  return { user: Number(fields[11]) / USER_HZ, system: Number(fields[12]) / USER_HZ };
+}
+
+/** CPU seconds (user + system) a process has used so far, its threads included. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const { user, system } = await cpuTimes(pid);
+  return user + system;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { ExchangeSummary } from "../extproc/stream.ts";
 import type { RouteTable } from "../kernel/routes.ts";
 import type { UnmatchedAction, UnmatchedReason } from "../kernel/unmatched.ts";
 import type { DecisionEntry } from "./decision_trace.ts";
+import { HistogramFamily } from "./cells.ts";
 import { type EntryCells, RouteMetrics } from "./route_metrics.ts";
 
 export class Metrics {
@@ -102,13 +103,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly #pythonCalls = new client.Histogram({
-    name: "tollgate_python_call_duration_seconds",
-    help: "Round trips to the Python executor (one per batch of adjacent Python policies), by outcome",
-    labelNames: ["outcome"],
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [this.registry],
-  });
+  // Observed on every Python call: cells bound once (./cells.ts), at zero from the start.
+  readonly #pythonCalls = new HistogramFamily(
+    "tollgate_python_call_duration_seconds",
+    "Round trips to the Python executor (one per batch of adjacent Python policies), by outcome",
+    ["outcome"],
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30],
+    this.registry,
+  );
+  readonly #pythonCallCells = {
+    ok: this.#pythonCalls.cell({ outcome: "ok" }),
+    timeout: this.#pythonCalls.cell({ outcome: "timeout" }),
+    unavailable: this.#pythonCalls.cell({ outcome: "unavailable" }),
+  };
   readonly #pythonInFlight = new client.Gauge({
     name: "tollgate_python_calls_in_flight",
     help: "Calls sent to the Python executor and not yet answered",
@@ -136,7 +143,7 @@ export class Metrics {
   });
 
   pythonCall(outcome: "ok" | "timeout" | "unavailable", seconds: number): void {
-    this.#pythonCalls.observe({ outcome }, seconds);
+    this.#pythonCallCells[outcome].observe(seconds);
   }
 
   pythonInFlight(count: number): void {
@@ -180,7 +187,6 @@ export class Metrics {
     for (const reason of ["undecodable_message", "second_request_headers"]) {
       this.#malformedStreams.inc({ reason }, 0);
     }
-    for (const outcome of ["ok", "timeout", "unavailable"]) this.#pythonCalls.zero({ outcome });
   }
 
   /** The watchdog's families at zero for every compiled-in policy (`name:vMAJOR`) and for none (control plane). */

@@ -10,7 +10,7 @@
  * shared metadata travels with each call and is merged back from its answer, so a call
  * must start from what the previous one left (and a policy sees chunk n+1 after chunk n).
  */
-import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { create, type JsonObject, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import type { FailureRule as FailureRuleName } from "../config/types.ts";
 import type {
   AnyAction,
@@ -27,6 +27,7 @@ import {
   type ChunkResponse,
   type ChunkResult,
   ErrorKind,
+  ExecuteRequestSchema,
   type ExecuteResponse,
   FailureRule,
   type Header,
@@ -194,6 +195,8 @@ const errorText = (error: unknown) => error instanceof Error ? error.message : S
 export class PythonBridge implements BatchRunner, ChunkBatchRunner {
   /** The last call made for each exchange: the next one is sent once it is settled. */
   readonly #tails = new WeakMap<ExchangeState, Promise<void>>();
+  /** Each entry's invocation, encoded once: it is the same on every call. */
+  readonly #invocations = new WeakMap<ChainEntry, Uint8Array>();
 
   /** `client` gives the client of the executor serving now (it changes when one is recycled). */
   constructor(
@@ -212,6 +215,32 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
       if (this.#tails.get(state) === tail) this.#tails.delete(state);
     });
     return result;
+  }
+
+  /**
+   * The `policies` field of a call of `entries`, encoded. Field 3 in both ExecuteRequest and
+   * ChunkRequest, so the same bytes serve both; a message's fields may be encoded apart.
+   */
+  #policies(entries: readonly ChainEntry[]): Uint8Array {
+    if (entries.length === 1) return this.#invocation(entries[0]);
+    const parts = entries.map((entry) => this.#invocation(entry));
+    const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
+  #invocation(entry: ChainEntry): Uint8Array {
+    let encoded = this.#invocations.get(entry);
+    if (!encoded) {
+      const invocation = { ...(entry.policy as PythonPolicy).invocation, onFailure: RULES[entry.onFailure] };
+      encoded = toBinary(ExecuteRequestSchema, create(ExecuteRequestSchema, { policies: [invocation] }));
+      this.#invocations.set(entry, encoded);
+    }
+    return encoded;
   }
 
   /** The call's budget and deadline: the sum of its policies' timeouts. */
@@ -282,35 +311,35 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
     const started = performance.now();
     let response: ExecuteResponse;
     try {
-      response = await this.client().call({
-        phase: wirePhase,
-        policies: entries.map((entry) => ({
-          ...(entry.policy as PythonPolicy).invocation,
-          onFailure: RULES[entry.onFailure],
-        })),
-        request: {
-          headers: headerLines(state.requestHeaders),
-          body: state.requestBody?.content,
-          bodyPresent: state.requestBody !== undefined,
-          endOfStream: state.requestBody?.endOfStream ?? true,
-          path: state.path,
-          method: state.method,
-          authority: state.authority,
-          scheme: state.scheme,
+      response = await this.client().call(
+        {
+          phase: wirePhase,
+          request: {
+            headers: headerLines(state.requestHeaders),
+            body: state.requestBody?.content,
+            bodyPresent: state.requestBody !== undefined,
+            endOfStream: state.requestBody?.endOfStream ?? true,
+            path: state.path,
+            method: state.method,
+            authority: state.authority,
+            scheme: state.scheme,
+          },
+          response: phase === "response"
+            ? {
+              headers: headerLines(state.responseHeaders),
+              body: state.responseBody?.content,
+              bodyPresent: state.responseBody !== undefined,
+              status: state.status,
+              endOfStream: state.responseBody?.endOfStream ?? true,
+            }
+            : undefined,
+          metadata,
+          info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
+          budgetMs,
         },
-        response: phase === "response"
-          ? {
-            headers: headerLines(state.responseHeaders),
-            body: state.responseBody?.content,
-            bodyPresent: state.responseBody !== undefined,
-            status: state.status,
-            endOfStream: state.responseBody?.endOfStream ?? true,
-          }
-          : undefined,
-        metadata,
-        info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
         budgetMs,
-      }, budgetMs);
+        this.#policies(entries),
+      );
     } catch (error) {
       return { failed: error };
     } finally {
@@ -351,29 +380,29 @@ export class PythonBridge implements BatchRunner, ChunkBatchRunner {
     const metadata = (jsonOnly(state.shared.metadata) ?? {}) as JsonObject;
     let response: ChunkResponse;
     try {
-      response = await this.client().callChunk({
-        phase: phase === "request" ? Phase.REQUEST : Phase.RESPONSE,
-        policies: entries.map((entry) => ({
-          ...(entry.policy as PythonPolicy).invocation,
-          onFailure: RULES[entry.onFailure],
-        })),
-        data: chunk,
-        endOfStream,
-        chunkIndex,
-        request: {
-          headers: headerLines(state.requestHeaders),
-          path: state.path,
-          method: state.method,
-          authority: state.authority,
-          scheme: state.scheme,
+      response = await this.client().callChunk(
+        {
+          phase: phase === "request" ? Phase.REQUEST : Phase.RESPONSE,
+          data: chunk,
+          endOfStream,
+          chunkIndex,
+          request: {
+            headers: headerLines(state.requestHeaders),
+            path: state.path,
+            method: state.method,
+            authority: state.authority,
+            scheme: state.scheme,
+          },
+          response: phase === "response"
+            ? { headers: headerLines(state.responseHeaders), status: state.status }
+            : undefined,
+          metadata,
+          info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
+          budgetMs,
         },
-        response: phase === "response"
-          ? { headers: headerLines(state.responseHeaders), status: state.status }
-          : undefined,
-        metadata,
-        info: { requestId: state.shared.requestId, routeName: state.shared.route.name },
         budgetMs,
-      }, budgetMs);
+        this.#policies(entries),
+      );
     } catch (error) {
       return { outcomes: entries.map(() => ({ error })), data: chunk };
     }

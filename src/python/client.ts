@@ -35,6 +35,7 @@ const log = getLogger(["tollgate", "python", "bridge"]);
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 const READ_CHUNK_BYTES = 64 * 1024;
+const NOTHING = new Uint8Array(0);
 
 /** Counts what happens on the Python hop, for metrics. */
 export interface ClientObserver {
@@ -67,8 +68,10 @@ interface Pending {
   readonly answer: FrameKind;
   readonly resolve: (response: ExecuteResponse | ChunkResponse) => void;
   readonly reject: (error: PolicyFailure) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
   readonly started: number;
+  /** When the call fails as timed out (`performance.now()` time), and its deadline as given. */
+  readonly expires: number;
+  readonly deadlineMs: number;
 }
 
 /** A health request waiting for its answer; answers come in order. */
@@ -88,8 +91,18 @@ class Connection {
 
 export class ExecutorClient {
   readonly #pending = new Map<bigint, Pending>();
+  /**
+   * One timer for every deadline, armed for the earliest: calls with the same budget
+   * arrive in deadline order, so a call mostly costs no timer at all.
+   */
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #deadlineAt = Infinity;
   readonly #health: HealthWaiter[] = [];
   #connection: Promise<Connection> | undefined;
+  /** The connection `#connection` resolved to, once it did: frames go to it without a promise hop. */
+  #established: { readonly opening: Promise<Connection>; readonly connection: Connection } | undefined;
+  /** Frames waiting for a connection to open. */
+  #waitingForOpen = 0;
   #nextId = 1n;
   #backoffMs = MIN_BACKOFF_MS;
   /** Until when (ms since epoch) no new connection is opened, after a break. */
@@ -115,6 +128,7 @@ export class ExecutorClient {
     const opening = Deno.connect({ transport: "unix", path: this.options.socket }).then(
       (conn) => {
         const connection = new Connection(conn);
+        if (this.#connection === opening) this.#established = { opening, connection };
         this.#read(opening, connection);
         return connection;
       },
@@ -178,7 +192,6 @@ export class ExecutorClient {
       );
     }
     this.#pending.delete(response.callId);
-    clearTimeout(pending.timer);
     this.options.observer?.pythonCall("ok", (performance.now() - pending.started) / 1000);
     this.options.observer?.pythonInFlight(this.#pending.size);
     pending.resolve(response);
@@ -188,6 +201,7 @@ export class ExecutorClient {
   #broken(opening: Promise<Connection>, reason: string, established = true): void {
     if (this.#connection !== opening) return;
     this.#connection = undefined;
+    this.#established = undefined;
     this.#retryAt = Date.now() + this.#backoffMs;
     this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
     if (established) this.options.observer?.pythonStreamBroken();
@@ -200,8 +214,8 @@ export class ExecutorClient {
         count: failed.length,
       });
     }
+    this.#disarm();
     for (const pending of failed) {
-      clearTimeout(pending.timer);
       this.options.observer?.pythonCall("unavailable", (performance.now() - pending.started) / 1000);
       pending.reject(new PolicyFailure("unavailable", `python executor unavailable: ${reason}`));
     }
@@ -222,29 +236,82 @@ export class ExecutorClient {
 
   /** Queues a frame; one writer per connection sends everything queued in one write. */
   #send(opening: Promise<Connection>, frame: Uint8Array): void {
-    opening.then(async (connection) => {
+    const open = this.#established;
+    // Frames sent while the connection was opening go first, in order.
+    if (open?.opening === opening && this.#waitingForOpen === 0) {
+      open.connection.outbox.push(frame);
+      if (!open.connection.writing) this.#write(opening, open.connection);
+      return;
+    }
+    this.#waitingForOpen++;
+    opening.then((connection) => {
+      this.#waitingForOpen--;
       connection.outbox.push(frame);
-      if (connection.writing) return;
-      connection.writing = true;
-      try {
-        while (connection.outbox.length > 0 && !connection.closed) {
-          const frames = connection.outbox.splice(0);
-          const bytes = frames.length === 1 ? frames[0] : concatAll(frames);
-          // Awaiting each write is the backpressure: a slow reader holds frames here.
-          for (let at = 0; at < bytes.length;) at += await connection.conn.write(bytes.subarray(at));
-        }
-      } catch (error) {
-        this.#broken(opening, `write failed: ${(error as Error).message}`);
-      } finally {
-        connection.writing = false;
-      }
-    }, () => {});
+      if (!connection.writing) this.#write(opening, connection);
+    }, () => this.#waitingForOpen--);
   }
 
-  /** Sends one call and waits for its answer, at most `deadlineMs`. */
-  call(request: CallRequest, deadlineMs: number): Promise<ExecuteResponse> {
+  async #write(opening: Promise<Connection>, connection: Connection): Promise<void> {
+    connection.writing = true;
+    try {
+      while (connection.outbox.length > 0 && !connection.closed) {
+        const frames = connection.outbox.splice(0);
+        const bytes = frames.length === 1 ? frames[0] : concatAll(frames);
+        // Awaiting each write is the backpressure: a slow reader holds frames here.
+        for (let at = 0; at < bytes.length;) at += await connection.conn.write(bytes.subarray(at));
+      }
+    } catch (error) {
+      this.#broken(opening, `write failed: ${(error as Error).message}`);
+    } finally {
+      connection.writing = false;
+    }
+  }
+
+  /** Fails the calls past their deadline; arms the timer for the next deadline. */
+  #sweep(): void {
+    this.#deadlineTimer = undefined;
+    this.#deadlineAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [callId, pending] of this.#pending) {
+      if (pending.expires > now) {
+        next = Math.min(next, pending.expires);
+        continue;
+      }
+      this.#pending.delete(callId);
+      this.options.observer?.pythonCall("timeout", (now - pending.started) / 1000);
+      pending.reject(
+        new PolicyFailure("timeout", `python call exceeded its ${pending.deadlineMs}ms deadline`),
+      );
+    }
+    this.options.observer?.pythonInFlight(this.#pending.size);
+    this.#arm(next);
+  }
+
+  #arm(expires: number): void {
+    if (expires >= this.#deadlineAt) return;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineAt = expires;
+    this.#deadlineTimer = setTimeout(
+      () => this.#sweep(),
+      Math.max(0, Math.ceil(expires - performance.now())),
+    );
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    this.#deadlineAt = Infinity;
+  }
+
+  /**
+   * Sends one call and waits for its answer, at most `deadlineMs`. `encoded`: fields of the
+   * request encoded beforehand (the batch's policies, the same on every call), sent with it.
+   */
+  call(request: CallRequest, deadlineMs: number, encoded: Uint8Array = NOTHING): Promise<ExecuteResponse> {
     return this.#call(
       (callId) => toBinary(ExecuteRequestSchema, create(ExecuteRequestSchema, { ...request, callId })),
+      encoded,
       FrameKind.ExecuteRequest,
       FrameKind.ExecuteResponse,
       deadlineMs,
@@ -255,9 +322,14 @@ export class ExecutorClient {
    * Sends one chunk call and waits for its answer, at most `deadlineMs`: the same connection,
    * call ids, in-flight cap and failures as {@link call}.
    */
-  callChunk(request: ChunkCallRequest, deadlineMs: number): Promise<ChunkResponse> {
+  callChunk(
+    request: ChunkCallRequest,
+    deadlineMs: number,
+    encoded: Uint8Array = NOTHING,
+  ): Promise<ChunkResponse> {
     return this.#call(
       (callId) => toBinary(ChunkRequestSchema, create(ChunkRequestSchema, { ...request, callId })),
+      encoded,
       FrameKind.ChunkRequest,
       FrameKind.ChunkResponse,
       deadlineMs,
@@ -266,6 +338,7 @@ export class ExecutorClient {
 
   #call(
     encode: (callId: bigint) => Uint8Array,
+    encoded: Uint8Array,
     kind: FrameKind,
     answer: FrameKind,
     deadlineMs: number,
@@ -278,11 +351,12 @@ export class ExecutorClient {
     }
     const callId = this.#nextId++;
     const payload = encode(callId);
-    if (payload.length > this.options.maxMessageBytes) {
+    const bytes = payload.length + encoded.length;
+    if (bytes > this.options.maxMessageBytes) {
       return Promise.reject(
         new PolicyFailure(
           "error",
-          `the Python call (${payload.length} bytes) is over the ${this.options.maxMessageBytes}-byte message limit`,
+          `the Python call (${bytes} bytes) is over the ${this.options.maxMessageBytes}-byte message limit`,
         ),
       );
     }
@@ -293,15 +367,11 @@ export class ExecutorClient {
     }
     return new Promise<ExecuteResponse | ChunkResponse>((resolve, reject) => {
       const started = performance.now();
-      const timer = setTimeout(() => {
-        if (!this.#pending.delete(callId)) return;
-        this.options.observer?.pythonCall("timeout", (performance.now() - started) / 1000);
-        this.options.observer?.pythonInFlight(this.#pending.size);
-        reject(new PolicyFailure("timeout", `python call exceeded its ${deadlineMs}ms deadline`));
-      }, deadlineMs);
-      this.#pending.set(callId, { answer, resolve, reject, timer, started });
+      const expires = started + deadlineMs;
+      this.#pending.set(callId, { answer, resolve, reject, started, expires, deadlineMs });
+      this.#arm(expires);
       this.options.observer?.pythonInFlight(this.#pending.size);
-      this.#send(opening, encodeFrame(kind, payload));
+      this.#send(opening, encodeFrame(kind, payload, encoded));
     });
   }
 

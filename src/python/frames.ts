@@ -24,12 +24,21 @@ export class FrameError extends Error {
   override name = "FrameError";
 }
 
-/** One frame around `payload`. */
-export function encodeFrame(kind: FrameKind, payload: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(HEADER_BYTES + payload.length);
-  new DataView(frame.buffer).setUint32(0, payload.length);
+/**
+ * One frame around a payload given in `parts`, concatenated in order (a message's fields
+ * may be encoded apart: protobuf reads concatenated encodings as one message).
+ */
+export function encodeFrame(kind: FrameKind, ...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const frame = new Uint8Array(HEADER_BYTES + length);
+  new DataView(frame.buffer).setUint32(0, length);
   frame[4] = kind;
-  frame.set(payload, HEADER_BYTES);
+  let at = HEADER_BYTES;
+  for (const part of parts) {
+    frame.set(part, at);
+    at += part.length;
+  }
   return frame;
 }
 
@@ -38,9 +47,11 @@ export interface Frame {
   readonly payload: Uint8Array;
 }
 
+const NOTHING = new Uint8Array(0);
+
 /** Cuts a byte stream into frames, refusing any larger than `maxBytes`. */
 export class FrameDecoder {
-  #buffer: Uint8Array = new Uint8Array(0);
+  #buffer: Uint8Array = NOTHING;
 
   constructor(private readonly maxBytes: number) {}
 
@@ -48,10 +59,9 @@ export class FrameDecoder {
   push(chunk: Uint8Array): Frame[] {
     const data = this.#buffer.length === 0 ? chunk : concat(this.#buffer, chunk);
     const frames: Frame[] = [];
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;
     while (data.length - at >= HEADER_BYTES) {
-      const length = view.getUint32(at);
+      const length = ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
       const kind = data[at + 4];
       if (length > this.maxBytes) {
         throw new FrameError(`a frame of ${length} bytes is over the ${this.maxBytes}-byte limit`);
@@ -63,7 +73,7 @@ export class FrameDecoder {
       at += HEADER_BYTES + length;
     }
     // Copy the unfinished rest for the same reason.
-    this.#buffer = data.slice(at);
+    this.#buffer = at === data.length ? NOTHING : data.slice(at);
     return frames;
   }
 }
