@@ -465,3 +465,43 @@ Deno.test("a large message leaves in frames of the peer's maximum size, in order
     assert.deepEqual(received, body);
   });
 });
+
+Deno.test("a malformed request is reset with PROTOCOL_ERROR, and the connection serves on", async () => {
+  const served: number[] = [];
+  await withConnection((stream) => {
+    served.push(stream.id);
+    echo(stream);
+  }, async (client) => {
+    await client.start();
+    const base: [string, string][] = [[":method", "POST"], [":scheme", "http"], [":path", "/svc/Method"]];
+    const malformed: [string, string][][] = [
+      [[":method", "POST"], ["x-a", "1"], [":scheme", "http"], [":path", "/"]],
+      [...base, [":status", "200"]],
+      [...base, [":method", "GET"]],
+      [[":method", "POST"], [":scheme", "http"]],
+      [...base, ["connection", "keep-alive"]],
+      [...base, ["te", "gzip"]],
+      [[":method", "POST"], [":scheme", "http"], [":path", ""]],
+    ];
+    let id = 1;
+    for (const headers of malformed) {
+      await client.send(
+        frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, encodeHeaders(headers)),
+      );
+      const reset = (await client.until(FrameType.RST_STREAM)).at(-1)!;
+      assert.equal(reset.streamId, id, JSON.stringify(headers));
+      assert.equal(new DataView(reset.payload.buffer).getUint32(0), ErrorCode.PROTOCOL_ERROR);
+      id += 2;
+    }
+    // Our encoder refuses uppercase names, so this one is written by hand: a literal without indexing.
+    const upper = new TextEncoder().encode("X-Upper");
+    const block = new Uint8Array([...encodeHeaders(base), 0x00, upper.byteLength, ...upper, 1, 0x31]);
+    await client.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, block));
+    assert.equal((await client.until(FrameType.RST_STREAM)).at(-1)!.streamId, id);
+    id += 2;
+    assert.deepEqual(served, []);
+    await client.send(client.headers(id, true));
+    await client.until(FrameType.HEADERS);
+    assert.deepEqual(served, [id], "a well-formed request on the same connection is served");
+  });
+});

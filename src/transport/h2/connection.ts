@@ -27,6 +27,7 @@ import {
   settingsFrame,
   windowUpdateFrame,
 } from "./frames.ts";
+import { requestHeadersProblem, trailersProblem } from "./header_rules.ts";
 import { encodeHeaders, HpackDecoder, HpackError } from "./hpack.ts";
 import { OutputBuffer } from "./output.ts";
 import { H2Stream, type StreamHost } from "./stream.ts";
@@ -378,7 +379,7 @@ export class H2Connection implements StreamHost {
     const stream = this.#streams.get(streamId);
     if (stream) {
       // Trailers: a gRPC client sends none, but they may end the stream.
-      if (!block.endStream || stream.remoteEnded) {
+      if (!block.endStream || stream.remoteEnded || trailersProblem(headers)) {
         return this.#streamError(streamId, ErrorCode.PROTOCOL_ERROR);
       }
       if (stream.paused) {
@@ -400,6 +401,9 @@ export class H2Connection implements StreamHost {
       // Not REFUSED_STREAM: that would tell the client a retry may work.
       this.#headerFrames(streamId, HEADERS_TOO_LARGE, true);
       return;
+    }
+    if (requestHeadersProblem(headers)) {
+      return this.#queue(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
     }
     const opened = new H2Stream(streamId, this, this.#peerStreamWindow, this.#settings.streamWindowBytes);
     this.#streams.set(streamId, opened);
