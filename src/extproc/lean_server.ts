@@ -69,6 +69,11 @@ const INITIAL_WINDOW_BYTES = 1024 * 1024;
  * any window update (a paused stream holds at most its own window of it).
  */
 const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+/**
+ * Unwritten output beyond which a connection is closed: far above what flow control lets
+ * streams queue (one message each at a time), so only a peer that has stopped reading hits it.
+ */
+const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 /** Largest request header list: a gRPC client's are well under 1 KiB. */
 const MAX_HEADER_LIST_BYTES = 16 * 1024;
 
@@ -181,9 +186,12 @@ export class LeanExtProcServer {
       streamWindowBytes: INITIAL_WINDOW_BYTES,
       connectionWindowBytes: Math.max(CONNECTION_WINDOW_BYTES, 2 * INITIAL_WINDOW_BYTES),
       maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
+      maxOutputBytes: MAX_OUTPUT_BYTES,
     }, {
       stream: (stream, headers) => this.#onStream(connection, state, stream, headers),
       settings: () => clearTimeout(state.preface),
+      failed: (error) =>
+        log.error("ext_proc connection ended on an internal error: {error}", { error: String(error) }),
       closed: () => {
         clearTimeout(state.idle);
         clearTimeout(state.preface);

@@ -24,6 +24,7 @@ const SETTINGS: ConnectionSettings = {
   streamWindowBytes: 1000,
   connectionWindowBytes: 65_535,
   maxHeaderListBytes: 1024,
+  maxOutputBytes: 64 * 1024,
 };
 
 const REQUEST = encodeHeaders([
@@ -504,4 +505,41 @@ Deno.test("a malformed request is reset with PROTOCOL_ERROR, and the connection 
     await client.until(FrameType.HEADERS);
     assert.deepEqual(served, [id], "a well-formed request on the same connection is served");
   });
+});
+
+Deno.test("a peer that sends pings but never reads is disconnected once its answers pile up", async () => {
+  await withConnection(echo, async (client) => {
+    await client.start();
+    // 8,000 pings are 136 KB of acknowledgements, over the 64 KB limit; the client reads none.
+    const pings = new Uint8Array(17 * 8000);
+    for (let i = 0; i < 8000; i++) pings.set(frame(FrameType.PING, 0, 0, new Uint8Array(8)), 17 * i);
+    await client.send(pings).catch(() => {});
+    let frames = 0;
+    while (await client.maybeNext()) frames++;
+    assert.ok(frames < 8000, `the connection was closed before every ping was answered (${frames} frames)`);
+  });
+});
+
+Deno.test("a handler that throws ends the connection with INTERNAL_ERROR, reported once", async () => {
+  const failures: unknown[] = [];
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/h2.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const accepted = listener.accept();
+  const client = new RawClient(await Deno.connect({ transport: "unix", path }));
+  const connection = new H2Connection(await accepted, SETTINGS, {
+    stream: () => {
+      throw new Error("a bug");
+    },
+    failed: (error) => failures.push(error),
+  });
+  const served = connection.serve();
+  await client.start();
+  await client.send(client.headers(1, true));
+  assert.equal(await client.goaway(), ErrorCode.INTERNAL_ERROR);
+  await served;
+  assert.deepEqual(failures.map((e) => (e as Error).message), ["a bug"]);
+  client.conn.close();
+  listener.close();
+  await Deno.remove(dir, { recursive: true });
 });

@@ -41,6 +41,11 @@ export interface ConnectionSettings {
   readonly connectionWindowBytes: number;
   /** Largest decoded request header list (SETTINGS_MAX_HEADER_LIST_SIZE); larger ones are refused. */
   readonly maxHeaderListBytes: number;
+  /**
+   * Output queued and not yet written beyond which the peer is taken for one that does not
+   * read (answers to its pings and settings pile up) and the connection is closed.
+   */
+  readonly maxOutputBytes: number;
 }
 
 export interface ConnectionHandlers {
@@ -50,6 +55,8 @@ export interface ConnectionHandlers {
   settings?(): void;
   /** The connection is gone; every stream has had its `onClose`. */
   closed?(): void;
+  /** A handler threw while the connection read its input: it ends with INTERNAL_ERROR. */
+  failed?(error: unknown): void;
 }
 
 /** The input buffer: frames are parsed in place and handed out as views, so it is never reused. */
@@ -227,8 +234,13 @@ export class H2Connection implements StreamHost {
         this.#frame(type, flags, streamId, payload);
       }
     } catch (error) {
-      if (!(error instanceof ConnectionError)) throw error;
-      this.#fail(error.code, error.message);
+      if (error instanceof ConnectionError) {
+        this.#fail(error.code, error.message);
+      } else {
+        // A fault of ours (a handler that threw): the connection cannot be trusted to go on.
+        this.#handlers.failed?.(error);
+        this.#fail(ErrorCode.INTERNAL_ERROR, "internal error");
+      }
     }
     this.#start = at;
   }
@@ -645,6 +657,11 @@ export class H2Connection implements StreamHost {
   }
 
   #flushSoon(): void {
+    if (this.#output.length + this.#writingBytes > this.#settings.maxOutputBytes) {
+      // Flow control bounds what streams send; only a peer that stops reading gets here.
+      queueMicrotask(() => this.destroy());
+      return;
+    }
     if (!this.#flushQueued && !this.#writing) {
       this.#flushQueued = true;
       // Everything this tick produces (several streams' answers, window updates) leaves in one write.
