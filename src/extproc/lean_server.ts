@@ -254,7 +254,6 @@ export class LeanExtProcServer {
 
   /** Why a stream cannot be served, as [gRPC status, message, HTTP status]; undefined to serve it. */
   #refusal(headers: string[]): [GrpcStatusCode, string, number] | undefined {
-    if (this.#closing) return [GrpcStatus.UNAVAILABLE, "the server is shutting down", 200];
     const contentType = header(headers, "content-type");
     if (contentType === undefined || !/^application\/grpc(?:[+;]|$)/.test(contentType)) {
       return [GrpcStatus.UNKNOWN, `content-type ${contentType ?? "(none)"} is not application/grpc`, 415];

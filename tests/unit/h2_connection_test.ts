@@ -409,25 +409,39 @@ Deno.test("pings are answered with the same payload, and the server's are acknow
   });
 });
 
-Deno.test("close() sends GOAWAY, refuses new streams, finishes open ones, then closes", async () => {
-  let open: H2Stream | undefined;
+Deno.test("close() notifies, serves what crosses the notice, then a final GOAWAY; closes when done", async () => {
+  const open: H2Stream[] = [];
   await withConnection((stream) => {
-    open ??= stream;
+    open.push(stream);
     stream.respond(encodeHeaders([[":status", "200"]]));
   }, async (client, connection) => {
     await client.start();
     await client.send(client.headers(1));
     await client.until(FrameType.HEADERS);
     connection.close();
-    const goaway = (await client.until(FrameType.GOAWAY)).at(-1)!;
-    const view = new DataView(goaway.payload.buffer);
-    assert.deepEqual([view.getUint32(0), view.getUint32(4)], [1, ErrorCode.NO_ERROR]);
-    await client.send(client.headers(3, true));
-    const refused = (await client.until(FrameType.RST_STREAM)).at(-1)!;
-    assert.equal(refused.streamId, 3);
-    open!.end(encodeHeaders([["grpc-status", "0"]]));
-    await client.send(client.data(1, new Uint8Array(0), true));
+    const notice = (await client.until(FrameType.GOAWAY)).at(-1)!;
+    const view = new DataView(notice.payload.buffer);
+    assert.deepEqual([view.getUint32(0), view.getUint32(4)], [2 ** 31 - 1, ErrorCode.NO_ERROR]);
+    // A stream opened before the client answers the notice's ping is still served.
+    await client.send(client.headers(3));
+    const ping = (await client.until(FrameType.PING)).at(-1)!;
     await client.until(FrameType.HEADERS);
+    assert.deepEqual(open.map((s) => s.id), [1, 3]);
+    await client.send(frame(FrameType.PING, Flag.ACK, 0, ping.payload));
+    const final = (await client.until(FrameType.GOAWAY)).at(-1)!;
+    assert.equal(
+      new DataView(final.payload.buffer).getUint32(0),
+      3,
+      "the final GOAWAY names the last stream",
+    );
+    await client.send(client.headers(5, true));
+    const refused = (await client.until(FrameType.RST_STREAM)).at(-1)!;
+    assert.equal(refused.streamId, 5);
+    for (const [stream, id] of [[open[0], 1], [open[1], 3]] as const) {
+      stream.end(encodeHeaders([["grpc-status", "0"]]));
+      await client.send(client.data(id, new Uint8Array(0), true));
+      await client.until(FrameType.HEADERS);
+    }
     assert.equal(await client.maybeNext(), undefined, "the socket closes once the last stream is done");
   });
 });

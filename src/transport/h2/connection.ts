@@ -70,6 +70,9 @@ const MAX_HEADER_BLOCK_FACTOR = 2;
 
 const HEADERS_TOO_LARGE = encodeHeaders([[":status", "431"]]);
 
+/** The highest stream id: a GOAWAY naming it refuses nothing (the shutdown notice). */
+const MAX_STREAM_ID = 2 ** 31 - 1;
+
 /** A connection error: GOAWAY with `code`, then the connection closes. */
 class ConnectionError extends Error {
   constructor(readonly code: ErrorCodeValue, message: string) {
@@ -116,6 +119,8 @@ export class H2Connection implements StreamHost {
   #flushQueued = false;
   #closeAfterFlush = false;
 
+  /** `close()` was called: the notice is out, the final GOAWAY follows. */
+  #closing = false;
   #goawaySent = false;
   #peerGoaway = false;
   #dead = false;
@@ -145,7 +150,7 @@ export class H2Connection implements StreamHost {
 
   /** False once the connection is closing or gone. */
   get open(): boolean {
-    return !this.#dead && !this.#goawaySent;
+    return !this.#dead && !this.#closing && !this.#goawaySent;
   }
 
   /** Reads and serves until the peer or this side ends the connection. */
@@ -174,11 +179,19 @@ export class H2Connection implements StreamHost {
 
   /** Graceful close: GOAWAY, no new streams, the socket closes when the open ones are done. */
   close(): void {
-    if (this.#dead) return;
-    if (!this.#goawaySent) {
-      this.#goawaySent = true;
-      this.#queue(goawayFrame(this.#lastStreamId, ErrorCode.NO_ERROR));
-    }
+    if (this.#dead || this.#closing) return;
+    this.#closing = true;
+    // Two steps (RFC 9113 §6.8): a notice first, so streams the peer opens before it has seen
+    // it are still served; the final GOAWAY, naming the last stream, once a ping's round trip
+    // shows the peer has read the notice.
+    this.#queue(goawayFrame(MAX_STREAM_ID, ErrorCode.NO_ERROR));
+    this.ping(() => this.#finalGoaway());
+  }
+
+  #finalGoaway(): void {
+    if (this.#dead || this.#goawaySent) return;
+    this.#goawaySent = true;
+    this.#queue(goawayFrame(this.#lastStreamId, ErrorCode.NO_ERROR));
     if (this.#streams.size === 0) this.#endSocket();
   }
 
