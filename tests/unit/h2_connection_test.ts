@@ -557,3 +557,39 @@ Deno.test("a handler that throws ends the connection with INTERNAL_ERROR, report
   listener.close();
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a stream that pauses again on what a resume delivers gets the rest on the next resume", async () => {
+  const received: number[] = [];
+  let ended = false;
+  let paused: H2Stream | undefined;
+  await withConnection((stream) => {
+    paused = stream;
+    stream.pause();
+    stream.onData = (chunk) => {
+      received.push(chunk.byteLength);
+      stream.pause();
+    };
+    stream.onEnd = () => ended = true;
+  }, async (client) => {
+    await client.start();
+    await client.send(
+      client.headers(1),
+      client.data(1, new Uint8Array(10)),
+      client.data(1, new Uint8Array(20)),
+      client.data(1, new Uint8Array(30), true),
+    );
+    await client.send(frame(FrameType.PING, 0, 0, new Uint8Array(8)));
+    await client.until(FrameType.PING);
+    assert.deepEqual(received, []);
+    paused!.resume();
+    assert.deepEqual(received, [10]);
+    paused!.resume();
+    assert.deepEqual(received, [10, 20]);
+    assert.equal(ended, false);
+    paused!.resume();
+    assert.deepEqual(received, [10, 20, 30]);
+    assert.equal(ended, false, "the end waits for a resume too");
+    paused!.resume();
+    assert.equal(ended, true);
+  });
+});

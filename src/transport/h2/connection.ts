@@ -595,13 +595,25 @@ export class H2Connection implements StreamHost {
     const held = stream.held;
     stream.held = undefined;
     if (held) {
-      for (const [data, length] of held.chunks) {
+      for (let i = 0; i < held.chunks.length; i++) {
         if (stream.closed) return;
+        // A handler may pause again on what it is given: the rest waits for the next resume.
+        if (stream.paused) {
+          stream.held = { chunks: held.chunks.slice(i), end: held.end };
+          return;
+        }
+        const [data, length] = held.chunks[i];
         this.#deliver(stream, data, length);
       }
-      if (held.end && !stream.closed) this.#remoteEnd(stream);
+      if (held.end && !stream.closed) {
+        if (stream.paused) {
+          stream.held = { chunks: [], end: true };
+          return;
+        }
+        this.#remoteEnd(stream);
+      }
     }
-    if (!stream.closed && !stream.remoteEnded && stream.unacknowledged > 0) {
+    if (!stream.closed && !stream.paused && !stream.remoteEnded && stream.unacknowledged > 0) {
       this.#queue(windowUpdateFrame(stream.id, stream.unacknowledged));
       stream.receiveWindow += stream.unacknowledged;
       stream.unacknowledged = 0;
