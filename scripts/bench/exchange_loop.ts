@@ -8,7 +8,7 @@
  * first (a warm-up), and every round.
  *
  *   deno run -A scripts/bench/exchange_loop.ts [--scenario headers-5ts,empty-chain,jwt-rs256]
- *     [--exchanges 20000] [--rounds 7]
+ *     [--exchanges 20000] [--rounds 7] [--encoder protobuf-es|tollgate]
  *
  * `deno run -A --cpu-prof --cpu-prof-dir=DIR scripts/bench/exchange_loop.ts …` profiles it.
  * Not part of the tests or the bench: numbers depend on the machine and its load; compare
@@ -25,6 +25,7 @@ import { FailureQuarantine } from "../../src/dataplane/failure_quarantine.ts";
 import { livenessBuffer, LivenessWriter } from "../../src/dataplane/liveness.ts";
 import { DataPlaneObserver } from "../../src/dataplane/observer.ts";
 import { quarantineReason } from "../../src/dataplane/quarantine.ts";
+import { encodeProcessingResponse } from "../../src/extproc/response_codec.ts";
 import { ExchangeStream } from "../../src/extproc/stream.ts";
 import { ProcessingMode_HeaderSendMode as HeaderMode } from "../../src/gen/proto/envoy/extensions/filters/http/ext_proc/v3/processing_mode_pb.ts";
 import {
@@ -46,8 +47,16 @@ const { values } = parseArgs({
     scenario: { type: "string", default: "headers-5ts,empty-chain,jwt-rs256" },
     exchanges: { type: "string", default: "20000" },
     rounds: { type: "string", default: "7" },
+    // How answers are encoded: protobuf-es's toBinary, or src/extproc/response_codec.ts.
+    encoder: { type: "string", default: "protobuf-es" },
   },
 });
+if (values.encoder !== "protobuf-es" && values.encoder !== "tollgate") {
+  throw new Error("--encoder must be protobuf-es or tollgate");
+}
+const encode = values.encoder === "tollgate"
+  ? encodeProcessingResponse
+  : (response: ProcessingResponse) => toBinary(ProcessingResponseSchema, response);
 
 const encoder = new TextEncoder();
 const headerMap = (headers: readonly [string, string][]) => ({
@@ -164,7 +173,7 @@ function exchange({ kernel, observer, messages }: Prepared): Promise<void> | voi
 /** Encodes the answer (as the transport would); whether Envoy sends the exchange's next message after it. */
 function goesOn(response: ProcessingResponse | undefined): boolean {
   if (!response) return false;
-  toBinary(ProcessingResponseSchema, response);
+  encode(response);
   if (response.response.case === "immediateResponse") return false;
   // The request answer's override decides whether the response headers come.
   return response.modeOverride === undefined || response.modeOverride.responseHeaderMode !== HeaderMode.SKIP;
@@ -191,6 +200,7 @@ for (const name of values.scenario.split(",")) {
   const kept = rounds.slice(1);
   console.log(JSON.stringify({
     scenario: name,
+    encoder: values.encoder,
     cpuUsPerExchange: Number(median(kept).toFixed(2)),
     rounds: kept.map((us) => Number(us.toFixed(2))),
   }));
