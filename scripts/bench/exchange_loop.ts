@@ -158,16 +158,19 @@ function exchange({ kernel, observer, messages }: Prepared): Promise<void> | voi
       const request: ProcessingRequest = fromBinary(ProcessingRequestSchema, messages[i]);
       const answered = stream.handle(request);
       if (answered instanceof Promise) {
-        return answered.then((response) => {
-          if (goesOn(response)) return step(i + 1);
-          stream.release();
-        });
+        return answered.then((response) => goesOn(response) ? step(i + 1) : ended(stream));
       }
       if (!goesOn(answered)) break;
     }
-    stream.release();
+    ended(stream);
   };
   return step(0);
+}
+
+/** The stream closed: what the transport does then (it cancels every stream it closes). */
+function ended(stream: ExchangeStream): void {
+  stream.cancel();
+  stream.release();
 }
 
 /** Encodes the answer (as the transport would); whether Envoy sends the exchange's next message after it. */
