@@ -3,15 +3,18 @@
  * the production permission flags, plus any `--flags`, e.g. `--cpu-prof --cpu-prof-dir=DIR`,
  * which also profiles each data-plane worker) and drives its ext_proc socket with a bare
  * HTTP/2 client: `--inflight` streams at a time over `--conns` connections, each stream the
- * messages of one `headers-5ts` request (request headers, then response headers) or of one
- * `empty-chain` request. Prints engine CPU µs per stream and RSS per round, as JSON lines, after
- * a line for the idle engine; each line also splits RSS into anonymous and file-backed memory
- * and gives each isolate's V8 heap (used / committed + external MiB, from the admin endpoint).
+ * messages of one request of a bench scenario without bodies (`headers-5ts`: request headers,
+ * then response headers; `empty-chain`, `jwt-rs256`: the request headers alone, as the
+ * chain's mode override tells Envoy), with the scenario's policies and request headers. Prints
+ * engine CPU µs per stream and RSS per round, as JSON lines, after a line for the idle engine;
+ * each line also splits RSS into anonymous and file-backed memory and gives each isolate's V8
+ * heap (used / committed + external MiB, from the admin endpoint).
  *
- *   deno run -A scripts/bench/direct_load.ts [--scenario headers-5ts|empty-chain] [--rounds 3]
+ *   deno run -A scripts/bench/direct_load.ts [--scenario headers-5ts|empty-chain|jwt-rs256] [--rounds 3]
  *
  * Not part of the tests or the bench: numbers depend on the machine and its load.
  */
+import { fromBinary } from "@bufbuild/protobuf";
 import http2 from "node:http2";
 import net from "node:net";
 import { join } from "node:path";
@@ -22,8 +25,14 @@ import { repoRoot } from "../lib/venv.ts";
 import { EngineProcess } from "../../tests/support/engine_process.ts";
 import { requestHeaders, responseHeaders } from "../../tests/support/extproc_client.ts";
 import { waitFor } from "../../tests/support/ports.ts";
-import { PROCESS_PATH, requestFrame } from "../../tests/support/raw_grpc.ts";
+import { PROCESS_PATH, RawGrpcClient, requestFrame } from "../../tests/support/raw_grpc.ts";
+import { ProcessingMode_HeaderSendMode as HeaderMode } from "../../src/gen/proto/envoy/extensions/filters/http/ext_proc/v3/processing_mode_pb.ts";
+import {
+  type ProcessingResponse,
+  ProcessingResponseSchema,
+} from "../../src/gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import { cpuSeconds, memory } from "./proc_stats.ts";
+import { requestHeaders as benchHeaders, ROUTE, SCENARIOS } from "./scenarios.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -37,40 +46,31 @@ const { values } = parseArgs({
     flags: { type: "string", default: "" },
   },
 });
-const five = values.scenario === "headers-5ts";
-if (!five && values.scenario !== "empty-chain") {
-  throw new Error("--scenario must be headers-5ts or empty-chain");
+const found = SCENARIOS.find((s) => s.name === values.scenario);
+if (!found || found.server !== "tollgate" || found.bodyBytes || found.upstream) {
+  throw new Error(
+    "--scenario must be a Tollgate scenario without bodies (headers-5ts, empty-chain, jwt-rs256, …)",
+  );
 }
-
-const setHeaders = (request: string, response: string) => ({
-  name: "set-headers",
-  version: "v1",
-  parameters: {
-    requestHeaders: [{ name: request, value: "bench" }],
-    responseHeaders: [{ name: response, value: "bench" }],
-  },
-});
-const removeHeaders = (request: string, response: string) => ({
-  name: "remove-headers",
-  version: "v1",
-  parameters: { requestHeaders: [{ name: request }], responseHeaders: [{ name: response }] },
-});
-// The chain of the bench's headers-5ts (scripts/bench/scenarios.ts).
-const policies = five
-  ? [
-    setHeaders("x-bench-1", "x-bench-r1"),
-    removeHeaders("x-client-debug", "x-upstream"),
-    setHeaders("x-bench-2", "x-bench-r2"),
-    removeHeaders("x-bench-1", "x-bench-r1"),
-    setHeaders("x-bench-3", "x-bench-r3"),
-  ]
-  : [];
+const scenario = found.prepare ? (await found.prepare()).scenario : found;
+const policies = scenario.policies ?? [];
+/** The engine's answer to one message on its own stream (the first framed message of the body). */
+async function answerOf(socket: string, message: Uint8Array): Promise<ProcessingResponse> {
+  const client = new RawGrpcClient(socket);
+  try {
+    const { body } = await client.call([message]).result;
+    const length = new DataView(body.buffer, body.byteOffset).getUint32(1);
+    return fromBinary(ProcessingResponseSchema, body.subarray(5, 5 + length));
+  } finally {
+    client.close();
+  }
+}
 
 const { dir, layout } = await EngineProcess.layout();
 await Deno.mkdir(layout.configDir!, { recursive: true });
 const configFile = join(layout.configDir!, "tollgate.yaml");
 const config = {
-  routes: [{ name: "bench", policies }],
+  routes: [{ name: ROUTE, policies }],
   log: { level: "warning" },
   shutdown: { gracePeriod: "1s" },
 };
@@ -133,12 +133,22 @@ try {
   };
   console.log(JSON.stringify({ scenario: values.scenario, idle: true, ...await memoryLine() }));
   const socket = layout.extprocSocket!;
+  const headerLine = (line: string): [string, string] => {
+    const at = line.indexOf(":");
+    return [line.slice(0, at).trim().toLowerCase(), line.slice(at + 1).trim()];
+  };
   const request = requestFrame(
-    requestHeaders("bench", "/bench", [["x-client-debug", "1"], ["x-request-id", "direct-load"]], true),
+    requestHeaders(ROUTE, "/bench", [
+      ...benchHeaders(scenario).map(headerLine),
+      ["x-request-id", "direct-load"],
+    ], true),
   );
   const response = requestFrame(
     responseHeaders(200, [["content-type", "application/json"], ["x-upstream", "1"]]),
   );
+  // Envoy sends the response headers only when the request answer's mode asks for them.
+  const probe = await answerOf(layout.extprocSocket!, request);
+  const twoMessages = probe.modeOverride?.responseHeaderMode !== HeaderMode.SKIP;
   const sessions = Array.from(
     { length: Number(values.conns) },
     () => http2.connect("http://tollgate", { createConnection: () => net.connect(socket) }),
@@ -151,10 +161,10 @@ try {
         "content-type": "application/grpc",
         te: "trailers",
       });
-      stream.once("data", () => five && stream.end(response));
+      stream.once("data", () => twoMessages && stream.end(response));
       stream.on("error", reject);
       stream.on("close", () => resolve());
-      if (five) stream.write(request);
+      if (twoMessages) stream.write(request);
       else stream.end(request);
     });
   const load = async (count: number) => {

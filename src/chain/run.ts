@@ -37,18 +37,24 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
 }
 
-async function invoke(
+/**
+ * Calls one policy. A policy that answers synchronously gets its outcome back synchronously:
+ * most policies never wait, and a promise per call is a microtask and a few allocations on
+ * every request.
+ */
+function invoke(
   entry: ChainEntry,
   phase: Phase,
   state: ExchangeState,
   defaultTimeoutMs: number | undefined,
   guard: PolicyGuard | undefined,
-): Promise<PolicyOutcome> {
+): PolicyOutcome | Promise<PolicyOutcome> {
+  let result: AnyAction | Promise<AnyAction>;
+  let call: PolicyCall;
   try {
     const refused = guard?.enter(entry.label);
     if (refused !== undefined) return { error: new PolicyFailure("unavailable", refused) };
-    let result: AnyAction | Promise<AnyAction>;
-    const call = new PolicyCall(state);
+    call = new PolicyCall(state);
     try {
       result = phase === "request"
         ? entry.policy.onRequest?.(state.requestViewFor(call), entry.params)
@@ -56,12 +62,15 @@ async function invoke(
     } finally {
       guard?.leave();
     }
-    if (!isPromise(result)) return { action: result };
-    const ms = entry.timeoutMs ?? defaultTimeoutMs;
-    return { action: await withTimeout(result, ms, entry.label, (message) => call.timedOut(message)) };
   } catch (error) {
     return { error };
   }
+  if (!isPromise(result)) return { action: result };
+  const ms = entry.timeoutMs ?? defaultTimeoutMs;
+  return withTimeout(result, ms, entry.label, (message) => call.timedOut(message)).then(
+    (action): PolicyOutcome => ({ action }),
+    (error): PolicyOutcome => ({ error }),
+  );
 }
 
 function applyAction(entry: ChainEntry, phase: Phase, action: AnyAction, state: ExchangeState) {
@@ -151,15 +160,26 @@ const streams = (entry: ChainEntry, phase: Phase) =>
  * A streaming policy in a buffered direction (its chain mixes BUFFER and STREAM policies)
  * gets the whole body as its one and last chunk, right after its header handler.
  */
-async function wholeBodyChunk(
+function wholeBodyChunk(
   entry: ChainEntry,
   phase: Phase,
   state: ExchangeState,
   observer: RunObserver | undefined,
   defaultTimeoutMs: number | undefined,
-): Promise<Step> {
+): Step | Promise<Step> {
   const body = phase === "request" ? state.requestBody : state.responseBody;
   if (!body || !streams(entry, phase)) return NEXT;
+  return wholeBodyChunkOf(entry, body, phase, state, observer, defaultTimeoutMs);
+}
+
+async function wholeBodyChunkOf(
+  entry: ChainEntry,
+  body: Body,
+  phase: Phase,
+  state: ExchangeState,
+  observer: RunObserver | undefined,
+  defaultTimeoutMs: number | undefined,
+): Promise<Step> {
   const limits = { maxAccumulatedBytes: Infinity, defaultTimeoutMs };
   const step = await new ChunkPipeline([entry], phase, state, limits, observer).push(body.content, true);
   if ("end" in step) return { stop: true, cause: "short_circuit", immediate: step.end };
@@ -191,8 +211,11 @@ function conditionHolds(entry: ChainEntry, phase: Phase, state: ExchangeState): 
  * Adjacent entries sharing a batch runner (Python policies) go to it in one call; it
  * returns one outcome per policy, which are settled here exactly as if each policy had run
  * alone, so batching never changes results.
+ *
+ * Synchronous as long as no policy (or batch) returns a promise: only a policy that waits
+ * makes the rest of the chain wait.
  */
-export async function runPolicies(
+export function runPolicies(
   entries: readonly ChainEntry[],
   from: number,
   to: number,
@@ -200,44 +223,98 @@ export async function runPolicies(
   state: ExchangeState,
   observer?: RunObserver,
   defaultTimeoutMs?: number,
-): Promise<ImmediateOutcome | undefined> {
-  // After an immediate response Envoy sends nothing more: the rest of the phase never runs.
-  const finish = (step: Stop, at: number) => {
-    skipRest(entries, at + 1, step.immediate ? entries.length : to, phase, state, step.cause, observer);
-    return step.immediate;
-  };
-  let i = from;
-  while (i < to) {
-    const entry = entries[i];
-    const runs = conditionHolds(entry, phase, state);
-    if (runs !== true) {
+): ImmediateOutcome | undefined | Promise<ImmediateOutcome | undefined> {
+  return new ChainRun(entries, to, phase, state, observer, defaultTimeoutMs).from(from);
+}
+
+/** A batch's outcomes, or one policy's. */
+type Ran = readonly PolicyOutcome[] | PolicyOutcome;
+
+/** What a run (or the rest of one) ends in: now when nothing waited, else later. */
+type Result = ImmediateOutcome | undefined | Promise<ImmediateOutcome | undefined>;
+
+/** One call's outcomes for `entries[from, end)` and its timing. */
+interface SettledCall {
+  readonly from: number;
+  readonly end: number;
+  readonly outcomes: readonly PolicyOutcome[];
+  readonly started: number;
+  /** Each policy's share of the call's time. */
+  readonly share: number;
+}
+
+/** One run of `entries[…, to)`, resumed after each call that waited. */
+class ChainRun {
+  constructor(
+    private readonly entries: readonly ChainEntry[],
+    private readonly to: number,
+    private readonly phase: Phase,
+    private readonly state: ExchangeState,
+    private readonly observer: RunObserver | undefined,
+    private readonly defaultTimeoutMs: number | undefined,
+  ) {}
+
+  /** Runs from entry `i` on; a promise only from the first call that returned one. */
+  from(i: number): Result {
+    const { entries, to, phase, state, observer } = this;
+    for (; i < to; i++) {
+      const entry = entries[i];
+      const runs = conditionHolds(entry, phase, state);
+      if (runs === true) {
+        const end = entry.batch ? batchEnd(entries, i, to) : i + 1;
+        const started = performance.now();
+        const ran: Ran | Promise<Ran> = entry.batch
+          ? entry.batch.run(entries.slice(i, end), phase, state)
+          : invoke(entry, phase, state, this.defaultTimeoutMs, observer?.guard);
+        const at = i;
+        return isPromise(ran)
+          ? ran.then((outcomes) => this.#settled(at, end, outcomes, started))
+          : this.#settled(at, end, ran, started);
+      }
       // A condition that cannot be evaluated is a failure of its policy, never a skip.
       if (runs === false) {
         decide(entry, phase, state, { outcome: "skipped", reason: "condition_false" }, observer);
       } else {
         const step = settle(entry, runs, phase, state, NOT_RUN, observer);
-        if (step.stop) return finish(step, i);
+        if (step.stop) return this.#finish(step, i);
       }
-      i++;
-      continue;
     }
-    const end = entry.batch ? batchEnd(entries, i, to) : i + 1;
-    const started = performance.now();
-    const outcomes = entry.batch
-      ? await entry.batch.run(entries.slice(i, end), phase, state)
-      : [await invoke(entry, phase, state, defaultTimeoutMs, observer?.guard)];
+    return undefined;
+  }
+
+  /** Settles the outcomes of `entries[from, end)`, which ran as one call started at `started`. */
+  #settled(from: number, end: number, ran: Ran, started: number): Result {
+    const outcomes = Array.isArray(ran) ? ran as readonly PolicyOutcome[] : [ran as PolicyOutcome];
     // A batch's time is shared evenly by the policies that ran in it.
     const share = (performance.now() - started) / Math.max(outcomes.length, 1);
-    for (let k = i; k < end; k++) {
-      const outcome = outcomes[k - i] ??
-        { error: new PolicyFailure("error", "the runtime returned no result") };
-      const timing = { startedMs: started + (k - i) * share, durationMs: share, batched: !!entry.batch };
-      const step = settle(entries[k], outcome, phase, state, timing, observer);
-      if (step.stop) return finish(step, k);
-      const chunkStep = await wholeBodyChunk(entries[k], phase, state, observer, defaultTimeoutMs);
-      if (chunkStep.stop) return finish(chunkStep, k);
-    }
-    i = end;
+    return this.#settleFrom({ from, end, outcomes, started, share }, from);
   }
-  return undefined;
+
+  /** Settles the call's outcomes from entry `k` on (where a whole-body chunk that waited resumes), then the rest. */
+  #settleFrom(call: SettledCall, k: number): Result {
+    const { entries, phase, state, observer } = this;
+    const { from, end, outcomes, started, share } = call;
+    const batched = !!entries[from].batch;
+    for (; k < end; k++) {
+      const outcome = outcomes[k - from] ??
+        { error: new PolicyFailure("error", "the runtime returned no result") };
+      const timing = { startedMs: started + (k - from) * share, durationMs: share, batched };
+      const step = settle(entries[k], outcome, phase, state, timing, observer);
+      if (step.stop) return this.#finish(step, k);
+      const chunkStep = wholeBodyChunk(entries[k], phase, state, observer, this.defaultTimeoutMs);
+      if (isPromise(chunkStep)) {
+        const at = k;
+        return chunkStep.then((step) => step.stop ? this.#finish(step, at) : this.#settleFrom(call, at + 1));
+      }
+      if (chunkStep.stop) return this.#finish(chunkStep, k);
+    }
+    return this.from(end);
+  }
+
+  /** After an immediate response Envoy sends nothing more: the rest of the phase never runs. */
+  #finish(step: Stop, at: number): ImmediateOutcome | undefined {
+    const { entries, to, phase, state, observer } = this;
+    skipRest(entries, at + 1, step.immediate ? entries.length : to, phase, state, step.cause, observer);
+    return step.immediate;
+  }
 }

@@ -92,8 +92,8 @@ export class ExchangeState {
     readonly metadata: Record<string, unknown>;
   };
 
-  /** Why Envoy cancelled the exchange, once it did. */
-  #cancelled: DOMException | undefined;
+  /** Set once Envoy cancelled the exchange. */
+  #cancelled = false;
   #cancel: AbortController | undefined;
 
   constructor(route: RouteInfo) {
@@ -104,16 +104,20 @@ export class ExchangeState {
   get cancelSignal(): AbortSignal {
     if (!this.#cancel) {
       this.#cancel = new AbortController();
-      if (this.#cancelled) this.#cancel.abort(this.#cancelled);
+      if (this.#cancelled) this.#cancel.abort(cancelledReason());
     }
     return this.#cancel.signal;
   }
 
-  /** Envoy ended the exchange's stream (a client that went away, a reset): tell running policies. */
+  /**
+   * Envoy ended the exchange's stream (a client that went away, a reset): tell running
+   * policies. The transport calls this when every stream closes, so the reason (a
+   * DOMException, which captures a stack) is made only for a signal someone holds.
+   */
   cancel(): void {
     if (this.#cancelled) return;
-    this.#cancelled = new DOMException("Envoy cancelled the request", "AbortError");
-    this.#cancel?.abort(this.#cancelled);
+    this.#cancelled = true;
+    this.#cancel?.abort(cancelledReason());
   }
 
   /** The view one policy call's `onRequest` receives: live, with the call's own signal. */
@@ -171,6 +175,11 @@ export class PolicyCall {
     this.#timedOut ??= new DOMException(message, "TimeoutError");
     this.#timeout?.abort(this.#timedOut);
   }
+}
+
+/** What a cancelled exchange's signal fires with. */
+function cancelledReason(): DOMException {
+  return new DOMException("Envoy cancelled the request", "AbortError");
 }
 
 /**

@@ -8,12 +8,10 @@
  * after Envoy resets the stream, and every stream we end carries `grpc-status` trailers
  * (Envoy fails the request on a stream that ends without them).
  */
-import { toBinary } from "@bufbuild/protobuf";
 import { getLogger } from "@logtape/logtape";
 import {
   type ProcessingRequest,
   type ProcessingResponse,
-  ProcessingResponseSchema,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import {
   encodeGrpcMessage,
@@ -31,6 +29,7 @@ import { SocketKeeper } from "../transport/socket_keeper.ts";
 import { failureStatus, malformedStream } from "./failures.ts";
 import type { ExtProcServerOptions } from "./options.ts";
 import { decodeProcessingRequest } from "./request_codec.ts";
+import { encodeProcessingResponse } from "./response_codec.ts";
 import { ExchangeStream } from "./stream.ts";
 
 const log = getLogger(["tollgate", "extproc"]);
@@ -443,7 +442,7 @@ class Call {
   /** Writes one message; resolves when the stream can take more (or is gone). */
   send(message: ProcessingResponse): Promise<void> | void {
     if (!this.writable) return;
-    if (this.stream.write(encodeMessage(toBinary(ProcessingResponseSchema, message)))) return;
+    if (this.stream.write(encodeMessage(encodeProcessingResponse(message)))) return;
     return new Promise<void>((resolve) => this.#drained = resolve);
   }
 

@@ -406,9 +406,10 @@ export class ExchangeStream {
     return immediateReply(outcome);
   }
 
-  async #run(phase: Phase, from: number, to: number): Promise<ImmediateOutcome | undefined> {
+  /** Runs the chain's `phase` policies `[from, to)`: synchronously when none of them waits. */
+  #run(phase: Phase, from: number, to: number): Settled<ImmediateOutcome | undefined> {
     const { chain, limits } = this.#binding;
-    const outcome = await runPolicies(
+    const outcome = runPolicies(
       PHASES[phase].entries(chain),
       from,
       to,
@@ -418,8 +419,10 @@ export class ExchangeStream {
       // The table the stream is bound to: a request keeps the config it started with.
       limits.policyTimeoutMs,
     );
-    if (outcome) this.#answeredWith(outcome);
-    return outcome;
+    return then(outcome, (immediate) => {
+      if (immediate) this.#answeredWith(immediate);
+      return immediate;
+    });
   }
 
   /** Counts a response Tollgate sent itself. */
@@ -451,12 +454,12 @@ export class ExchangeStream {
    * starts at the response headers is an Envoy local reply, bound there, and no mode
    * override was sent for it yet.
    */
-  async #onHeaders(
+  #onHeaders(
     phase: Phase,
     request: ProcessingRequest,
     headers: HeaderMessage,
     endOfStream: boolean,
-  ): Promise<ProcessingResponse> {
+  ): Settled<ProcessingResponse> {
     const ops = PHASES[phase];
     const startsHere = phase === "request" || this.#binding === UNBOUND;
     if (startsHere) {
@@ -475,8 +478,24 @@ export class ExchangeStream {
     const bodyComing = ops.needsBody(chain) && !endOfStream;
     const to = bodyComing ? ops.headersCount(chain) : entries.length;
     this.#ran[phase] = to;
-    const immediate = await this.#run(phase, 0, to);
-    if (immediate) return this.#immediate(immediate);
+    return then(
+      this.#run(phase, 0, to),
+      (immediate) =>
+        immediate
+          ? this.#immediate(immediate)
+          : this.#headersDecided(phase, chain, endOfStream, startsHere && bodyComing),
+    );
+  }
+
+  /** The answer to request or response headers whose policies ran without an immediate response. */
+  #headersDecided(
+    phase: Phase,
+    chain: Chain,
+    endOfStream: boolean,
+    overrideHere: boolean,
+  ): ProcessingResponse {
+    const ops = PHASES[phase];
+    const state = this.#state;
     if (phase === "response") this.#responseDecided(chain, state);
     const streams = !endOfStream && ops.streaming(chain).length > 0;
     if (streams) this.#startStreaming(phase, chain);
@@ -487,7 +506,7 @@ export class ExchangeStream {
       ? modeOverrideFor(chain)
       : streams
       ? streamedResponseMode(chain)
-      : startsHere && bodyComing
+      : overrideHere
       ? modeOverrideFor(chain)
       : undefined;
     return reply(
@@ -587,13 +606,13 @@ export class ExchangeStream {
     phase: Phase,
     bytes: Uint8Array,
     endOfStream: boolean,
-  ): Promise<ProcessingResponse> | ProcessingResponse {
+  ): Settled<ProcessingResponse> {
     const pipeline = this.#pipelines[phase];
     if (pipeline) return this.#onChunk(phase, pipeline, bytes, endOfStream);
     return this.#onBufferedBody(phase, bytes, endOfStream);
   }
 
-  async #onBufferedBody(phase: Phase, bytes: Uint8Array, endOfStream: boolean): Promise<ProcessingResponse> {
+  #onBufferedBody(phase: Phase, bytes: Uint8Array, endOfStream: boolean): Settled<ProcessingResponse> {
     const ops = PHASES[phase];
     const entries = ops.entries(this.#binding.chain);
     const ran = this.#ran[phase];
@@ -605,13 +624,23 @@ export class ExchangeStream {
     if (phase === "request" && state.received) state.received.body = bytes.slice();
     ops.setBody(state, new Body(bytes, endOfStream));
     this.#ran[phase] = entries.length;
-    const immediate = await this.#run(phase, ran, entries.length);
-    if (immediate) return this.#immediate(immediate);
-    return reply(
-      ops.bodyReply,
-      commonResponse(state, { phase, bodyPhase: true }),
-      undefined,
-      this.#metadata(state),
+    return then(
+      this.#run(phase, ran, entries.length),
+      (immediate) =>
+        immediate ? this.#immediate(immediate) : reply(
+          ops.bodyReply,
+          commonResponse(state, { phase, bodyPhase: true }),
+          undefined,
+          this.#metadata(state),
+        ),
     );
   }
+}
+
+/** A value now, or later. */
+type Settled<T> = T | Promise<T>;
+
+/** `next(value)` now if `value` is ready, else once it settles: no promise hop for what never waited. */
+function then<T, R>(value: Settled<T>, next: (value: T) => R): Settled<R> {
+  return value instanceof Promise ? value.then(next) : next(value);
 }

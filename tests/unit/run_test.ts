@@ -217,3 +217,58 @@ Deno.test("an immediate response without a status code is a 500, as in the Pytho
   assert.equal(outcome?.statusCode, 500);
   assert.equal(outcome?.policy, "plain:v1");
 });
+
+Deno.test("a chain of synchronous policies settles without a promise; one that waits makes only the rest wait", async () => {
+  const sync = chain(entry("a:v1", appendTrace("a")), entry("b:v1", appendTrace("b")));
+  const s = state();
+  const now = runPolicies(sync.request, 0, 2, "request", s);
+  assert.ok(!(now instanceof Promise), "nothing waited: the outcome is there at once");
+  assert.equal(now, undefined);
+  assert.deepEqual(s.requestHeaders.getAll("x-trace"), ["a", "b"]);
+
+  const waits: Policy = {
+    onRequest: async (ctx) => {
+      await Promise.resolve();
+      return new UpstreamRequestModifications({
+        appendHeaders: { "x-trace": "w" },
+        setHeaders: { "x-w": ctx.path },
+      });
+    },
+  };
+  const mixed = chain(entry("a:v1", appendTrace("a")), entry("w:v1", waits), entry("c:v1", appendTrace("c")));
+  const m = state();
+  const later = runPolicies(mixed.request, 0, 3, "request", m);
+  assert.ok(later instanceof Promise, "a policy that waits makes the outcome wait");
+  assert.deepEqual(
+    m.requestHeaders.getAll("x-trace"),
+    ["a"],
+    "the policy after the waiting one has not run yet",
+  );
+  assert.equal(await later, undefined);
+  assert.deepEqual(m.requestHeaders.getAll("x-trace"), ["a", "w", "c"]);
+  assert.equal(m.requestHeaders.get("x-seen-c"), "a,w");
+  assert.deepEqual(m.trace.map((d) => `${d.policy}=${d.outcome}`), [
+    "a=modified",
+    "w=modified",
+    "c=modified",
+  ]);
+});
+
+Deno.test("a waiting policy that rejects fails closed, and what follows it does not run", async () => {
+  let ran = false;
+  const c = chain(
+    entry("a:v1", appendTrace("a")),
+    entry("r:v1", { onRequest: () => Promise.reject(new Error("lost")) }),
+    entry("after:v1", { onRequest: () => void (ran = true) }),
+  );
+  const s = state();
+  const outcome = await runPolicies(c.request, 0, 3, "request", s);
+  assert.equal(outcome?.statusCode, 500);
+  assert.equal(outcome?.policy, "r:v1");
+  assert.equal(ran, false);
+  assert.deepEqual(s.trace.map((d) => `${d.policy}=${d.outcome}`), [
+    "a=modified",
+    "r=failed",
+    "after=skipped",
+  ]);
+});

@@ -14,6 +14,7 @@ import {
   immediateResponse,
   loadRequestHeaders,
   loadResponseHeaders,
+  valueOf,
 } from "../../src/extproc/translate.ts";
 import {
   Body,
@@ -265,4 +266,29 @@ Deno.test("an invalid authority is rejected before anything changes", () => {
   );
   assert.equal(state.requestHeaders.has("x-a"), false);
   assert.equal(state.authority, "h");
+});
+
+Deno.test("header values decode as UTF-8 whatever their length: ASCII, multi-byte, invalid bytes, legacy value", () => {
+  const raw = (bytes: Uint8Array | string) => ({
+    value: "",
+    rawValue: typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes,
+  });
+  for (
+    const text of [
+      "",
+      "a",
+      "Bearer abc.def",
+      "x".repeat(64),
+      "y".repeat(65),
+      "ü",
+      `${"a".repeat(63)}ü`,
+      "✓😀",
+    ]
+  ) {
+    assert.equal(valueOf(raw(text)), text);
+  }
+  // Invalid UTF-8 becomes U+FFFD, as Envoy's bytes always did through TextDecoder.
+  assert.equal(valueOf(raw(new Uint8Array([0x61, 0xff, 0x62]))), "a\ufffdb");
+  assert.equal(valueOf(raw(new Uint8Array([0x00, 0x7f]))), "\u0000\u007f");
+  assert.equal(valueOf({ value: "legacy", rawValue: new Uint8Array() }), "legacy");
 });
