@@ -9,9 +9,9 @@
  * (Envoy fails the request on a stream that ends without them).
  */
 import { getLogger } from "@logtape/logtape";
-import {
-  type ProcessingRequest,
-  type ProcessingResponse,
+import type {
+  ProcessingRequest,
+  ProcessingResponse,
 } from "../gen/proto/envoy/service/ext_proc/v3/external_processor_pb.ts";
 import {
   encodeGrpcMessage,
@@ -121,7 +121,10 @@ export class LeanExtProcServer {
     if (listen.kind === "unix") {
       target = `unix:${listen.socket}`;
       instance.#socket = await SocketKeeper.start(listen.socket, listen.socketMode, {
-        listen: async (path) => instance.#accept(Deno.listen({ transport: "unix", path })),
+        listen: (path) => {
+          instance.#accept(Deno.listen({ transport: "unix", path }));
+          return Promise.resolve();
+        },
         close: async () => {
           await instance.#stopAccepting();
           // The socket file is being replaced: Envoy should reconnect to the new one.
