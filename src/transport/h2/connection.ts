@@ -29,8 +29,8 @@ import {
 } from "./frames.ts";
 import { requestHeadersProblem, trailersProblem } from "./header_rules.ts";
 import { encodeHeaders, HpackDecoder, HpackError } from "./hpack.ts";
-import { OutputBuffer } from "./output.ts";
 import { H2Stream, type StreamHost } from "./stream.ts";
+import { FrameWriter } from "./writer.ts";
 
 /** What this server advertises and enforces. */
 export interface ConnectionSettings {
@@ -113,17 +113,12 @@ export class H2Connection implements StreamHost {
   /** Streams whose `write` returned false. */
   readonly #drainWaiters = new Set<H2Stream>();
 
-  readonly #output = new OutputBuffer();
-  #writingBytes = 0;
-  #writing = false;
-  #flushQueued = false;
-  #closeAfterFlush = false;
-
   /** `close()` was called: the notice is out, the final GOAWAY follows. */
   #closing = false;
   #goawaySent = false;
   #peerGoaway = false;
   #dead = false;
+  readonly #writer: FrameWriter;
   #closedReported = false;
   readonly #pings: (() => void)[] = [];
 
@@ -131,14 +126,18 @@ export class H2Connection implements StreamHost {
     this.#conn = conn;
     this.#settings = settings;
     this.#handlers = handlers;
-    this.#queue(settingsFrame([
+    this.#writer = new FrameWriter(conn, settings.maxOutputBytes, {
+      written: () => this.#notifyDrain(),
+      done: () => this.destroy(),
+    });
+    this.#writer.queue(settingsFrame([
       [Setting.MAX_CONCURRENT_STREAMS, settings.maxConcurrentStreams],
       [Setting.INITIAL_WINDOW_SIZE, settings.streamWindowBytes],
       [Setting.MAX_HEADER_LIST_SIZE, settings.maxHeaderListBytes],
     ]));
     const grant = settings.connectionWindowBytes - DEFAULT_WINDOW_BYTES;
     if (grant > 0) {
-      this.#queue(windowUpdateFrame(0, grant));
+      this.#writer.queue(windowUpdateFrame(0, grant));
       this.#receiveWindow += grant;
     }
   }
@@ -174,7 +173,7 @@ export class H2Connection implements StreamHost {
   ping(acknowledged: () => void): void {
     if (this.#dead) return;
     this.#pings.push(acknowledged);
-    this.#queue(pingFrame(new Uint8Array(8), false));
+    this.#writer.queue(pingFrame(new Uint8Array(8), false));
   }
 
   /** Graceful close: GOAWAY, no new streams, the socket closes when the open ones are done. */
@@ -184,14 +183,14 @@ export class H2Connection implements StreamHost {
     // Two steps (RFC 9113 §6.8): a notice first, so streams the peer opens before it has seen
     // it are still served; the final GOAWAY, naming the last stream, once a ping's round trip
     // shows the peer has read the notice.
-    this.#queue(goawayFrame(MAX_STREAM_ID, ErrorCode.NO_ERROR));
+    this.#writer.queue(goawayFrame(MAX_STREAM_ID, ErrorCode.NO_ERROR));
     this.ping(() => this.#finalGoaway());
   }
 
   #finalGoaway(): void {
     if (this.#dead || this.#goawaySent) return;
     this.#goawaySent = true;
-    this.#queue(goawayFrame(this.#lastStreamId, ErrorCode.NO_ERROR));
+    this.#writer.queue(goawayFrame(this.#lastStreamId, ErrorCode.NO_ERROR));
     if (this.#streams.size === 0) this.#endSocket();
   }
 
@@ -199,6 +198,7 @@ export class H2Connection implements StreamHost {
   destroy(): void {
     if (this.#dead) return;
     this.#dead = true;
+    this.#writer.stop();
     try {
       this.#conn.close();
     } catch {
@@ -337,7 +337,7 @@ export class H2Connection implements StreamHost {
       !stream.remoteEnded && !stream.closed && !stream.paused &&
       stream.unacknowledged >= this.#settings.streamWindowBytes / 2
     ) {
-      this.#queue(windowUpdateFrame(stream.id, stream.unacknowledged));
+      this.#writer.queue(windowUpdateFrame(stream.id, stream.unacknowledged));
       stream.receiveWindow += stream.unacknowledged;
       stream.unacknowledged = 0;
     }
@@ -347,7 +347,7 @@ export class H2Connection implements StreamHost {
   #acknowledge(length: number): void {
     this.#unacknowledged += length;
     if (this.#unacknowledged >= this.#settings.connectionWindowBytes / 2) {
-      this.#queue(windowUpdateFrame(0, this.#unacknowledged));
+      this.#writer.queue(windowUpdateFrame(0, this.#unacknowledged));
       this.#receiveWindow += this.#unacknowledged;
       this.#unacknowledged = 0;
     }
@@ -420,7 +420,7 @@ export class H2Connection implements StreamHost {
     }
     this.#lastStreamId = streamId;
     if (this.#goawaySent || this.#streams.size >= this.#settings.maxConcurrentStreams) {
-      return this.#queue(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
+      return this.#writer.queue(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
     }
     if (headerListBytes(headers) > this.#settings.maxHeaderListBytes) {
       // Not REFUSED_STREAM: that would tell the client a retry may work.
@@ -428,7 +428,7 @@ export class H2Connection implements StreamHost {
       return;
     }
     if (requestHeadersProblem(headers)) {
-      return this.#queue(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
+      return this.#writer.queue(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
     }
     const opened = new H2Stream(streamId, this, this.#peerStreamWindow, this.#settings.streamWindowBytes);
     this.#streams.set(streamId, opened);
@@ -472,7 +472,7 @@ export class H2Connection implements StreamHost {
       }
       // The header table size only matters to an encoder that indexes; ours never does.
     }
-    this.#queue(SETTINGS_ACK);
+    this.#writer.queue(SETTINGS_ACK);
     if (!this.#settingsSeen) {
       this.#settingsSeen = true;
       this.#handlers.settings?.();
@@ -497,7 +497,7 @@ export class H2Connection implements StreamHost {
       this.#pings.shift()?.();
       return;
     }
-    this.#queue(pingFrame(payload.slice(), true));
+    this.#writer.queue(pingFrame(payload.slice(), true));
   }
 
   #goaway(streamId: number, payload: Uint8Array): void {
@@ -560,7 +560,7 @@ export class H2Connection implements StreamHost {
   }
 
   #streamError(streamId: number, code: ErrorCodeValue): void {
-    this.#queue(rstStreamFrame(streamId, code));
+    this.#writer.queue(rstStreamFrame(streamId, code));
     const stream = this.#streams.get(streamId);
     if (stream) this.#finish(stream);
   }
@@ -577,7 +577,7 @@ export class H2Connection implements StreamHost {
     stream.pending.push(data);
     stream.pendingBytes += data.byteLength;
     this.#pump(stream);
-    if (stream.pendingBytes === 0 && this.#output.length + this.#writingBytes < HIGH_WATER_BYTES) return true;
+    if (stream.pendingBytes === 0 && this.#writer.buffered < HIGH_WATER_BYTES) return true;
     this.#drainWaiters.add(stream);
     return false;
   }
@@ -614,7 +614,7 @@ export class H2Connection implements StreamHost {
       }
     }
     if (!stream.closed && !stream.paused && !stream.remoteEnded && stream.unacknowledged > 0) {
-      this.#queue(windowUpdateFrame(stream.id, stream.unacknowledged));
+      this.#writer.queue(windowUpdateFrame(stream.id, stream.unacknowledged));
       stream.receiveWindow += stream.unacknowledged;
       stream.unacknowledged = 0;
     }
@@ -640,7 +640,7 @@ export class H2Connection implements StreamHost {
       stream.pendingBytes -= chunk.byteLength;
       this.#sendWindow -= chunk.byteLength;
       stream.sendWindow -= chunk.byteLength;
-      this.#queueFrame(FrameType.DATA, 0, stream.id, chunk);
+      this.#writer.frame(FrameType.DATA, 0, stream.id, chunk);
     }
     if (stream.trailers && !stream.closed) {
       const trailers = stream.trailers;
@@ -654,74 +654,21 @@ export class H2Connection implements StreamHost {
   #headerFrames(streamId: number, block: Uint8Array, endStream: boolean): void {
     const end = endStream ? Flag.END_STREAM : 0;
     if (block.byteLength <= this.#peerMaxFrame) {
-      this.#queueFrame(FrameType.HEADERS, end | Flag.END_HEADERS, streamId, block);
+      this.#writer.frame(FrameType.HEADERS, end | Flag.END_HEADERS, streamId, block);
       return;
     }
     for (let at = 0; at < block.byteLength; at += this.#peerMaxFrame) {
       const part = block.subarray(at, at + this.#peerMaxFrame);
       const last = at + this.#peerMaxFrame >= block.byteLength ? Flag.END_HEADERS : 0;
       const type = at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
-      this.#queueFrame(type, (at === 0 ? end : 0) | last, streamId, part);
+      this.#writer.frame(type, (at === 0 ? end : 0) | last, streamId, part);
     }
   }
 
   // ---- writing ----
 
-  /** Queues a prebuilt frame. */
-  #queue(frame: Uint8Array): void {
-    if (this.#dead) return;
-    this.#output.bytes(frame);
-    this.#flushSoon();
-  }
-
-  #queueFrame(type: number, flags: number, streamId: number, payload: Uint8Array): void {
-    if (this.#dead) return;
-    this.#output.header(payload.byteLength, type, flags, streamId);
-    this.#output.bytes(payload);
-    this.#flushSoon();
-  }
-
-  #flushSoon(): void {
-    if (this.#output.length + this.#writingBytes > this.#settings.maxOutputBytes) {
-      // Flow control bounds what streams send; only a peer that stops reading gets here.
-      queueMicrotask(() => this.destroy());
-      return;
-    }
-    if (!this.#flushQueued && !this.#writing) {
-      this.#flushQueued = true;
-      // Everything this tick produces (several streams' answers, window updates) leaves in one write.
-      queueMicrotask(this.#flush);
-    }
-  }
-
-  readonly #flush = (): void => {
-    this.#flushQueued = false;
-    if (!this.#writing) this.#writeOut();
-  };
-
-  async #writeOut(): Promise<void> {
-    this.#writing = true;
-    try {
-      while (this.#output.length > 0 && !this.#dead) {
-        const buffer = this.#output.take();
-        this.#writingBytes = buffer.byteLength;
-        let written = 0;
-        while (written < buffer.byteLength) written += await this.#conn.write(buffer.subarray(written));
-        this.#writingBytes = 0;
-        this.#output.recycle(buffer);
-        this.#notifyDrain();
-      }
-    } catch {
-      // The peer is gone: reading ends too, and tears the connection down.
-      this.destroy();
-    } finally {
-      this.#writing = false;
-    }
-    if (this.#closeAfterFlush && !this.#dead) this.destroy();
-  }
-
   #notifyDrain(): void {
-    if (this.#drainWaiters.size === 0 || this.#output.length + this.#writingBytes >= HIGH_WATER_BYTES) return;
+    if (this.#drainWaiters.size === 0 || this.#writer.buffered >= HIGH_WATER_BYTES) return;
     for (const stream of [...this.#drainWaiters]) {
       if (stream.pendingBytes > 0) continue;
       this.#drainWaiters.delete(stream);
@@ -731,15 +678,14 @@ export class H2Connection implements StreamHost {
 
   /** Closes the socket once everything queued is written. */
   #endSocket(): void {
-    this.#closeAfterFlush = true;
-    if (!this.#writing && !this.#flushQueued) this.destroy();
+    this.#writer.closeWhenFlushed();
   }
 
   /** A connection error: GOAWAY with `code`, then close. */
   #fail(code: ErrorCodeValue, message: string): void {
     if (this.#dead) return;
     this.#goawaySent = true;
-    this.#queue(goawayFrame(this.#lastStreamId, code, message));
+    this.#writer.queue(goawayFrame(this.#lastStreamId, code, message));
     for (const stream of [...this.#streams.values()]) this.#finish(stream);
     this.#endSocket();
   }
@@ -747,6 +693,7 @@ export class H2Connection implements StreamHost {
   #teardown(): void {
     const wasDead = this.#dead;
     this.#dead = true;
+    this.#writer.stop();
     for (const stream of [...this.#streams.values()]) this.#finish(stream);
     this.#pings.length = 0;
     if (!wasDead) {
