@@ -7,6 +7,7 @@
  * authority. Decoding was a sixth of the data plane's own CPU per exchange before this.
  */
 import { fromBinary, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { asciiText } from "./ascii.ts";
 import type { HeaderMap, HeaderValue } from "../gen/proto/envoy/config/core/v3/base_pb.ts";
 import {
   type HttpBody,
@@ -291,13 +292,8 @@ class Reader {
    * protobuf-es, whose UTF-8 rules (strict, a leading U+FEFF kept) stay the authority.
    */
   string(): string {
-    const bytes = this.bytes();
-    let text = "";
-    for (let i = 0; i < bytes.byteLength; i++) {
-      const byte = bytes[i];
-      if (byte >= 0x80) throw UNHANDLED;
-      text += String.fromCharCode(byte);
-    }
+    const text = asciiText(this.bytes());
+    if (text === undefined) throw UNHANDLED;
     return text;
   }
 

@@ -22,28 +22,16 @@ import type { ImmediateOutcome } from "../chain/run.ts";
 import type { ExchangeState } from "../chain/state.ts";
 import { type DecisionEntry, formatTrace, TRACE_METADATA_KEY } from "../observe/decision_trace.ts";
 import type { HeaderMap } from "../sdk/headers.ts";
+import { asciiText } from "./ascii.ts";
 
 const utf8 = new TextDecoder();
 const encoder = new TextEncoder();
-
-/** Header values up to this many bytes are decoded here when ASCII; longer ones by the platform. */
-const SHORT_VALUE = 64;
 
 /** A header's value as Envoy sent it (`raw_value`, or `value` from older Envoys). */
 export function valueOf(header: { value: string; rawValue: Uint8Array }): string {
   const raw = header.rawValue;
   if (raw.length === 0) return header.value;
-  // Most values are short ASCII, where a call into the platform's decoder costs more than the
-  // decoding; ASCII decodes the same either way.
-  if (raw.length <= SHORT_VALUE && isAscii(raw)) {
-    return String.fromCharCode.apply(null, raw as unknown as number[]);
-  }
-  return utf8.decode(raw);
-}
-
-function isAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return false;
-  return true;
+  return asciiText(raw) ?? utf8.decode(raw);
 }
 
 /** Loads request headers: pseudo-headers into their fields, the rest into the header map. */
