@@ -192,6 +192,7 @@ export class LeanExtProcServer {
     }, {
       stream: (stream, headers) => this.#onStream(connection, state, stream, headers),
       settings: () => clearTimeout(state.preface),
+      malformed: (reason, detail) => malformedStream(this.options.observer, reason, detail),
       failed: (error) =>
         log.error("ext_proc connection ended on an internal error: {error}", { error: String(error) }),
       closed: () => {

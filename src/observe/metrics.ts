@@ -54,7 +54,7 @@ export class Metrics {
   readonly #malformedStreams = new client.Counter({
     name: "tollgate_extproc_malformed_streams_total",
     help: "ext_proc streams ended for breaking the protocol, by reason " +
-      "(undecodable_message, second_request_headers)",
+      "(undecodable_message, second_request_headers, malformed_request, http2_connection_error)",
     labelNames: ["reason"],
     registers: [this.registry],
   });
@@ -184,7 +184,14 @@ export class Metrics {
     for (const reason of ["unknown_route", "no_route_name"]) {
       for (const action of ["pass", "deny", "default"]) this.#unmatched.inc({ reason, action }, 0);
     }
-    for (const reason of ["undecodable_message", "second_request_headers"]) {
+    for (
+      const reason of [
+        "undecodable_message",
+        "second_request_headers",
+        "malformed_request",
+        "http2_connection_error",
+      ]
+    ) {
       this.#malformedStreams.inc({ reason }, 0);
     }
   }

@@ -156,6 +156,38 @@ const connectionLimits = (transport: ListenTransport): Deno.TestDefinition => ({
           client.close();
         }
       });
+      // The HTTP/2 layer is Tollgate's own only on the lean transport; grpc-js's node:http2 does not report it.
+      if (transport === "lean") {
+        await t.step("a client that does not speak HTTP/2 is refused with GOAWAY, counted", async () => {
+          const conn = await Deno.connect({ transport: "unix", path: engine.layout.extprocSocket! });
+          await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: tollgate\r\n\r\n"));
+          const buffer = new Uint8Array(1024);
+          let received = 0;
+          while (true) {
+            const read = await conn.read(buffer.subarray(received)).catch(() => null);
+            if (read === null) break;
+            received += read;
+          }
+          conn.close();
+          const goaway = new TextDecoder().decode(buffer.subarray(0, received));
+          assert.match(goaway, /not an HTTP\/2 connection preface/, "the GOAWAY says why");
+          assert.equal(
+            await metric(engine, 'tollgate_extproc_malformed_streams_total{reason="http2_connection_error"}'),
+            1,
+          );
+          const client = new ExtProcClient(`unix:${engine.layout.extprocSocket}`);
+          try {
+            const stream = client.open();
+            assert.equal(
+              (await stream.exchange(requestHeaders("hdr", "/after"))).response.case,
+              "requestHeaders",
+            );
+            await stream.finish();
+          } finally {
+            client.close();
+          }
+        });
+      }
     } finally {
       assert.equal(await engine.stop(), 0, engine.lines.join("\n"));
     }

@@ -593,3 +593,30 @@ Deno.test("a stream that pauses again on what a resume delivers gets the rest on
     assert.equal(ended, true);
   });
 });
+
+Deno.test("protocol violations are reported to the owner with what the peer did", async () => {
+  const reports: string[] = [];
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/h2.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const accepted = listener.accept();
+  const client = new RawClient(await Deno.connect({ transport: "unix", path }));
+  const connection = new H2Connection(await accepted, SETTINGS, {
+    stream: echo,
+    malformed: (reason, detail) => reports.push(`${reason}: ${detail}`),
+  });
+  const served = connection.serve();
+  await client.start();
+  await client.send(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, encodeHeaders([[":method", "POST"]])));
+  await client.until(FrameType.RST_STREAM);
+  await client.send(frame(FrameType.PUSH_PROMISE, 0, 3, new Uint8Array(4)));
+  assert.equal(await client.goaway(), ErrorCode.PROTOCOL_ERROR);
+  await served;
+  assert.deepEqual(reports, [
+    "malformed_request: stream 1: a request without :method, :scheme and :path",
+    "http2_connection_error: a client sent PUSH_PROMISE",
+  ]);
+  client.conn.close();
+  listener.close();
+  await Deno.remove(dir, { recursive: true });
+});

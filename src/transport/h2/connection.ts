@@ -57,6 +57,11 @@ export interface ConnectionHandlers {
   closed?(): void;
   /** A handler threw while the connection read its input: it ends with INTERNAL_ERROR. */
   failed?(error: unknown): void;
+  /**
+   * The peer broke the protocol: `reason` is `http2_connection_error` (the connection ended
+   * with GOAWAY) or `malformed_request` (the stream was reset); `detail` says what it did.
+   */
+  malformed?(reason: "http2_connection_error" | "malformed_request", detail: string): void;
 }
 
 /** The input buffer: frames are parsed in place and handed out as views, so it is never reused. */
@@ -248,6 +253,7 @@ export class H2Connection implements StreamHost {
       }
     } catch (error) {
       if (error instanceof ConnectionError) {
+        this.#handlers.malformed?.("http2_connection_error", error.message);
         this.#fail(error.code, error.message);
       } else {
         // A fault of ours (a handler that threw): the connection cannot be trusted to go on.
@@ -427,7 +433,9 @@ export class H2Connection implements StreamHost {
       this.#headerFrames(streamId, HEADERS_TOO_LARGE, true);
       return;
     }
-    if (requestHeadersProblem(headers)) {
+    const problem = requestHeadersProblem(headers);
+    if (problem) {
+      this.#handlers.malformed?.("malformed_request", `stream ${streamId}: ${problem}`);
       return this.#writer.queue(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
     }
     const opened = new H2Stream(streamId, this, this.#peerStreamWindow, this.#settings.streamWindowBytes);
